@@ -1,0 +1,1 @@
+"""FastAGI server and AMI outcome listener."""

@@ -1,0 +1,1 @@
+"""ARI Stasis application (aiohttp REST + events WebSocket)."""

@@ -1,0 +1,1 @@
+"""outguard: outbound call screening for Asterisk."""

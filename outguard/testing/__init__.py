@@ -1,0 +1,1 @@
+"""Test and benchmark helpers: SIPp runners for the sandbox PBX."""

@@ -1,0 +1,240 @@
+"""Run the SIPp scenarios in ``tests/sipp/`` against a sandbox PBX and read their results.
+
+The agent phone (a SIPp UAC) places calls through the PBX; the carrier (a SIPp UAS)
+answers them. Both log one line per event through ``-log_file``; this module parses those
+lines into per-call results with SIPp's millisecond clock.
+
+Every run is bounded: a call count, a global ``-timeout`` and a hard wall-clock limit, and
+every process is killed with SIGKILL on the way out (a UAS sent SIGTERM can linger and keep
+its port).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from outguard.errors import OutguardError
+from outguard.sandbox import REPO, Instance
+
+logger = logging.getLogger(__name__)
+
+SCENARIOS = REPO / "tests" / "sipp"
+
+
+class SippError(OutguardError):
+    """SIPp is missing, or a run could not be started or read."""
+
+
+def sipp_binary() -> str:
+    found = shutil.which("sipp")
+    if not found:
+        raise SippError("SIPp is missing: apt-get install -y sip-tester")
+    return found
+
+
+@dataclass
+class CallResult:
+    """What the agent phone saw of one call (times in SIPp's milliseconds)."""
+
+    number: int
+    sent_ms: int | None = None
+    provisional: list[tuple[int, int]] = field(default_factory=list)  # (code, ms)
+    final: int | None = None
+    final_ms: int | None = None
+    ended_by: str | None = None  # "local" (agent sent BYE) or "remote" (got BYE)
+    ended_ms: int | None = None
+
+    @property
+    def post_dial_delay_ms(self) -> int | None:
+        """INVITE sent -> first 180/183/200 received."""
+        firsts = [ms for _, ms in self.provisional]
+        if self.final_ms is not None:
+            firsts.append(self.final_ms)
+        if self.sent_ms is None or not firsts:
+            return None
+        return min(firsts) - self.sent_ms
+
+
+@dataclass
+class AgentRun:
+    returncode: int
+    calls: dict[int, CallResult]
+    output: str
+
+    def finals(self) -> list[int | None]:
+        return [self.calls[n].final for n in sorted(self.calls)]
+
+    @property
+    def only(self) -> CallResult:
+        if len(self.calls) != 1:
+            raise SippError(f"expected one call, SIPp reported {len(self.calls)}: {self.output}")
+        return next(iter(self.calls.values()))
+
+
+def _parse_log(path: Path) -> list[list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+def parse_agent_log(path: Path) -> dict[int, CallResult]:
+    calls: dict[int, CallResult] = {}
+    for words in _parse_log(path):
+        if len(words) < 4 or not words[1].isdigit():
+            continue
+        kind, number, value, tick = words[0], int(words[1]), words[2], words[3]
+        call = calls.setdefault(number, CallResult(number))
+        ms = int(tick) if tick.isdigit() else None
+        if kind == "SENT":
+            call.sent_ms = ms
+        elif kind == "PROV" and ms is not None:
+            call.provisional.append((int(value), ms))
+        elif kind == "FINAL":
+            call.final, call.final_ms = int(value), ms
+        elif kind == "END":
+            call.ended_by, call.ended_ms = value, ms
+    return calls
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        logger.warning("SIPp pid %d did not exit after SIGKILL", proc.pid)
+
+
+def wait_port_free(port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SippError(f"UDP port {port} is still taken") from None
+        time.sleep(0.05)
+
+
+def _common_args(scenario: str, port: int, media_port: int, control_port: int) -> list[str]:
+    return [
+        sipp_binary(), "-sf", str(SCENARIOS / scenario),
+        "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(port), "-mp", str(media_port),
+        "-cp", str(control_port), "-nostdin", "-trace_logs",
+    ]
+
+
+class Carrier:
+    """A SIPp UAS answering on the sandbox's carrier port, for a ``with`` block."""
+
+    def __init__(
+        self, inst: Instance, hold_ms: int = 300, callee_hangs_up: bool = True,
+        limit_s: float = 300.0,
+    ) -> None:
+        self.inst = inst
+        self.hold_ms = hold_ms
+        self.scenario = "carrier_answer.xml" if callee_hangs_up else "carrier_answer_wait.xml"
+        self.limit_s = limit_s
+        self._dir = Path(tempfile.mkdtemp(prefix="og-carrier-"))
+        self.log = self._dir / "carrier.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Carrier:
+        port = self.inst.ports.carrier
+        wait_port_free(port)
+        args = _common_args(self.scenario, port, port + 2000, port + 1000)
+        args += ["-d", str(self.hold_ms), "-log_file", str(self.log),
+                 "-timeout", f"{int(self.limit_s)}s"]
+        out = open(self._dir / "stdout", "wb")
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=self._dir, start_new_session=True,
+        )
+        out.close()
+        time.sleep(0.1)
+        if self.proc.poll() is not None:
+            raise SippError(f"carrier SIPp exited at once: {self.output()}")
+        return self
+
+    def output(self) -> str:
+        return (self._dir / "stdout").read_text(encoding="utf-8", errors="replace")[-2000:]
+
+    def invites(self) -> list[str]:
+        """The dialed user part of each INVITE the carrier received, in order."""
+        return [w[2] for w in _parse_log(self.log) if w[0] == "INVITE" and len(w) >= 4]
+
+    def ended(self) -> list[tuple[int, str]]:
+        return [(int(w[1]), w[2]) for w in _parse_log(self.log) if w[0] == "END"]
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc is not None:
+            _kill_group(self.proc)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def place_calls(
+    inst: Instance,
+    number: str,
+    *,
+    count: int = 1,
+    rate: float = 10.0,
+    from_user: str = "agent",
+    account: str = "",
+    tenant: str = "",
+    fail_mode: str = "",
+    agent_hangs_up_after_ms: int | None = None,
+    timeout_s: float = 30.0,
+) -> AgentRun:
+    """Place ``count`` calls to ``number`` from the agent phone and wait for all of them.
+
+    With ``agent_hangs_up_after_ms`` the agent sends BYE that long after the answer;
+    otherwise it waits for the far end to hang up.
+    """
+    port = inst.ports.agent
+    wait_port_free(port)
+    scenario = "agent_call.xml" if agent_hangs_up_after_ms is None else "agent_call_hangup.xml"
+    with tempfile.TemporaryDirectory(prefix="og-agent-") as tmp:
+        log = Path(tmp) / "agent.log"
+        args = _common_args(scenario, port, port + 2000, port + 1000)
+        args += [
+            f"127.0.0.1:{inst.ports.sip}", "-s", number, "-m", str(count),
+            "-r", f"{rate:g}", "-l", str(max(3, int(rate * 3))),
+            "-timeout", f"{max(1, int(timeout_s))}s", "-log_file", str(log),
+            "-key", "from_user", from_user, "-key", "account", account,
+            "-key", "tenant", tenant, "-key", "fail_mode", fail_mode,
+            "-d", str(agent_hangs_up_after_ms or 0),
+        ]
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=tmp, start_new_session=True,
+        )
+        try:
+            out, _ = proc.communicate(timeout=timeout_s + 10)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out = b""
+        finally:
+            _kill_group(proc)
+        calls = parse_agent_log(log)
+        text = out.decode("utf-8", errors="replace")[-3000:]
+        return AgentRun(proc.returncode if proc.returncode is not None else -9, calls, text)

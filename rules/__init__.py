@@ -1,0 +1,1 @@
+"""Pure screening decisions: numbers, rules, snapshots. No I/O."""

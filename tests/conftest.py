@@ -1,0 +1,52 @@
+"""Fixtures shared by every test: the sandbox PBX and SIPp, for the integration tests.
+
+The integration tests need a real Asterisk (the sandbox chroot) and SIPp. Locally, when
+either is missing, they are skipped with the reason; in CI (``CI=true``) a missing piece
+fails the run instead: CI never passes without having talked to a real PBX.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from outguard import sandbox
+
+TEST_INSTANCE = "test"
+TEST_PORT_OFFSET = 100  # the demo uses offset 0; both can run at once
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"integration test cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pbx() -> Iterator[sandbox.Sandbox]:
+    """The sandbox Asterisk for this test session, started once and stopped at the end."""
+    if os.geteuid() != 0:
+        _unavailable("the sandbox PBX needs root (chroot)")
+    if shutil.which("sipp") is None:
+        _unavailable("SIPp is missing (apt-get install sip-tester)")
+    if not sandbox.chroot_is_sound(sandbox.chroot_dir()):
+        if shutil.which("debootstrap") is None:
+            _unavailable("no sandbox chroot and no debootstrap to build one")
+        sandbox.ensure_chroot()
+    box = sandbox.Sandbox(sandbox.new_instance(TEST_INSTANCE, TEST_PORT_OFFSET))
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture
+def clean_pbx(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
+    """The sandbox with no channel left over from an earlier test, before and after."""
+    pbx.hangup_all()
+    yield pbx
+    pbx.hangup_all()
