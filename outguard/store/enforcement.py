@@ -1,0 +1,285 @@
+"""Plain CRUD for suspensions, appeals, complaints/callee marks and the audit trail.
+
+The lifecycle (thresholds, grading, what an approved appeal lifts) belongs to the
+enforcement engine; these methods only store and fetch, each change with its audit record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from outguard.errors import Conflict, InvalidInput, NotFound
+from outguard.store.audit import write_audit
+from outguard.store.base import (
+    COMPLAINT_CATEGORIES, Appeal, AppealState, AuditRecord, Complaint, Suspension, to_dt, to_ts,
+)
+from rules.model import PartyKind
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _kind(value: PartyKind | str) -> PartyKind:
+    try:
+        return PartyKind(value)
+    except ValueError as exc:
+        raise InvalidInput(f"unknown party kind {value!r}", field="party_kind") from exc
+
+
+def _suspension(row: Any) -> Suspension:
+    return Suspension(
+        id=row["id"], party_kind=PartyKind(row["party_kind"]), party_key=row["party_key"],
+        reason=row["reason"], trigger=row["trigger"] or "",
+        started_at=to_dt(row["started_at"]),  # type: ignore[arg-type]
+        ends_at=to_dt(row["ends_at"]), created_by=row["created_by"],
+        lifted_by=row["lifted_by"], lift_reason=row["lift_reason"],
+        lifted_at=to_dt(row["lifted_at"]),
+    )
+
+
+def _appeal(row: Any) -> Appeal:
+    return Appeal(
+        id=row["id"], party_kind=PartyKind(row["party_kind"]), party_key=row["party_key"],
+        suspension_id=row["suspension_id"], text=row["text"], evidence=row["evidence"] or "",
+        state=AppealState(row["state"]), reviewer=row["reviewer"], decision=row["decision"],
+        created_at=to_dt(row["created_at"]),  # type: ignore[arg-type]
+        decided_at=to_dt(row["decided_at"]),
+    )
+
+
+def _complaint(row: Any) -> Complaint:
+    return Complaint(
+        id=row["id"], kind=row["kind"], caller_id=row["caller_id"], reporter=row["reporter"],
+        category=row["category"], source=row["source"],
+        at=to_dt(row["at"]),  # type: ignore[arg-type]
+        note=row["note"] or "", tenant_id=row["tenant_id"],
+    )
+
+
+def _audit(row: Any) -> AuditRecord:
+    return AuditRecord(
+        id=row["id"], at=to_dt(row["at"]),  # type: ignore[arg-type]
+        actor=row["actor"], action=row["action"], party_kind=row["party_kind"],
+        party_key=row["party_key"],
+        before=None if row["before"] is None else json.loads(row["before"]),
+        after=None if row["after"] is None else json.loads(row["after"]),
+    )
+
+
+class EnforcementMixin:
+    if TYPE_CHECKING:
+        def _write(self, job: Callable[[sqlite3.Connection], T], *, changes_data: bool = False) -> T: ...
+        def _query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]: ...
+        def _one(self, sql: str, params: tuple[Any, ...], kind: str, key: object) -> sqlite3.Row: ...
+
+    # -- suspensions ---------------------------------------------------------------------
+
+    def create_suspension(self, party_kind: PartyKind | str, party_key: str, *, reason: str,
+                          created_by: str, trigger: str = "", started_at: datetime | None = None,
+                          ends_at: datetime | None = None) -> Suspension:
+        """Suspend a party until ``ends_at`` (None = permanently, i.e. disabled)."""
+        kind = _kind(party_kind)
+        start = to_ts(started_at) if started_at is not None else time.time()
+        end = to_ts(ends_at)
+        if end is not None and start is not None and end <= start:
+            raise InvalidInput("a suspension must end after it starts", field="ends_at")
+
+        def job(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO suspensions (party_kind, party_key, reason, trigger, started_at,"
+                " ends_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (kind.value, party_key, reason, trigger, start, end, created_by),
+            )
+            sid = int(cur.lastrowid or 0)
+            write_audit(conn, created_by, "suspension.create", party_kind=kind.value,
+                        party_key=party_key,
+                        after={"id": sid, "reason": reason, "trigger": trigger,
+                               "started_at": start, "ends_at": end})
+            return sid
+
+        return self.get_suspension(self._write(job, changes_data=True))
+
+    def lift_suspension(self, suspension_id: int, *, lifted_by: str, lift_reason: str,
+                        lifted_at: datetime | None = None) -> Suspension:
+        at = to_ts(lifted_at) if lifted_at is not None else time.time()
+
+        def job(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT party_kind, party_key, lifted_at FROM suspensions"
+                               " WHERE id = ?", (suspension_id,)).fetchone()
+            if row is None:
+                raise NotFound("suspension", suspension_id)
+            if row[2] is not None:
+                raise Conflict(f"suspension {suspension_id} was already lifted",
+                               kind="suspension", key=suspension_id)
+            conn.execute("UPDATE suspensions SET lifted_by = ?, lift_reason = ?, lifted_at = ?"
+                         " WHERE id = ?", (lifted_by, lift_reason, at, suspension_id))
+            write_audit(conn, lifted_by, "suspension.lift", party_kind=row[0], party_key=row[1],
+                        before={"id": suspension_id, "lifted_at": None},
+                        after={"id": suspension_id, "lifted_at": at, "lift_reason": lift_reason})
+
+        self._write(job, changes_data=True)
+        return self.get_suspension(suspension_id)
+
+    def get_suspension(self, suspension_id: int) -> Suspension:
+        return _suspension(self._one("SELECT * FROM suspensions WHERE id = ?", (suspension_id,),
+                                     "suspension", suspension_id))
+
+    def list_suspensions(self, *, party_kind: PartyKind | str | None = None,
+                         party_key: str | None = None,
+                         active_at: datetime | None = None) -> list[Suspension]:
+        where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+        if party_kind is not None:
+            where.append("party_kind = ?")
+            params.append(_kind(party_kind).value)
+        if party_key is not None:
+            where.append("party_key = ?")
+            params.append(party_key)
+        if active_at is not None:
+            now = to_ts(active_at)
+            where.append("started_at <= ? AND (ends_at IS NULL OR ends_at > ?)"
+                         " AND (lifted_at IS NULL OR lifted_at > ?)")
+            params += [now, now, now]
+        rows = self._query(f"SELECT * FROM suspensions WHERE {' AND '.join(where)} ORDER BY id",
+                           params)
+        return [_suspension(r) for r in rows]
+
+    # -- appeals -------------------------------------------------------------------------
+
+    def create_appeal(self, party_kind: PartyKind | str, party_key: str, *, text: str,
+                      evidence: str = "", suspension_id: int | None = None,
+                      actor: str = "system") -> Appeal:
+        kind = _kind(party_kind)
+        if not text.strip():
+            raise InvalidInput("an appeal needs a text", field="text")
+
+        def job(conn: sqlite3.Connection) -> int:
+            if suspension_id is not None and conn.execute(
+                "SELECT 1 FROM suspensions WHERE id = ?", (suspension_id,)
+            ).fetchone() is None:
+                raise NotFound("suspension", suspension_id)
+            cur = conn.execute(
+                "INSERT INTO appeals (party_kind, party_key, suspension_id, text, evidence,"
+                " state, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                (kind.value, party_key, suspension_id, text, evidence, time.time()),
+            )
+            aid = int(cur.lastrowid or 0)
+            write_audit(conn, actor, "appeal.create", party_kind=kind.value, party_key=party_key,
+                        after={"id": aid, "suspension_id": suspension_id, "text": text})
+            return aid
+
+        return self.get_appeal(self._write(job))
+
+    def decide_appeal(self, appeal_id: int, *, approved: bool, reviewer: str,
+                      decision: str) -> Appeal:
+        """Record a reviewer's decision on a pending appeal (Conflict if already decided)."""
+        state = AppealState.APPROVED if approved else AppealState.REJECTED
+
+        def job(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT state, party_kind, party_key FROM appeals WHERE id = ?",
+                               (appeal_id,)).fetchone()
+            if row is None:
+                raise NotFound("appeal", appeal_id)
+            if row[0] != AppealState.PENDING.value:
+                raise Conflict(f"appeal {appeal_id} was already {row[0]}", kind="appeal",
+                               key=appeal_id, state=row[0])
+            conn.execute("UPDATE appeals SET state = ?, reviewer = ?, decision = ?,"
+                         " decided_at = ? WHERE id = ?",
+                         (state.value, reviewer, decision, time.time(), appeal_id))
+            write_audit(conn, reviewer, f"appeal.{state.value}", party_kind=row[1],
+                        party_key=row[2], before={"id": appeal_id, "state": row[0]},
+                        after={"id": appeal_id, "state": state.value, "decision": decision})
+
+        self._write(job)
+        return self.get_appeal(appeal_id)
+
+    def get_appeal(self, appeal_id: int) -> Appeal:
+        return _appeal(self._one("SELECT * FROM appeals WHERE id = ?", (appeal_id,),
+                                 "appeal", appeal_id))
+
+    def list_appeals(self, *, state: AppealState | str | None = None,
+                     party_key: str | None = None) -> list[Appeal]:
+        where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+        if state is not None:
+            where.append("state = ?")
+            params.append(AppealState(state).value)
+        if party_key is not None:
+            where.append("party_key = ?")
+            params.append(party_key)
+        rows = self._query(f"SELECT * FROM appeals WHERE {' AND '.join(where)} ORDER BY id",
+                           params)
+        return [_appeal(r) for r in rows]
+
+    # -- complaints and callee marks -----------------------------------------------------
+
+    def add_complaint(self, caller_id: str, *, category: str, source: str,
+                      reporter: str | None = None, kind: str = "complaint", note: str = "",
+                      tenant_id: str | None = None, at: datetime | None = None,
+                      actor: str = "system") -> Complaint:
+        if category not in COMPLAINT_CATEGORIES:
+            raise InvalidInput(f"category must be one of {', '.join(COMPLAINT_CATEGORIES)}",
+                               field="category", value=category)
+        if kind not in ("complaint", "mark"):
+            raise InvalidInput("kind must be complaint or mark", field="kind", value=kind)
+        when = to_ts(at) if at is not None else time.time()
+        values = {"kind": kind, "caller_id": caller_id, "reporter": reporter,
+                  "category": category, "source": source, "note": note,
+                  "tenant_id": tenant_id, "at": when}
+
+        def job(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                f"INSERT INTO complaints ({', '.join(values)}) VALUES"
+                f" ({', '.join('?' * len(values))})", tuple(values.values()),
+            )
+            cid = int(cur.lastrowid or 0)
+            write_audit(conn, actor, f"{kind}.add", party_kind="caller_id", party_key=caller_id,
+                        after={"id": cid, **values})
+            return cid
+
+        cid = self._write(job)
+        return _complaint({"id": cid, **values})
+
+    def list_complaints(self, *, caller_id: str | None = None,
+                        since: datetime | None = None) -> list[Complaint]:
+        where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+        if caller_id is not None:
+            where.append("caller_id = ?")
+            params.append(caller_id)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(to_ts(since))
+        rows = self._query(f"SELECT * FROM complaints WHERE {' AND '.join(where)} ORDER BY at",
+                           params)
+        return [_complaint(r) for r in rows]
+
+    # -- audit ---------------------------------------------------------------------------
+
+    def add_audit(self, actor: str, action: str, *, party_kind: str | None = None,
+                  party_key: str | None = None, before: Any = None, after: Any = None) -> int:
+        """Record a change made elsewhere (e.g. by a trigger) that has no CRUD method here."""
+        return self._write(lambda conn: write_audit(
+            conn, actor, action, party_kind=party_kind, party_key=party_key,
+            before=before, after=after,
+        ))
+
+    def list_audit(self, *, since: datetime | None = None, party_key: str | None = None,
+                   limit: int = 1000) -> list[AuditRecord]:
+        where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+        if since is not None:
+            where.append("at >= ?")
+            params.append(to_ts(since))
+        if party_key is not None:
+            where.append("party_key = ?")
+            params.append(party_key)
+        rows = self._query(
+            f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            [*params, limit],
+        )
+        return [_audit(r) for r in rows]
+

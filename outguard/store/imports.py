@@ -1,0 +1,355 @@
+"""Bulk import of numbers into a list: streamed, all-or-nothing, hostile-input proof.
+
+Formats: plain text (one number per line, ``#`` comments), CSV (a column named
+number/phone/tel/电话/号码..., else the first column) and the US registry's
+``area code,number`` rows. Numbers may be in any form ``rules.numbers.normalise`` accepts.
+
+How it stays all-or-nothing: valid numbers are streamed into a TEMP staging table private
+to the import's own connection (deduplicated by its key), so parsing millions of lines
+neither holds the database write lock nor touches the list. At the end, one
+``BEGIN IMMEDIATE`` transaction merges staging into the list (replace: delete what the file
+no longer has, upsert the rest; add: insert what is new), stamps ``imported_at``, writes
+the audit record and bumps ``data_version``. A failure, Ctrl-C or kill -9 before that
+commit leaves the list exactly as it was; the TEMP table dies with the connection.
+
+Hostile input: lines longer than ``max_line`` bytes are rejected and skipped without
+being held in memory; NUL bytes and undecodable lines (tried as UTF-8, then GB18030) are
+rejected with their line number; a UTF-8 BOM and CRLF are accepted; UTF-16/32 files fail
+at once. Every reject is counted, the first ``max_rejects_kept`` kept in memory, all of
+them written to ``reject_file`` if given.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from outguard.errors import ImportFailed, InvalidInput, Reject
+from outguard.store.audit import bump_version, write_audit
+from outguard.store.base import (
+    ImportProgress, ImportResult, Normaliser, default_normaliser, number_error_types, to_ts,
+)
+from outguard.store.lists import list_id
+
+if TYPE_CHECKING:
+    from outguard.store.sqlite import SQLiteStore
+
+logger = logging.getLogger(__name__)
+
+MAX_LINE = 64 * 1024
+BATCH = 20_000
+HEADER_NAMES = frozenset({
+    "number", "numbers", "phone", "phone number", "phone_number", "phonenumber", "tel",
+    "telephone", "mobile", "msisdn", "e164", "电话", "号码", "电话号码", "手机", "手机号",
+    "手机号码",
+})
+BOMS_UNSUPPORTED = {
+    b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16",
+}
+UTF8_BOM = b"\xef\xbb\xbf"
+FORMATS = ("auto", "text", "csv", "us_registry")
+ProgressCallback = Callable[[ImportProgress], None]
+
+
+class _BadRow(Exception):
+    """A row whose shape is wrong (not a bad number): the message is the reject reason."""
+
+
+def _show(raw: bytes) -> str:
+    """The start of a line, printable, for reject reports."""
+    text = raw[:60].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _cells(text: str, delimiter: str) -> list[str]:
+    if '"' in text:
+        return next(csv.reader([text], delimiter=delimiter), [])
+    return text.split(delimiter)
+
+
+class _Importer:
+    def __init__(self, path: Path, *, fmt: str, region: str, normalise: Normaliser,
+                 max_line: int, max_rejects_kept: int, reject_file: IO[str] | None,
+                 progress: ProgressCallback | None, progress_every: int) -> None:
+        if fmt not in FORMATS:
+            raise InvalidInput(f"format must be one of {', '.join(FORMATS)}", field="format")
+        self.path, self.fmt, self.region, self.norm = path, fmt, region, normalise
+        self.max_line, self.max_kept = max_line, max_rejects_kept
+        self.reject_file, self.progress, self.progress_every = reject_file, progress, progress_every
+        self.errors = number_error_types()
+        self.rejects: list[Reject] = []
+        self.rejected = self.lines = self.valid = self.accepted = 0
+        self.total_bytes: int | None = None
+        self.bytes_read = 0
+
+    # -- rejects and progress --------------------------------------------------------------
+
+    def reject(self, line: int, reason: str, raw: bytes) -> None:
+        self.rejected += 1
+        if len(self.rejects) < self.max_kept:
+            self.rejects.append(Reject(line, reason, _show(raw)))
+        if self.reject_file is not None:
+            self.reject_file.write(f"{line}\t{reason}\t{_show(raw)}\n")
+
+    def report(self, phase: str) -> None:
+        if self.progress is not None:
+            self.progress(ImportProgress(phase, self.lines, self.bytes_read, self.total_bytes,
+                                         self.valid, self.rejected))
+
+    def fail(self, message: str, line: int | None = None) -> ImportFailed:
+        return ImportFailed(message, path=str(self.path), line=line, rejects=self.rejects,
+                            rejected=self.rejected)
+
+    # -- row shapes ------------------------------------------------------------------------
+
+    def choose(self, text: str) -> tuple[Callable[[str], str], bool]:
+        """Pick the row extractor from the first content line; True if it is a header."""
+        fmt = self.fmt
+        delimiter = next((d for d in (",", "\t", ";") if d in text), "")
+        if fmt == "auto":
+            if self.path.suffix.lower() in (".csv", ".tsv") or delimiter:
+                cells = [c.strip() for c in _cells(text, delimiter or ",")]
+                fmt = "us_registry" if (
+                    len(cells) == 2 and len(cells[0]) == 3 and len(cells[1]) == 7
+                    and cells[0].isdigit() and cells[1].isdigit()) else "csv"
+            else:
+                fmt = "text"
+        if fmt == "text":
+            return (lambda t: t), False
+        delimiter = delimiter or ","
+        cells = [c.strip().strip('"').strip() for c in _cells(text, delimiter)]
+        has_digits = any(ch.isdigit() for ch in text)
+        if fmt == "us_registry":
+            return self._us_registry(delimiter), not has_digits
+        column = next((i for i, c in enumerate(cells) if c.lower() in HEADER_NAMES), None)
+        header = column is not None or not has_digits
+        return self._csv_column(delimiter, column or 0), header
+
+    @staticmethod
+    def _csv_column(delimiter: str, column: int) -> Callable[[str], str]:
+        def extract(text: str) -> str:
+            cells = _cells(text, delimiter)
+            if column >= len(cells):
+                raise _BadRow(f"row has {len(cells)} column(s), the number is in column {column + 1}")
+            return cells[column].strip().strip('"')
+        return extract
+
+    @staticmethod
+    def _us_registry(delimiter: str) -> Callable[[str], str]:
+        def extract(text: str) -> str:
+            cells = [c.strip().strip('"') for c in _cells(text, delimiter)]
+            if len(cells) != 2:
+                raise _BadRow("expected 'area code,number'")
+            area, number = cells
+            if not (len(area) == 3 and len(number) == 7 and (area + number).isdigit()):
+                raise _BadRow("expected a 3-digit area code and a 7-digit number")
+            return "+1" + area + number
+        return extract
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def stage(self, conn: sqlite3.Connection) -> None:
+        """Parse the whole file into temp.staging (in one transaction on the temp schema)."""
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise ImportFailed(f"cannot read {self.path}: {exc.strerror}", path=str(self.path)) from exc
+        with f:
+            try:
+                self.total_bytes = os.fstat(f.fileno()).st_size
+            except OSError:
+                self.total_bytes = None
+            head = f.read(4)
+            for bom, name in BOMS_UNSUPPORTED.items():
+                if head.startswith(bom):
+                    raise self.fail(f"{self.path}: line 1: the file is {name}; save it as UTF-8"
+                                    " (or GB18030) text", line=1)
+            f.seek(len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0)
+            conn.execute("BEGIN")
+            self._read(f, conn)
+            conn.execute("COMMIT")
+
+    def _read(self, f: IO[bytes], conn: sqlite3.Connection) -> None:
+        readline, limit, norm, region, errors = (
+            f.readline, self.max_line + 1, self.norm, self.region, self.errors)
+        extract: Callable[[str], str] | None = None
+        batch: list[str] = []
+        next_report = self.progress_every
+        lineno = 0
+        while raw := readline(limit):
+            lineno += 1
+            if len(raw) == limit and raw[-1:] != b"\n":
+                self._skip_long(f, lineno, raw)
+                continue
+            if b"\x00" in raw:
+                self.reject(lineno, "NUL byte in line (binary data?)", raw)
+                continue
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                try:
+                    text = raw.decode("gb18030").strip()
+                except UnicodeDecodeError:
+                    self.reject(lineno, "not UTF-8 or GB18030 text", raw)
+                    continue
+            if not text or text[0] == "#":
+                continue
+            try:
+                if extract is None:
+                    extract, header = self.choose(text)
+                    if header:
+                        continue
+                batch.append(norm(extract(text), region))
+            except _BadRow as exc:
+                self.reject(lineno, str(exc), raw)
+                continue
+            except errors as exc:
+                self.reject(lineno, str(exc), raw)
+                continue
+            if len(batch) >= BATCH:
+                self._insert(conn, batch)
+                batch = []
+            if lineno >= next_report:
+                self.lines, self.bytes_read = lineno, f.tell()
+                self.report("reading")
+                next_report = lineno + self.progress_every
+        self._insert(conn, batch)
+        self.lines, self.bytes_read = lineno, self.total_bytes or f.tell()
+        self.report("reading")
+
+    def _skip_long(self, f: IO[bytes], lineno: int, raw: bytes) -> None:
+        size = len(raw)
+        while chunk := f.readline(1 << 20):
+            size += len(chunk)
+            if chunk[-1:] == b"\n":
+                break
+        self.reject(lineno, f"line too long ({size} bytes; limit {self.max_line})", raw)
+
+    def _insert(self, conn: sqlite3.Connection, batch: list[str]) -> None:
+        if not batch:
+            return
+        batch.sort()  # key order: the staging B-tree is cheaper to fill
+        before = conn.total_changes
+        conn.executemany("INSERT OR IGNORE INTO temp.staging (e164) VALUES (?)", zip(batch))
+        self.valid += len(batch)
+        self.accepted += conn.total_changes - before
+
+
+def _merge(conn: sqlite3.Connection, lid: int, mode: str, values: tuple[object, ...]) -> tuple[int, int, int]:
+    """Apply staging to list ``lid`` inside the caller's transaction: (added, removed, total)."""
+    count = "SELECT count(*) FROM list_entries WHERE list_id = ?"
+    before = int(conn.execute(count, (lid,)).fetchone()[0])
+    select = ("INSERT INTO list_entries (list_id, e164, expires_at, created_at, source, reason,"
+              " evidence) SELECT ?, e164, ?, ?, ?, ?, ? FROM temp.staging WHERE 1")
+    if mode == "replace":
+        removed = conn.execute(
+            "DELETE FROM list_entries WHERE list_id = ? AND NOT EXISTS"
+            " (SELECT 1 FROM temp.staging s WHERE s.e164 = list_entries.e164)", (lid,),
+        ).rowcount
+        conn.execute(select + " ON CONFLICT (list_id, e164) DO UPDATE SET"
+                     " expires_at = excluded.expires_at, source = excluded.source,"
+                     " reason = excluded.reason, evidence = excluded.evidence", (lid, *values))
+    else:
+        removed = 0
+        conn.execute(select + " ON CONFLICT (list_id, e164) DO NOTHING", (lid, *values))
+    total = int(conn.execute(count, (lid,)).fetchone()[0])
+    return total - (before - removed), removed, total
+
+
+def import_numbers(
+    store: SQLiteStore,
+    list_name: str,
+    path: str | os.PathLike[str],
+    *,
+    mode: str = "replace",
+    fmt: str = "auto",
+    region: str = "CN",
+    source: str | None = None,
+    reason: str | None = None,
+    evidence: str | None = None,
+    expires_at: datetime | None = None,
+    progress: ProgressCallback | None = None,
+    progress_every: int = 100_000,
+    reject_file: str | os.PathLike[str] | None = None,
+    max_rejects: int | None = None,
+    max_rejects_kept: int = 1000,
+    allow_empty: bool = False,
+    max_line: int = MAX_LINE,
+    normalise: Normaliser | None = None,
+    actor: str = "system",
+) -> ImportResult:
+    """Import a file into an existing list (``mode`` replace or add); all or nothing.
+
+    Raises ImportFailed (list untouched) when the file cannot be read, is UTF-16/32, has
+    no valid number (unless ``allow_empty``), or has more than ``max_rejects`` rejects.
+    """
+    if mode not in ("replace", "add"):
+        raise InvalidInput("mode must be replace or add", field="mode", value=mode)
+    started = time.monotonic()
+    file_path = Path(path)
+    store.get_list(list_name)  # NotFound before reading anything
+    rej_fh = open(reject_file, "w", encoding="utf-8") if reject_file else None  # noqa: SIM115
+    imp = _Importer(file_path, fmt=fmt, region=region, normalise=normalise or default_normaliser(),
+                    max_line=max_line, max_rejects_kept=max_rejects_kept, reject_file=rej_fh,
+                    progress=progress, progress_every=progress_every)
+    conn = sqlite3.connect(store.path, timeout=60.0, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 60000")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA temp.cache_size = -262144")
+        conn.execute("PRAGMA cache_size = -131072")
+        conn.execute("CREATE TEMP TABLE staging (e164 TEXT PRIMARY KEY) WITHOUT ROWID")
+        imp.stage(conn)
+        if max_rejects is not None and imp.rejected > max_rejects:
+            raise imp.fail(f"{file_path}: {imp.rejected} rejected lines (limit {max_rejects});"
+                           f" list {list_name!r} left unchanged")
+        if imp.accepted == 0 and not allow_empty:
+            first = f"; first problem: line {imp.rejects[0].line}: {imp.rejects[0].reason}" \
+                if imp.rejects else ""
+            raise imp.fail(f"{file_path}: no valid numbers{first}; list {list_name!r} left"
+                           " unchanged", line=imp.rejects[0].line if imp.rejects else None)
+        imp.report("merging")
+        source_name = source if source is not None else file_path.name
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            lid = list_id(conn, list_name)
+            added, removed, total = _merge(conn, lid, mode, (to_ts(expires_at), now, source_name,
+                                                              reason, evidence))
+            conn.execute("UPDATE lists SET imported_at = ? WHERE id = ?", (now, lid))
+            write_audit(conn, actor, "list.import", party_kind="list", party_key=list_name,
+                        after={"file": str(file_path), "mode": mode, "lines": imp.lines,
+                               "accepted": imp.accepted, "rejected": imp.rejected,
+                               "added": added, "removed": removed, "total": total})
+            version = bump_version(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise imp.fail(f"{file_path}: import into {list_name!r} failed: {exc}") from exc
+    finally:
+        conn.close()
+        if rej_fh is not None:
+            rej_fh.close()
+    store._notify(version)
+    imp.report("done")
+    result = ImportResult(
+        list_name=list_name, mode=mode, lines=imp.lines, accepted=imp.accepted,
+        duplicates=(imp.valid - imp.accepted) + (imp.accepted - added if mode == "add" else 0),
+        rejected=imp.rejected, rejects=tuple(imp.rejects), added=added, removed=removed,
+        total=total, seconds=time.monotonic() - started, data_version=version,
+    )
+    logger.info("imported %s into list %s (%s): %d lines, %d accepted, %d rejected, %d added,"
+                " %d removed, %.1f s", file_path, list_name, mode, imp.lines, imp.accepted,
+                imp.rejected, added, removed, result.seconds)
+    return result

@@ -1,0 +1,225 @@
+"""Numbered schema migrations for the SQLite store.
+
+Each migration is a function of a ``sqlite_utils.Database``; ``migrate`` applies the ones a
+database has not seen yet, each in its own transaction together with its row in the
+``migrations`` table, so a crash mid-migration leaves the previous version intact.
+
+Times are stored as REAL seconds since the epoch (UTC); JSON documents as TEXT.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+logger = logging.getLogger(__name__)
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _core_schema(db: sqlite_utils.Database) -> None:
+    """1: parties, lists, enforcement, audit and the call log."""
+    db.table("meta").create({"key": str, "value": int}, pk="key", not_null={"value"})
+    db.execute("INSERT INTO meta (key, value) VALUES ('data_version', 0)")
+
+    db.table("tenants").create(
+        {"id": str, "name": str, "state": str, "settings": str, "created_at": float},
+        pk="id",
+        not_null={"name", "state", "created_at"},
+        defaults={"state": "active", "settings": "{}"},
+    )
+    db.table("accounts").create(
+        {
+            "id": str, "tenant_id": str, "kind": str, "name": str, "state": str,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"tenant_id", "kind", "state", "created_at"},
+        defaults={"kind": "agent", "state": "active", "name": ""},
+        foreign_keys=[("tenant_id", "tenants", "id")],
+    )
+    db.table("account_map").create(
+        {"id": int, "match_kind": str, "pattern": str, "account_id": str, "priority": int},
+        pk="id",
+        not_null={"match_kind", "pattern", "account_id", "priority"},
+        defaults={"priority": 0},
+        foreign_keys=[("account_id", "accounts", "id")],
+    )
+    db.table("account_map").create_index(["match_kind", "pattern"], unique=True)
+    db.table("caller_ids").create(
+        {
+            "e164": str, "tenant_id": str, "type": str, "verification": str,
+            "verified_until": float, "state": str, "created_at": float,
+        },
+        pk="e164",
+        not_null={"tenant_id", "type", "verification", "state", "created_at"},
+        defaults={"type": "unknown", "verification": "missing", "state": "active"},
+        foreign_keys=[("tenant_id", "tenants", "id")],
+    )
+    db.table("users").create(
+        {"id": int, "name": str, "role": str, "disabled": int, "created_at": float},
+        pk="id",
+        not_null={"name", "role", "disabled", "created_at"},
+        defaults={"disabled": 0},
+    )
+    db.table("users").create_index(["name"], unique=True)
+    db.table("tokens").create(
+        {
+            "id": str, "user_id": int, "salt": bytes, "hash": bytes, "label": str,
+            "created_at": float, "last_used_at": float, "revoked_at": float,
+        },
+        pk="id",
+        not_null={"user_id", "salt", "hash", "created_at"},
+        foreign_keys=[("user_id", "users", "id")],
+    )
+    db.table("lists").create(
+        {
+            "id": int, "name": str, "kind": str, "scope": str, "scope_key": str,
+            "description": str, "created_at": float, "imported_at": float,
+        },
+        pk="id",
+        not_null={"name", "kind", "scope", "created_at"},
+        defaults={"scope": "global", "description": ""},
+    )
+    db.table("lists").create_index(["name"], unique=True)
+    # WITHOUT ROWID: the (list, number) key is the row; imports append in key order.
+    db.execute(
+        """CREATE TABLE list_entries (
+            list_id INTEGER NOT NULL REFERENCES lists(id),
+            e164 TEXT NOT NULL,
+            expires_at REAL,
+            created_at REAL NOT NULL,
+            source TEXT,
+            reason TEXT,
+            evidence TEXT,
+            PRIMARY KEY (list_id, e164)
+        ) WITHOUT ROWID"""
+    )
+    db.table("suspensions").create(
+        {
+            "id": int, "party_kind": str, "party_key": str, "reason": str, "trigger": str,
+            "started_at": float, "ends_at": float, "created_by": str, "lifted_by": str,
+            "lift_reason": str, "lifted_at": float,
+        },
+        pk="id",
+        not_null={"party_kind", "party_key", "reason", "started_at", "created_by"},
+        defaults={"trigger": ""},
+    )
+    db.table("appeals").create(
+        {
+            "id": int, "party_kind": str, "party_key": str, "suspension_id": int,
+            "text": str, "evidence": str, "state": str, "reviewer": str, "decision": str,
+            "created_at": float, "decided_at": float,
+        },
+        pk="id",
+        not_null={"party_kind", "party_key", "text", "state", "created_at"},
+        defaults={"state": "pending", "evidence": ""},
+        foreign_keys=[("suspension_id", "suspensions", "id")],
+    )
+    db.table("complaints").create(
+        {
+            "id": int, "kind": str, "caller_id": str, "reporter": str, "category": str,
+            "source": str, "note": str, "tenant_id": str, "at": float,
+        },
+        pk="id",
+        not_null={"kind", "caller_id", "category", "source", "at"},
+        defaults={"kind": "complaint", "note": ""},
+    )
+    db.table("audit").create(
+        {
+            "id": int, "at": float, "actor": str, "action": str, "party_kind": str,
+            "party_key": str, "before": str, "after": str,
+        },
+        pk="id",
+        not_null={"at", "actor", "action"},
+    )
+    db.table("calls").create(
+        {
+            "decision_id": str, "channel_id": str, "adapter": str, "tenant": str,
+            "account": str, "caller_id": str, "destination": str, "verdict": str,
+            "rule": str, "reason": str, "shadow": str, "decision_us": int, "at": float,
+            "answered_at": float, "ended_at": float, "duration": float, "cause": int,
+        },
+        pk="decision_id",
+        not_null={"verdict", "at"},
+    )
+
+
+def _lookup_indexes(db: sqlite_utils.Database) -> None:
+    """2: indexes for counter replay, reports and per-party enforcement lookups."""
+    db.table("calls").create_index(["at"])
+    db.table("calls").create_index(["tenant", "at"])
+    db.table("suspensions").create_index(["party_kind", "party_key"])
+    db.table("appeals").create_index(["state", "created_at"])
+    db.table("complaints").create_index(["caller_id", "at"])
+    db.table("audit").create_index(["at"])
+
+
+def _entry_expiry(db: sqlite_utils.Database) -> None:
+    """3: expired entries are swept and skipped by expiry; index the few that expire."""
+    db.execute(
+        "CREATE INDEX idx_list_entries_expires_at ON list_entries (expires_at) "
+        "WHERE expires_at IS NOT NULL"
+    )
+
+
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
+    (1, "core schema", _core_schema),
+    (2, "lookup indexes", _lookup_indexes),
+    (3, "entry expiry index", _entry_expiry),
+)
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name='migrations'"
+    ).fetchone()
+    if row is None:
+        return 0
+    value = conn.execute("SELECT max(version) FROM migrations").fetchone()[0]
+    return int(value or 0)
+
+
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+    """Bring the database up to ``target`` (default: the latest); return the new version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    db = sqlite_utils.Database(conn)
+    if not db.table("migrations").exists():
+        db.table("migrations").create(
+            {"version": int, "name": str, "applied_at": float}, pk="version",
+            if_not_exists=True,
+        )
+    version = current_version(conn)
+    goal = LATEST if target is None else target
+    if version > LATEST:
+        from outguard.errors import StoreError
+
+        raise StoreError(
+            f"database schema version {version} is newer than this outguard ({LATEST})",
+            version=version,
+        )
+    for number, name, step in MIGRATIONS:
+        if number <= version or number > goal:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(db)
+            conn.execute(
+                "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (number, name, time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        logger.info("applied store migration %d (%s)", number, name)
+        version = number
+    return version

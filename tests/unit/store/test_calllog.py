@@ -1,0 +1,139 @@
+"""The call log: batched writes, outcomes, replay into counters after a restart."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from outguard.store import CallRecord, SQLiteStore
+from rules.counters import InMemoryCounters
+from rules.model import CallAttempt, Verdict
+
+NOW = 1_800_000_000.0
+DAY = 86400
+
+
+def _call(i: int, at: float, *, verdict: str = "allow", account: str = "a1") -> CallRecord:
+    return CallRecord(
+        decision_id=f"d{i}", channel_id=f"PJSIP/1001-{i:08x}", adapter="ari", tenant="t1",
+        account=account, caller_id="+8613800138000", destination=f"+86139{i % 7:08d}",
+        verdict=verdict, rule="" if verdict == "allow" else "dnc", reason="ok",
+        shadow=("quiet",) if i % 5 == 0 else (), decision_us=90 + i, at=at,
+    )
+
+
+def test_decisions_and_outcomes_are_committed_on_flush(store: SQLiteStore) -> None:
+    store.record_decision(_call(1, NOW))
+    store.record_outcome("d1", answered_at=NOW + 2, ended_at=NOW + 30, duration=28, cause=16)
+    store.record_outcome("unknown", answered_at=None, ended_at=NOW, duration=0, cause=17)
+    store.flush()
+    row = store.get_call("d1")
+    assert row.call == _call(1, NOW)
+    assert (row.answered_at, row.ended_at, row.duration, row.cause) == (NOW + 2, NOW + 30, 28, 16)
+
+
+def test_rows_are_written_in_batches_without_blocking(db_path: Path) -> None:
+    store = SQLiteStore(db_path, batch_rows=500, batch_interval=0.05)
+    try:
+        started = time.perf_counter()
+        for i in range(5000):
+            store.record_decision(_call(i, NOW + i))
+        enqueue_s = time.perf_counter() - started
+        store.flush()
+        assert enqueue_s < 0.5  # enqueueing 5000 rows never waits for SQLite
+        assert store.writer.rows_committed == 5000
+        assert store.writer.batches_committed <= 5000 // 100
+    finally:
+        store.close()
+
+
+def test_a_partial_batch_is_committed_within_the_interval(store: SQLiteStore) -> None:
+    store.record_decision(_call(1, NOW))
+    deadline = time.monotonic() + 5
+    while store.writer.rows_committed == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert store.writer.rows_committed == 1
+
+
+def test_close_commits_what_is_queued(db_path: Path) -> None:
+    store = SQLiteStore(db_path, batch_interval=10)
+    for i in range(10):
+        store.record_decision(_call(i, NOW + i))
+    store.close()
+    store = SQLiteStore(db_path)
+    assert len(list(store.iter_calls_since(0, allowed_only=False))) == 10
+    store.close()
+
+
+def test_iter_calls_since_yields_allowed_calls_in_time_order(store: SQLiteStore) -> None:
+    store.record_decision(_call(3, NOW - 10))
+    store.record_decision(_call(1, NOW - 8 * DAY))
+    store.record_decision(_call(2, NOW - 20, verdict="block"))
+    store.record_decision(_call(4, NOW - 30))
+    store.flush()
+    assert [c.call.decision_id for c in store.iter_calls_since(NOW - 7 * DAY)] == ["d4", "d3"]
+    assert len(list(store.iter_calls_since(NOW - 7 * DAY, allowed_only=False))) == 3
+
+
+def test_counters_rebuilt_after_a_restart_equal_the_counters_before(db_path: Path) -> None:
+    before = InMemoryCounters(clock=lambda: NOW)
+    store = SQLiteStore(db_path)
+    for i in range(3000):
+        at = NOW - (i * 197) % (6 * DAY)  # spread over six days, out of order
+        account = f"a{i % 3}"
+        verdict = "block" if i % 11 == 0 else "allow"
+        call = _call(i, at, verdict=verdict, account=account)
+        store.record_decision(call)
+        if verdict == "allow":
+            before.record(call.tenant, call.account, call.caller_id, call.destination, at)
+    store.close()  # the restart
+
+    store = SQLiteStore(db_path)
+    after = InMemoryCounters(clock=lambda: NOW)
+    replayed = after.rebuild(store.iter_counter_rows_since(NOW - 7 * DAY))
+    store.close()
+    assert replayed == sum(1 for i in range(3000) if i % 11)
+    for window in (60, 3600, DAY, 7 * DAY):
+        for scope, key in (("account", "a0"), ("account", "a2"), ("tenant", "t1"),
+                           ("caller_id", "+8613800138000")):
+            assert after.attempts(scope, key, window, NOW) == before.attempts(scope, key, window, NOW)
+        for dest in range(7):
+            e164 = f"+86139{dest:08d}"
+            assert after.destination_attempts("t1", e164, window, NOW) == \
+                before.destination_attempts("t1", e164, window, NOW)
+    for account in ("a0", "a1", "a2"):
+        assert after.distinct_callees(account, NOW) == before.distinct_callees(account, NOW)
+
+
+def test_call_record_from_a_verdict(store: SQLiteStore) -> None:
+    attempt = CallAttempt(tenant="t1", account="a1", caller_id="13800138000",
+                          destination="139 0000 0000", at=datetime.fromtimestamp(NOW, timezone.utc),
+                          channel_id="ch-1", call_id="abc")
+    verdict = Verdict(allowed=False, rule_id="dnc", reason="dnc_listed", message="listed",
+                      shadow=("quiet",), destination_e164="+8613900000000",
+                      caller_id_e164="+8613800138000")
+    store.record_decision(CallRecord.from_verdict(attempt, verdict, adapter="agi", decision_us=55))
+    store.flush()
+    call = store.get_call("abc").call
+    assert (call.verdict, call.rule, call.destination, call.shadow, call.at) == (
+        "block", "dnc", "+8613900000000", ("quiet",), NOW)
+
+
+def test_writes_wait_while_another_process_holds_the_lock(db_path: Path) -> None:
+    store = SQLiteStore(db_path, busy_timeout_s=0.05, batch_interval=0.005)
+    other = sqlite3.connect(db_path, isolation_level=None)  # e.g. the CLI mid-import
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        for i in range(50):
+            store.record_decision(_call(i, NOW + i))
+        acked = store.flush_future()
+        time.sleep(0.3)
+        assert not acked.done()
+        other.execute("COMMIT")
+        assert acked.result(10) == 50
+        assert len(list(store.iter_calls_since(0))) == 50
+    finally:
+        other.close()
+        store.close()

@@ -1,0 +1,105 @@
+"""Schema migrations: from an empty file and from every earlier version to the latest."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from outguard.errors import StoreError
+from outguard.store import SQLiteStore
+from outguard.store.schema import LATEST, MIGRATIONS, current_version, migrate
+from outguard.store.writer import connect
+
+
+def _schema(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(name, sql or "") for name, sql in rows]
+
+
+def _fresh_schema(tmp_path: Path) -> list[tuple[str, str]]:
+    path = tmp_path / "fresh.db"
+    SQLiteStore(path).close()
+    return _schema(path)
+
+
+def test_initial_set_has_several_numbered_migrations() -> None:
+    numbers = [m[0] for m in MIGRATIONS]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) >= 2
+
+
+def test_migrates_an_empty_file_to_the_latest_version(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    store.close()
+    conn = sqlite3.connect(db_path)
+    assert current_version(conn) == LATEST
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+@pytest.mark.parametrize("start", range(1, LATEST))
+def test_migrates_from_each_earlier_version_keeping_data(tmp_path: Path, start: int) -> None:
+    path = tmp_path / f"v{start}.db"
+    conn = connect(str(path))
+    assert migrate(conn, target=start) == start
+    conn.execute("INSERT INTO tenants (id, name, state, created_at) VALUES ('t1', 'T', 'active', 1)")
+    conn.execute("INSERT INTO lists (name, kind, scope, created_at) VALUES ('dnc', 'dnc', 'global', 1)")
+    conn.execute("INSERT INTO list_entries (list_id, e164, created_at) VALUES (1, '+8613800138000', 1)")
+    conn.execute("INSERT INTO calls (decision_id, verdict, at) VALUES ('d1', 'allow', 5)")
+    conn.close()
+
+    store = SQLiteStore(path)
+    try:
+        assert store.get_tenant("t1").name == "T"
+        assert store.count_entries("dnc") == 1
+        assert store.get_call("d1").call.at == 5
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    assert current_version(conn) == LATEST
+    conn.close()
+    assert _schema(path) == _fresh_schema(tmp_path)
+
+
+def test_reopening_a_current_database_changes_nothing(db_path: Path) -> None:
+    SQLiteStore(db_path).close()
+    before = _schema(db_path)
+    SQLiteStore(db_path).close()
+    assert _schema(db_path) == before
+
+
+def test_a_database_from_a_newer_outguard_is_refused(db_path: Path) -> None:
+    SQLiteStore(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO migrations (version, name, applied_at) VALUES (?, 'future', 0)",
+                 (LATEST + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        SQLiteStore(db_path)
+
+
+def test_a_failing_migration_leaves_the_previous_version(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from outguard.store import schema
+
+    def broken(db: sqlite_utils.Database) -> None:
+        db.table("half_done").create({"id": int}, pk="id")
+        db.table("calls").create_index(["at"])
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS[:1], (2, "broken", broken)))
+    conn = connect(str(db_path))
+    with pytest.raises(RuntimeError):
+        schema.migrate(conn, target=2)
+    assert current_version(conn) == 1
+    assert not sqlite_utils.Database(conn)["half_done"].exists()
+    conn.close()
