@@ -1,0 +1,283 @@
+"""Rule kinds 4-6: segment / region / line type, time windows, caps.
+
+Parameters per kind:
+
+* ``prefix``: ``allow``, ``deny``: digit prefixes with country code ("86170",
+  "+8616"); the longest matching prefix decides (allow and deny at any depth). Extra
+  prefixes may come from the store as ``StoreData.extra["prefixes"][rule_id]``: an
+  iterable of ``(prefix, "allow" | "deny")``. Reason prefix_denied.
+* ``region``: ``allow_regions`` / ``deny_regions`` (ISO codes), ``allow_provinces`` /
+  ``deny_provinces`` (names as classify gives them, 广东省). An allow set blocks numbers
+  whose region/province is unknown. Reason region_denied.
+* ``line_type``: ``allow`` / ``deny`` (mobile, fixed, premium, short_code, ...).
+  Reason line_type_denied.
+* ``time_window``: ``window`` (a [windows.NAME] table). The call must be inside the
+  window in every candidate zone of the callee (all of a multi-zone number's zones);
+  when the number has no zone, or the window says callee_zone = false, the window's
+  ``zone`` or else the policy ``timezone``. Reasons quiet_hours, holiday.
+* ``cap``: ``scope`` (account, caller_id, tenant: calls in the window; destination:
+  calls to this number by any account of the tenant; distinct_callees: per account per
+  day; concurrent_account, concurrent_tenant: calls in progress), ``limit`` (blocks when
+  the count has reached it), ``window`` (minute, hour, day, week or seconds). Reasons
+  rate_cap, destination_cap, distinct_callees_cap, concurrency_cap. distinct_callees
+  counts whoever was called today, so at the limit a redial of a number already called
+  today is blocked too (conservative; the Counters protocol cannot tell).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rules.checks_base import Check, Ctx, Hit, Parts
+from rules.policy_types import RuleKind, RuleSpec, Span, WindowSpec
+from rules.tables import PrefixTable
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class PrefixCheck(Check):
+    kind = RuleKind.PREFIX
+    __slots__ = ("table",)
+
+    def __init__(self, spec: RuleSpec, parts: Parts, extra: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(spec)
+        allow, deny = list(spec.params["allow"]), list(spec.params["deny"])
+        for row in extra:
+            try:
+                prefix, effect = row
+            except (TypeError, ValueError):
+                parts.warn(f"rule {spec.id}: prefix row {row!r} is not (prefix, effect); skipped")
+                continue
+            p = str(prefix).lstrip("+")
+            if not p.isdigit() or not p.isascii() or effect not in ("allow", "deny"):
+                parts.warn(f"rule {spec.id}: prefix row {row!r} is invalid; skipped")
+                continue
+            (allow if effect == "allow" else deny).append(p)
+        self.table = PrefixTable(allow, deny)
+        for p in self.table.conflicts:
+            parts.warn(f"rule {spec.id}: prefix {p} both allowed and denied; deny kept")
+
+    def evaluate(self, ctx: Ctx) -> Hit | None:
+        m = self.table.match(ctx.dest_digits)
+        if m is None or m[1]:
+            return None
+        return Hit("prefix_denied", f"{ctx.dest} is in the denied segment +{m[0]}", {"prefix": m[0]})
+
+    def figures(self, ctx: Ctx) -> dict[str, Any]:
+        m = self.table.match(ctx.dest_digits)
+        return {"prefixes": len(self.table), "match": None if m is None else {"prefix": m[0], "allowed": m[1]}}
+
+
+class RegionCheck(Check):
+    kind = RuleKind.REGION
+    __slots__ = ("_p",)
+
+    def __init__(self, spec: RuleSpec) -> None:
+        super().__init__(spec)
+        self._p: Mapping[str, frozenset[str]] = spec.params
+
+    def evaluate(self, ctx: Ctx) -> Hit | None:
+        info, p = ctx.dest_info, self._p
+        for what, value in (("region", info.region), ("province", info.province)):
+            allow, deny = p[f"allow_{what}s"], p[f"deny_{what}s"]
+            if (allow and value not in allow) or (value is not None and value in deny):
+                shown = value or "unknown"
+                return Hit("region_denied", f"{ctx.dest}: {what} {shown} is not allowed", {what: value})
+        return None
+
+    def figures(self, ctx: Ctx) -> dict[str, Any]:
+        return {"region": ctx.dest_info.region, "province": ctx.dest_info.province, "city": ctx.dest_info.city}
+
+
+class LineTypeCheck(Check):
+    kind = RuleKind.LINE_TYPE
+    __slots__ = ("_allow", "_deny")
+
+    def __init__(self, spec: RuleSpec) -> None:
+        super().__init__(spec)
+        self._allow = spec.params["allow"]
+        self._deny = spec.params["deny"]
+
+    def evaluate(self, ctx: Ctx) -> Hit | None:
+        lt = ctx.dest_info.line_type
+        if lt in self._deny or (self._allow and lt not in self._allow):
+            return Hit("line_type_denied", f"{ctx.dest} is a {lt.value} number, not allowed here")
+        return None
+
+    def figures(self, ctx: Ctx) -> dict[str, Any]:
+        return {"line_type": ctx.dest_info.line_type.value}
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _fmt(spans: tuple[Span, ...]) -> str:
+    if not spans:
+        return "closed"
+    return ", ".join(f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in spans)
+
+
+class TimeWindowCheck(Check):
+    kind = RuleKind.TIME_WINDOW
+    __slots__ = ("_w", "_fallback")
+
+    def __init__(self, spec: RuleSpec, parts: Parts) -> None:
+        super().__init__(spec)
+        self._w: WindowSpec = parts.policy.windows[spec.params["window"]]
+        self._fallback = (self._w.zone or parts.policy.timezone,)
+
+    def zones(self, ctx: Ctx) -> tuple[str, ...]:
+        if self._w.callee_zone and ctx.dest_info.timezones:
+            return ctx.dest_info.timezones
+        return self._fallback
+
+    def _local(self, now: datetime, zone: str) -> tuple[datetime, tuple[Span, ...], bool]:
+        local = now.astimezone(_zone(zone))
+        holiday = local.date() in self._w.holidays
+        spans = self._w.holiday_hours if holiday else self._w.hours.get(local.weekday(), ())
+        return local, spans, holiday
+
+    def evaluate(self, ctx: Ctx) -> Hit | None:
+        for zone in self.zones(ctx):
+            local, spans, holiday = self._local(ctx.now, zone)
+            minute = local.hour * 60 + local.minute
+            inside = False
+            for a, b in spans:
+                if a <= minute < b:
+                    inside = True
+                    break
+            if not inside:
+                when = f"{local:%H:%M} {_DAY_NAMES[local.weekday()]} {local:%Y-%m-%d} in {zone}"
+                return Hit(
+                    "holiday" if holiday else "quiet_hours",
+                    f"{when} is outside the calling window {self._w.name!r} ({_fmt(spans)})",
+                    {"zone": zone, "local": local.isoformat(timespec="minutes")},
+                )
+        return None
+
+    def figures(self, ctx: Ctx) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for zone in self.zones(ctx):
+            local, spans, holiday = self._local(ctx.now, zone)
+            out[zone] = {"local": local.isoformat(timespec="minutes"), "open": _fmt(spans), "holiday": holiday}
+        return out
+
+
+class CapCheck(Check):
+    """Base of the cap kinds; ``make_cap`` picks the subclass for the scope."""
+
+    kind = RuleKind.CAP
+    reason = "rate_cap"
+    __slots__ = ("_scope", "_limit", "_window_s")
+
+    def __init__(self, spec: RuleSpec) -> None:
+        super().__init__(spec)
+        self._scope: str = spec.params["scope"]
+        self._limit: int = spec.params["limit"]
+        self._window_s: int = spec.params["window_s"]
+
+    def count(self, ctx: Ctx) -> tuple[int, str]:
+        """(current count, the key it was counted for)."""
+        raise NotImplementedError
+
+    def evaluate(self, ctx: Ctx) -> Hit | None:
+        n, key = self.count(ctx)
+        return None if n < self._limit else self._hit(n, key)
+
+    def _hit(self, n: int, key: str) -> Hit:
+        span = "in progress" if self.reason == "concurrency_cap" else f"in {self._window_text()}"
+        return Hit(
+            self.reason,
+            f"{self._scope.replace('_', ' ')} {key}: {n} calls {span} (limit {self._limit})",
+            {"count": n, "limit": self._limit},
+        )
+
+    def _window_text(self) -> str:
+        if self._scope == "distinct_callees":
+            return "today (distinct numbers)"
+        names = {60: "the last minute", 3600: "the last hour", 86400: "the last 24 hours", 604800: "the last 7 days"}
+        return names.get(self._window_s, f"the last {self._window_s} s")
+
+    def figures(self, ctx: Ctx) -> dict[str, Any]:
+        n, key = self.count(ctx)
+        return {"scope": self._scope, "key": key, "count": n, "limit": self._limit, "window_s": self._window_s}
+
+
+class _AccountRate(CapCheck):
+    __slots__ = ()
+
+    def count(self, ctx: Ctx) -> tuple[int, str]:
+        key = ctx.attempt.account
+        return ctx.counters.attempts("account", key, self._window_s, ctx.ts), key
+
+    def evaluate(self, ctx: Ctx) -> Hit | None:  # inlined: the hot path runs several caps
+        n = ctx.counters.attempts("account", ctx.attempt.account, self._window_s, ctx.ts)
+        return None if n < self._limit else self._hit(n, ctx.attempt.account)
+
+
+class _TenantRate(CapCheck):
+    __slots__ = ()
+
+    def count(self, ctx: Ctx) -> tuple[int, str]:
+        key = ctx.attempt.tenant
+        return ctx.counters.attempts("tenant", key, self._window_s, ctx.ts), key
+
+
+class _CallerRate(CapCheck):
+    __slots__ = ()
+
+    def count(self, ctx: Ctx) -> tuple[int, str]:
+        key = ctx.caller or ctx.attempt.caller_id
+        return ctx.counters.attempts("caller_id", key, self._window_s, ctx.ts), key
+
+    def evaluate(self, ctx: Ctx) -> Hit | None:
+        key = ctx.caller or ctx.attempt.caller_id
+        n = ctx.counters.attempts("caller_id", key, self._window_s, ctx.ts)
+        return None if n < self._limit else self._hit(n, key)
+
+
+class _DestinationRate(CapCheck):
+    reason = "destination_cap"
+    __slots__ = ()
+
+    def count(self, ctx: Ctx) -> tuple[int, str]:
+        return ctx.counters.destination_attempts(ctx.attempt.tenant, ctx.dest, self._window_s, ctx.ts), ctx.dest
+
+
+class _DistinctCallees(CapCheck):
+    reason = "distinct_callees_cap"
+    __slots__ = ()
+
+    def count(self, ctx: Ctx) -> tuple[int, str]:
+        return ctx.counters.distinct_callees(ctx.attempt.account, ctx.ts), ctx.attempt.account
+
+
+class _Concurrent(CapCheck):
+    reason = "concurrency_cap"
+    __slots__ = ()
+
+    def count(self, ctx: Ctx) -> tuple[int, str]:
+        if self._scope == "concurrent_account":
+            return ctx.counters.concurrent("account", ctx.attempt.account), ctx.attempt.account
+        return ctx.counters.concurrent("tenant", ctx.attempt.tenant), ctx.attempt.tenant
+
+
+_CAPS: dict[str, type[CapCheck]] = {
+    "account": _AccountRate,
+    "tenant": _TenantRate,
+    "caller_id": _CallerRate,
+    "destination": _DestinationRate,
+    "distinct_callees": _DistinctCallees,
+    "concurrent_account": _Concurrent,
+    "concurrent_tenant": _Concurrent,
+}
+
+
+def make_cap(spec: RuleSpec) -> CapCheck:
+    return _CAPS[spec.params["scope"]](spec)

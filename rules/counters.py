@@ -1,0 +1,241 @@
+"""In-memory rate and concurrency counters (the ``model.Counters`` protocol).
+
+What counts: only calls the engine let through. The service calls ``record()`` once for
+each allowed call (shadow-mode "would block" calls included, since they were placed);
+blocked attempts never count toward a cap, so a blocked dialer cannot lock itself out
+further by retrying. After a restart the service replays the durable call log by calling
+``record()`` with each row's own timestamp (oldest first), or ``rebuild(rows)``.
+
+Sliding windows are bucketed: per-second buckets (kept 120 s) answer windows up to two
+minutes, per-minute buckets (kept 25 h) windows up to 25 hours, per-day buckets (kept 8
+days) longer ones up to a week; destinations use per-hour buckets (kept 8 days). A window
+counts every bucket that overlaps it, so a count may include up to one bucket more than
+the exact window: caps err on the side of blocking. Memory is bounded: old buckets are
+dropped on write, idle keys by ``prune()`` (run automatically every five clock minutes).
+
+Each series keeps bucket starts and running totals (a prefix sum), so a window query is
+one ``bisect`` whatever the window length.
+
+Thread safety: none; call from one thread (the event loop).
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["InMemoryCounters", "CallRow"]
+
+_PARTY_SCOPES = ("account", "caller_id", "tenant")
+_RESOLUTIONS = ((1, 120), (60, 25 * 60), (86400, 8))  # (bucket seconds, buckets kept)
+_DEST_RES = (3600, 8 * 24)
+_PRUNE_EVERY_S = 300.0
+
+
+@dataclass(slots=True)
+class _Series:
+    """Counts per bucket as parallel lists: bucket index, running total up to it."""
+
+    res: int
+    keep: int
+    starts: list[int] = field(default_factory=list)
+    totals: list[int] = field(default_factory=list)
+
+    def add(self, ts: float, n: int = 1) -> None:
+        b = int(ts // self.res)
+        starts, totals = self.starts, self.totals
+        if starts and starts[-1] == b:
+            totals[-1] += n
+        elif not starts or starts[-1] < b:
+            starts.append(b)
+            totals.append((totals[-1] if totals else 0) + n)
+            self._drop_before(b - self.keep)
+        else:
+            self._insert(b, n)
+
+    def _insert(self, b: int, n: int) -> None:
+        """An out-of-order write (replay not sorted): rare, linear in the buckets kept."""
+        i = bisect_left(self.starts, b)
+        if i < len(self.starts) and self.starts[i] == b:
+            pass
+        else:
+            self.starts.insert(i, b)
+            self.totals.insert(i, self.totals[i - 1] if i else 0)
+        for j in range(i, len(self.totals)):
+            self.totals[j] += n
+
+    def _drop_before(self, b: int) -> None:
+        if self.starts and self.starts[0] < b:
+            i = bisect_left(self.starts, b)
+            del self.starts[:i]
+            del self.totals[:i]
+
+    def count(self, window_s: int, now: float) -> int:
+        """Total of buckets overlapping (now - window_s, now]."""
+        starts = self.starts
+        if not starts:
+            return 0
+        first = int((now - window_s) // self.res)
+        last = int(now // self.res)
+        hi = len(starts) if starts[-1] <= last else bisect_left(starts, last + 1)
+        lo = bisect_left(starts, first)
+        if hi <= lo:
+            return 0
+        below = self.totals[lo - 1] if lo else 0
+        return self.totals[hi - 1] - below
+
+    def idle(self, now: float) -> bool:
+        return not self.starts or self.starts[-1] < int(now // self.res) - self.keep
+
+
+@dataclass(slots=True)
+class _Party:
+    series: tuple[_Series, ...] = field(
+        default_factory=lambda: tuple(_Series(r, k) for r, k in _RESOLUTIONS)
+    )
+
+    def add(self, ts: float) -> None:
+        for s in self.series:
+            s.add(ts)
+
+    def count(self, window_s: int, now: float) -> int:
+        """From the finest series whose retention covers the window."""
+        series = self.series
+        if window_s < 120:
+            return series[0].count(window_s, now)
+        if window_s < 60 * 1499:
+            return series[1].count(window_s, now)
+        return series[2].count(window_s, now)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """A historical allowed call, for ``rebuild``."""
+
+    tenant: str
+    account: str
+    caller_id: str
+    destination_e164: str
+    at: float  # epoch seconds
+
+
+class InMemoryCounters:
+    """Rate, distinct-callee and concurrency counters with an injectable clock.
+
+    ``day_offset_s`` shifts the calendar day used by ``distinct_callees`` (e.g. 28800
+    for Asia/Shanghai midnight); the default is UTC days.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, day_offset_s: int = 0) -> None:
+        self._clock = clock
+        self._day_offset = day_offset_s
+        self._parties: dict[tuple[str, str], _Party] = {}
+        self._dests: dict[tuple[str, str], _Series] = {}
+        self._callees: dict[tuple[str, int], set[str]] = {}
+        self._live: dict[str, tuple[str, str]] = {}
+        self._concurrent: dict[tuple[str, str], int] = {}
+        self._last_prune = -1e18
+
+    # write side -----------------------------------------------------------------------
+    def record(
+        self,
+        tenant: str,
+        account: str,
+        caller_id: str,
+        destination_e164: str,
+        now: float | None = None,
+    ) -> None:
+        """Count one allowed call placed at ``now`` (default: the clock)."""
+        ts = self._clock() if now is None else now
+        for scope, key in (("account", account), ("caller_id", caller_id), ("tenant", tenant)):
+            if key:
+                party = self._parties.get((scope, key))
+                if party is None:
+                    party = self._parties[(scope, key)] = _Party()
+                party.add(ts)
+        dkey = (tenant, destination_e164)
+        dest = self._dests.get(dkey)
+        if dest is None:
+            dest = self._dests[dkey] = _Series(*_DEST_RES)
+        dest.add(ts)
+        self._callees.setdefault((account, self._day(ts)), set()).add(destination_e164)
+        if ts - self._last_prune > _PRUNE_EVERY_S:
+            self.prune(max(ts, self._clock()))
+
+    def rebuild(self, rows: Iterable[CallRow | tuple[str, str, str, str, float]]) -> int:
+        """Replay historical allowed calls (oldest first is fastest); returns the count."""
+        n = 0
+        for row in rows:
+            if isinstance(row, CallRow):
+                self.record(row.tenant, row.account, row.caller_id, row.destination_e164, row.at)
+            else:
+                self.record(*row)
+            n += 1
+        return n
+
+    def acquire(self, call_id: str, tenant: str, account: str) -> None:
+        """A call started; a second acquire of the same ``call_id`` is ignored."""
+        if call_id in self._live:
+            return
+        self._live[call_id] = (tenant, account)
+        for key in (("tenant", tenant), ("account", account)):
+            self._concurrent[key] = self._concurrent.get(key, 0) + 1
+
+    def release(self, call_id: str) -> bool:
+        """A call ended. True the first time for a call_id, False (no-op) after that."""
+        held = self._live.pop(call_id, None)
+        if held is None:
+            return False
+        for key in (("tenant", held[0]), ("account", held[1])):
+            left = self._concurrent.get(key, 0) - 1
+            if left > 0:
+                self._concurrent[key] = left
+            else:
+                self._concurrent.pop(key, None)
+        return True
+
+    def prune(self, now: float | None = None) -> None:
+        """Drop keys with no bucket left in their retention, and past days' callee sets."""
+        ts = self._clock() if now is None else now
+        self._last_prune = ts
+        for pkey in [k for k, p in self._parties.items() if all(s.idle(ts) for s in p.series)]:
+            del self._parties[pkey]
+        for dkey in [k for k, s in self._dests.items() if s.idle(ts)]:
+            del self._dests[dkey]
+        today = self._day(ts)
+        for ckey in [k for k in self._callees if k[1] < today]:
+            del self._callees[ckey]
+
+    # read side (model.Counters) ---------------------------------------------------------
+    def attempts(self, scope: str, key: str, window_s: int, now: float) -> int:
+        party = self._parties.get((scope, key))
+        if party is None:
+            if scope not in _PARTY_SCOPES:
+                raise ValueError(f"unknown counter scope {scope!r}")
+            return 0
+        return party.count(window_s, now)
+
+    def destination_attempts(self, tenant: str, e164: str, window_s: int, now: float) -> int:
+        dest = self._dests.get((tenant, e164))
+        return 0 if dest is None else dest.count(window_s, now)
+
+    def distinct_callees(self, account: str, now: float) -> int:
+        return len(self._callees.get((account, self._day(now)), ()))
+
+    def concurrent(self, scope: str, key: str) -> int:
+        return self._concurrent.get((scope, key), 0)
+
+    # introspection ----------------------------------------------------------------------
+    def sizes(self) -> dict[str, int]:
+        """How many keys each table holds (for metrics and memory checks)."""
+        return {
+            "parties": len(self._parties),
+            "destinations": len(self._dests),
+            "callee_days": len(self._callees),
+            "live_calls": len(self._live),
+        }
+
+    def _day(self, ts: float) -> int:
+        return int((ts + self._day_offset) // 86400)

@@ -1,0 +1,179 @@
+"""The decision: ``decide`` (hot path) and ``explain`` (every rule's outcome).
+
+Order: destination format, then the snapshot's compiled rules in stage order (party
+status, caller ID, lists and register freshness, segment/region/line type, time windows,
+caps), declaration order within a stage. The first enforce-mode block wins; shadow-mode
+matches are recorded in ``Verdict.shadow`` and evaluation goes on. A destination on an
+allow/consent list that exempts a rule id skips that rule. A destination that cannot be
+normalised is blocked by the built-in rule ``destination_format`` (reason
+destination_invalid, Q.850 28 -> SIP 484 by default).
+
+Both functions are pure apart from ``snapshot.hits`` (decide counts blocks, shadow
+matches and exemptions there; explain counts nothing).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rules.checks_base import NO_EXEMPTIONS, Check, Ctx, Hit
+from rules.errors import NumberError
+from rules.model import CallAttempt, Counters, RuleMode, RuleOutcome, Verdict
+from rules.numbers import normalise, segment_info, to_key
+from rules.snapshot import Snapshot
+
+__all__ = ["decide", "explain", "FORMAT_RULE"]
+
+FORMAT_RULE = "destination_format"
+
+
+class _Template(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _context(attempt: CallAttempt, snap: Snapshot, counters: Counters, now: datetime) -> Ctx | str:
+    """The decision context, or the NumberError text for a bad destination."""
+    region = snap.policy.default_region
+    try:
+        dest = normalise(attempt.destination, region)
+    except NumberError as exc:
+        return str(exc)
+    caller: str | None = None
+    caller_error: str | None = None
+    if attempt.caller_id.strip():
+        try:
+            caller = normalise(attempt.caller_id, region)
+        except NumberError as exc:
+            caller_error = str(exc)
+    ts = now.timestamp()
+    ctx = Ctx(
+        attempt=attempt,
+        now=now,
+        ts=ts,
+        now_min=int(ts // 60),
+        dest=dest,
+        dest_key=to_key(dest),
+        dest_digits=dest[1:].replace(":", ""),
+        dest_info=segment_info(dest),
+        caller=caller,
+        caller_info=segment_info(caller) if caller else None,
+        caller_error=caller_error,
+        counters=counters,
+        exempt=NO_EXEMPTIONS,
+    )
+    if snap.exempting:
+        exempt: dict[str, str] = {}
+        for view in snap.exempting:
+            if view.applies(attempt.tenant, attempt.campaign) and view.numbers.contains(ctx.dest_key, ctx.now_min):
+                for rid in view.spec.exempts:
+                    exempt.setdefault(rid, view.spec.name)
+        ctx.exempt = exempt
+    return ctx
+
+
+def _message(check: Check, hit: Hit, ctx: Ctx) -> str:
+    template = check.spec.message
+    if not template:
+        return hit.detail
+    values = _Template(hit.figures)
+    values.update(detail=hit.detail, number=ctx.dest, rule=check.spec.id, reason=hit.reason)
+    return template.format_map(values)
+
+
+def _cause(check: Check, hit: Hit, snap: Snapshot) -> int:
+    return check.spec.cause if check.spec.cause is not None else snap.policy.cause_for(hit.reason)
+
+
+def decide(
+    attempt: CallAttempt, snapshot: Snapshot, counters: Counters, now: datetime | None = None
+) -> Verdict:
+    """Screen one call attempt. Pure apart from ``snapshot.hits``; ``now`` defaults to attempt.at."""
+    when = attempt.at if now is None else now
+    hits = snapshot.hits
+    hits.add("", "decisions")
+    ctx = _context(attempt, snapshot, counters, when)
+    if isinstance(ctx, str):
+        hits.add(FORMAT_RULE, "block")
+        return Verdict(
+            False, FORMAT_RULE, "destination_invalid", f"destination {attempt.destination!r}: {ctx}",
+            cause=snapshot.policy.cause_for("destination_invalid"),
+        )
+    shadow: list[str] = []
+    for check in snapshot.checks:
+        spec = check.spec
+        if check.filtered and not check.applies(ctx):
+            continue
+        if ctx.exempt and spec.id in ctx.exempt:
+            hits.add(spec.id, "exempt")
+            continue
+        hit = check.evaluate(ctx)
+        if hit is None:
+            continue
+        if spec.mode is RuleMode.SHADOW:
+            shadow.append(spec.id)
+            hits.add(spec.id, "shadow")
+            continue
+        hits.add(spec.id, "block")
+        return Verdict(
+            allowed=False,
+            rule_id=spec.id,
+            reason=hit.reason,
+            message=_message(check, hit, ctx),
+            cause=_cause(check, hit, snapshot),
+            announcement=spec.announcement,
+            shadow=tuple(shadow),
+            destination_e164=ctx.dest,
+            caller_id_e164=ctx.caller or "",
+        )
+    hits.add("", "allowed")
+    return Verdict(
+        True, "", "ok", "allowed", shadow=tuple(shadow),
+        destination_e164=ctx.dest, caller_id_e164=ctx.caller or "",
+    )
+
+
+def explain(
+    attempt: CallAttempt, snapshot: Snapshot, counters: Counters, now: datetime | None = None
+) -> list[RuleOutcome]:
+    """Every rule's outcome in evaluation order, with the figures it used."""
+    when = attempt.at if now is None else now
+    ctx = _context(attempt, snapshot, counters, when)
+    if isinstance(ctx, str):
+        cause = snapshot.policy.cause_for("destination_invalid")
+        return [RuleOutcome(FORMAT_RULE, "format", RuleMode.ENFORCE, "matched", "destination_invalid", ctx, {}, True, cause)]
+    info = ctx.dest_info
+    first = RuleOutcome(FORMAT_RULE, "format", RuleMode.ENFORCE, "passed", "", "destination normalised", {
+        "destination": ctx.dest, "region": info.region, "province": info.province, "city": info.city,
+        "line_type": info.line_type.value, "timezones": list(info.timezones), "carrier": info.carrier,
+        "caller_id": ctx.caller, "caller_id_error": ctx.caller_error,
+    })
+    out = [first]
+    decided = False
+    for check in snapshot.checks:
+        outcome = _explain_one(check, ctx, snapshot, decided)
+        decided = decided or outcome.decisive
+        out.append(outcome)
+    return out
+
+
+def _explain_one(check: Check, ctx: Ctx, snap: Snapshot, decided: bool) -> RuleOutcome:
+    spec = check.spec
+    base: dict[str, Any] = {"rule_id": spec.id, "kind": spec.kind.value, "mode": spec.mode}
+    if not check.applies(ctx):
+        return RuleOutcome(**base, outcome="skipped", message="purpose or region filter does not apply")
+    if spec.id in ctx.exempt:
+        lst = snap.lists[ctx.exempt[spec.id]]
+        ev = lst.evidence.get(ctx.dest_key)
+        msg = f"exempted by list {lst.spec.name!r}" + (f" (evidence: {ev})" if ev else "")
+        return RuleOutcome(**base, outcome="skipped", reason="exempt", message=msg)
+    hit = check.evaluate(ctx)
+    figures = check.figures(ctx)
+    if hit is None:
+        return RuleOutcome(**base, outcome="passed", figures=figures)
+    decisive = not decided and spec.mode is RuleMode.ENFORCE
+    return RuleOutcome(
+        **base, outcome="matched", reason=hit.reason, message=_message(check, hit, ctx),
+        figures={**hit.figures, **figures}, decisive=decisive, cause=_cause(check, hit, snap),
+    )

@@ -1,0 +1,36 @@
+"""Per-rule hit counters: how often each rule blocked, would have blocked, was exempted.
+
+A ``RuleHits`` lives on the snapshot (``snapshot.hits``); it is the one mutable part of
+it. Pass the old snapshot's ``hits`` to ``build_snapshot(..., hits=...)`` to keep counting
+across reloads. Outcomes: "block", "shadow" (would block), "exempt" (allow/consent list),
+plus the totals "decisions" and "allowed" under the rule id "". Not locked: increments
+from one thread (the event loop); readers get a copy.
+"""
+
+from __future__ import annotations
+
+
+
+class RuleHits:
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def add(self, rule_id: str, outcome: str) -> None:
+        key = (rule_id, outcome)
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def get(self, rule_id: str, outcome: str) -> int:
+        return self._counts.get((rule_id, outcome), 0)
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        """{rule id: {outcome: count}}; totals under ""."""
+        out: dict[str, dict[str, int]] = {}
+        for (rid, outcome), n in self._counts.items():
+            out.setdefault(rid, {})[outcome] = n
+        return out
+
+    def reset(self) -> None:
+        self._counts.clear()

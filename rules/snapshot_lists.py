@@ -1,0 +1,138 @@
+"""Building list views (numbers + metadata) from the store's streamed entries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rules.model import ListEntry, ListInfo, ListKind, Scope
+from rules.policy_types import ListSpec
+from rules.tables import NumberSet, NumberSetBuilder
+
+_SHORT = re.compile(r"\+([1-9]\d{0,2}):(\d{3,6})")
+
+
+@dataclass(frozen=True, slots=True)
+class ListView:
+    """One named list in a snapshot."""
+
+    spec: ListSpec
+    numbers: NumberSet
+    imported_at: datetime | None = None
+    evidence: Mapping[int, str] = field(default_factory=dict)  # consent lists only
+
+    def applies(self, tenant: str, campaign: str | None) -> bool:
+        scope = self.spec.scope
+        if scope is Scope.GLOBAL:
+            return True
+        if scope is Scope.TENANT:
+            return self.spec.scope_key == tenant
+        return campaign is not None and self.spec.scope_key == campaign
+
+    def scope_text(self) -> str:
+        if self.spec.scope is Scope.GLOBAL:
+            return "global"
+        return f"{self.spec.scope.value} {self.spec.scope_key}"
+
+
+def merge_specs(
+    declared: Mapping[str, ListSpec], infos: Iterable[ListInfo], warn: Callable[[str], None]
+) -> tuple[dict[str, ListSpec], dict[str, datetime | None]]:
+    """Policy-declared lists plus the store's; the policy's kind and scope win."""
+    specs = dict(declared)
+    imported: dict[str, datetime | None] = {name: None for name in specs}
+    for info in infos:
+        if not isinstance(info, ListInfo) or not info.name:
+            warn(f"store list {info!r}: not a ListInfo with a name; skipped")
+            continue
+        have = specs.get(info.name)
+        if have is None:
+            specs[info.name] = ListSpec(info.name, info.kind, info.scope, info.scope_key, source="store")
+        elif (have.kind, have.scope, have.scope_key) != (info.kind, info.scope, info.scope_key):
+            warn(
+                f"list {info.name!r}: store says {info.kind.value}/{info.scope.value}/"
+                f"{info.scope_key}, policy says {have.kind.value}/{have.scope.value}/"
+                f"{have.scope_key}; the policy wins"
+            )
+        if info.imported_at is not None and info.imported_at.tzinfo is None:
+            warn(f"list {info.name!r}: imported_at has no time zone; treated as never imported")
+        else:
+            imported[info.name] = info.imported_at
+    return specs, imported
+
+
+def entry_key(e164: object) -> int | None:
+    """The int key of a canonical number, or None when it is not one."""
+    if not isinstance(e164, str) or not e164.isascii() or len(e164) < 3 or e164[0] != "+":
+        return None
+    rest = e164[1:]
+    if rest.isdigit():
+        return int(rest) if rest[0] != "0" and len(rest) <= 15 else None
+    m = _SHORT.fullmatch(e164)
+    return -int(m.group(1) + m.group(2)) if m else None
+
+
+@dataclass
+class EntryStats:
+    rows: int = 0
+    kept: int = 0
+    expired: int = 0
+    bad: int = 0
+
+
+def build_views(
+    specs: Mapping[str, ListSpec],
+    imported: Mapping[str, datetime | None],
+    entries: Iterable[ListEntry],
+    now: datetime,
+    warn: Callable[[str], None],
+) -> tuple[dict[str, ListView], EntryStats]:
+    """Stream entries into per-list builders; bad rows are reported and skipped."""
+    builders = {name: NumberSetBuilder() for name in specs}
+    evidence: dict[str, dict[int, str]] = {
+        n: {} for n, s in specs.items() if s.kind is ListKind.CONSENT
+    }
+    now_min = int(now.timestamp() // 60)
+    stats = EntryStats()
+    last_name, builder = "", None
+    for entry in entries:
+        stats.rows += 1
+        try:
+            name, e164, expires = entry.list_name, entry.e164, entry.expires_at
+        except AttributeError:
+            stats.bad += 1
+            warn(f"row {stats.rows}: not a ListEntry ({entry!r}); skipped")
+            continue
+        if name != last_name or builder is None:
+            builder = builders.get(name)
+            last_name = name
+            if builder is None:
+                stats.bad += 1
+                warn(f"row {stats.rows}: unknown list {name!r}; skipped")
+                continue
+        key = entry_key(e164)
+        if key is None:
+            stats.bad += 1
+            warn(f"row {stats.rows}: list {name!r}: {e164!r} is not E.164 or +cc:short; skipped")
+            continue
+        until: int | None = None
+        if expires is not None:
+            if not isinstance(expires, datetime) or expires.tzinfo is None:
+                stats.bad += 1
+                warn(f"row {stats.rows}: list {name!r}: expires_at {expires!r} lacks a time zone; skipped")
+                continue
+            until = int(expires.timestamp() // 60)
+            if until <= now_min:
+                stats.expired += 1
+                continue
+        builder.add(key, until)
+        stats.kept += 1
+        if entry.evidence and name in evidence:
+            evidence[name][key] = entry.evidence
+    views = {
+        name: ListView(specs[name], b.build(), imported.get(name), evidence.get(name, {}))
+        for name, b in builders.items()
+    }
+    return views, stats

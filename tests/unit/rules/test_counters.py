@@ -1,0 +1,116 @@
+"""InMemoryCounters: sliding windows, release once, pruning, replay after restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules.counters import CallRow, InMemoryCounters
+
+T0 = 1_800_000_000.0  # a fixed epoch second
+
+
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def filled(times: list[float]) -> InMemoryCounters:
+    c = InMemoryCounters(clock=Clock(max(times) if times else T0))
+    for t in times:
+        c.record("t1", "a1", "+861088886666", "+8613700137000", t)
+    return c
+
+
+@pytest.mark.parametrize(
+    ("offsets", "window", "expected"),
+    [
+        pytest.param([0, -10, -30], 60, 3, id="all-in-minute"),
+        pytest.param([0, -10, -70], 60, 2, id="one-outside-minute"),
+        pytest.param([0, -1800, -3500], 3600, 3, id="all-in-hour"),
+        pytest.param([0, -1800, -3700], 3600, 2, id="one-outside-hour"),
+        pytest.param([0, -40000, -86000], 86400, 3, id="all-in-day"),
+        pytest.param([0, -40000, -90000], 86400, 2, id="one-outside-day"),
+        pytest.param([0, -3 * 86400, -8 * 86400], 7 * 86400, 2, id="week"),
+        pytest.param([], 60, 0, id="nothing-recorded"),
+    ],
+)
+def test_attempt_windows(offsets: list[int], window: int, expected: int) -> None:
+    c = filled([T0 + o for o in offsets])
+    for scope, key in (("account", "a1"), ("caller_id", "+861088886666"), ("tenant", "t1")):
+        assert c.attempts(scope, key, window, T0) == expected
+
+
+def test_destination_attempts_across_accounts_of_a_tenant() -> None:
+    c = InMemoryCounters(clock=Clock())
+    c.record("t1", "a1", "x", "+8613700137000", T0 - 100)
+    c.record("t1", "a2", "y", "+8613700137000", T0 - 50)
+    c.record("t2", "a3", "z", "+8613700137000", T0 - 50)
+    assert c.destination_attempts("t1", "+8613700137000", 86400, T0) == 2
+    assert c.destination_attempts("t2", "+8613700137000", 86400, T0) == 1
+    assert c.destination_attempts("t1", "+8613700137000", 7 * 86400, T0 + 2 * 86400) == 2
+    assert c.destination_attempts("t1", "+8613700137000", 86400, T0 + 2 * 86400) == 0
+
+
+def test_distinct_callees_per_day() -> None:
+    c = InMemoryCounters(clock=Clock())
+    for n in ("+8613700000001", "+8613700000002", "+8613700000001"):
+        c.record("t1", "a1", "x", n, T0)
+    assert c.distinct_callees("a1", T0) == 2
+    assert c.distinct_callees("a1", T0 + 86400) == 0
+
+
+def test_release_exactly_once_and_never_below_zero() -> None:
+    c = InMemoryCounters(clock=Clock())
+    c.acquire("call-1", "t1", "a1")
+    c.acquire("call-1", "t1", "a1")  # duplicate acquire ignored
+    c.acquire("call-2", "t1", "a1")
+    assert c.concurrent("account", "a1") == 2
+    assert c.concurrent("tenant", "t1") == 2
+    assert c.release("call-1") is True
+    assert c.release("call-1") is False
+    assert c.release("never-acquired") is False
+    assert c.concurrent("account", "a1") == 1
+    assert c.release("call-2") is True
+    assert c.concurrent("account", "a1") == 0
+    assert c.concurrent("tenant", "t1") == 0
+
+
+def test_replay_rebuilds_the_same_counts_after_restart() -> None:
+    rows = [CallRow("t1", "a1", "+861088886666", f"+86137000000{i:02d}", T0 - 3600 + i * 60) for i in range(50)]
+    live = InMemoryCounters(clock=Clock())
+    for r in rows:
+        live.record(r.tenant, r.account, r.caller_id, r.destination_e164, r.at)
+    restarted = InMemoryCounters(clock=Clock())
+    assert restarted.rebuild(reversed(rows)) == 50  # order does not matter
+    for window in (60, 3600, 86400):
+        assert restarted.attempts("account", "a1", window, T0) == live.attempts("account", "a1", window, T0)
+    assert restarted.distinct_callees("a1", T0) == live.distinct_callees("a1", T0) == 50
+
+
+def test_old_buckets_and_idle_keys_are_pruned() -> None:
+    clock = Clock()
+    c = InMemoryCounters(clock=clock)
+    for i in range(1000):
+        c.record("t1", f"a{i}", "x", f"+86137{i:08d}", T0 + i)
+    assert c.sizes()["parties"] == 1002
+    clock.t = T0 + 10 * 86400
+    c.prune()
+    assert c.sizes() == {"parties": 0, "destinations": 0, "callee_days": 0, "live_calls": 0}
+
+
+def test_second_buckets_stay_bounded() -> None:
+    c = InMemoryCounters(clock=Clock())
+    for i in range(5000):
+        c.record("t1", "a1", "x", "+8613700137000", T0 + i)
+    party = c._parties[("account", "a1")]
+    assert len(party.series[0].starts) <= 121
+    # the bucket of the call exactly 60 s ago overlaps the window: counted (conservative)
+    assert c.attempts("account", "a1", 60, T0 + 4999) == 61
+
+
+def test_unknown_scope_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown counter scope"):
+        InMemoryCounters().attempts("campaign", "c1", 60, T0)
