@@ -7,6 +7,7 @@ import logging
 import click
 
 from outguard.cli.sandbox import sandbox
+from outguard.cli.serve import demo, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +25,8 @@ def cli(verbose: int) -> None:
 
 
 cli.add_command(sandbox)
+cli.add_command(serve)
+cli.add_command(demo)
 
 
 def main() -> None:

@@ -8,6 +8,10 @@ import time
 import click
 
 from outguard import sandbox as sb
+from outguard.testing import sipp
+
+VIA = {"ari": "agent", "bridge": "agent-bridge", "agi": "agent-agi", "direct": "agent-direct",
+       "native": "agent-native"}
 
 
 def _fail(err: sb.SandboxError) -> click.ClickException:
@@ -112,3 +116,52 @@ def status(name: str, as_json: bool) -> None:
         click.echo(" ".join(f"{k}={v}" for k, v in info.items()))
     if not running:
         raise SystemExit(3)
+
+
+@sandbox.command()
+@click.argument("number")
+@click.option("--name", default="demo", show_default=True, help="Instance name.")
+@click.option("--via", type=click.Choice(sorted(VIA)), default="ari", show_default=True,
+              help="Which path: ARI continue, ARI bridge, FastAGI, no screening, or the "
+                   "native AstDB blacklist.")
+@click.option("--account", default="", help="Sent as OUTGUARD_ACCOUNT (default: the "
+              "account the agent endpoint maps to).")
+@click.option("--caller-id", default="01088886666", show_default=True,
+              help="Caller ID the phone presents.")
+@click.option("--count", default=1, show_default=True, help="How many calls, at 5 per second.")
+@click.option("--hangup-after", type=int, default=None,
+              help="The phone hangs up this many ms after the answer (default: the carrier "
+                   "hangs up).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def call(number: str, name: str, via: str, account: str, caller_id: str, count: int,
+         hangup_after: int | None, as_json: bool) -> None:
+    """Place test calls from the sandbox's SIPp agent phone and print what the phone saw
+    (the SIP final response). Exit code 0 when every call got an answer (200), 1 otherwise.
+
+    \b
+    Example:
+      outguard sandbox call 13900139000 --via agi
+    """
+    try:
+        inst = sb.load_instance(name)
+        run = sipp.place_calls(
+            inst, number, count=count, rate=5, from_user=VIA[via], account=account,
+            caller_id=caller_id, agent_hangs_up_after_ms=hangup_after,
+            timeout_s=30 + count,
+        )
+    except (sb.SandboxError, sipp.SippError) as err:
+        raise click.ClickException(str(err)) from err
+    rows = [
+        {"call": c.number, "final": c.final, "post_dial_delay_ms": c.post_dial_delay_ms,
+         "ended_by": c.ended_by}
+        for c in sorted(run.calls.values(), key=lambda c: c.number)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        for row in rows:
+            final = row["final"]
+            click.echo(f"call {row['call']}: {final or 'no answer'} "
+                       f"{sipp.REASONS.get(final or 0, '')}".rstrip())
+    if not rows or any(row["final"] != 200 for row in rows):
+        raise SystemExit(1)

@@ -30,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 SCENARIOS = REPO / "tests" / "sipp"
 
+REASONS = {
+    200: "OK", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
+    480: "Temporarily Unavailable", 484: "Address Incomplete", 486: "Busy Here",
+    487: "Request Terminated", 488: "Not Acceptable Here", 500: "Server Internal Error",
+    503: "Service Unavailable", 603: "Decline",
+}
+
 
 class SippError(OutguardError):
     """SIPp is missing, or a run could not be started or read."""
@@ -202,15 +209,19 @@ def place_calls(
     account: str = "",
     tenant: str = "",
     fail_mode: str = "",
+    purpose: str = "",
+    caller_id: str = "01088886666",
     agent_hangs_up_after_ms: int | None = None,
     timeout_s: float = 30.0,
+    port: int | None = None,
 ) -> AgentRun:
     """Place ``count`` calls to ``number`` from the agent phone and wait for all of them.
 
     With ``agent_hangs_up_after_ms`` the agent sends BYE that long after the answer;
-    otherwise it waits for the far end to hang up.
+    otherwise it waits for the far end to hang up. ``port`` lets two agents run at once
+    (their control and media ports are derived from it).
     """
-    port = inst.ports.agent
+    port = port or inst.ports.agent
     wait_port_free(port)
     scenario = "agent_call.xml" if agent_hangs_up_after_ms is None else "agent_call_hangup.xml"
     with tempfile.TemporaryDirectory(prefix="og-agent-") as tmp:
@@ -222,6 +233,7 @@ def place_calls(
             "-timeout", f"{max(1, int(timeout_s))}s", "-log_file", str(log),
             "-key", "from_user", from_user, "-key", "account", account,
             "-key", "tenant", tenant, "-key", "fail_mode", fail_mode,
+            "-key", "purpose", purpose, "-key", "caller_id", caller_id,
             "-d", str(agent_hangs_up_after_ms or 0),
         ]
         proc = subprocess.Popen(

@@ -1,0 +1,76 @@
+"""What an adapter knows about a new outbound channel, and the one place that turns it into
+a ``CallAttempt`` (the ARI app and the FastAGI server share it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from rules.model import CallAttempt, Purpose
+
+_ENDPOINT = re.compile(r"^[A-Za-z0-9]+/([^-/@;]+(?:-[^-/@;]+)*?)(?:-[0-9a-f]{8})?(?:;\d)?$")
+
+#: resolve_account(endpoint, channel_name, caller_id) -> account id from the store's mapping
+AccountResolver = Callable[[str, str, str], "str | None"]
+#: tenant_of(account) -> the account's tenant, if the store knows the account
+TenantOf = Callable[[str], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelFacts:
+    adapter: str  # "ari" | "agi"
+    channel_id: str  # ARI channel id / AGI agi_uniqueid
+    channel_name: str  # e.g. PJSIP/agent-00000001
+    dialed: str
+    caller_id: str
+    account: str = ""  # OUTGUARD_ACCOUNT
+    tenant: str = ""  # OUTGUARD_TENANT
+    purpose: str = ""  # OUTGUARD_PURPOSE
+    campaign: str = ""  # OUTGUARD_CAMPAIGN
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint part of a channel name: PJSIP/agent-0000002a -> agent."""
+        match = _ENDPOINT.match(self.channel_name)
+        return match.group(1) if match else ""
+
+
+def parse_purpose(text: str) -> Purpose:
+    try:
+        return Purpose(text.strip().lower()) if text.strip() else Purpose.MARKETING
+    except ValueError:
+        raise ValueError(
+            f"unknown call purpose {text!r} (one of {', '.join(p.value for p in Purpose)})"
+        ) from None
+
+
+def build_attempt(
+    facts: ChannelFacts,
+    at: datetime,
+    call_id: str,
+    resolve_account: AccountResolver,
+    tenant_of: TenantOf,
+    default_tenant: str,
+) -> CallAttempt:
+    """Account: the channel variable, else the store's mapping, else the endpoint name.
+    Tenant: the channel variable, else the account's tenant, else the default tenant."""
+    account = (
+        facts.account.strip()
+        or resolve_account(facts.endpoint, facts.channel_name, facts.caller_id)
+        or facts.endpoint
+        or facts.channel_name
+    )
+    tenant = facts.tenant.strip() or tenant_of(account) or default_tenant
+    return CallAttempt(
+        tenant=tenant,
+        account=account,
+        caller_id=facts.caller_id,
+        destination=facts.dialed,
+        at=at,
+        purpose=parse_purpose(facts.purpose),
+        campaign=facts.campaign.strip() or None,
+        channel_id=facts.channel_id,
+        call_id=call_id,
+    )

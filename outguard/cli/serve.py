@@ -1,0 +1,133 @@
+"""``outguard serve`` and ``outguard demo``: run the service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import click
+
+from outguard import config, sandbox
+from outguard.demo import demo_settings, seed
+from outguard.errors import OutguardError
+from outguard.server import Parts, serve as run_server
+from outguard.testing import sipp
+
+PART_NAMES = ("ari", "agi", "ami", "api")
+
+
+def _parts(only: str) -> Parts:
+    if not only:
+        return Parts()
+    chosen = {p.strip() for p in only.split(",") if p.strip()}
+    unknown = chosen - set(PART_NAMES)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PART_NAMES)}"
+        )
+    return Parts(**{name: name in chosen for name in PART_NAMES})
+
+
+def _run(settings: config.Settings, parts: Parts, banner: str) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await run_server(settings, parts, ready=lambda: click.echo(banner))
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(main())
+    except OutguardError as err:
+        raise click.ClickException(str(err)) from err
+
+
+@click.command()
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
+              envvar="OUTGUARD_CONFIG", help="Settings file (TOML); OUTGUARD_CONFIG.")
+@click.option("--only", default="", help="Run only these parts: ari,agi,ami,api.")
+@click.option("--policy", default=None, help="Policy file (overrides the settings file).")
+@click.option("--store", default=None, help="SQLite file (overrides the settings file).")
+def serve(config_file: str | None, only: str, policy: str | None, store: str | None) -> None:
+    """Run outguard against an existing Asterisk: the ARI app, the FastAGI server, the
+    AMI listener and the admin API/dashboard, in one process (or --only some of them).
+
+    Passwords come from the environment (OUTGUARD_ARI_PASSWORD, OUTGUARD_AMI_PASSWORD),
+    never from the settings file.
+
+    \b
+    Example:
+      OUTGUARD_ARI_PASSWORD=secret outguard serve -c /etc/outguard/outguard.toml
+    """
+    overrides: dict[str, object] = {}
+    if policy:
+        overrides["policy"] = policy
+    if store:
+        overrides["store"] = store
+    try:
+        settings = config.load(config_file, overrides=overrides)
+    except config.ConfigError as err:
+        raise click.ClickException(str(err)) from err
+    banner = (f"outguard is running: ARI {settings.ari.url} app {settings.ari.app!r}, "
+              f"FastAGI {settings.agi.host}:{settings.agi.port}, "
+              f"API http://{settings.api.host}:{settings.api.port}/")
+    _run(settings, _parts(only), banner)
+
+
+@click.command()
+@click.option("--offset", default=0, show_default=True,
+              help="Shift every port (sandbox and API) by this much.")
+@click.option("--no-carrier", is_flag=True, help="Do not start the SIPp carrier.")
+def demo(offset: int, no_carrier: bool) -> None:
+    """Run the embedded default: the sandbox PBX, an SQLite store with a demo call centre,
+    the demo policy and a SIPp carrier that answers allowed calls. Ctrl-C stops it all.
+
+    \b
+    Example:
+      outguard demo
+    """
+    try:
+        box = sandbox.up("demo", offset)
+    except sandbox.SandboxError as err:
+        raise click.ClickException(str(err)) from err
+    inst = box.inst
+    settings = demo_settings(inst)
+    os.environ["OUTGUARD_ARI_PASSWORD"] = inst.ari_password
+    os.environ["OUTGUARD_AMI_PASSWORD"] = inst.ami_password
+    seeded = seed(settings.store)
+    carrier = None if no_carrier else sipp.Carrier(inst, hold_ms=3000, limit_s=7 * 86400)
+    p = inst.ports
+    banner = "\n".join([
+        "",
+        "outguard demo is running (Ctrl-C stops it).",
+        f"  dashboard and API  http://127.0.0.1:{settings.api.port}/",
+        f"  sandbox Asterisk   SIP udp 127.0.0.1:{p.sip}, ARI {inst.ari_url}, "
+        f"AMI 127.0.0.1:{p.ami}",
+        f"  FastAGI            127.0.0.1:{p.agi}",
+        f"  store              {settings.store}"
+        + (" (demo call centre created)" if seeded else ""),
+        f"  carrier            SIPp answering on 127.0.0.1:{p.carrier}"
+        if carrier else "  carrier            none (--no-carrier)",
+        "",
+        "Place a test call from another terminal:",
+        "  outguard sandbox call 13800138000               # allowed (in calling hours)",
+        "  outguard sandbox call 13900139000               # on the do-not-call list: 403",
+        "  outguard sandbox call 13800138000 --via agi     # the same through FastAGI",
+        "  outguard sandbox call 13800138000 --via bridge  # outguard bridges the call",
+        "The demo policy allows calls 09:00-12:00 and 13:30-20:00 Beijing time, Mon-Sat;",
+        "outside those hours every call is refused with reason quiet_hours (SIP 480).",
+    ])
+    try:
+        if carrier is not None:
+            carrier.__enter__()
+        _run(settings, Parts(), banner)
+    finally:
+        if carrier is not None:
+            carrier.__exit__(None, None, None)
+        box.stop()
+        click.echo("demo stopped (sandbox PBX and carrier down)")

@@ -1,0 +1,164 @@
+"""outguard's settings, in layers: defaults, then a TOML file, then the environment
+(``OUTGUARD_<SECTION>_<KEY>``, e.g. ``OUTGUARD_ARI_URL``), then the command line.
+
+Secrets are never written in the file: the file names the environment variable that holds
+them (``password_env``), and they are never logged or shown (``Settings.redacted``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ari_app.settings import CallSettings
+from outguard.errors import OutguardError
+
+
+class ConfigError(OutguardError):
+    """A setting is missing, malformed or of the wrong type; names the file and key."""
+
+    error_id = "config_error"
+
+
+@dataclass(frozen=True)
+class AriConfig:
+    enabled: bool = True
+    url: str = "http://127.0.0.1:8088/ari"
+    user: str = "outguard"
+    password_env: str = "OUTGUARD_ARI_PASSWORD"
+    app: str = "outguard"
+
+    @property
+    def password(self) -> str:
+        return os.environ.get(self.password_env, "")
+
+
+@dataclass(frozen=True)
+class AgiConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4573
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 5038
+    user: str = "outguard"
+    password_env: str = "OUTGUARD_AMI_PASSWORD"
+
+    @property
+    def password(self) -> str:
+        return os.environ.get(self.password_env, "")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8470
+    #: show full numbers in the dashboard, API listings and logs (off: 138****8000)
+    show_numbers: bool = False
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: str = "outguard.db"
+    #: policy file; empty = the embedded demo policy
+    policy: str = ""
+    default_tenant: str = "default"
+    ari: AriConfig = field(default_factory=AriConfig)
+    agi: AgiConfig = field(default_factory=AgiConfig)
+    ami: AmiConfig = field(default_factory=AmiConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    calls: CallSettings = field(default_factory=CallSettings)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict for display: secrets are only ever env var names."""
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"ari": AriConfig, "agi": AgiConfig, "ami": AmiConfig, "api": ApiConfig,
+             "calls": CallSettings}
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    target = {"bool": bool, "int": int, "float": float, "str": str}.get(
+        kind if isinstance(kind, str) else getattr(kind, "__name__", ""), str
+    )
+    if isinstance(value, str) and target is not str:
+        text = value.strip().lower()
+        try:
+            if target is bool:
+                if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(text)
+                return text in ("1", "true", "yes", "on")
+            return target(text)
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not a {target.__name__}") from None
+    if target is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, target) or (target is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {target.__name__}, got {value!r}")
+    return value
+
+
+def _apply(obj: Any, data: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(known)})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{key}: expected a table")
+            changes[key] = _apply(current, value, f"{where}.{key}")
+        else:
+            changes[key] = _coerce(value, known[key].type, f"{where}.{key}")
+    try:
+        return replace(obj, **changes)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def load(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults, then the file at ``path``, then ``OUTGUARD_*`` variables, then overrides
+    (a nested dict, e.g. from the command line)."""
+    settings = Settings()
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError(f"{p}: cannot read: {err.strerror}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{p}: {err}") from None
+        settings = _apply(settings, data, str(p))
+    env = os.environ if env is None else env
+    from_env: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("OUTGUARD_") or name.endswith("_PASSWORD"):
+            continue
+        parts = name[len("OUTGUARD_"):].lower().split("_", 1)
+        if parts[0] in _SECTIONS and len(parts) == 2:
+            section = _SECTIONS[parts[0]]
+            if parts[1] in {f.name for f in fields(section)}:
+                from_env.setdefault(parts[0], {})[parts[1]] = value
+        elif "_".join(parts) in {f.name for f in fields(Settings)} - set(_SECTIONS):
+            from_env["_".join(parts)] = value
+    settings = _apply(settings, from_env, "environment")
+    if overrides:
+        settings = _apply(settings, overrides, "command line")
+    return settings

@@ -1,0 +1,134 @@
+"""Wire once: the one place that builds outguard's parts and runs them in one process.
+
+An aiohttp application holds every part in typed ``web.AppKey``s and starts and stops them
+with ``cleanup_ctx``, in order: store -> screener -> ARI app / FastAGI server / AMI listener.
+The admin API and dashboard are routes on the same application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ari_app.app import StasisApp
+from ari_app.client import AriClient
+from outguard.config import Settings
+from outguard.service import Screener
+from outguard.store.aio import AsyncStore
+from outguard.store.sqlite import SQLiteStore
+from rules.policy import Policy, default_policy, load_policy
+
+logger = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", AsyncStore)
+SCREENER = web.AppKey("screener", Screener)
+STASIS = web.AppKey("stasis", StasisApp)
+PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Which parts to run (``outguard serve --only ari,api``)."""
+
+    ari: bool = True
+    agi: bool = True
+    ami: bool = True
+    api: bool = True
+
+
+def read_policy(settings: Settings) -> Policy:
+    return load_policy(settings.policy) if settings.policy else default_policy()
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    Path(settings.store).parent.mkdir(parents=True, exist_ok=True)
+    store = AsyncStore(SQLiteStore(settings.store))
+    app[STORE] = store
+    yield
+    await store.aclose()
+
+
+async def _screener_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    screener = Screener(app[STORE], read_policy(settings),
+                        default_tenant=settings.default_tenant)
+    await screener.start()
+    app[SCREENER] = screener
+    yield
+    await screener.stop()
+
+
+async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[SETTINGS].ari
+    client = AriClient(cfg.url, cfg.user, cfg.password, cfg.app)
+    await client.open()
+    stasis = StasisApp(client, app[SCREENER], app[SETTINGS].calls)
+    app[STASIS] = stasis
+    app[PARTS]["ari"] = stasis
+    runner = asyncio.get_running_loop().create_task(stasis.run())
+    yield
+    runner.cancel()
+    try:
+        await runner
+    except asyncio.CancelledError:
+        pass
+    await stasis.stop()
+    await client.close()
+
+
+async def health(request: web.Request) -> web.Response:
+    parts = {name: bool(getattr(part, "connected", True))
+             for name, part in request.app[PARTS].items()}
+    screener = request.app[SCREENER]
+    body: dict[str, Any] = {
+        "status": "ok" if screener.snapshot is not None else "starting",
+        "connected": parts,
+        "live_calls": screener.live_calls(),
+    }
+    return web.json_response(body)
+
+
+Extra = Callable[[web.Application], None]
+
+
+def build_app(
+    settings: Settings, parts: Parts = Parts(), extras: Sequence[Extra] = ()
+) -> web.Application:
+    """The whole service as one aiohttp application (not started)."""
+    app = web.Application(client_max_size=settings.api.max_body_bytes)
+    app[SETTINGS] = settings
+    app[PARTS] = {}
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_screener_ctx)
+    if parts.ari and settings.ari.enabled:
+        app.cleanup_ctx.append(_ari_ctx)
+    for extra in extras:
+        extra(app)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def serve(
+    settings: Settings, parts: Parts = Parts(), ready: Callable[[], None] | None = None
+) -> None:
+    """Run until cancelled."""
+    app = build_app(settings, parts)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.api.host, settings.api.port)
+    await site.start()
+    logger.info("outguard listening on http://%s:%d", settings.api.host, settings.api.port)
+    if ready is not None:
+        ready()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

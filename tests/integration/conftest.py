@@ -1,0 +1,99 @@
+"""A running outguard (store, screener, ARI app and, as they land, the FastAGI server and
+AMI listener) against the sandbox PBX, fresh for each test: its own SQLite file, so no
+counters, lists or suspensions leak from one test into the next."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from ari_app.app import StasisApp
+from ari_app.settings import CallSettings
+from outguard import sandbox
+from outguard.config import AgiConfig, AmiConfig, ApiConfig, AriConfig, Settings
+from outguard.server import SCREENER, STASIS, STORE, Parts, build_app
+from outguard.service import Screener
+from outguard.store.aio import AsyncStore
+from outguard.testing import sipp
+
+POLICIES = Path(__file__).parent / "policies"
+
+
+@dataclass
+class Running:
+    app: web.Application
+    settings: Settings
+    pbx: sandbox.Sandbox
+
+    @property
+    def store(self) -> AsyncStore:
+        return self.app[STORE]
+
+    @property
+    def screener(self) -> Screener:
+        return self.app[SCREENER]
+
+    @property
+    def stasis(self) -> StasisApp:
+        return self.app[STASIS]
+
+    async def call(self, number: str, **kwargs: Any) -> sipp.AgentRun:
+        """Place calls from the SIPp agent without blocking the event loop."""
+        return await asyncio.to_thread(sipp.place_calls, self.pbx.inst, number, **kwargs)
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until no call is live and every call-log row is written."""
+        deadline = time.monotonic() + timeout
+        while self.screener.live_calls() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await self.store.flush_async()
+
+
+def settings_for(pbx: sandbox.Sandbox, db: Path, **calls: Any) -> Settings:
+    inst = pbx.inst
+    return Settings(
+        store=str(db),
+        policy=str(POLICIES / "screening.toml"),
+        default_tenant="t1",
+        ari=AriConfig(url=inst.ari_url, user=inst.ari_user, app=inst.app),
+        agi=AgiConfig(port=inst.ports.agi),
+        ami=AmiConfig(port=inst.ports.ami, user=inst.ami_user),
+        api=ApiConfig(port=inst.ports.http + 1000),
+        calls=replace(CallSettings(), **calls),
+    )
+
+
+async def start_outguard(
+    pbx: sandbox.Sandbox, settings: Settings, parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> web.AppRunner:
+    monkeypatch.setenv("OUTGUARD_ARI_PASSWORD", pbx.inst.ari_password)
+    monkeypatch.setenv("OUTGUARD_AMI_PASSWORD", pbx.inst.ami_password)
+    runner = web.AppRunner(build_app(settings, parts))
+    await runner.setup()
+    app = runner.app
+    deadline = time.monotonic() + 10
+    while STASIS in app and not app[STASIS].connected:
+        if time.monotonic() > deadline:
+            await runner.cleanup()
+            raise AssertionError("outguard did not connect to ARI within 10 s")
+        await asyncio.sleep(0.02)
+    return runner
+
+
+@pytest.fixture
+async def outguard(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    settings = settings_for(clean_pbx, tmp_path / "outguard.db")
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
+    try:
+        yield Running(runner.app, settings, clean_pbx)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,257 @@
+"""The ARI application on the real Asterisk, with SIPp as the agent phone and the carrier."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from outguard.server import Parts
+from outguard.testing import sipp
+from tests.integration.conftest import Running, settings_for, start_outguard
+
+pytestmark = pytest.mark.integration
+
+ALLOWED = "13800138000"
+
+
+async def listed(og: Running, list_name: str, kind: str, *numbers: str) -> None:
+    await og.store.create_list(list_name, kind)
+    await og.store.add_entries(list_name, list(numbers))
+    await og.screener.rebuild()
+
+
+async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard: Running) -> None:
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=1200) as carrier:
+        run = await outguard.call(ALLOWED, account="a1")
+        assert carrier.invites() == [ALLOWED]
+    assert run.only.final == 200
+    assert run.only.ended_by == "remote"
+    await outguard.settle()
+    calls = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    assert len(calls) == 1
+    logged = calls[0]
+    assert logged.call.verdict == "allow"
+    assert logged.call.account == "a1"
+    assert logged.call.destination == "+8613800138000"
+    assert logged.answered_at is not None
+    assert logged.duration is not None and 0.9 < logged.duration < 3.0
+    assert logged.cause == 16
+    assert outguard.screener.counters.concurrent("account", "a1") == 0
+    assert outguard.pbx.channels() == 0
+
+
+async def test_allowed_call_sets_the_verdict_variables_for_the_dialplan(
+    outguard: Running,
+) -> None:
+    seen: list[dict[str, str]] = []
+    original = outguard.stasis.client.set_vars
+
+    async def spy(channel_id: str, variables: Any) -> None:
+        seen.append(dict(variables))
+        await original(channel_id, variables)
+
+    outguard.stasis.client.set_vars = spy  # type: ignore[method-assign]
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=100):
+        run = await outguard.call(ALLOWED)
+    assert run.only.final == 200
+    assert seen and seen[0]["OUTGUARD_VERDICT"] == "allow"
+    assert seen[0]["OUTGUARD_REASON"] == "ok"
+    assert len(seen[0]["OUTGUARD_DECISION_ID"]) == 32
+
+
+Setup = Callable[[Running], Any]
+
+
+async def _dnc(og: Running) -> None:
+    await listed(og, "dnc", "dnc", "13900139000")
+
+
+async def _blacklist(og: Running) -> None:
+    await listed(og, "blacklist", "blacklist", "+86 139-0013-9000")
+
+
+async def _suspended(og: Running) -> None:
+    await og.store.create_tenant("t1", "Tenant one")
+    await og.store.create_account("a-bad", "t1")
+    await og.store.create_suspension(
+        "account", "a-bad", reason="complaints", created_by="test",
+        ends_at=datetime.now(UTC) + timedelta(hours=24),
+    )
+    await og.screener.rebuild()
+
+
+async def _nothing(og: Running) -> None:
+    await og.screener.rebuild()
+
+
+@pytest.mark.parametrize(
+    ("setup", "number", "kwargs", "expected", "reason"),
+    [
+        pytest.param(_dnc, "13900139000", {}, 403, "dnc_listed", id="dnc-403"),
+        pytest.param(_blacklist, "13900139000", {}, 404, None, id="blacklist-404"),
+        pytest.param(_suspended, ALLOWED, {"account": "a-bad"}, 480, None,
+                     id="suspended-account-480"),
+        pytest.param(_nothing, ALLOWED, {"caller_id": "4008123123"}, 403, None,
+                     id="service-number-caller-id-403"),
+    ],
+)
+async def test_each_block_reason_gives_its_sip_response(
+    outguard: Running, setup: Setup, number: str, kwargs: dict[str, str], expected: int,
+    reason: str | None,
+) -> None:
+    await setup(outguard)
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=100) as carrier:
+        run = await outguard.call(number, **kwargs)
+        assert carrier.invites() == []
+    assert run.only.final == expected
+    await outguard.settle()
+    logged = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    assert [c.call.verdict for c in logged] == ["block"]
+    if reason:
+        assert logged[0].call.reason == reason
+
+
+async def test_rate_cap_blocks_the_fourth_call_in_a_minute_with_503(outguard: Running) -> None:
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=50):
+        run = await outguard.call(ALLOWED, account="a-rate", count=4, rate=5)
+    assert run.finals() == [200, 200, 200, 503]
+
+
+async def test_concurrency_cap_gives_486_while_the_first_call_is_up(outguard: Running) -> None:
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=1500):
+        run = await outguard.call(ALLOWED, account="a-conc", count=2, rate=2)
+    assert run.finals() == [200, 486]
+    await outguard.settle()
+    assert outguard.screener.counters.concurrent("account", "a-conc") == 0
+
+
+async def test_blocked_call_hears_the_announcement_before_the_hangup(outguard: Running) -> None:
+    await listed(outguard, "announced", "dnc", "13700137000")
+    events: list[str] = []
+    dispatch = outguard.stasis.dispatch
+
+    def spy(event: dict[str, Any]) -> None:
+        events.append(str(event.get("type")))
+        dispatch(event)
+
+    outguard.stasis.dispatch = spy  # type: ignore[method-assign]
+    run = await outguard.call("13700137000")
+    assert run.only.final == 403
+    assert {code for code, _ in run.only.provisional} == {183}  # early media, no answer
+    assert "PlaybackStarted" in events and "PlaybackFinished" in events
+
+
+async def test_bridge_mode_connects_and_the_callee_hangs_up(outguard: Running) -> None:
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=800) as carrier:
+        run = await outguard.call(ALLOWED, from_user="agent-bridge", account="a-br")
+        assert carrier.invites() == [ALLOWED]
+    assert run.only.final == 200
+    assert run.only.ended_by == "remote"
+    await outguard.settle()
+    logged = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    assert logged[0].answered_at is not None and logged[0].duration is not None
+    assert 0.5 < logged[0].duration < 3
+    assert outguard.pbx.channels() == 0
+
+
+async def test_bridge_mode_caller_hangup_hangs_up_the_carrier(outguard: Running) -> None:
+    with sipp.Carrier(outguard.pbx.inst, callee_hangs_up=False) as carrier:
+        run = await outguard.call(
+            ALLOWED, from_user="agent-bridge", agent_hangs_up_after_ms=500
+        )
+        await asyncio.sleep(0.3)
+        assert carrier.ended() == [(1, "remote")]
+    assert run.only.final == 200 and run.only.ended_by == "local"
+    await outguard.settle()
+    assert outguard.screener.live_calls() == 0
+    assert outguard.pbx.channels() == 0
+
+
+async def test_bridge_mode_blocked_call_never_reaches_the_carrier(outguard: Running) -> None:
+    await listed(outguard, "dnc", "dnc", "13900139000")
+    with sipp.Carrier(outguard.pbx.inst) as carrier:
+        run = await outguard.call("13900139000", from_user="agent-bridge")
+        assert carrier.invites() == []
+    assert run.only.final == 403
+
+
+async def test_screening_error_fails_closed_with_503(outguard: Running) -> None:
+    def broken(facts: Any) -> Any:
+        raise RuntimeError("simulated engine failure")
+
+    outguard.screener.screen = broken  # type: ignore[method-assign]
+    with sipp.Carrier(outguard.pbx.inst) as carrier:
+        run = await outguard.call(ALLOWED)
+        assert carrier.invites() == []
+    assert run.only.final == 503
+
+
+async def test_screening_error_with_fail_open_lets_the_call_through(
+    clean_pbx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(clean_pbx, tmp_path / "og.db", fail_mode="open")
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
+    try:
+        og = Running(runner.app, settings, clean_pbx)
+
+        def broken(facts: Any) -> Any:
+            raise RuntimeError("simulated engine failure")
+
+        og.screener.screen = broken  # type: ignore[method-assign]
+        with sipp.Carrier(clean_pbx.inst, hold_ms=100):
+            run = await og.call(ALLOWED)
+        assert run.only.final == 200
+    finally:
+        await runner.cleanup()
+
+
+async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
+    outguard: Running,
+) -> None:
+    decide = outguard.stasis._decide
+
+    async def slow(channel: dict[str, Any], dialed: str) -> Any:
+        await asyncio.to_thread(outguard.pbx.cli, "channel request hangup all")
+        await asyncio.sleep(0.3)
+        return await decide(channel, dialed)
+
+    outguard.stasis._decide = slow  # type: ignore[method-assign]
+    with sipp.Carrier(outguard.pbx.inst) as carrier:
+        run = await outguard.call(ALLOWED, account="a-gone", timeout_s=10)
+        assert carrier.invites() == []
+    assert run.only.final is not None and run.only.final >= 400
+    for _ in range(100):  # the decision itself still runs after the hangup
+        if not outguard.stasis._tasks:
+            break
+        await asyncio.sleep(0.02)
+    assert not outguard.stasis._tasks
+    await outguard.settle()
+    logged = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    assert [c.call.verdict for c in logged] == ["allow"]  # decided, then found gone
+    assert logged[0].ended_at is not None and logged[0].answered_at is None
+    assert outguard.screener.live_calls() == 0
+    assert outguard.screener.counters.concurrent("account", "a-gone") == 0
+    assert outguard.pbx.channels() == 0
+
+
+async def test_asterisk_restart_the_app_reconnects_and_screens_the_next_call(
+    outguard: Running,
+) -> None:
+    await listed(outguard, "dnc", "dnc", "13900139000")
+    reconnects = outguard.stasis.reconnects
+    await asyncio.to_thread(outguard.pbx.restart)
+    for _ in range(200):
+        if outguard.stasis.connected and outguard.stasis.reconnects > reconnects:
+            break
+        await asyncio.sleep(0.05)
+    assert outguard.stasis.connected
+    run = await outguard.call("13900139000")
+    assert run.only.final == 403
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=100):
+        run = await outguard.call(ALLOWED)
+    assert run.only.final == 200
