@@ -22,6 +22,7 @@ from ari_app.client import AriClient, AriError, AriUnavailable, ChannelGone
 from ari_app.settings import CallSettings
 from outguard import dialplan_vars as dv
 from outguard.callfacts import ChannelFacts
+from outguard.latency import LatencyRecorder
 from outguard.privacy import mask
 from outguard.service import Decision, ScreeningUnavailable, Screener
 
@@ -86,6 +87,8 @@ class StasisApp:
         self._handling: set[str] = set()  # channels whose decision is under way
         self._gone: dict[str, float] = {}  # recently destroyed channels (race guard)
         self._playbacks: dict[str, asyncio.Future[None]] = {}
+        #: StasisStart received -> continue/hangup answered by Asterisk, per call
+        self.handling = LatencyRecorder()
 
     # -- connection -----------------------------------------------------------------------
 
@@ -157,7 +160,7 @@ class StasisApp:
                 self.spawn(self._hangup_quietly(cid, 16))
             elif cid not in self._handling:
                 self._handling.add(cid)
-                self.spawn(self.handle_start(channel, args))
+                self.spawn(self.handle_start(channel, args, time.perf_counter()))
             return
         watcher = self._watchers.get(cid)
         if watcher is not None:
@@ -187,7 +190,9 @@ class StasisApp:
 
     # -- one call -------------------------------------------------------------------------
 
-    async def handle_start(self, channel: dict[str, Any], args: list[str]) -> None:
+    async def handle_start(
+        self, channel: dict[str, Any], args: list[str], received: float | None = None
+    ) -> None:
         cid = channel["id"]
         dialed = args[0] if args else (channel.get("dialplan") or {}).get("exten", "")
         bridge = "bridge" in args[1:]
@@ -209,6 +214,8 @@ class StasisApp:
                     self.unwatch(cid)
             else:
                 await self._continue(cid, decision, dialed)
+            if received is not None and not bridge:
+                self.handling.add(time.perf_counter() - received)
         except ChannelGone:
             logger.info("channel %s to %s hung up while outguard was deciding", cid, dialed)
             self._release(cid)

@@ -123,6 +123,7 @@ class _Raw:
     windows: dict[str, RawItem] = field(default_factory=dict)
     causes: dict[str, RawItem] = field(default_factory=dict)
     includes: list[str] = field(default_factory=list)
+    enforcement: dict[str, RawItem] = field(default_factory=dict)
 
 
 def parse_policy(text: str, filename: str = "<policy>", base_dir: Path | None = None) -> Policy:
@@ -143,6 +144,8 @@ def parse_policy(text: str, filename: str = "<policy>", base_dir: Path | None = 
         timezone=policy.timezone,
         includes=tuple(raw.includes),
         source=filename,
+        enforcement={k: v.value for k, v in raw.enforcement.items()},
+        enforcement_origin={k: (v.file, v.line) for k, v in raw.enforcement.items()},
     )
 
 
@@ -184,6 +187,14 @@ def _read(
     for key, value in data.items():
         if key == "rules":
             _merge_rules(value, filename, lines, raw, issues)
+        elif key == "enforcement":
+            # triggers and grading: validated by outguard.enforcement, not here
+            if not isinstance(value, dict):
+                issues.append(PolicyIssue(filename, lines.line_of("", 0, key), key, "must be a table"))
+                continue
+            for name, item in value.items():
+                line = lines.line_of("enforcement", 0, name) or lines.line_of(f"enforcement.{name}")
+                raw.enforcement[name] = RawItem(item, filename, line, f"enforcement.{name}", None)
         elif key in ("lists", "windows", "causes"):
             if not isinstance(value, dict):
                 issues.append(PolicyIssue(filename, lines.line_of("", 0, key), key, "must be a table"))

@@ -132,6 +132,10 @@ class Policy:
     timezone: str = "Asia/Shanghai"
     includes: tuple[str, ...] = ()
     source: str = ""
+    #: the [enforcement] table (triggers, grading), passed through unvalidated for
+    #: outguard.enforcement, with the (file, line) each key came from
+    enforcement: Mapping[str, Any] = field(default_factory=dict)
+    enforcement_origin: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     def cause_for(self, reason: str) -> int:
         return self.causes.get(reason, DEFAULT_CAUSES.get(reason, 21))

@@ -15,8 +15,10 @@ import pytest
 
 from outguard import sandbox
 
-TEST_INSTANCE = "test"
-TEST_PORT_OFFSET = 100  # the demo uses offset 0; both can run at once
+# The demo uses offset 0. Several test runs can share a machine when each sets its own
+# OUTGUARD_TEST_INSTANCE and OUTGUARD_TEST_OFFSET (e.g. 100, 200, ...).
+TEST_INSTANCE = os.environ.get("OUTGUARD_TEST_INSTANCE", "test")
+TEST_PORT_OFFSET = int(os.environ.get("OUTGUARD_TEST_OFFSET", "100"))
 
 
 def _unavailable(reason: str) -> None:

@@ -153,11 +153,14 @@ class Carrier:
 
     def __init__(
         self, inst: Instance, hold_ms: int = 300, callee_hangs_up: bool = True,
-        limit_s: float = 300.0,
+        limit_s: float = 300.0, busy: bool = False,
     ) -> None:
         self.inst = inst
         self.hold_ms = hold_ms
-        self.scenario = "carrier_answer.xml" if callee_hangs_up else "carrier_answer_wait.xml"
+        if busy:
+            self.scenario = "carrier_busy.xml"
+        else:
+            self.scenario = "carrier_answer.xml" if callee_hangs_up else "carrier_answer_wait.xml"
         self.limit_s = limit_s
         self._dir = Path(tempfile.mkdtemp(prefix="og-carrier-"))
         self.log = self._dir / "carrier.log"

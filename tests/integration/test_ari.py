@@ -172,6 +172,18 @@ async def test_bridge_mode_caller_hangup_hangs_up_the_carrier(outguard: Running)
     assert outguard.pbx.channels() == 0
 
 
+@pytest.mark.parametrize("agent", ["agent-bridge", "agent"], ids=["bridge", "continue"])
+async def test_busy_callee_gives_the_phone_486(outguard: Running, agent: str) -> None:
+    with sipp.Carrier(outguard.pbx.inst, busy=True) as carrier:
+        run = await outguard.call(ALLOWED, from_user=agent, account="a-busy")
+        assert carrier.invites() == [ALLOWED]
+    assert run.only.final == 486
+    await outguard.settle()
+    logged = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    assert logged[0].answered_at is None and logged[0].cause == 17
+    assert outguard.screener.counters.concurrent("account", "a-busy") == 0
+
+
 async def test_bridge_mode_blocked_call_never_reaches_the_carrier(outguard: Running) -> None:
     await listed(outguard, "dnc", "dnc", "13900139000")
     with sipp.Carrier(outguard.pbx.inst) as carrier:

@@ -1,0 +1,273 @@
+"""The Stasis app's call handling against protocol-level fakes of ARI and the screener."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ari_app.app import StasisApp
+from ari_app.client import ChannelGone
+from ari_app.settings import CallSettings
+from outguard.service import Decision, ScreeningUnavailable
+from rules.model import CallAttempt, Verdict
+
+ALLOW = Verdict(True, "", "ok", "allowed", destination_e164="+8613800138000")
+DNC = Verdict(False, "dnc", "dnc_listed", "on the do-not-call list", cause=21)
+DNC_ANNOUNCED = Verdict(False, "dnc", "dnc_listed", "listed", cause=21, announcement="beep")
+
+
+class FakeAri:
+    """Records every request; ``gone`` channels answer 404."""
+
+    app = "outguard"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.gone: set[str] = set()
+        self.app_channels: list[str] = []
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.on_play: Any = None
+
+    async def _do(self, *call: Any) -> None:
+        await asyncio.sleep(0)
+        self.calls.append(call)
+        if len(call) > 1 and call[1] in self.gone:
+            raise ChannelGone("X", f"/channels/{call[1]}", 404, "Channel not found")
+
+    async def set_vars(self, cid: str, variables: Any) -> None:
+        await self._do("set_vars", cid, dict(variables))
+
+    async def subscribe_channel(self, cid: str) -> None:
+        await self._do("subscribe", cid)
+
+    async def continue_in_dialplan(self, cid: str, context: str, ext: str, prio: int) -> None:
+        await self._do("continue", cid, context, ext, prio)
+
+    async def hangup(self, cid: str, cause: int | None = None) -> None:
+        await self._do("hangup", cid, cause)
+
+    async def progress(self, cid: str) -> None:
+        await self._do("progress", cid)
+
+    async def answer(self, cid: str) -> None:
+        await self._do("answer", cid)
+
+    async def play(self, cid: str, media: str, playback: str) -> None:
+        await self._do("play", cid, media)
+        if self.on_play:
+            self.on_play(playback)
+
+    async def application(self) -> dict[str, Any]:
+        return {"channel_ids": list(self.app_channels)}
+
+    async def channel(self, cid: str) -> dict[str, Any]:
+        if cid in self.gone or cid not in self.channels:
+            raise ChannelGone("GET", f"/channels/{cid}", 404, "Channel not found")
+        return self.channels[cid]
+
+    def kinds(self, cid: str) -> list[str]:
+        return [c[0] for c in self.calls if c[1] == cid]
+
+
+class FakeScreener:
+    snapshot = object()
+
+    def __init__(self, verdict: Verdict = ALLOW, error: Exception | None = None) -> None:
+        self.verdict = verdict
+        self.error = error
+        self.answered_ids: list[str] = []
+        self.ended_ids: list[tuple[str, int | None]] = []
+        self.seen: list[Any] = []
+
+    def screen(self, facts: Any) -> Decision:
+        self.seen.append(facts)
+        if self.error:
+            raise self.error
+        attempt = CallAttempt("t", "a", facts.caller_id, facts.dialed,
+                              datetime.now(UTC), call_id="d-" + facts.channel_id)
+        return Decision("d-" + facts.channel_id, self.verdict, attempt, 10)
+
+    def answered(self, decision_id: str, at: float | None = None) -> None:
+        self.answered_ids.append(decision_id)
+
+    def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
+        self.ended_ids.append((decision_id, cause))
+        return True
+
+
+def start(cid: str, number: str = "13800138000", *extra: str, **vars: str) -> dict[str, Any]:
+    return {"type": "StasisStart", "args": [number, *extra],
+            "channel": {"id": cid, "name": "PJSIP/agent-00000001", "state": "Ring",
+                        "caller": {"number": "01088886666"}, "channelvars": vars}}
+
+
+def make(screener: FakeScreener, **settings: Any) -> tuple[StasisApp, FakeAri]:
+    ari = FakeAri()
+    return StasisApp(ari, screener, CallSettings(**settings)), ari  # type: ignore[arg-type]
+
+
+async def drain(app: StasisApp) -> None:
+    for _ in range(200):
+        if not app._tasks:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("call tasks did not finish")
+
+
+async def test_allowed_call_gets_its_variables_then_continues_to_the_dial_context() -> None:
+    app, ari = make(FakeScreener())
+    app.dispatch(start("c1", OUTGUARD_ACCOUNT="seat-1"))
+    await drain(app)
+    assert sorted(ari.kinds("c1")[:2]) == ["set_vars", "subscribe"]
+    assert ari.calls[-1] == ("continue", "c1", "outguard-dial", "13800138000", 1)
+    variables = next(c[2] for c in ari.calls if c[0] == "set_vars")
+    assert variables["OUTGUARD_VERDICT"] == "allow"
+    assert variables["OUTGUARD_DECISION_ID"] == "d-c1"
+    assert app.handling.count == 1
+
+
+async def test_channel_variables_reach_the_screener() -> None:
+    screener = FakeScreener()
+    app, _ = make(screener)
+    app.dispatch(start("c1", OUTGUARD_ACCOUNT="seat-1", OUTGUARD_PURPOSE="service"))
+    await drain(app)
+    assert screener.seen[0].account == "seat-1" and screener.seen[0].purpose == "service"
+
+
+async def test_answer_and_hangup_of_a_continued_call_are_recorded_once() -> None:
+    screener = FakeScreener()
+    app, _ = make(screener)
+    app.dispatch(start("c1"))
+    await drain(app)
+    up = {"type": "ChannelStateChange", "channel": {"id": "c1", "state": "Up"}}
+    destroyed = {"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16}
+    for event in (up, destroyed, destroyed):
+        app.dispatch(event)
+    assert screener.answered_ids == ["d-c1"]
+    assert screener.ended_ids == [("d-c1", 16)]
+
+
+async def test_blocked_call_is_hung_up_with_the_verdicts_cause() -> None:
+    app, ari = make(FakeScreener(DNC))
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.kinds("c1") == ["set_vars", "hangup"]
+    assert ari.calls[0][2]["OUTGUARD_REASON"] == "dnc_listed"
+    assert ari.calls[0][2]["OUTGUARD_CAUSE"] == "21"
+    assert ari.calls[-1] == ("hangup", "c1", 21)
+
+
+async def test_announcement_plays_as_early_media_and_the_hangup_waits_for_it() -> None:
+    app, ari = make(FakeScreener(DNC_ANNOUNCED))
+    ari.on_play = lambda pb: asyncio.get_running_loop().call_later(
+        0.01, app.dispatch, {"type": "PlaybackFinished", "playback": {"id": pb}})
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.kinds("c1") == ["set_vars", "progress", "play", "hangup"]
+    assert ("play", "c1", "sound:beep") in ari.calls
+
+
+async def test_announcement_after_answer_when_configured() -> None:
+    app, ari = make(FakeScreener(DNC_ANNOUNCED), announce="answer", announce_timeout_s=0.01)
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.kinds("c1") == ["set_vars", "answer", "play", "hangup"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        pytest.param("closed", ("hangup", "c1", 34), id="fail-closed-hangs-up-with-34"),
+        pytest.param("open", ("continue", "c1", "outguard-dial", "13800138000", 1),
+                     id="fail-open-continues"),
+    ],
+)
+async def test_screening_error_applies_the_failure_policy(
+    mode: str, expected: tuple[Any, ...]
+) -> None:
+    app, ari = make(FakeScreener(error=RuntimeError("boom")), fail_mode=mode)
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.calls[-1] == expected
+
+
+async def test_no_snapshot_within_the_budget_fails_closed() -> None:
+    screener = FakeScreener(error=ScreeningUnavailable("no snapshot"))
+    screener.snapshot = None  # type: ignore[assignment]
+    app, ari = make(screener, budget_ms=20)
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.calls[-1] == ("hangup", "c1", 34)
+
+
+async def test_channel_gone_before_continue_is_released_and_does_not_raise() -> None:
+    screener = FakeScreener()
+    app, ari = make(screener)
+    ari.gone.add("c1")
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert screener.ended_ids == [("d-c1", None)]
+
+
+async def test_channel_destroyed_during_the_decision_is_released_exactly_once() -> None:
+    screener = FakeScreener()
+    app, ari = make(screener)
+    app.dispatch(start("c1"))
+    app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16})
+    ari.gone.add("c1")
+    await drain(app)
+    assert screener.ended_ids == [("d-c1", None)]
+    assert "continue" not in ari.kinds("c1")
+
+
+async def test_calls_are_handled_concurrently_not_behind_each_other() -> None:
+    app, ari = make(FakeScreener())
+    release = asyncio.Event()
+    original = ari.set_vars
+
+    async def slow_for_c1(cid: str, variables: Any) -> None:
+        if cid == "c1":
+            await release.wait()
+        await original(cid, variables)
+
+    ari.set_vars = slow_for_c1  # type: ignore[method-assign]
+    app.dispatch(start("c1"))
+    app.dispatch(start("c2"))
+    for _ in range(100):
+        if ("continue", "c2", "outguard-dial", "13800138000", 1) in ari.calls:
+            break
+        await asyncio.sleep(0.001)
+    assert ("continue", "c2", "outguard-dial", "13800138000", 1) in ari.calls
+    assert "continue" not in ari.kinds("c1")
+    release.set()
+    await drain(app)
+
+
+async def test_orphaned_outbound_leg_is_hung_up() -> None:
+    app, ari = make(FakeScreener())
+    app.dispatch(start("og-out-x", "13800138000"))
+    app.dispatch({"type": "StasisStart", "args": ["outbound", "c9"],
+                  "channel": {"id": "og-out-y", "name": "PJSIP/carrier-00000002"}})
+    await drain(app)
+    assert ("hangup", "og-out-y", 16) in ari.calls
+
+
+async def test_reconcile_screens_waiting_channels_and_releases_connected_orphans() -> None:
+    screener = FakeScreener()
+    app, ari = make(screener)
+    ari.app_channels = ["w1", "up1", "gone1"]
+    ari.channels = {
+        "w1": {"id": "w1", "name": "PJSIP/agent-00000003", "state": "Ring",
+               "caller": {"number": "01088886666"},
+               "dialplan": {"context": "outguard-ari", "exten": "13800138000"}},
+        "up1": {"id": "up1", "name": "PJSIP/agent-00000004", "state": "Up",
+                "dialplan": {"context": "outguard-ari-bridge", "exten": "1"}},
+    }
+    await app.reconcile()
+    await drain(app)
+    assert ("continue", "w1", "outguard-dial", "13800138000", 1) in ari.calls
+    assert ("hangup", "up1", 16) in ari.calls
+    assert [f.dialed for f in screener.seen] == ["13800138000"]
