@@ -275,10 +275,10 @@ class StasisApp:
         mode = self.settings.fail_mode
         logger.warning("channel %s to %s: %s; failing %s", cid, dialed, why, mode)
         if mode == "open":
-            await self.client.set_vars(cid, {dv.VERDICT: "unscreened", dv.REASON: "failed"})
+            await self.client.set_vars(cid, {dv.VERDICT: dv.UNSCREENED, dv.REASON: "failed"})
             await self.client.continue_in_dialplan(cid, self.settings.dial_context, dialed, 1)
         else:
-            await self.client.set_vars(cid, {dv.VERDICT: "failed", dv.REASON: "failed"})
+            await self.client.set_vars(cid, {dv.VERDICT: dv.FAILED, dv.REASON: "failed"})
             await self.client.hangup(cid, self.settings.fail_cause)
 
     def _release(self, cid: str) -> None:

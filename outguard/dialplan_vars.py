@@ -28,3 +28,7 @@ ANNOUNCEMENT = "OUTGUARD_ANNOUNCEMENT"
 
 ALLOW = "allow"
 BLOCK = "block"
+#: outguard could not decide; the dialplan's failure branch applies the failure policy
+FAILED = "failed"
+#: let through without a verdict (fail-open)
+UNSCREENED = "unscreened"

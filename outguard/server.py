@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from agi.outcomes import AmiListener
+from agi.server import FastAgiServer
 from ari_app.app import StasisApp
 from ari_app.client import AriClient
 from outguard.config import Settings
@@ -30,6 +32,8 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", AsyncStore)
 SCREENER = web.AppKey("screener", Screener)
 STASIS = web.AppKey("stasis", StasisApp)
+AGI = web.AppKey("agi", FastAgiServer)
+AMI = web.AppKey("ami", AmiListener)
 PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
 
 
@@ -84,6 +88,31 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.close()
 
 
+async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
+    listener = AmiListener(app[SCREENER], app[SETTINGS].ami)
+    app[AMI] = listener
+    app[PARTS]["ami"] = listener
+    runner = asyncio.get_running_loop().create_task(listener.run())
+    yield
+    runner.cancel()
+    try:
+        await runner
+    except asyncio.CancelledError:
+        pass
+    await listener.close()
+
+
+async def _agi_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[SETTINGS].agi
+    server = FastAgiServer(app[SCREENER], cfg.host, cfg.port, tracker=app.get(AMI),
+                           budget_ms=app[SETTINGS].calls.budget_ms)
+    await server.start()
+    app[AGI] = server
+    app[PARTS]["agi"] = server
+    yield
+    await server.stop()
+
+
 async def health(request: web.Request) -> web.Response:
     parts = {name: bool(getattr(part, "connected", True))
              for name, part in request.app[PARTS].items()}
@@ -110,6 +139,10 @@ def build_app(
     app.cleanup_ctx.append(_screener_ctx)
     if parts.ari and settings.ari.enabled:
         app.cleanup_ctx.append(_ari_ctx)
+    if parts.ami and settings.ami.enabled:  # before the FastAGI server, which hands it calls
+        app.cleanup_ctx.append(_ami_ctx)
+    if parts.agi and settings.agi.enabled:
+        app.cleanup_ctx.append(_agi_ctx)
     for extra in extras:
         extra(app)
     app.router.add_get("/health", health)

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from agi.outcomes import AmiListener
+from agi.server import FastAgiServer
 from ari_app.app import StasisApp
 from ari_app.settings import CallSettings
 from outguard import sandbox
 from outguard.config import AgiConfig, AmiConfig, ApiConfig, AriConfig, Settings
-from outguard.server import SCREENER, STASIS, STORE, Parts, build_app
+from outguard.server import AGI, AMI, SCREENER, STASIS, STORE, Parts, build_app
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.testing import sipp
@@ -43,6 +45,14 @@ class Running:
     @property
     def stasis(self) -> StasisApp:
         return self.app[STASIS]
+
+    @property
+    def agi(self) -> FastAgiServer:
+        return self.app[AGI]
+
+    @property
+    def ami(self) -> AmiListener:
+        return self.app[AMI]
 
     async def call(self, number: str, **kwargs: Any) -> sipp.AgentRun:
         """Place calls from the SIPp agent without blocking the event loop."""
@@ -84,6 +94,11 @@ async def start_outguard(
             await runner.cleanup()
             raise AssertionError("outguard did not connect to ARI within 10 s")
         await asyncio.sleep(0.02)
+    while AMI in app and not app[AMI].connected:
+        if time.monotonic() > deadline:
+            await runner.cleanup()
+            raise AssertionError("outguard did not connect to AMI within 10 s")
+        await asyncio.sleep(0.02)
     return runner
 
 
@@ -93,6 +108,20 @@ async def outguard(
 ) -> AsyncIterator[Running]:
     settings = settings_for(clean_pbx, tmp_path / "outguard.db")
     runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
+    try:
+        yield Running(runner.app, settings, clean_pbx)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def outguard_agi(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    """outguard with the FastAGI server and the AMI listener (no ARI): for the
+    ``agent-agi`` phone, which enters the dialplan's [outguard-agi] context."""
+    settings = settings_for(clean_pbx, tmp_path / "outguard.db")
+    runner = await start_outguard(clean_pbx, settings, Parts(ari=False, api=False), monkeypatch)
     try:
         yield Running(runner.app, settings, clean_pbx)
     finally:

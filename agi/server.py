@@ -1,0 +1,348 @@
+"""The FastAGI server: the same screening decision for plain ``AGI()`` dialplans.
+
+A small server of its own on ``asyncio.start_server`` rather than panoramisk's
+``fast_agi.Application``, because the parts of that class outguard would use are the ones
+that are unsound in panoramisk 1.4:
+
+* its header loop (``while b'\\n\\n' not in buffer: buffer += await reader.read(100)``)
+  spins forever once a peer closes before the blank line (``read`` returns ``b''``),
+  freezing the event loop every other call shares. Here the environment is read with one
+  bounded ``readuntil`` under a timeout; a short, slow or oversized header block closes
+  that connection only.
+* ``add_route`` wraps plain functions with ``asyncio.coroutine``, removed in Python 3.11:
+  here :meth:`FastAgiServer.add_route` refuses anything but ``async def`` at registration.
+* routes match the whole script exactly, so ``screen?mode=x`` is "no route", and an
+  unrouted request is closed without a word (AGISTATUS=SUCCESS, no verdict). Here the
+  route is the path without its query string, and an unknown route sets
+  ``OUTGUARD_VERDICT=failed`` and logs an error, so the dialplan's failure branch applies.
+* its reply parser takes a variable whose value is ``hangup`` for a hangup.
+
+Asterisk processes one command at a time and loses commands written ahead of their
+reply (measured: pipelined SET VARIABLEs after the first never answer), so commands are
+strictly sequential, and there are few of them: the four who/why variables come in one
+``GET FULL VARIABLE``, the verdict's token values in one ``EXEC MSet``; only free text
+(the message) takes a quoted ``SET VARIABLE`` of its own. An allowed call is two round
+trips, a blocked one three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from agi.protocol import (
+    AgiProtocolError,
+    AgiReply,
+    AgiRequest,
+    get_full_variables,
+    is_token,
+    mset,
+    parse_env,
+    parse_reply,
+    set_variable,
+    split_fields,
+)
+from ari_app.app import log_decision, verdict_vars
+from outguard import dialplan_vars as dv
+from outguard.callfacts import ChannelFacts
+from outguard.latency import LatencyRecorder
+from outguard.privacy import mask
+from outguard.service import Decision, ScreeningUnavailable, Screener
+
+logger = logging.getLogger(__name__)
+
+SCREEN_ROUTE = "screen"
+#: the who/why variables, fetched in one GET FULL VARIABLE
+WHO_VARS = (dv.ACCOUNT, dv.TENANT, dv.PURPOSE, dv.CAMPAIGN)
+FAILED = dv.FAILED
+
+
+class ChannelHungUp(Exception):
+    """Asterisk closed the connection, or refused a command on a dead channel (511)."""
+
+
+class CallTracker(Protocol):
+    """Who follows an allowed call to its end (the AMI listener)."""
+
+    def track(self, uniqueid: str, decision_id: str) -> None: ...
+
+
+class AgiSession:
+    """One FastAGI connection: send a command, read its reply, one at a time."""
+
+    def __init__(
+        self, request: AgiRequest, reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter, timeout_s: float,
+    ) -> None:
+        self.request = request
+        self.reader = reader
+        self.writer = writer
+        self.timeout_s = timeout_s
+        self.hung_up = False
+
+    async def command(self, line: str) -> AgiReply:
+        self.writer.write(line.encode("utf-8") + b"\n")
+        await self.writer.drain()
+        return await asyncio.wait_for(self._reply(), self.timeout_s)
+
+    async def _reply(self) -> AgiReply:
+        while True:
+            raw = await self.reader.readline()
+            if not raw:
+                raise ChannelHungUp("Asterisk closed the FastAGI connection")
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if line == "HANGUP":  # sent once, ahead of the reply, when the channel hangs up
+                self.hung_up = True
+                continue
+            if line.startswith("100 "):
+                continue
+            if line.startswith("520-"):  # usage text follows, up to "520 End of ..."
+                while line and not line.startswith("520 "):
+                    line = (await self.reader.readline()).decode("utf-8", "replace")
+                return AgiReply(520, text="usage error")
+            reply = parse_reply(line)
+            if reply.code == 511:
+                self.hung_up = True
+                raise ChannelHungUp(reply.text)
+            return reply
+
+    async def set_var(self, name: str, value: str) -> None:
+        reply = await self.command(set_variable(name, value))
+        if not reply.ok:
+            raise AgiProtocolError(f"SET VARIABLE {name} failed: {reply.code} {reply.text}")
+
+    async def set_tokens(self, variables: dict[str, str]) -> None:
+        """Several token values in one ``EXEC MSet``, in order."""
+        reply = await self.command(mset(variables))
+        if reply.code != 200 or reply.result == "-1":
+            raise AgiProtocolError(f"MSet failed: {reply.code} {reply.text}")
+
+    async def get_vars(self, names: tuple[str, ...]) -> dict[str, str]:
+        """Several variables in one round trip; one each only when a value contains the
+        separator."""
+        reply = await self.command(get_full_variables(names))
+        fields = split_fields(reply.value, len(names))
+        if fields is None:
+            fields = []
+            for name in names:
+                single = await self.command(get_full_variables((name,)))
+                fields.append(single.value or "")
+        return dict(zip(names, fields, strict=True))
+
+
+Route = Callable[[AgiSession], Awaitable[None]]
+
+
+class FastAgiServer:
+    """Listens for ``AGI(agi://host:port/screen,${EXTEN})`` and screens each channel."""
+
+    def __init__(
+        self,
+        screener: Screener,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        *,
+        tracker: CallTracker | None = None,
+        budget_ms: float = 200.0,
+        header_timeout_s: float = 5.0,
+        command_timeout_s: float = 5.0,
+        max_header_bytes: int = 64 * 1024,
+    ) -> None:
+        self.screener = screener
+        self.host = host
+        self.port = port
+        self.tracker = tracker
+        self.budget_ms = budget_ms
+        self.header_timeout_s = header_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.max_header_bytes = max_header_bytes
+        self.connected = False  # listening, for /health
+        #: connection accepted -> the verdict's last SET VARIABLE answered, per call
+        self.handling = LatencyRecorder()
+        self.rejected = 0  # connections closed before a full environment
+        self._routes: dict[str, Route] = {}
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+        self.add_route(SCREEN_ROUTE, self.screen)
+
+    def add_route(self, path: str, handler: Route) -> None:
+        """Register ``async def handler(session)`` for ``agi://host/path``."""
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(f"FastAGI route {path!r}: the handler must be an async def")
+        key = path.strip("/")
+        if key in self._routes:
+            raise ValueError(f"FastAGI route {path!r} exists already")
+        self._routes[key] = handler
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self.port, limit=self.max_header_bytes
+        )
+        self.connected = True
+        if not _is_loopback(self.host):
+            logger.warning(
+                "FastAGI listening on %s:%d, NOT loopback: anyone who reaches this port can "
+                "ask for decisions and learn the lists; firewall it to the PBX",
+                self.host, self.port,
+            )
+        else:
+            logger.info("FastAGI listening on %s:%d", self.host, self.port)
+        if self.tracker is None:
+            logger.warning("FastAGI without AMI: answer, duration and hangup cause of allowed "
+                           "calls are not recorded and their concurrency slots are only "
+                           "released after the screener's max call age")
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        """Stop listening; let sessions under way finish for up to ``grace_s``, then cut
+        them (Asterisk then sees no verdict, and the dialplan's failure branch applies)."""
+        self.connected = False
+        if self._server is not None:
+            self._server.close()
+        if self._sessions:
+            await asyncio.wait(set(self._sessions), timeout=grace_s)
+        for task in list(self._sessions):
+            task.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # -- one connection -------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        accepted = time.perf_counter()
+        who = str(writer.get_extra_info("peername"))
+        try:
+            request = await self._read_request(reader, writer)
+            if request is None:
+                return
+            who = request.channel or request.uniqueid or who
+            session = AgiSession(request, reader, writer, self.command_timeout_s)
+            handler = self._routes.get(request.route)
+            if handler is None:
+                await self._unknown_route(session)
+            else:
+                await handler(session)
+            self.handling.add(time.perf_counter() - accepted)
+        except (ChannelHungUp, ConnectionError, TimeoutError, AgiProtocolError) as err:
+            logger.info("FastAGI session for %s ended early: %s", who,
+                        err or type(err).__name__)
+        except Exception:
+            logger.exception("FastAGI session for %s failed", who)
+        finally:
+            self._sessions.discard(task)
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    async def _read_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> AgiRequest | None:
+        """The environment, bounded in size and time; None (and the connection closed)
+        when the peer does not send a whole one."""
+        peer = writer.get_extra_info("peername")
+        try:
+            block = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.header_timeout_s)
+            return parse_env(block)
+        except asyncio.IncompleteReadError as err:
+            why = f"closed after {len(err.partial)} bytes, before the end of the environment"
+        except asyncio.LimitOverrunError:
+            why = f"environment longer than {self.max_header_bytes} bytes"
+        except TimeoutError:
+            why = f"no complete environment within {self.header_timeout_s:g} s"
+        except AgiProtocolError as err:
+            why = str(err)
+        except ConnectionError as err:
+            why = str(err) or type(err).__name__
+        self.rejected += 1
+        logger.warning("FastAGI connection from %s rejected: %s", peer, why)
+        return None
+
+    async def _unknown_route(self, session: AgiSession) -> None:
+        """Never let a wrong URL look like an allow."""
+        req = session.request
+        logger.error("FastAGI: no route %r (agi_request %s) for %s; verdict %s, the dialplan's "
+                     "failure branch applies", req.script, req.env.get("agi_request", "?"),
+                     req.channel, FAILED)
+        await session.set_tokens({dv.REASON: "agi_unknown_route", dv.VERDICT: FAILED})
+
+    # -- the screen route -----------------------------------------------------------------
+
+    async def screen(self, session: AgiSession) -> None:
+        req = session.request
+        who = await session.get_vars(WHO_VARS)
+        facts = ChannelFacts(
+            adapter="agi",
+            channel_id=req.uniqueid,
+            channel_name=req.channel,
+            dialed=req.dialed,
+            caller_id=req.caller_id,
+            account=who[dv.ACCOUNT],
+            tenant=who[dv.TENANT],
+            purpose=who[dv.PURPOSE],
+            campaign=who[dv.CAMPAIGN],
+        )
+        decision = await self._decide(facts)
+        if decision is None:
+            await session.set_tokens({dv.REASON: "screening_unavailable", dv.VERDICT: FAILED})
+            return
+        log_decision(req.channel or req.uniqueid, decision)
+        if decision.allowed and self.tracker is not None and req.uniqueid:
+            self.tracker.track(req.uniqueid, decision.id)  # before any await: no race
+        try:
+            await self._set_verdict(session, decision)
+        except (ChannelHungUp, ConnectionError, TimeoutError):
+            if decision.allowed and self.tracker is None:  # nobody else will see it end
+                self.screener.ended(decision.id, None)
+            raise
+
+    async def _decide(self, facts: ChannelFacts) -> Decision | None:
+        deadline = time.monotonic() + self.budget_ms / 1000
+        while self.screener.snapshot is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        try:
+            return self.screener.screen(facts)
+        except ScreeningUnavailable:
+            logger.warning("%s to %s: screening unavailable; the dialplan's failure branch "
+                           "applies", facts.channel_name, mask(facts.dialed))
+        except Exception:
+            logger.exception("screening %s to %s raised", facts.channel_name,
+                             mask(facts.dialed))
+        return None
+
+    async def _set_verdict(self, session: AgiSession, decision: Decision) -> None:
+        variables = verdict_vars(decision)
+        announcement = decision.verdict.announcement
+        if not decision.allowed and announcement:
+            variables[dv.ANNOUNCEMENT] = announcement
+        # free text (the message) one by one, quoted and escaped; then the tokens in one
+        # MSet, the verdict last: a session cut short never leaves a verdict without its
+        # details
+        verdict = variables.pop(dv.VERDICT)
+        tokens = {name: value for name, value in variables.items() if is_token(value)}
+        for name, value in variables.items():
+            if name not in tokens:
+                await session.set_var(name, value)
+        tokens[dv.VERDICT] = verdict
+        await session.set_tokens(tokens)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,280 @@
+"""The AMI client against a protocol-level fake manager (no PBX needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from panoramisk.ami_protocol import AMIProtocol
+
+from agi.ami import AmiClient, format_action
+from agi.outcomes import AmiListener
+from outguard.config import AmiConfig
+
+Script = Callable[[dict[str, str], asyncio.StreamWriter], Awaitable[None]]
+
+
+def block(**headers: str) -> bytes:
+    return ("".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+
+
+class FakeManager:
+    """Answers Login and Filter; anything else goes to ``script``."""
+
+    def __init__(self, script: Script | None = None, accept_login: bool = True) -> None:
+        self.script = script
+        self.accept_login = accept_login
+        self.actions: list[dict[str, str]] = []
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        try:
+            while True:
+                raw = await reader.readuntil(b"\r\n\r\n")
+                action = dict(line.split(": ", 1) for line in raw.decode().split("\r\n") if line)
+                self.actions.append(action)
+                aid = action["ActionID"]
+                if action["Action"] == "Login":
+                    ok = "Success" if self.accept_login else "Error"
+                    writer.write(block(Response=ok, ActionID=aid, Message="Authentication"))
+                elif action["Action"] == "Filter":
+                    writer.write(block(Response="Success", ActionID=aid))
+                elif self.script is not None:
+                    await self.script(action, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[FakeManager]:
+    fake = FakeManager()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+async def run_client(fake: FakeManager, **kwargs: Any) -> tuple[AmiClient, asyncio.Task[None]]:
+    client = AmiClient("127.0.0.1", fake.port, "outguard", "secret", **kwargs)
+    task = asyncio.get_running_loop().create_task(client.run())
+    return client, task
+
+
+async def stop_client(client: AmiClient, task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await client.close()
+
+
+EVENTS = b"".join(
+    block(Event="Newchannel", Uniqueid=f"u.{n}", CallerIDName="欧阳娜娜" * (n % 5 + 1))
+    for n in range(50)
+)
+
+
+async def test_characters_split_across_reads_arrive_whole() -> None:
+    """Fed one byte at a time, every multi-byte character is cut across reads."""
+    seen: list[Any] = []
+    client = AmiClient("127.0.0.1", 1, "u", "p", on_event=seen.append)
+    reader = asyncio.StreamReader()
+    for byte in EVENTS:
+        reader.feed_data(bytes([byte]))
+    reader.feed_eof()
+    with pytest.raises(asyncio.IncompleteReadError):
+        await client._read(reader)
+    assert [e.get("CallerIDName") for e in seen] == [
+        "欧阳娜娜" * (n % 5 + 1) for n in range(50)
+    ]
+
+
+def test_panoramisk_1_4_drops_characters_split_across_chunks() -> None:
+    """Why the connection layer is our own: if this starts failing, panoramisk has fixed
+    its decoder and agi/ami.py could use its Manager again."""
+    seen: list[Any] = []
+
+    class Factory:
+        save_stream = None
+
+        def dispatch(self, message: Any) -> None:
+            seen.append(message)
+
+    protocol = AMIProtocol()
+    protocol.connection_made(None)
+    protocol.factory = Factory()
+    protocol.encoding = "utf-8"
+    data = block(Event="Newchannel", CallerIDName="欧阳娜娜")
+    cut = data.index("阳".encode()) + 1  # inside a character
+    protocol.data_received(data[:cut])
+    protocol.data_received(data[cut:])
+    assert seen[0]["CallerIDName"] != "欧阳娜娜"
+
+
+async def test_async_originate_returns_at_its_response(manager: FakeManager) -> None:
+    events: list[Any] = []
+    sent_event = asyncio.Event()
+
+    async def originate(action: dict[str, str], writer: asyncio.StreamWriter) -> None:
+        aid = action["ActionID"]
+        writer.write(block(Response="Success", ActionID=aid,
+                           Message="Originate successfully queued"))
+        await asyncio.sleep(0.3)  # ... the callee answers later
+        writer.write(block(Event="OriginateResponse", ActionID=aid, Response="Success",
+                           Reason="4"))
+        sent_event.set()
+
+    manager.script = originate
+    client, task = await run_client(manager, on_event=events.append)
+    try:
+        await client.wait_connected(2)
+        reply = await asyncio.wait_for(
+            client.action("Originate", Channel="Local/1@x", Async="true"), 0.2)
+        assert reply.get("Message") == "Originate successfully queued"
+        assert not sent_event.is_set()
+        await asyncio.wait_for(sent_event.wait(), 1)
+        await asyncio.sleep(0.05)
+        assert [e.get("Event") for e in events] == ["OriginateResponse"]
+        assert events[0].get("ActionID") == reply.get("ActionID")
+    finally:
+        await stop_client(client, task)
+
+
+async def test_list_actions_collect_their_events(manager: FakeManager) -> None:
+    async def channels(action: dict[str, str], writer: asyncio.StreamWriter) -> None:
+        aid = action["ActionID"]
+        writer.write(block(Response="Success", ActionID=aid, EventList="start"))
+        for uid in ("u.1", "u.2"):
+            writer.write(block(Event="CoreShowChannel", ActionID=aid, Uniqueid=uid))
+        writer.write(block(Event="CoreShowChannelsComplete", ActionID=aid,
+                           EventList="Complete", ListItems="2"))
+
+    manager.script = channels
+    seen: list[Any] = []
+    client, task = await run_client(manager, on_event=seen.append)
+    try:
+        await client.wait_connected(2)
+        reply = await client.action("CoreShowChannels")
+        assert [e.get("Uniqueid") for e in reply.events] == ["u.1", "u.2"]
+        assert seen == []  # listed events are the action's, not the event handler's
+    finally:
+        await stop_client(client, task)
+
+
+async def test_login_sends_the_event_classes_and_filters(manager: FakeManager) -> None:
+    client, task = await run_client(manager, events="call,cdr", filters=("^Event: Hangup",))
+    try:
+        await client.wait_connected(2)
+        login, flt = manager.actions[:2]
+        assert (login["Action"], login["Username"], login["Events"]) == (
+            "Login", "outguard", "call,cdr")
+        assert (flt["Action"], flt["Operation"], flt["Filter"]) == (
+            "Filter", "Add", "^Event: Hangup")
+    finally:
+        await stop_client(client, task)
+
+
+async def test_reconnects_after_the_manager_drops_the_connection(manager: FakeManager) -> None:
+    client, task = await run_client(manager)
+    try:
+        await client.wait_connected(2)
+        for writer in manager.writers:
+            writer.close()
+        for _ in range(100):
+            if manager.connections == 2 and client.connected:
+                break
+            await asyncio.sleep(0.02)
+        assert manager.connections == 2 and client.connected
+        assert client.reconnects == 1
+    finally:
+        await stop_client(client, task)
+
+
+async def test_an_unanswered_ping_drops_the_connection(manager: FakeManager) -> None:
+    async def silent(action: dict[str, str], writer: asyncio.StreamWriter) -> None:
+        return None  # never answers a Ping
+
+    manager.script = silent
+    client, task = await run_client(manager, ping_every_s=0.05, action_timeout_s=0.1)
+    try:
+        await client.wait_connected(2)
+        for _ in range(100):
+            if manager.connections >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert manager.connections >= 2
+    finally:
+        await stop_client(client, task)
+
+
+async def test_a_refused_login_is_not_connected() -> None:
+    fake = FakeManager(accept_login=False)
+    await fake.start()
+    client, task = await run_client(fake)
+    try:
+        await asyncio.sleep(0.3)
+        assert not client.connected
+        assert fake.connections >= 2  # it keeps trying, with backoff
+    finally:
+        await stop_client(client, task)
+        await fake.stop()
+
+
+def test_format_action_keeps_headers_on_one_line_and_repeats_lists() -> None:
+    data = format_action("Originate", "og-1", {"Variable": ["A=1", "B=2"], "Data": "x\ny"})
+    assert data == (b"Action: Originate\r\nActionID: og-1\r\nVariable: A=1\r\n"
+                    b"Variable: B=2\r\nData: x y\r\n\r\n")
+
+
+async def test_after_a_reconnect_calls_that_ended_meanwhile_are_released(
+    manager: FakeManager,
+) -> None:
+    async def channels(action: dict[str, str], writer: asyncio.StreamWriter) -> None:
+        aid = action["ActionID"]
+        writer.write(block(Response="Success", ActionID=aid, EventList="start"))
+        writer.write(block(Event="CoreShowChannel", ActionID=aid, Uniqueid="still.up"))
+        writer.write(block(Event="CoreShowChannelsComplete", ActionID=aid,
+                           EventList="Complete"))
+
+    manager.script = channels
+    ended: list[tuple[str, int | None]] = []
+
+    class Outcomes:
+        def answered(self, decision_id: str, at: float | None = None) -> None: ...
+
+        def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
+            ended.append((decision_id, cause))
+            return True
+
+    listener = AmiListener(Outcomes(), AmiConfig(port=manager.port))
+    listener.track("gone.1", "d-gone")
+    listener.track("still.up", "d-up")
+    task = asyncio.get_running_loop().create_task(listener.run())
+    try:
+        for _ in range(100):
+            if ended:
+                break
+            await asyncio.sleep(0.02)
+        assert ended == [("d-gone", None)]
+        assert set(listener.tracker.calls) == {"still.up"}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await listener.close()

@@ -1,0 +1,307 @@
+"""The FastAGI server against a protocol-level fake of Asterisk (no PBX needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from agi.protocol import FIELD_SEPARATOR, unquote
+from agi.server import FastAgiServer
+from outguard.callfacts import ChannelFacts
+from outguard.service import Decision, ScreeningUnavailable
+from rules.model import CallAttempt, Verdict
+
+ALLOW = Verdict(True, "", "ok", "allowed")
+BLOCK = Verdict(False, "dnc", "dnc_listed", 'listed "do not call"\n勿扰', cause=21,
+                announcement="beep")
+
+
+class FakeScreener:
+    def __init__(self, verdict: Verdict = ALLOW) -> None:
+        self.snapshot: object | None = object()
+        self.verdict = verdict
+        self.facts: list[ChannelFacts] = []
+        self.ended_calls: list[tuple[str, int | None]] = []
+
+    def screen(self, facts: ChannelFacts) -> Decision:
+        if self.snapshot is None:
+            raise ScreeningUnavailable("no snapshot")
+        self.facts.append(facts)
+        attempt = CallAttempt("t1", facts.account or "a", facts.caller_id, facts.dialed,
+                              datetime.now(UTC), channel_id=facts.channel_id)
+        return Decision(f"d{len(self.facts)}", self.verdict, attempt, 5)
+
+    def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
+        self.ended_calls.append((decision_id, cause))
+        return True
+
+
+class FakeTracker:
+    def __init__(self) -> None:
+        self.tracked: list[tuple[str, str]] = []
+
+    def track(self, uniqueid: str, decision_id: str) -> None:
+        self.tracked.append((uniqueid, decision_id))
+
+
+def env(script: str = "screen", **extra: str) -> bytes:
+    lines = {
+        "agi_network": "yes", "agi_network_script": script,
+        "agi_channel": "PJSIP/agent-agi-00000001", "agi_uniqueid": "1795400932.7",
+        "agi_callerid": "01088886666", "agi_extension": "13800138000",
+        "agi_arg_1": "13800138000", **extra,
+    }
+    return "".join(f"{k}: {v}\n" for k, v in lines.items()).encode() + b"\n"
+
+
+Answer = Callable[[str], bytes]
+
+
+def asterisk_answers(variables: dict[str, str]) -> Answer:
+    def answer(command: str) -> bytes:
+        if command.startswith("GET FULL VARIABLE"):
+            names = command.split('"')[1].split(FIELD_SEPARATOR)
+            joined = FIELD_SEPARATOR.join(variables.get(n[2:-1], "") for n in names)
+            return f"200 result=1 ({joined})\n".encode()
+        if command.startswith("EXEC"):
+            return b"200 result=0\n"
+        return b"200 result=1\n"
+    return answer
+
+
+async def fake_call(port: int, block: bytes, answer: Answer | None = None) -> list[str]:
+    """Be Asterisk for one AGI(): send the environment, answer each command."""
+    answer = answer or asterisk_answers({"OUTGUARD_ACCOUNT": "acc 1"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(block)
+    commands: list[str] = []
+    while True:
+        line = await asyncio.wait_for(reader.readline(), 5)
+        if not line:
+            break
+        command = line.decode().rstrip("\n")
+        commands.append(command)
+        writer.write(answer(command))
+    writer.close()
+    return commands
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FastAgiServer]:
+    screener: Any = FakeScreener()
+    srv = FastAgiServer(screener, "127.0.0.1", 0, tracker=FakeTracker(), budget_ms=20,
+                        header_timeout_s=0.3)
+    await srv.start()
+    assert srv._server is not None
+    srv.port = srv._server.sockets[0].getsockname()[1]
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+def assigned(commands: list[str]) -> list[tuple[str, str]]:
+    """(name, value) in the order the commands set them, SET VARIABLE and EXEC MSet."""
+    out: list[tuple[str, str]] = []
+    for command in commands:
+        if command.startswith("SET VARIABLE "):
+            name, _, value = command[len("SET VARIABLE "):].partition(" ")
+            out.append((name, unquote(value)))
+        elif command.startswith("EXEC MSet "):
+            for pair in unquote(command[len("EXEC MSet "):]).split(","):
+                name, _, value = pair.partition("=")
+                out.append((name, value))
+    return out
+
+
+def sets(commands: list[str]) -> list[str]:
+    return [name for name, _ in assigned(commands)]
+
+
+async def test_allowed_call_reads_who_in_one_round_trip_and_sets_the_verdict_last(
+    server: FastAgiServer,
+) -> None:
+    commands = await fake_call(server.port, env())
+    assert [c for c in commands if c.startswith("GET")] == [
+        'GET FULL VARIABLE "${OUTGUARD_ACCOUNT}\x1f${OUTGUARD_TENANT}\x1f'
+        '${OUTGUARD_PURPOSE}\x1f${OUTGUARD_CAMPAIGN}"'
+    ]
+    assert commands[1:] == [  # two round trips in all
+        'EXEC MSet "OUTGUARD_REASON=ok,OUTGUARD_RULE=,OUTGUARD_DECISION_ID=d1,'
+        'OUTGUARD_VERDICT=allow"'
+    ]
+    facts = server.screener.facts[0]  # type: ignore[attr-defined]
+    assert (facts.adapter, facts.account, facts.dialed, facts.caller_id, facts.channel_id) == (
+        "agi", "acc 1", "13800138000", "01088886666", "1795400932.7")
+    assert server.tracker.tracked == [("1795400932.7", "d1")]  # type: ignore[union-attr]
+    assert server.handling.count == 1
+
+
+async def test_blocked_call_sets_cause_message_and_announcement_escaped(
+    server: FastAgiServer,
+) -> None:
+    server.screener.verdict = BLOCK  # type: ignore[attr-defined]
+    commands = await fake_call(server.port, env())
+    assert commands[1] == 'SET VARIABLE OUTGUARD_MESSAGE "listed \\"do not call\\"\\\\n勿扰"'
+    assert assigned(commands) == [
+        ("OUTGUARD_MESSAGE", 'listed "do not call"\\n勿扰'),
+        ("OUTGUARD_REASON", "dnc_listed"), ("OUTGUARD_RULE", "dnc"),
+        ("OUTGUARD_DECISION_ID", "d1"), ("OUTGUARD_CAUSE", "21"),
+        ("OUTGUARD_ANNOUNCEMENT", "beep"), ("OUTGUARD_VERDICT", "block"),
+    ]
+    assert len(commands) == 3
+    assert server.tracker.tracked == []  # type: ignore[union-attr]
+
+
+async def test_a_value_that_is_not_a_token_is_set_on_its_own(server: FastAgiServer) -> None:
+    shadowed = Verdict(True, "", "ok", "allowed", shadow=("quiet, hours",))
+    server.screener.verdict = shadowed  # type: ignore[attr-defined]
+    commands = await fake_call(server.port, env())
+    assert commands[1] == 'SET VARIABLE OUTGUARD_SHADOW "quiet, hours"'
+    assert ("OUTGUARD_SHADOW", "quiet, hours") in assigned(commands)
+    assert assigned(commands)[-1] == ("OUTGUARD_VERDICT", "allow")
+
+
+async def test_a_value_with_the_separator_is_fetched_on_its_own(server: FastAgiServer) -> None:
+    odd = f"acc{FIELD_SEPARATOR}x"
+    commands = await fake_call(server.port, env(),
+                               asterisk_answers({"OUTGUARD_ACCOUNT": odd}))
+    assert len([c for c in commands if c.startswith("GET")]) == 5
+    assert server.screener.facts[0].account == odd  # type: ignore[attr-defined]
+
+
+async def test_a_query_string_does_not_change_the_route(server: FastAgiServer) -> None:
+    commands = await fake_call(server.port, env("screen?mode=fast"))
+    assert assigned(commands)[-1] == ("OUTGUARD_VERDICT", "allow")
+
+
+async def test_an_unknown_route_sets_a_failed_verdict_and_logs_an_error(
+    server: FastAgiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, "agi.server"):
+        commands = await fake_call(server.port, env("screem"))
+    assert assigned(commands) == [("OUTGUARD_REASON", "agi_unknown_route"),
+                                  ("OUTGUARD_VERDICT", "failed")]
+    assert "no route 'screem'" in caplog.text
+    assert server.screener.facts == []  # type: ignore[attr-defined]
+
+
+async def test_screening_unavailable_sets_a_failed_verdict(server: FastAgiServer) -> None:
+    server.screener.snapshot = None
+    commands = await fake_call(server.port, env())
+    assert assigned(commands) == [("OUTGUARD_REASON", "screening_unavailable"),
+                                  ("OUTGUARD_VERDICT", "failed")]
+
+
+async def test_a_screening_exception_sets_a_failed_verdict(server: FastAgiServer) -> None:
+    def broken(facts: Any) -> Any:
+        raise RuntimeError("boom")
+
+    server.screener.screen = broken  # type: ignore[method-assign]
+    commands = await fake_call(server.port, env())
+    assert ("OUTGUARD_VERDICT", "failed") in assigned(commands)
+
+
+async def test_hangup_notice_ahead_of_a_reply_is_skipped(server: FastAgiServer) -> None:
+    inner = asterisk_answers({})
+
+    def answer(command: str) -> bytes:
+        return b"HANGUP\n" + inner(command) if command.startswith("GET") else inner(command)
+
+    commands = await fake_call(server.port, env(), answer)
+    assert assigned(commands)[-1] == ("OUTGUARD_VERDICT", "allow")
+
+
+async def test_dead_channel_ends_the_session_and_without_ami_releases_the_call(
+    server: FastAgiServer,
+) -> None:
+    server.tracker = None
+    inner = asterisk_answers({})
+
+    def answer(command: str) -> bytes:
+        if command.startswith(("SET", "EXEC")):
+            return b"511 Command Not Permitted on a dead channel or intercepted\n"
+        return inner(command)
+
+    commands = await fake_call(server.port, env(), answer)
+    assert len(commands) == 2  # stopped at the first refusal
+    assert server.screener.ended_calls == [("d1", None)]  # type: ignore[attr-defined]
+
+
+def test_routes_must_be_async() -> None:
+    """panoramisk 1.4 wraps plain functions with the removed asyncio.coroutine."""
+    screener: Any = FakeScreener()
+    srv = FastAgiServer(screener)
+
+    def plain(session: Any) -> None:
+        return None
+
+    async def fine(session: Any) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="async def"):
+        srv.add_route("plain", plain)  # type: ignore[arg-type]
+    srv.add_route("/fine/", fine)
+    with pytest.raises(ValueError):
+        srv.add_route("fine", fine)
+
+
+async def test_a_client_closing_before_the_blank_line_does_not_freeze_the_loop(
+    server: FastAgiServer,
+) -> None:
+    """panoramisk 1.4's header loop spins forever when read() returns b'' (event loop
+    frozen). Here: the connection is dropped and everything else goes on."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    tick = asyncio.get_running_loop().create_task(ticker())
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(env()[:40])
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(), 2) == b""  # the server closed it
+    commands = await fake_call(server.port, env())  # the next call is served
+    await asyncio.sleep(0.05)  # a frozen loop would never get here
+    tick.cancel()
+    writer.close()
+    assert assigned(commands)[-1] == ("OUTGUARD_VERDICT", "allow")
+    assert server.rejected == 1
+    assert ticks >= 2
+
+
+async def test_a_client_that_never_finishes_is_dropped_after_the_header_timeout(
+    server: FastAgiServer,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(env()[:40])  # and nothing more, connection left open
+    commands = await fake_call(server.port, env())  # served meanwhile
+    assert assigned(commands)[-1] == ("OUTGUARD_VERDICT", "allow")
+    assert await asyncio.wait_for(reader.read(), 2) == b""  # dropped after 0.3 s
+    writer.close()
+    assert server.rejected == 1
+
+
+async def test_an_oversized_environment_is_refused(server: FastAgiServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_x: " + b"y" * 200_000 + b"\n\n")
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
+    assert server.rejected == 1
+
+
+async def test_binding_beyond_loopback_warns(caplog: pytest.LogCaptureFixture) -> None:
+    screener: Any = FakeScreener()
+    srv = FastAgiServer(screener, "0.0.0.0", 0, tracker=FakeTracker())
+    with caplog.at_level(logging.WARNING, "agi.server"):
+        await srv.start()
+        await srv.stop()
+    assert "NOT loopback" in caplog.text
