@@ -1,7 +1,8 @@
 """Wire once: the one place that builds outguard's parts and runs them in one process.
 
 An aiohttp application holds every part in typed ``web.AppKey``s and starts and stops them
-with ``cleanup_ctx``, in order: store -> screener -> ARI app / FastAGI server / AMI listener.
+with ``cleanup_ctx``, in order: store -> screener -> enforcer -> ARI app / FastAGI server /
+AMI listener.
 The admin API and dashboard are routes on the same application.
 """
 
@@ -21,9 +22,11 @@ from agi.server import FastAgiServer
 from ari_app.app import StasisApp
 from ari_app.client import AriClient
 from outguard.config import Settings
+from outguard.enforcement import EnforcementPolicy, Enforcer
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store.sqlite import SQLiteStore
+from rules.errors import PolicyError
 from rules.policy import Policy, default_policy, load_policy
 
 logger = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ logger = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", AsyncStore)
 SCREENER = web.AppKey("screener", Screener)
+ENFORCER = web.AppKey("enforcer", Enforcer)
 STASIS = web.AppKey("stasis", StasisApp)
 AGI = web.AppKey("agi", FastAgiServer)
 AMI = web.AppKey("ami", AmiListener)
@@ -68,6 +72,23 @@ async def _screener_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SCREENER] = screener
     yield
     await screener.stop()
+
+
+async def _enforcement_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Risk figures, triggers, suspensions, appeals, complaints: beside the call path,
+    fed by the screener's events. A bad [enforcement] table does not stop the service:
+    it runs with no triggers and says so."""
+    screener = app[SCREENER]
+    try:
+        enforcer = Enforcer(app[STORE], screener.policy, events=screener.events)
+    except PolicyError as exc:
+        logger.error("enforcement disabled (no triggers) until the policy is fixed: %s", exc)
+        enforcer = Enforcer(app[STORE], screener.policy, events=screener.events,
+                            config=EnforcementPolicy())
+    await enforcer.start()
+    app[ENFORCER] = enforcer
+    yield
+    await enforcer.stop()
 
 
 async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -137,6 +158,7 @@ def build_app(
     app[PARTS] = {}
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_screener_ctx)
+    app.cleanup_ctx.append(_enforcement_ctx)
     if parts.ari and settings.ari.enabled:
         app.cleanup_ctx.append(_ari_ctx)
     if parts.ami and settings.ami.enabled:  # before the FastAGI server, which hands it calls

@@ -20,7 +20,8 @@ from ari_app.app import StasisApp
 from ari_app.settings import CallSettings
 from outguard import sandbox
 from outguard.config import AgiConfig, AmiConfig, ApiConfig, AriConfig, Settings
-from outguard.server import AGI, AMI, SCREENER, STASIS, STORE, Parts, build_app
+from outguard.enforcement import Enforcer
+from outguard.server import AGI, AMI, ENFORCER, SCREENER, STASIS, STORE, Parts, build_app
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.testing import sipp
@@ -45,6 +46,10 @@ class Running:
     @property
     def stasis(self) -> StasisApp:
         return self.app[STASIS]
+
+    @property
+    def enforcer(self) -> Enforcer:
+        return self.app[ENFORCER]
 
     @property
     def agi(self) -> FastAgiServer:

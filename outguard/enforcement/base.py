@@ -1,0 +1,219 @@
+"""The enforcer's state and plumbing: risk book, ledger, event intake, announcements,
+start and stop. ``Enforcer`` (api.py) adds the operations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from outguard.enforcement.ledger import Ledger
+from outguard.enforcement.policy import EnforcementPolicy, validate_enforcement
+from outguard.enforcement.risk import RiskBook
+from outguard.enforcement.webhooks import WebhookSender
+from outguard.errors import InvalidInput
+from outguard.events import EventHub, Subscription
+from outguard.store.aio import AsyncStore
+from outguard.store.base import Suspension
+from rules.errors import NumberError
+from rules.model import PartyKind
+from rules.numbers import normalise
+from rules.policy_types import Policy
+
+logger = logging.getLogger(__name__)
+
+Kind = PartyKind | str
+PartyKey = tuple[PartyKind, str]
+
+
+class EnforcerBase:
+    def __init__(self, store: AsyncStore, policy: Policy, *, events: EventHub | None = None,
+                 clock: Callable[[], float] = time.time,
+                 config: EnforcementPolicy | None = None) -> None:
+        self.store = store
+        self.policy = policy
+        self.events = events if events is not None else EventHub()
+        self.clock = clock
+        self.config = config if config is not None else validate_enforcement(policy)
+        self.book = RiskBook(short_call_s=self.config.short_call_s,
+                             retention_s=self.config.longest_window_s + 86400.0)
+        self.ledger = Ledger()
+        self.webhooks = WebhookSender(self.config.webhooks)
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._stale = True
+        self._full_pending = False
+        self._warned: dict[tuple[str, PartyKey], float] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._sub: Subscription | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def _apply(self, config: EnforcementPolicy) -> None:
+        self.config = config
+        self.book.short_call_s = config.short_call_s
+        self.book.retention_s = max(self.book.retention_s, config.longest_window_s + 86400.0)
+        self.webhooks.configure(config.webhooks)
+        self._full_pending = True  # new thresholds: check every party once
+        self._wake.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, *, background: bool = True, replay: bool = True) -> None:
+        """Replay the call log and complaints into the figures (``replay``; a one-shot
+        CLI command that only suspends or lifts can skip it), load the suspensions,
+        subscribe to the event hub and the store, start webhook delivery and (with
+        ``background``) event intake, the debounced evaluation and the sweep."""
+        if replay:
+            since = self.clock() - self.book.retention_s
+            inner = self.store.store
+            calls = await self.store.run(
+                lambda: self.book.replay(inner.iter_calls_since(since, allowed_only=False)))
+            complaints = await self.store.list_complaints(
+                since=datetime.fromtimestamp(since, UTC))
+            for c in complaints:
+                self._feed_complaint(c.kind, c.caller_id, c.reporter or "", c.tenant_id, None,
+                                     c.at.timestamp())
+            self.book.dirty.clear()
+            logger.info("enforcement: replayed %d calls and %d complaints/marks; %d triggers",
+                        calls, len(complaints), len(self.config.triggers))
+        await self._refresh()
+        self._unsubscribe = self.store.subscribe(self._store_changed)
+        self._sub = self.events.subscribe(size=20_000)
+        self.webhooks.start()
+        if background:
+            loop = asyncio.get_running_loop()
+            self._tasks.append(loop.create_task(self._intake(self._sub)))
+            self._tasks.append(loop.create_task(self._loop()))
+            self._tasks.append(loop.create_task(self._first_sweep()))
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks.clear()
+        await self.webhooks.stop()
+
+    async def _first_sweep(self) -> None:
+        try:
+            await self.sweep_caller_ids()
+        except Exception:
+            logger.exception("caller-ID verification sweep failed")
+
+    async def sweep_caller_ids(self) -> Any:  # pragma: no cover - api.Enforcer defines it
+        raise NotImplementedError
+
+    async def _loop(self) -> None:  # pragma: no cover - api.Enforcer defines it
+        raise NotImplementedError
+
+    def _store_changed(self, _version: int) -> None:
+        self._stale = True
+
+    async def _refresh(self) -> None:
+        """Reload suspensions and approved appeals when the store changed."""
+        if not self._stale:
+            return
+        self._stale = False
+        suspensions: list[Suspension] = await self.store.list_suspensions()
+        appeals = await self.store.list_appeals(state="approved")
+        self.ledger.load(suspensions, appeals)
+
+    # -- event intake ---------------------------------------------------------------------
+
+    async def _intake(self, sub: Subscription) -> None:
+        while True:
+            event = await sub.get()
+            try:
+                self.observe(event)
+            except Exception:
+                logger.exception("enforcement: bad event %r", event.get("type"))
+
+    def pump(self) -> int:
+        """Fold the hub events waiting now, without the background task (tests, tools)."""
+        n = 0
+        while self._sub is not None and not self._sub.queue.empty():
+            self.observe(self._sub.queue.get_nowait())
+            n += 1
+        return n
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Fold one Screener event (decision / outcome) into the figures; wake the
+        debounced evaluation. Other event types are ignored."""
+        kind = event.get("type")
+        if kind == "decision":
+            self.book.decision(
+                decision_id=event["decision_id"], at=float(event["at"]),
+                tenant=event.get("tenant") or "", account=event.get("account") or "",
+                caller_id=event.get("caller_id") or "", callee=event.get("destination") or "",
+                allowed=event.get("verdict") == "allow", reason=event.get("reason") or "",
+            )
+        elif kind == "outcome":
+            self.book.outcome(
+                decision_id=event["decision_id"], at=float(event.get("at") or self.clock()),
+                answered=bool(event.get("answered")), duration=float(event.get("duration") or 0),
+                tenant=event.get("tenant") or "", account=event.get("account") or "",
+            )
+        else:
+            return
+        self._wake.set()
+
+    def _feed_complaint(self, kind: str, caller_id: str, callee: str, tenant: str | None,
+                        account: str | None, at: float) -> tuple[str | None, str | None]:
+        """Count a complaint or mark; returns the (tenant, account) it was attributed to.
+        One older than the figures keep (an old file imported) is stored, not counted."""
+        last = self.book.last_call(caller_id, callee) if callee else None
+        if last is not None:
+            account = account or last[0]
+            tenant = tenant or last[1]
+        if at < self.clock() - self.book.retention_s:
+            return tenant, account
+        if kind == "mark":
+            self.book.mark(at=at, caller_id=caller_id, reporter=callee or "?", tenant=tenant)
+        else:
+            self.book.complaint(at=at, caller_id=caller_id, tenant=tenant, account=account)
+        return tenant, account
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _kind(self, kind: Kind) -> PartyKind:
+        try:
+            return PartyKind(kind)
+        except ValueError as exc:
+            raise InvalidInput(f"unknown party kind {kind!r} (tenant, account, caller_id)",
+                               field="kind") from exc
+
+    def _number(self, raw: str, field: str) -> str:
+        try:
+            return normalise(raw, self.policy.default_region)
+        except (NumberError, ValueError) as exc:
+            raise InvalidInput(f"{field}: {exc}", field=field, value=raw) from exc
+
+    def _party(self, kind: Kind, key: str) -> PartyKey:
+        pk = self._kind(kind)
+        key = key.strip()
+        if not key:
+            raise InvalidInput("an empty party key", field="key")
+        if pk is PartyKind.CALLER_ID:
+            key = self._number(key, "caller_id")
+        return pk, key
+
+    def _announce(self, kind: str, data: dict[str, Any]) -> None:
+        """Publish an enforcement event on the hub and queue it for the webhooks."""
+        event = {"id": uuid.uuid4().hex, "type": kind,
+                 "at": datetime.fromtimestamp(self.clock(), UTC).isoformat(), "data": data}
+        self.events.publish({"type": "enforcement", "event": kind, "id": event["id"],
+                             "at": event["at"], "data": data})
+        self.webhooks.announce(event)

@@ -1,0 +1,100 @@
+"""Reading complaint and mark files (CSV) into rows the enforcer adds one by one.
+
+Header (case-insensitive, any order; extra columns ignored)::
+
+    callee,caller_id,category,source[,tenant,account,at,note]
+
+``category``: harassment | fraud | advertising | other (骚扰 / 诈骗 / 广告 / 其他 accepted);
+``at``: ISO 8601 (naive = UTC) or epoch seconds; empty = now.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from outguard.errors import InvalidInput
+from outguard.store.base import COMPLAINT_CATEGORIES
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = ("callee", "caller_id", "category", "source")
+OPTIONAL = ("tenant", "account", "at", "note")
+CATEGORY_ALIASES = {
+    "骚扰": "harassment", "诈骗": "fraud", "广告": "advertising", "其他": "other",
+    "spam": "advertising", "scam": "fraud",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintRow:
+    line: int
+    callee: str
+    caller_id: str
+    category: str
+    source: str
+    tenant: str | None = None
+    account: str | None = None
+    at: datetime | None = None
+    note: str = ""
+
+
+def category_of(value: str) -> str:
+    """A category name, aliases folded; InvalidInput if unknown."""
+    v = value.strip().lower()
+    v = CATEGORY_ALIASES.get(value.strip(), CATEGORY_ALIASES.get(v, v))
+    if v not in COMPLAINT_CATEGORIES:
+        raise InvalidInput(f"category must be one of {', '.join(COMPLAINT_CATEGORIES)}",
+                           field="category", value=value)
+    return v
+
+
+def _when(value: str) -> datetime | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except ValueError:
+        pass
+    at = datetime.fromisoformat(value)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def read_rows(path: str | Path) -> Iterator[ComplaintRow | tuple[int, str]]:
+    """Rows of the file, or (line, reason) for a row that cannot be read."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise InvalidInput(f"{path}: empty file", field="path")
+        names = [h.strip().lower() for h in header]
+        missing = [c for c in REQUIRED if c not in names]
+        if missing:
+            raise InvalidInput(f"{path}: header lacks {', '.join(missing)} "
+                               f"(need {','.join(REQUIRED)})", field="path")
+        col = {n: i for i, n in enumerate(names)}
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+
+            def get(name: str, row: list[str] = row) -> str:
+                i = col.get(name)
+                return row[i].strip() if i is not None and i < len(row) else ""
+
+            try:
+                yield ComplaintRow(
+                    line=line, callee=get("callee"), caller_id=get("caller_id"),
+                    category=category_of(get("category")), source=get("source") or "import",
+                    tenant=get("tenant") or None, account=get("account") or None,
+                    at=_when(get("at")), note=get("note"),
+                )
+            except InvalidInput as exc:
+                yield line, exc.message
+            except ValueError as exc:
+                yield line, f"bad value: {exc}"

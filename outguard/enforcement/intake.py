@@ -1,0 +1,133 @@
+"""Complaints (投诉, e.g. via 12321) and callee harassment marks (标记) coming in.
+
+A complaint is stored (audited), counted for the caller ID, its tenant and the account
+that placed the last call from that caller ID to that callee, and puts the callee on the
+tenant's complaint list ``complaints-<tenant>`` at once (a tenant-scoped list of kind
+"complaint", created on demand). A ``lists`` rule without ``lists =`` checks every
+blocking list, these included; one naming lists must name ``complaints-<tenant>`` itself.
+A mark is stored and counted per distinct reporter (callee) for the caller ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from outguard.enforcement.base import EnforcerBase
+from outguard.enforcement.complaints import ComplaintRow, category_of, read_rows
+from outguard.enforcement.records import ComplaintImport, complaint_dict
+from outguard.errors import InvalidInput, NotFound, OutguardError
+from outguard.store.base import Complaint
+from rules.model import ListKind, PartyKind, Scope
+
+logger = logging.getLogger(__name__)
+
+MAX_REJECTS = 100
+
+
+def complaint_list_name(tenant: str) -> str:
+    """The tenant's do-not-call list fed by complaints."""
+    return f"complaints-{tenant}"
+
+
+class IntakeMixin(EnforcerBase):
+    async def add_complaint(self, callee: str, caller_id: str, *, category: str, source: str,
+                            tenant: str | None = None, actor: str, account: str | None = None,
+                            note: str = "", at: datetime | None = None) -> Complaint:
+        """Record a complaint. The callee goes on ``complaints-<tenant>`` at once; the
+        tenant defaults to the tenant of the last call from the caller ID to the callee,
+        else the caller ID's owner. Triggers are re-evaluated in the background."""
+        return await self._intake_one("complaint", callee, caller_id, category=category,
+                                      source=source, tenant=tenant, account=account,
+                                      note=note, at=at, actor=actor)
+
+    async def add_mark(self, callee: str, caller_id: str, *, category: str = "harassment",
+                       source: str = "app_mark", tenant: str | None = None, actor: str,
+                       note: str = "", at: datetime | None = None) -> Complaint:
+        """Record a callee's harassment mark on a caller ID; ``callee`` is the reporter
+        (marks count per distinct reporter within a trigger's window)."""
+        return await self._intake_one("mark", callee, caller_id, category=category,
+                                      source=source, tenant=tenant, account=None, note=note,
+                                      at=at, actor=actor)
+
+    async def import_complaints(self, path: str | Path, *, actor: str,
+                                kind: str = "complaint") -> ComplaintImport:
+        """Read a CSV (header ``callee,caller_id,category,source[,tenant,account,at,note]``)
+        and add each row as a complaint (or, with ``kind="mark"``, a mark). Bad rows are
+        reported with their line, good rows kept. InvalidInput for a bad header."""
+        if kind not in ("complaint", "mark"):
+            raise InvalidInput("kind must be complaint or mark", field="kind", value=kind)
+        try:
+            rows = await asyncio.to_thread(lambda: list(read_rows(path)))
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc}", field="path") from exc
+        added, rejected = 0, 0
+        rejects: list[tuple[int, str]] = []
+        for row in rows:
+            if isinstance(row, ComplaintRow):
+                try:
+                    await self._intake_one(kind, row.callee, row.caller_id,
+                                           category=row.category, source=row.source,
+                                           tenant=row.tenant, account=row.account,
+                                           note=row.note, at=row.at, actor=actor)
+                    added += 1
+                    continue
+                except InvalidInput as exc:
+                    row = (row.line, exc.message)
+            rejected += 1
+            if len(rejects) < MAX_REJECTS:
+                rejects.append(row)
+        logger.info("imported %d %ss from %s (%d rejected)", added, kind, path, rejected)
+        return ComplaintImport(str(path), len(rows), added, rejected, tuple(rejects))
+
+    async def _intake_one(self, kind: str, callee: str, caller_id: str, *, category: str,
+                          source: str, tenant: str | None, account: str | None, note: str,
+                          at: datetime | None, actor: str) -> Complaint:
+        callee_e164 = self._number(callee, "callee")
+        caller = self._number(caller_id, "caller_id")
+        category = category_of(category)
+        if not source.strip():
+            raise InvalidInput("a complaint needs its source (e.g. 12321, ivr_opt_out)",
+                               field="source")
+        when = at.timestamp() if at is not None else self.clock()
+        last = self.book.last_call(caller, callee_e164)
+        if tenant is None and last is not None:
+            tenant = last[1]
+        if tenant is None:
+            tenant = await self._owner(caller)
+        record: Complaint = await self.store.add_complaint(
+            caller, category=category, source=source, reporter=callee_e164, kind=kind,
+            note=note, tenant_id=tenant, at=datetime.fromtimestamp(when, UTC), actor=actor)
+        tenant, account = self._feed_complaint(kind, caller, callee_e164, tenant, account, when)
+        listed = None
+        if kind == "complaint" and self.config.complaint_list and tenant:
+            listed = await self._list_callee(tenant, callee_e164, category, source, actor)
+        self._announce(f"{kind}.added", {**complaint_dict(record), "callee": callee_e164,
+                                         "account": account, "listed_on": listed})
+        self._wake.set()
+        return record
+
+    async def _owner(self, caller: str) -> str | None:
+        try:
+            owner: str = (await self.store.get_caller_id(caller)).tenant_id
+            return owner
+        except NotFound:
+            return self.book.tenant_of(PartyKind.CALLER_ID, caller)
+
+    async def _list_callee(self, tenant: str, callee: str, category: str, source: str,
+                           actor: str) -> str | None:
+        name = complaint_list_name(tenant)
+        try:
+            await self.store.get_list(name)
+        except NotFound:
+            try:
+                await self.store.create_list(
+                    name, ListKind.COMPLAINT, scope=Scope.TENANT, scope_key=tenant,
+                    description=f"callees who complained about tenant {tenant}", actor=actor)
+            except OutguardError as exc:  # created meanwhile by another writer
+                logger.info("complaint list %s: %s", name, exc)
+        await self.store.add_entries(name, [callee], source="complaint",
+                                     reason=f"{category} complaint via {source}", actor=actor)
+        return name

@@ -1,0 +1,339 @@
+"""Rolling risk figures per account, caller ID and tenant, in memory.
+
+Fed with the Screener's decision and outcome events (and complaints/marks), rebuilt from
+the call log on start. Call figures are kept in minute buckets for the last two hours and
+in hour buckets for the retention; a window sums the buckets that start inside it, so a
+window of up to 2 h is exact to the minute and a longer one to the hour at its old end
+(reading a 7-day window touches ~290 buckets, whatever the call volume). Complaints and
+marks are rare and kept with their exact times. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from outguard.enforcement.records import RiskFigures
+from outguard.store.base import LoggedCall
+from rules.model import PartyKind
+
+logger = logging.getLogger(__name__)
+
+#: minute buckets are kept this long; older parts of a window are read from hour buckets
+FINE_S = 2 * 3600.0
+COARSE_BUCKET_S = 3600.0
+LISTED_REASONS = frozenset({"dnc_listed", "blacklisted", "complaint_listed", "register_listed"})
+Party = tuple[PartyKind, str]
+
+
+ATTEMPTS, ALLOWED, BLOCKED, LISTED, ENDED, ANSWERED, DURATION, SHORT = range(8)
+_ZEROS = bytes(8 * 8)
+
+
+class Bucket:
+    """The counts of one bucket (``own``) and the running totals of its ring up to and
+    including it (``cum``): a window's sum is two lookups and one subtraction."""
+
+    __slots__ = ("start", "own", "cum", "by_reason")
+
+    def __init__(self, start: float, cum: array[float] | None = None) -> None:
+        self.start = start
+        self.own: array[float] = array("d", _ZEROS)
+        self.cum: array[float] = array("d", cum if cum is not None else _ZEROS)
+        self.by_reason: dict[str, int] | None = None
+
+
+class _Ring:
+    """Buckets of one size, oldest first, kept for ``keep`` seconds."""
+
+    __slots__ = ("size", "keep", "starts", "buckets")
+
+    def __init__(self, size: float, keep: float) -> None:
+        self.size = size
+        self.keep = keep
+        self.starts: list[float] = []
+        self.buckets: list[Bucket] = []
+
+    def _at(self, t: float) -> int:
+        """Index of the bucket holding ``t`` (created, and old ones dropped, as needed)."""
+        start = t - t % self.size
+        starts, buckets = self.starts, self.buckets
+        if starts and starts[-1] == start:
+            return len(starts) - 1
+        if not starts or starts[-1] < start:
+            buckets.append(Bucket(start, buckets[-1].cum if buckets else None))
+            starts.append(start)
+            old = bisect_left(starts, t - self.keep - self.size)
+            if old:
+                del starts[:old], buckets[:old]
+            return len(starts) - 1
+        pos = bisect_left(starts, start)  # a late event (replay, clock skew)
+        if starts[pos] == start:
+            return pos
+        after = buckets[pos]
+        if pos:
+            base = buckets[pos - 1].cum
+        else:
+            base = array("d", (c - o for c, o in zip(after.cum, after.own)))
+        buckets.insert(pos, Bucket(start, base))
+        starts.insert(pos, start)
+        return pos
+
+    def add(self, t: float, values: tuple[tuple[int, float], ...],
+            reason: str | None = None) -> None:
+        if self.starts and t < self.starts[-1] - self.keep:
+            return  # older than what this ring keeps
+        pos = self._at(t)
+        own = self.buckets[pos].own
+        for i, v in values:
+            own[i] += v
+        for bucket in self.buckets[pos:] if pos < len(self.buckets) - 1 else (self.buckets[pos],):
+            cum = bucket.cum
+            for i, v in values:
+                cum[i] += v
+        if reason is not None:
+            b = self.buckets[pos]
+            if b.by_reason is None:
+                b.by_reason = {}
+            b.by_reason[reason] = b.by_reason.get(reason, 0) + 1
+
+    def span(self, lo: float, hi: float, strict: bool) -> tuple[int, int]:
+        """[i, j) of the buckets that start in [lo, hi] ((lo, hi] when ``strict``)."""
+        i = bisect_right(self.starts, lo) if strict else bisect_left(self.starts, lo)
+        return i, bisect_right(self.starts, hi)
+
+    def total(self, into: list[float], lo: float, hi: float, strict: bool) -> tuple[int, int]:
+        i, j = self.span(lo, hi, strict)
+        if j > i:
+            first, last = self.buckets[i], self.buckets[j - 1]
+            for k in range(8):
+                into[k] += last.cum[k] - (first.cum[k] - first.own[k])
+        return i, j
+
+    def reasons(self, into: dict[str, int], i: int, j: int) -> None:
+        for bucket in self.buckets[i:j]:
+            for reason, n in (bucket.by_reason or {}).items():
+                into[reason] = into.get(reason, 0) + n
+
+
+@dataclass(slots=True)
+class _Series:
+    minutes: _Ring
+    hours: _Ring
+    marks: deque[tuple[float, str]] = field(default_factory=deque)  # (at, reporter)
+    complaints: deque[float] = field(default_factory=deque)  # exact times (rare events)
+    last_seen: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallSeen:
+    """An allowed call the book waits to hear the end of (outcome events lack these)."""
+
+    caller_id: str
+    callee: str
+    tenant: str
+    account: str
+    at: float
+
+
+class RiskBook:
+    """The figures; ``figures(kind, key, window_s, now, since)`` reads them."""
+
+    def __init__(self, *, short_call_s: float = 6.0, retention_s: float = 8 * 86400.0,
+                 bucket_s: float = 60.0, max_pending: int = 100_000,
+                 max_recent: int = 200_000) -> None:
+        self.short_call_s = short_call_s
+        self.retention_s = retention_s
+        self.bucket_s = bucket_s
+        self._series: dict[Party, _Series] = {}
+        self._tenant_of: dict[Party, str] = {}
+        self._pending: OrderedDict[str, CallSeen] = OrderedDict()  # decision id -> call
+        self._recent: OrderedDict[tuple[str, str], tuple[str, str, float]] = OrderedDict()
+        self._max_pending = max_pending
+        self._max_recent = max_recent
+        self.dirty: set[Party] = set()
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    def _add(self, party: Party, at: float, values: tuple[tuple[int, float], ...],
+             reason: str | None = None) -> _Series:
+        """Count ``values`` at ``at`` in the party's minute and hour buckets."""
+        series = self._series.get(party)
+        if series is None:
+            series = self._series[party] = _Series(
+                _Ring(self.bucket_s, FINE_S), _Ring(COARSE_BUCKET_S, self.retention_s))
+        series.last_seen = max(series.last_seen, at)
+        series.hours.keep = self.retention_s
+        if values:
+            series.minutes.add(at, values, reason)
+            series.hours.add(at, values, reason)
+        return series
+
+    def _parties(self, tenant: str, account: str, caller_id: str) -> list[Party]:
+        out: list[Party] = []
+        if account:
+            out.append((PartyKind.ACCOUNT, account))
+            if tenant:
+                self._tenant_of[(PartyKind.ACCOUNT, account)] = tenant
+        if caller_id:
+            out.append((PartyKind.CALLER_ID, caller_id))
+            if tenant:
+                self._tenant_of[(PartyKind.CALLER_ID, caller_id)] = tenant
+        if tenant:
+            out.append((PartyKind.TENANT, tenant))
+        return out
+
+    def decision(self, *, decision_id: str, at: float, tenant: str, account: str,
+                 caller_id: str, callee: str, allowed: bool, reason: str) -> None:
+        if allowed:
+            values: tuple[tuple[int, float], ...] = ((ATTEMPTS, 1), (ALLOWED, 1))
+        else:
+            values = ((ATTEMPTS, 1), (BLOCKED, 1), (LISTED, reason in LISTED_REASONS))
+        for party in self._parties(tenant, account, caller_id):
+            self._add(party, at, values, None if allowed else reason)
+            self.dirty.add(party)
+        if allowed:
+            self._pending[decision_id] = CallSeen(caller_id, callee, tenant, account, at)
+            if len(self._pending) > self._max_pending:
+                self._pending.popitem(last=False)
+            self.remember_call(caller_id, callee, account, tenant, at)
+
+    def outcome(self, *, decision_id: str, at: float, answered: bool, duration: float,
+                tenant: str = "", account: str = "") -> None:
+        seen = self._pending.pop(decision_id, None)
+        caller_id = seen.caller_id if seen is not None else ""
+        tenant = tenant or (seen.tenant if seen else "")
+        account = account or (seen.account if seen else "")
+        values: tuple[tuple[int, float], ...] = ((ENDED, 1),)
+        if answered:
+            values = ((ENDED, 1), (ANSWERED, 1), (DURATION, duration),
+                      (SHORT, duration < self.short_call_s))
+        for party in self._parties(tenant, account, caller_id):
+            self._add(party, at, values)
+            self.dirty.add(party)
+
+    def complaint(self, *, at: float, caller_id: str, tenant: str | None,
+                  account: str | None) -> None:
+        for party in self._parties(tenant or "", account or "", caller_id):
+            _keep(self._add(party, at, ()).complaints, at, at - self.retention_s)
+            self.dirty.add(party)
+
+    def mark(self, *, at: float, caller_id: str, reporter: str, tenant: str | None) -> None:
+        party = (PartyKind.CALLER_ID, caller_id)
+        marks = self._add(party, at, ()).marks
+        if tenant:
+            self._tenant_of[party] = tenant
+        marks.append((at, reporter))
+        while marks and marks[0][0] < at - self.retention_s:
+            marks.popleft()
+        self.dirty.add(party)
+
+    def replay(self, calls: Iterable[LoggedCall]) -> int:
+        """Feed the call log (oldest first) as if the events had just happened."""
+        n = 0
+        for logged in calls:
+            c = logged.call
+            allowed = c.verdict == "allow"
+            self.decision(decision_id=c.decision_id, at=c.at, tenant=c.tenant,
+                          account=c.account, caller_id=c.caller_id, callee=c.destination,
+                          allowed=allowed, reason=c.reason)
+            if allowed and logged.ended_at is not None:
+                self.outcome(decision_id=c.decision_id, at=logged.ended_at,
+                             answered=logged.answered_at is not None,
+                             duration=logged.duration or 0.0)
+            n += 1
+        return n
+
+    # -- who called whom -------------------------------------------------------------------
+
+    def remember_call(self, caller_id: str, callee: str, account: str, tenant: str,
+                      at: float) -> None:
+        key = (caller_id, callee)
+        self._recent.pop(key, None)
+        self._recent[key] = (account, tenant, at)
+        if len(self._recent) > self._max_recent:
+            self._recent.popitem(last=False)
+
+    def last_call(self, caller_id: str, callee: str) -> tuple[str, str, float] | None:
+        """(account, tenant, at) of the last allowed call from caller_id to callee."""
+        return self._recent.get((caller_id, callee))
+
+    def known(self, kind: PartyKind, key: str) -> bool:
+        """Whether the party has any figures."""
+        return (kind, key) in self._series
+
+    def tenant_of(self, kind: PartyKind, key: str) -> str | None:
+        if kind is PartyKind.TENANT:
+            return key
+        return self._tenant_of.get((kind, key))
+
+    def forget_pending(self, older_than: float) -> int:
+        """Drop calls never heard ending (the Screener releases them after hours)."""
+        n = 0
+        while self._pending:
+            first = next(iter(self._pending.values()))
+            if first.at >= older_than:
+                break
+            self._pending.popitem(last=False)
+            n += 1
+        return n
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def parties(self, kind: PartyKind, since: float = 0.0) -> Iterator[str]:
+        for (k, key), series in self._series.items():
+            if k is kind and series.last_seen >= since:
+                yield key
+
+    def figures(self, kind: PartyKind, key: str, window_s: float, now: float,
+                since: float | None = None, *, reasons: bool = True) -> RiskFigures:
+        """Figures over [now - window_s, now], or over (since, now] when ``since`` is
+        later (a trigger's baseline: the bucket holding it is left out too).
+        ``reasons=False`` skips ``blocks_by_reason`` (the only part that costs a loop)."""
+        start = now - window_s
+        after = since is not None and since >= start  # the baseline binds: strictly after it
+        if since is not None and after:
+            start = since
+        series = self._series.get((kind, key))
+        f = [0.0] * 8
+        by_reason: dict[str, int] = {}
+        marks = complaints = 0
+        if series is not None:
+            if start >= now - FINE_S:
+                i, j = series.minutes.total(f, start, now, after)
+                if reasons:
+                    series.minutes.reasons(by_reason, i, j)
+            else:  # whole hours up to the last hour, minutes after that
+                cut = now - 3600.0
+                cut -= cut % COARSE_BUCKET_S
+                i, j = series.hours.total(f, start, cut - COARSE_BUCKET_S, after)
+                k, m = series.minutes.total(f, cut, now, False)
+                if reasons:
+                    series.hours.reasons(by_reason, i, j)
+                    series.minutes.reasons(by_reason, k, m)
+            lo = start
+            complaints = sum(1 for at in series.complaints
+                             if (lo < at if after else lo <= at) and at <= now)
+            marks = len({r for at, r in series.marks
+                         if (lo < at if after else lo <= at) and at <= now})
+        n = [round(v) for v in f]
+        ended, answered, short = n[ENDED], n[ANSWERED], n[SHORT]
+        return RiskFigures(
+            kind=kind, key=key, window_s=window_s, attempts=n[ATTEMPTS], allowed=n[ALLOWED],
+            blocked=n[BLOCKED], ended=ended, answered=answered,
+            connect_rate=answered / ended if ended else None,
+            avg_duration_s=round(f[DURATION] / answered, 3) if answered else None,
+            short_calls=short, short_call_ratio=short / answered if answered else None,
+            listed_blocks=n[LISTED], blocks_by_reason=by_reason,
+            complaints=complaints, marks=marks,
+        )
+
+
+def _keep(times: deque[float], at: float, oldest: float) -> None:
+    times.append(at)
+    while times and times[0] < oldest:
+        times.popleft()
