@@ -24,6 +24,7 @@ from outguard.enforcement import Enforcer
 from outguard.server import AGI, AMI, ENFORCER, SCREENER, STASIS, STORE, Parts, build_app
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
+from outguard.store.base import LoggedCall
 from outguard.testing import sipp
 
 POLICIES = Path(__file__).parent / "policies"
@@ -62,6 +63,17 @@ class Running:
     async def call(self, number: str, **kwargs: Any) -> sipp.AgentRun:
         """Place calls from the SIPp agent without blocking the event loop."""
         return await asyncio.to_thread(sipp.place_calls, self.pbx.inst, number, **kwargs)
+
+    async def listed(self, list_name: str, kind: str, *numbers: str) -> None:
+        """Create a list with these numbers and rebuild the snapshot now."""
+        await self.store.create_list(list_name, kind)
+        await self.store.add_entries(list_name, list(numbers))
+        await self.screener.rebuild()
+
+    async def logged(self) -> list[LoggedCall]:
+        """Every call-log row, once the calls have settled."""
+        await self.settle()
+        return list(await self.store.run(lambda: list(self.store.store.iter_calls())))
 
     async def settle(self, timeout: float = 5.0) -> None:
         """Wait until no call is live and every call-log row is written."""

@@ -9,7 +9,6 @@ import dataclasses
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from outguard.callfacts import ChannelFacts
 from outguard.server import Parts
 from outguard.service import Decision
 from outguard.testing import sipp
+from tests.integration import block_reasons
 from tests.integration.conftest import Running, settings_for, start_outguard
 
 pytestmark = pytest.mark.integration
@@ -30,14 +30,11 @@ ALLOWED = "13800138000"
 
 
 async def listed(og: Running, list_name: str, kind: str, *numbers: str) -> None:
-    await og.store.create_list(list_name, kind)
-    await og.store.add_entries(list_name, list(numbers))
-    await og.screener.rebuild()
+    await og.listed(list_name, kind, *numbers)
 
 
 async def logged_calls(og: Running) -> list[Any]:
-    await og.settle()
-    return list(await og.store.run(lambda: list(og.store.store.iter_calls())))
+    return await og.logged()
 
 
 async def call(og: Running, number: str, **kwargs: Any) -> sipp.AgentRun:
@@ -92,7 +89,7 @@ async def test_an_allowed_call_takes_two_round_trips_a_blocked_one_three(
         return await command(self, line)
 
     monkeypatch.setattr(AgiSession, "command", counted)
-    await _dnc(outguard_agi)
+    await block_reasons.dnc_listed(outguard_agi)
     with sipp.Carrier(outguard_agi.pbx.inst, hold_ms=100):
         run = await call(outguard_agi, ALLOWED, account="acc 1", tenant="t1")
         assert run.only.final == 200
@@ -153,44 +150,9 @@ async def test_allowed_call_sets_the_verdict_variables_for_the_dialplan(
 
 # ---------------------------------------------------------------- blocked calls
 
-Setup = Callable[[Running], Any]
-
-
-async def _dnc(og: Running) -> None:
-    await listed(og, "dnc", "dnc", "13900139000")
-
-
-async def _blacklist(og: Running) -> None:
-    await listed(og, "blacklist", "blacklist", "+86 139-0013-9000")
-
-
-async def _suspended(og: Running) -> None:
-    await og.store.create_tenant("t1", "Tenant one")
-    await og.store.create_account("a-bad", "t1")
-    await og.store.create_suspension(
-        "account", "a-bad", reason="complaints", created_by="test",
-        ends_at=datetime.now(UTC) + timedelta(hours=24),
-    )
-    await og.screener.rebuild()
-
-
-async def _nothing(og: Running) -> None:
-    await og.screener.rebuild()
-
-
-@pytest.mark.parametrize(
-    ("setup", "number", "kwargs", "expected", "reason"),
-    [
-        pytest.param(_dnc, "13900139000", {}, 403, "dnc_listed", id="dnc-403"),
-        pytest.param(_blacklist, "13900139000", {}, 404, None, id="blacklist-404"),
-        pytest.param(_suspended, ALLOWED, {"account": "a-bad"}, 480, None,
-                     id="suspended-account-480"),
-        pytest.param(_nothing, ALLOWED, {"caller_id": "4008123123"}, 403, None,
-                     id="service-number-caller-id-403"),
-    ],
-)
+@pytest.mark.parametrize(block_reasons.FIELDS, block_reasons.TABLE)
 async def test_each_block_reason_gives_its_sip_response(
-    outguard_agi: Running, setup: Setup, number: str, kwargs: dict[str, str], expected: int,
+    outguard_agi: Running, setup: block_reasons.Setup, number: str, kwargs: dict[str, str], expected: int,
     reason: str | None,
 ) -> None:
     og = outguard_agi
@@ -239,7 +201,7 @@ async def test_a_message_with_quotes_newline_and_chinese_survives_into_the_chann
     outguard_agi: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     og = outguard_agi
-    await _dnc(og)
+    await block_reasons.dnc_listed(og)
     screen = og.screener.screen
 
     def tricky(facts: Any) -> Decision:
@@ -345,7 +307,7 @@ async def agi_url(outguard_agi: Running) -> AsyncIterator[Callable[[str], Any]]:
 async def test_route_with_a_query_string_still_screens(
     outguard_agi: Running, agi_url: Callable[[str], Any]
 ) -> None:
-    await _dnc(outguard_agi)
+    await block_reasons.dnc_listed(outguard_agi)
     await agi_url("screen?mode=fast")
     run = await call(outguard_agi, "13900139000")
     assert run.only.final == 403

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 
 from outguard.server import Parts
 from outguard.testing import sipp
+from tests.integration import block_reasons
 from tests.integration.conftest import Running, settings_for, start_outguard
 
 pytestmark = pytest.mark.integration
@@ -20,9 +19,7 @@ ALLOWED = "13800138000"
 
 
 async def listed(og: Running, list_name: str, kind: str, *numbers: str) -> None:
-    await og.store.create_list(list_name, kind)
-    await og.store.add_entries(list_name, list(numbers))
-    await og.screener.rebuild()
+    await og.listed(list_name, kind, *numbers)
 
 
 async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard: Running) -> None:
@@ -31,8 +28,7 @@ async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard: Runni
         assert carrier.invites() == [ALLOWED]
     assert run.only.final == 200
     assert run.only.ended_by == "remote"
-    await outguard.settle()
-    calls = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    calls = await outguard.logged()
     assert len(calls) == 1
     logged = calls[0]
     assert logged.call.verdict == "allow"
@@ -64,44 +60,9 @@ async def test_allowed_call_sets_the_verdict_variables_for_the_dialplan(
     assert len(seen[0]["OUTGUARD_DECISION_ID"]) == 32
 
 
-Setup = Callable[[Running], Any]
-
-
-async def _dnc(og: Running) -> None:
-    await listed(og, "dnc", "dnc", "13900139000")
-
-
-async def _blacklist(og: Running) -> None:
-    await listed(og, "blacklist", "blacklist", "+86 139-0013-9000")
-
-
-async def _suspended(og: Running) -> None:
-    await og.store.create_tenant("t1", "Tenant one")
-    await og.store.create_account("a-bad", "t1")
-    await og.store.create_suspension(
-        "account", "a-bad", reason="complaints", created_by="test",
-        ends_at=datetime.now(UTC) + timedelta(hours=24),
-    )
-    await og.screener.rebuild()
-
-
-async def _nothing(og: Running) -> None:
-    await og.screener.rebuild()
-
-
-@pytest.mark.parametrize(
-    ("setup", "number", "kwargs", "expected", "reason"),
-    [
-        pytest.param(_dnc, "13900139000", {}, 403, "dnc_listed", id="dnc-403"),
-        pytest.param(_blacklist, "13900139000", {}, 404, None, id="blacklist-404"),
-        pytest.param(_suspended, ALLOWED, {"account": "a-bad"}, 480, None,
-                     id="suspended-account-480"),
-        pytest.param(_nothing, ALLOWED, {"caller_id": "4008123123"}, 403, None,
-                     id="service-number-caller-id-403"),
-    ],
-)
+@pytest.mark.parametrize(block_reasons.FIELDS, block_reasons.TABLE)
 async def test_each_block_reason_gives_its_sip_response(
-    outguard: Running, setup: Setup, number: str, kwargs: dict[str, str], expected: int,
+    outguard: Running, setup: block_reasons.Setup, number: str, kwargs: dict[str, str], expected: int,
     reason: str | None,
 ) -> None:
     await setup(outguard)
@@ -109,9 +70,8 @@ async def test_each_block_reason_gives_its_sip_response(
         run = await outguard.call(number, **kwargs)
         assert carrier.invites() == []
     assert run.only.final == expected
-    await outguard.settle()
-    logged = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
-    assert [c.call.verdict for c in logged] == ["block"]
+    logged = await outguard.logged()
+    assert [(c.call.verdict, c.call.adapter) for c in logged] == [("block", "ari")]
     if reason:
         assert logged[0].call.reason == reason
 
@@ -152,8 +112,7 @@ async def test_bridge_mode_connects_and_the_callee_hangs_up(outguard: Running) -
         assert carrier.invites() == [ALLOWED]
     assert run.only.final == 200
     assert run.only.ended_by == "remote"
-    await outguard.settle()
-    logged = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    logged = await outguard.logged()
     assert logged[0].answered_at is not None and logged[0].duration is not None
     assert 0.5 < logged[0].duration < 3
     assert outguard.pbx.channels() == 0
@@ -178,8 +137,7 @@ async def test_busy_callee_gives_the_phone_486(outguard: Running, agent: str) ->
         run = await outguard.call(ALLOWED, from_user=agent, account="a-busy")
         assert carrier.invites() == [ALLOWED]
     assert run.only.final == 486
-    await outguard.settle()
-    logged = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    logged = await outguard.logged()
     assert logged[0].answered_at is None and logged[0].cause == 17
     assert outguard.screener.counters.concurrent("account", "a-busy") == 0
 
@@ -242,8 +200,7 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
             break
         await asyncio.sleep(0.02)
     assert not outguard.stasis._tasks
-    await outguard.settle()
-    logged = list(await outguard.store.run(lambda: list(outguard.store.store.iter_calls())))
+    logged = await outguard.logged()
     assert [c.call.verdict for c in logged] == ["allow"]  # decided, then found gone
     assert logged[0].ended_at is not None and logged[0].answered_at is None
     assert outguard.screener.live_calls() == 0
