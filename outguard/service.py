@@ -23,11 +23,12 @@ from outguard.errors import OutguardError
 from outguard.events import EventHub
 from outguard.store.aio import AsyncStore
 from outguard.store.base import CallRecord, match_account
+from outguard.tasks import cancel_and_wait
 from rules.counters import InMemoryCounters
 from rules.engine import decide
 from rules.hits import RuleHits
-from rules.numbers import classify
 from rules.model import CallAttempt, PartyKind, StoreData, Verdict
+from rules.numbers import classify
 from rules.policy import Policy
 from rules.snapshot import Snapshot, build_snapshot
 
@@ -135,13 +136,7 @@ class Screener:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def rebuild(self) -> Snapshot:

@@ -19,6 +19,7 @@ from outguard.errors import InvalidInput
 from outguard.events import EventHub, Subscription
 from outguard.store.aio import AsyncStore
 from outguard.store.base import Suspension
+from outguard.tasks import cancel_and_wait
 from rules.errors import NumberError
 from rules.model import PartyKind
 from rules.numbers import normalise
@@ -97,13 +98,7 @@ class EnforcerBase:
         if self._sub is not None:
             self._sub.close()
             self._sub = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.webhooks.stop()
 

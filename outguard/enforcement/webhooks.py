@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from outguard.enforcement.policy import WebhookSpec
+from outguard.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +84,7 @@ class WebhookSender:
         except asyncio.TimeoutError:
             logger.warning("webhooks: %d event(s) not delivered at shutdown",
                            self._queue.qsize())
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait([self._task])
         self._task = None
         if self._session is not None:
             await self._session.close()

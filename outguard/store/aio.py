@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from outguard.store.base import CallRecord, Store
+from outguard.tasks import cancel_and_wait
 from rules.model import StoreData
 
 logger = logging.getLogger(__name__)
@@ -127,13 +128,7 @@ class AsyncStore:
 
     async def aclose(self) -> None:
         """Stop polling, flush, close the store and the executor."""
-        for task in self._pollers:
-            task.cancel()
-        for task in self._pollers:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._pollers)
         for unsubscribe in self._unsubscribes:
             unsubscribe()
         await self.run(self.store.close)
