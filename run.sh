@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(debootstrap sip-tester ca-certificates)
+# chromium + chromium-driver: the dashboard's end-to-end test drives a headless browser
+APT_PACKAGES=(debootstrap sip-tester ca-certificates chromium chromium-driver)
 PYTHON=${PYTHON:-python3}
 
 say() { printf '[run.sh] %s\n' "$*"; }

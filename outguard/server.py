@@ -165,6 +165,12 @@ def build_app(
         app.cleanup_ctx.append(_ami_ctx)
     if parts.agi and settings.agi.enabled:
         app.cleanup_ctx.append(_agi_ctx)
+    # -- admin API, /metrics and the dashboard (outguard/api) ---------------------------
+    if parts.api and settings.api.enabled:
+        # imported here: outguard.api imports this module's keys
+        from outguard.api import setup_api
+
+        setup_api(app)
     for extra in extras:
         extra(app)
     app.router.add_get("/health", health)
@@ -176,7 +182,13 @@ async def serve(
 ) -> None:
     """Run until cancelled."""
     app = build_app(settings, parts)
-    runner = web.AppRunner(app, access_log=None)
+    if parts.api and settings.api.enabled:  # masked access log (outguard/api/access_log.py)
+        from outguard.api.access_log import AccessLogger
+
+        runner = web.AppRunner(app, access_log_class=AccessLogger,
+                               access_log=logging.getLogger("outguard.access"))
+    else:
+        runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.api.host, settings.api.port)
     await site.start()

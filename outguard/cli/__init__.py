@@ -6,7 +6,21 @@ import logging
 
 import click
 
+from outguard.cli.call import call
+from outguard.cli.enforce import (
+    appeals,
+    complaints,
+    disable,
+    lift,
+    risk,
+    status,
+    suspend,
+    suspensions,
+)
+from outguard.cli.lists import lists
+from outguard.cli.parties import accounts, caller_ids, tenants, tokens, users
 from outguard.cli.sandbox import sandbox
+from outguard.cli.screening import check, policy, report
 from outguard.cli.serve import demo, serve
 
 
@@ -16,6 +30,11 @@ from outguard.cli.serve import demo, serve
 def cli(verbose: int) -> None:
     """outguard: outbound call screening for Asterisk.
 
+    Admin commands work on the store file (--store, or the settings file given with
+    -c/--config or OUTGUARD_CONFIG); a running service notices their changes within
+    seconds. Exit codes: 0 ok, 1 error, 2 usage, 3 not found / not running, 4 conflict,
+    5 blocked (check, call).
+
     \b
     Example:
       outguard sandbox up
@@ -24,9 +43,10 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-cli.add_command(sandbox)
-cli.add_command(serve)
-cli.add_command(demo)
+for command in (sandbox, serve, demo, call, check, policy, report, lists, tenants, accounts,
+                caller_ids, users, tokens, suspend, lift, disable, status, suspensions,
+                appeals, complaints, risk):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import click
 
@@ -79,6 +80,37 @@ def serve(config_file: str | None, only: str, policy: str | None, store: str | N
     _run(settings, _parts(only), banner)
 
 
+# -- the demo's admin token (admin surface, outguard/api) ------------------------------------
+
+DEMO_ADMIN = "demo-admin"
+
+
+def demo_admin_token(store_path: str) -> str:
+    """The demo store's admin API token: created with the demo admin user on first run and
+    kept next to the store (mode 0600), since the store keeps only its hash. A kept token
+    the store no longer knows (a fresh store) is replaced."""
+    from outguard.errors import AuthFailed, NotFound
+    from outguard.store.sqlite import SQLiteStore
+
+    path = Path(store_path).with_name("admin-token")
+    with SQLiteStore(store_path) as store:
+        if path.exists():
+            kept = path.read_text(encoding="utf-8").strip()
+            try:
+                store.verify_token(kept)
+                return kept
+            except AuthFailed:
+                pass
+        try:
+            store.get_user(DEMO_ADMIN)
+        except NotFound:
+            store.create_user(DEMO_ADMIN, "admin", actor="demo")
+        token = store.create_token(DEMO_ADMIN, label="demo", actor="demo").token
+    path.touch(mode=0o600)
+    path.write_text(token + "\n", encoding="utf-8")
+    return token
+
+
 @click.command()
 @click.option("--offset", default=0, show_default=True,
               help="Shift every port (sandbox and API) by this much.")
@@ -100,12 +132,16 @@ def demo(offset: int, no_carrier: bool) -> None:
     os.environ["OUTGUARD_ARI_PASSWORD"] = inst.ari_password
     os.environ["OUTGUARD_AMI_PASSWORD"] = inst.ami_password
     seeded = seed(settings.store)
+    token = demo_admin_token(settings.store)
     carrier = None if no_carrier else sipp.Carrier(inst, hold_ms=3000, limit_s=7 * 86400)
     p = inst.ports
     banner = "\n".join([
         "",
         "outguard demo is running (Ctrl-C stops it).",
         f"  dashboard and API  http://127.0.0.1:{settings.api.port}/",
+        f"  admin API token    {token}",
+        ("                     (sign in to the dashboard with it; curl -H "
+         "'Authorization: Bearer <token>')"),
         f"  sandbox Asterisk   SIP udp 127.0.0.1:{p.sip}, ARI {inst.ari_url}, "
         f"AMI 127.0.0.1:{p.ami}",
         f"  FastAGI            127.0.0.1:{p.agi}",
@@ -119,6 +155,7 @@ def demo(offset: int, no_carrier: bool) -> None:
         "  outguard sandbox call 13900139000               # on the do-not-call list: 403",
         "  outguard sandbox call 13800138000 --via agi     # the same through FastAGI",
         "  outguard sandbox call 13800138000 --via bridge  # outguard bridges the call",
+        "  outguard call 13800138000 --from seat-01 --caller-id 01088886666 --sandbox demo",
         "The demo policy allows calls 09:00-12:00 and 13:30-20:00 Beijing time, Mon-Sat;",
         "outside those hours every call is refused with reason quiet_hours (SIP 480).",
     ])

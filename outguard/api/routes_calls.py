@@ -1,0 +1,252 @@
+"""The dry run, test calls, the call log, reports, the policy (show, validate, reload),
+screening stats and the audit trail."""
+
+from __future__ import annotations
+
+import collections
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from outguard import dialplan_vars as dv
+from outguard.api import context as cx
+from outguard.api import views
+from outguard.api.checking import dry_run, parse_at
+from outguard.api.core import (
+    JSON_MAX_BYTES,
+    BadRequest,
+    Param,
+    TooLarge,
+    field_of,
+    json_body,
+    ok,
+    query_int,
+    route,
+)
+from outguard.api.policies import issues, summarise
+from outguard.api.reports import build_report, parse_by
+from outguard.api.testcall import FORMATS, Target, check_dial, find_call, place
+from outguard.server import ENFORCER, read_policy
+from outguard.service import ScreeningUnavailable
+from rules.errors import PolicyError
+from rules.policy import parse_policy
+
+SINCE = Param("since", description="ISO 8601 time or epoch seconds (default: days ago)")
+UNTIL = Param("until", description="ISO 8601 time or epoch seconds (default: now)")
+
+
+def _time_param(request: web.Request, name: str, default: float) -> float:
+    text = request.query.get(name)
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be ISO 8601 or epoch seconds",
+                         field=name) from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+@route("POST", "/api/check", tag="screening", body={
+    "type": "object", "required": ["number", "account"], "properties": {
+        "number": {"type": "string"}, "account": {"type": "string"},
+        "caller_id": {"type": "string"}, "tenant": {"type": "string"},
+        "purpose": {"type": "string"}, "campaign": {"type": "string"},
+        "at": {"type": "string", "description": "ISO 8601 or HH:MM (policy time zone)"}}})
+async def check(request: web.Request) -> web.Response:
+    """Dry run: the verdict for a would-be call and every rule's outcome, nothing placed.
+
+    Uses the live snapshot and counters; counts nothing.
+    """
+    data = await json_body(request)
+    screener = cx.screener(request)
+    snap = screener.snapshot
+    if snap is None:
+        raise ScreeningUnavailable("no screening snapshot loaded yet")
+    at = parse_at(field_of(data, "at", str, None), snap.policy.timezone)
+    result = dry_run(
+        snap, screener.counters, number=field_of(data, "number", required=True),
+        account=field_of(data, "account", required=True),
+        caller_id=field_of(data, "caller_id", str, ""), tenant=field_of(data, "tenant", str, ""),
+        purpose=field_of(data, "purpose", str, ""), campaign=field_of(data, "campaign", str, ""),
+        at=at, default_tenant=screener.default_tenant)
+    return ok(result.as_dict(cx.mask(request)))
+
+
+@route("GET", "/api/calls", tag="screening", params=(
+    SINCE, UNTIL, Param("limit", type="integer", description="newest N (default 100)"),
+    Param("account"), Param("verdict", description="allow or block")))
+async def list_calls(request: web.Request) -> web.Response:
+    """The call log, newest first (default: the last day)."""
+    now = time.time()
+    since = _time_param(request, "since", now - 86400)
+    until = _time_param(request, "until", now + 1)
+    limit = query_int(request, "limit", 100, lo=1, hi=5000)
+    account, verdict = request.query.get("account"), request.query.get("verdict")
+    store = cx.store(request)
+
+    def newest() -> list[Any]:
+        keep: collections.deque[Any] = collections.deque(maxlen=limit)
+        for c in store.store.iter_calls(since, until):
+            if (account and c.call.account != account) or (verdict and c.call.verdict != verdict):
+                continue
+            keep.append(c)
+        return list(reversed(keep))
+
+    mask = cx.mask(request)
+    return ok([views.call(c, mask) for c in await store.run(newest)])
+
+
+@route("GET", "/api/calls/{decision_id}", tag="screening",
+       params=(Param("decision_id", "path", required=True),))
+async def get_call(request: web.Request) -> web.Response:
+    """One decision from the call log, with its outcome."""
+    c = await cx.store(request).get_call(request.match_info["decision_id"])
+    return ok(views.call(c, cx.mask(request)))
+
+
+@route("GET", "/api/report", tag="reports", params=(
+    Param("by", description="comma-separated: day|hour, tenant, account (default day)"),
+    SINCE, UNTIL, Param("days", type="integer", description="window when since is absent (7)"),
+    Param("tenant"), Param("account")))
+async def report(request: web.Request) -> web.Response:
+    """Attempts, allowed, blocked by reason, answered, connect rate, average duration,
+    short-call ratio and complaints, grouped."""
+    by = parse_by(request.query.get("by", "day"))
+    days = query_int(request, "days", 7, lo=1, hi=3660)
+    now = time.time()
+    since = _time_param(request, "since", now - days * 86400)
+    until = _time_param(request, "until", now + 1)
+    tenant, account = request.query.get("tenant"), request.query.get("account")
+    store, tz = cx.store(request), cx.screener(request).policy.timezone
+
+    def build() -> dict[str, Any]:
+        calls = (c for c in store.store.iter_calls(since, until)
+                 if (not tenant or c.call.tenant == tenant)
+                 and (not account or c.call.account == account))
+        complaints = [c for c in store.store.list_complaints(since=datetime.fromtimestamp(since, UTC))
+                      if c.at.timestamp() < until and (not tenant or c.tenant_id in (None, tenant))]
+        return build_report(calls, complaints, by=by, tz=tz)
+
+    body = await store.run(build)
+    body.update(since=views.iso(since), until=views.iso(until))
+    return ok(body)
+
+
+@route("GET", "/api/policy", tag="policy")
+async def show_policy(request: web.Request) -> web.Response:
+    """The policy in use: rules in evaluation order, lists, windows."""
+    return ok(summarise(cx.screener(request).policy))
+
+
+@route("POST", "/api/policy/validate", tag="policy", body_type="text/plain")
+async def validate_policy(request: web.Request) -> web.Response:
+    """Check policy text (TOML, the request body) without using it; lists every problem."""
+    if (request.content_length or 0) > JSON_MAX_BYTES:
+        raise TooLarge(f"a policy may be at most {JSON_MAX_BYTES} bytes", limit=JSON_MAX_BYTES)
+    text = (await request.content.read(JSON_MAX_BYTES + 1)).decode("utf-8", "replace")
+    if len(text) > JSON_MAX_BYTES:
+        raise TooLarge(f"a policy may be at most {JSON_MAX_BYTES} bytes", limit=JSON_MAX_BYTES)
+    base = Path(cx.settings(request).policy).parent if cx.settings(request).policy else None
+    try:
+        policy = parse_policy(text, "<request>", base)
+    except PolicyError as exc:
+        return ok({"valid": False, "issues": issues(exc)})
+    return ok({"valid": True, "issues": [], "rules": len(policy.rules)})
+
+
+@route("POST", "/api/policy/reload", tag="policy", role="admin")
+async def reload_policy(request: web.Request) -> web.Response:
+    """Read the policy file again and use it (the old one stays if it is invalid)."""
+    settings = cx.settings(request)
+    policy = read_policy(settings)  # PolicyError -> 422 with every issue
+    enforcer = request.app.get(ENFORCER)
+    if enforcer is not None:
+        enforcer.set_policy(policy)  # its [enforcement] table first: nothing changes if bad
+    snap = await cx.screener(request).set_policy(policy)
+    return ok({"reloaded": True, "source": policy.source, "rules": len(policy.rules),
+               "snapshot": dict(snap.stats), "warnings": list(snap.warnings[:20])})
+
+
+def _percentile(values: list[int], q: float) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@route("GET", "/api/stats", tag="screening")
+async def stats(request: web.Request) -> web.Response:
+    """Screening since the service started: decisions, verdicts, reasons, latency, live
+    calls, the snapshot in use and rule hit counts."""
+    screener = cx.screener(request)
+    st, snap = screener.stats, screener.snapshot
+    return ok({
+        "decisions": st.decisions, "allowed": st.allowed, "blocked": st.blocked,
+        "by_reason": dict(st.by_reason), "live_calls": screener.live_calls(),
+        "latency_us": {"p50": _percentile(st.latency_us, 0.5),
+                       "p99": _percentile(st.latency_us, 0.99)},
+        "snapshot": None if snap is None else {
+            "built_at": snap.built_at.isoformat(), "stats": dict(snap.stats),
+            "warnings": len(snap.warnings)},
+        "rule_hits": screener.hits.as_dict(),
+    })
+
+
+@route("GET", "/api/audit", tag="reports", params=(
+    Param("limit", type="integer"), Param("party"), SINCE))
+async def audit(request: web.Request) -> web.Response:
+    """The audit trail (who changed what), oldest first from `since`."""
+    limit = query_int(request, "limit", 100, lo=1, hi=10000)
+    since = request.query.get("since")
+    records = await cx.store(request).list_audit(
+        since=datetime.fromtimestamp(_time_param(request, "since", 0), UTC) if since else None,
+        party_key=request.query.get("party") or None, limit=limit)
+    return ok([views.audit(r) for r in records])
+
+
+@route("POST", "/api/test-call", tag="screening", role="admin", body={
+    "type": "object", "required": ["number", "account"], "properties": {
+        "number": {"type": "string", "pattern": "^\\+?[0-9]{2,20}$"},
+        "account": {"type": "string"}, "caller_id": {"type": "string"},
+        "tenant": {"type": "string"}, "purpose": {"type": "string"},
+        "context": {"type": "string", "description": "default outguard-ari"},
+        "hold_s": {"type": "number"}, "timeout_s": {"type": "number"},
+        "formats": {"type": "string", "description": "codecs offered, default ulaw,alaw"}}})
+async def test_call(request: web.Request) -> web.Response:
+    """Place a real test call through the PBX and answer with outguard's decision and the
+    outcome (takes as long as the call; ``outguard call`` over HTTP).
+
+    ARI originate of Local/NUMBER@CONTEXT with the account set; 502 when ARI cannot be
+    reached; ``decision`` is null when outguard gave no verdict.
+    """
+    data = await json_body(request)
+    settings = cx.settings(request)
+    number = field_of(data, "number", required=True)
+    account = field_of(data, "account", required=True)
+    context = field_of(data, "context", str, "outguard-ari")
+    formats = field_of(data, "formats", str, FORMATS)
+    check_dial(number, context, formats)
+    timeout = min(field_of(data, "timeout_s", float, 60.0), 300.0)
+    variables = {f"__{dv.ACCOUNT}": account}
+    for key, name in ((dv.TENANT, "tenant"), (dv.PURPOSE, "purpose")):
+        if field_of(data, name, str, ""):
+            variables[f"__{key}"] = data[name]
+    a = settings.ari
+    target = Target(a.url, a.user, a.password, settings.store)
+    started = time.time()
+    seen = await place(target, number, variables, context, field_of(data, "caller_id", str, ""),
+                       timeout, field_of(data, "hold_s", float, None), formats)
+    store = cx.store(request)
+    logged = await store.run(find_call, store.store, seen["dialled"], started, want_outcome=True)
+    mask = cx.mask(request)
+    return ok({"number": mask(number), "account": account, "answered": seen["answered"],
+               "hangup_cause": seen["cause"], "hangup_cause_text": seen["cause_txt"],
+               "decision": views.call(logged, mask) if logged else None})

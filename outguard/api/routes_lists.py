@@ -1,0 +1,235 @@
+"""Lists (do-not-call, blacklists, consent ...) and their entries: search, add, remove,
+bulk import (the request body is the file) and streamed export."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from outguard.api import context as cx
+from outguard.api import views
+from outguard.api.core import (
+    BadRequest,
+    Param,
+    TooLarge,
+    field_of,
+    json_body,
+    ok,
+    query_int,
+    route,
+)
+from outguard.api.routes_parties import e164_of, parse_time
+from outguard.errors import InvalidInput
+from outguard.store.base import Entry
+from rules.model import ListKind, Scope
+
+NAME = Param("name", "path", required=True, description="list name")
+NUMBERS_BODY = {"type": "object", "required": ["numbers"], "properties": {
+    "numbers": {"type": "array", "items": {"type": "string"}, "maxItems": 10000},
+    "expires_at": {"type": "string", "format": "date-time"},
+    "source": {"type": "string"}, "reason": {"type": "string"},
+    "evidence": {"type": "string"}}}
+MAX_NUMBERS = 10_000
+
+
+@route("GET", "/api/lists", tag="lists")
+async def list_lists(request: web.Request) -> web.Response:
+    """Every list with its kind, scope and entry count."""
+    store = cx.store(request)
+
+    def collect() -> list[dict[str, Any]]:
+        return [views.list_record(r, store.store.count_entries(r.name))
+                for r in store.store.list_lists()]
+
+    return ok(await store.run(collect))
+
+
+@route("POST", "/api/lists", tag="lists", role="admin", body={
+    "type": "object", "required": ["name", "kind"], "properties": {
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": [k.value for k in ListKind]},
+        "scope": {"type": "string", "enum": [s.value for s in Scope]},
+        "scope_key": {"type": "string"}, "description": {"type": "string"}}})
+async def create_list(request: web.Request) -> web.Response:
+    """Create a list."""
+    data = await json_body(request)
+    record = await cx.store(request).create_list(
+        field_of(data, "name", required=True), field_of(data, "kind", required=True),
+        scope=field_of(data, "scope", str, "global"),
+        scope_key=field_of(data, "scope_key", str, None),
+        description=field_of(data, "description", str, ""), actor=cx.actor(request))
+    return ok(views.list_record(record, 0), 201)
+
+
+@route("GET", "/api/lists/{name}", tag="lists", params=(NAME,))
+async def get_list(request: web.Request) -> web.Response:
+    """One list with its entry count."""
+    store, name = cx.store(request), request.match_info["name"]
+    record = await store.get_list(name)
+    return ok(views.list_record(record, await store.count_entries(name)))
+
+
+@route("DELETE", "/api/lists/{name}", tag="lists", role="admin", params=(NAME,))
+async def delete_list(request: web.Request) -> web.Response:
+    """Delete a list and its entries."""
+    await cx.store(request).delete_list(request.match_info["name"], actor=cx.actor(request))
+    return ok({"deleted": request.match_info["name"]})
+
+
+@route("GET", "/api/lists/{name}/entries", tag="lists", params=(
+    NAME, Param("q", description="digits the number contains"),
+    Param("limit", type="integer", description="at most this many (default 100)"),
+    Param("offset", type="integer", description="skip this many matches")))
+async def list_entries(request: web.Request) -> web.Response:
+    """Entries of a list, optionally only numbers containing some digits."""
+    store, name = cx.store(request), request.match_info["name"]
+    q = "".join(ch for ch in request.query.get("q", "") if ch.isdigit())
+    limit = query_int(request, "limit", 100, lo=1, hi=1000)
+    offset = query_int(request, "offset", 0)
+
+    def search() -> tuple[list[Entry], bool]:
+        found: list[Entry] = []
+        skipped = 0
+        for entry in store.store.iter_entries(name):
+            if q and q not in entry.e164:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            if len(found) == limit:
+                return found, True
+            found.append(entry)
+        return found, False
+
+    await store.get_list(name)  # NotFound before streaming
+    entries, more = await store.run(search)
+    mask = cx.mask(request)
+    return ok({"entries": [views.entry(e, mask) for e in entries], "more": more,
+               "offset": offset, "limit": limit})
+
+
+def _numbers(data: dict[str, Any]) -> list[str]:
+    numbers: list[str] = field_of(data, "numbers", list, required=True)
+    if not numbers or len(numbers) > MAX_NUMBERS or not all(isinstance(n, str) for n in numbers):
+        raise BadRequest(f"numbers must be 1..{MAX_NUMBERS} strings", field="numbers")
+    return numbers
+
+
+@route("POST", "/api/lists/{name}/entries", tag="lists", role="admin", params=(NAME,),
+       body=NUMBERS_BODY)
+async def add_entries(request: web.Request) -> web.Response:
+    """Add numbers to a list (existing entries are updated)."""
+    data = await json_body(request)
+    added = await cx.store(request).add_entries(
+        request.match_info["name"], _numbers(data),
+        expires_at=parse_time(field_of(data, "expires_at", str, None), "expires_at"),
+        source=field_of(data, "source", str, "manual"), reason=field_of(data, "reason", str, None),
+        evidence=field_of(data, "evidence", str, None), actor=cx.actor(request))
+    return ok({"added": added})
+
+
+@route("POST", "/api/lists/{name}/remove", tag="lists", role="admin", params=(NAME,), body={
+    "type": "object", "required": ["numbers"],
+    "properties": {"numbers": {"type": "array", "items": {"type": "string"}}}})
+async def remove_entries(request: web.Request) -> web.Response:
+    """Remove numbers from a list."""
+    data = await json_body(request)
+    removed = await cx.store(request).remove_entries(
+        request.match_info["name"], _numbers(data), actor=cx.actor(request))
+    return ok({"removed": removed})
+
+
+@route("POST", "/api/lists/{name}/import", tag="lists", role="admin", body_type="text/plain",
+       params=(NAME, Param("mode", description="replace (default) or add"),
+               Param("format", description="auto (default), text, csv, us_registry")))
+async def import_list(request: web.Request) -> web.Response:
+    """Import a file (the request body) into a list, all or nothing.
+
+    Plain text, CSV or the US registry format; at most api.max_body_bytes. Answers with
+    the counts and the first rejected lines.
+    """
+    store, name = cx.store(request), request.match_info["name"]
+    mode = request.query.get("mode", "replace")
+    fmt = request.query.get("format", "auto")
+    if mode not in ("replace", "add"):
+        raise InvalidInput("mode must be replace or add", field="mode")
+    await store.get_list(name)
+    limit = cx.settings(request).api.max_body_bytes
+    fd, path = tempfile.mkstemp(prefix="outguard-import-", suffix=".txt")
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.content.iter_chunked(256 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"an import may be at most {limit} bytes", limit=limit)
+                await asyncio.to_thread(f.write, chunk)
+        result = await store.import_list(
+            name, path, mode=mode, fmt=fmt, region=cx.screener(request).policy.default_region,
+            actor=cx.actor(request), source=f"api:{cx.actor(request)}")
+    finally:
+        os.unlink(path)
+    body = asdict(result)
+    body["rejects"] = [{"line": r.line, "reason": r.reason, "text": r.text}
+                       for r in result.rejects]
+    return ok(body)
+
+
+@route("GET", "/api/lists/{name}/export", tag="lists", role="admin", response_type="text/csv",
+       params=(NAME, Param("format", description="csv (default) or json")))
+async def export_list(request: web.Request) -> web.StreamResponse:
+    """Download a list (full numbers: admins only)."""
+    store, name = cx.store(request), request.match_info["name"]
+    fmt = request.query.get("format", "csv")
+    if fmt not in ("csv", "json"):
+        raise InvalidInput("format must be csv or json", field="format")
+    await store.get_list(name)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/json",
+        "Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+
+    class Sink:
+        """A text file whose writes go to the response, from the export's thread."""
+
+        def __init__(self) -> None:
+            self.buffer: list[str] = []
+            self.size = 0
+
+        def write(self, text: str) -> int:
+            self.buffer.append(text)
+            self.size += len(text)
+            if self.size > 64 * 1024:
+                self.flush()
+            return len(text)
+
+        def flush(self) -> None:
+            data, self.buffer, self.size = "".join(self.buffer).encode(), [], 0
+            if data:
+                asyncio.run_coroutine_threadsafe(response.write(data), loop).result()
+
+    def export() -> int:
+        sink = Sink()
+        n = store.store.export_list(name, sink, fmt)  # type: ignore[arg-type]
+        sink.flush()
+        return n
+
+    await store.run(export)
+    await response.write_eof()
+    return response
+
+
+@route("GET", "/api/numbers/{number}", tag="lists",
+       params=(Param("number", "path", required=True),))
+async def find_number(request: web.Request) -> web.Response:
+    """Every list a number is on (expired entries included; see expires_at)."""
+    e164 = e164_of(request, request.match_info["number"])
+    entries = await cx.store(request).find_entries(e164)
+    mask = cx.mask(request)
+    return ok({"e164": mask(e164), "entries": [views.entry(e, mask) for e in entries]})

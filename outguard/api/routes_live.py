@@ -1,0 +1,92 @@
+"""The live stream (Server-Sent Events at ``/api/events``) and ``/metrics`` (Prometheus).
+
+Both read ``Screener.events``: the stream subscribes per client; the metrics come from the
+collector (``metrics.Collector``) plus one query for the active suspensions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from outguard.api import context as cx
+from outguard.api import views
+from outguard.api.core import route
+from outguard.api.metrics import render
+from outguard.server import PARTS
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_S = 15.0
+
+
+@route("GET", "/metrics", tag="live", response_type="text/plain")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics: decisions by verdict and reason, decision latency histogram,
+    ARI/AGI/AMI connection state, calls in progress, active suspensions."""
+    screener = cx.screener(request)
+    connected = {name: bool(getattr(part, "connected", True))
+                 for name, part in request.app[PARTS].items()}
+    active = await cx.store(request).list_suspensions(active_at=datetime.now(UTC))
+    suspensions = {"account": 0, "caller_id": 0, "tenant": 0}
+    for s in active:
+        suspensions[s.party_kind.value] = suspensions.get(s.party_kind.value, 0) + 1
+    snap = screener.snapshot
+    figures: dict[str, float] = {}
+    if snap is not None:
+        figures = {k: float(v) for k, v in snap.stats.items()}
+        figures["age_seconds"] = round(time.time() - snap.built_at.timestamp(), 3)
+    text = render(request.app[cx.COLLECTOR], connected, screener.live_calls(), suspensions, figures)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+@route("GET", "/api/events", tag="live", response_type="text/event-stream")
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: every decision, call outcome, snapshot swap and enforcement
+    event as it happens (``event:`` is the type, ``data:`` the JSON, numbers masked).
+
+    Browsers' EventSource cannot send a token: read the stream with fetch().
+    """
+    mask = cx.mask(request)
+    closing = request.app[cx.CLOSING]
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    stop = asyncio.ensure_future(closing.wait())
+    get: asyncio.Future[Any] | None = None
+    try:
+        with cx.screener(request).events.subscribe(500) as sub:
+            await response.write(b"retry: 3000\n: connected\n\n")
+            while not closing.is_set():
+                get = asyncio.ensure_future(sub.get())
+                done, _ = await asyncio.wait({get, stop}, timeout=KEEPALIVE_S,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    get.cancel()
+                    if not closing.is_set():
+                        await response.write(b": keepalive\n\n")
+                    continue
+                if sub.missed:
+                    await response.write(_sse({"type": "missed", "count": sub.missed}))
+                    sub.missed = 0
+                await response.write(_sse(views.masked(get.result(), mask)))
+    except ConnectionResetError:
+        pass
+    finally:
+        stop.cancel()
+        if get is not None:
+            get.cancel()
+    return response
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event.get('type', 'message')}\ndata: {data}\n\n".encode()

@@ -1,0 +1,263 @@
+"""``outguard check | policy | report``: dry runs, the policy and the numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import click
+
+from outguard.api.checking import dry_run, offline_inputs, parse_at
+from outguard.api.policies import summarise
+from outguard.api.reports import build_report, parse_by
+from outguard.cli.common import (
+    EXIT_BLOCKED,
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    CliError,
+    current_settings,
+    emit_json,
+    json_option,
+    load_settings,
+    output,
+    policy_of,
+    store_options,
+    translated,
+    with_store,
+)
+from outguard.store.sqlite import SQLiteStore
+from rules.errors import PolicyError
+from rules.policy import load_policy
+
+REPORT_COLUMNS = ("attempts", "allowed", "blocked", "answered", "connect_rate",
+                  "avg_duration", "short_call_ratio", "complaints", "blocked_by_reason")
+
+
+@click.command()
+@click.argument("number")
+@click.option("--account", required=True, help="The calling account (seat, campaign).")
+@click.option("--caller-id", default="", help="The caller ID the call would present.")
+@click.option("--at", "at_text", default=None,
+              help="When: ISO 8601 or HH:MM in the policy's zone (default: now).")
+@click.option("--purpose", default="", help="marketing (default), service, collection, "
+              "notification.")
+@click.option("--tenant", default="", help="Default: the account's tenant.")
+@click.option("--campaign", default="", help="Campaign id, for campaign-scoped lists.")
+@json_option
+@with_store
+def check(store: SQLiteStore, number: str, account: str, caller_id: str, at_text: str | None,
+          purpose: str, tenant: str, campaign: str, as_json: bool) -> None:
+    """Dry run: what outguard would decide for a call, rule by rule, from the store and the
+    policy (counters replayed from the call log). No PBX, nothing recorded.
+
+    Exit code 0 when the call would be allowed, 5 when it would be blocked.
+
+    \b
+    Example:
+      outguard check 13900139000 --account seat-01 --caller-id 01088886666 --at 21:30
+    """
+    settings = current_settings()
+    policy = policy_of(settings)
+    at = parse_at(at_text, policy.timezone)
+    snapshot, counters = offline_inputs(store, policy, at)
+    result = dry_run(snapshot, counters, number=number, account=account, caller_id=caller_id,
+                     at=at, tenant=tenant, purpose=purpose, campaign=campaign,
+                     default_tenant=settings.default_tenant)
+    body = result.as_dict()
+    if as_json:
+        emit_json(body)
+    else:
+        a = body["attempt"]
+        click.echo(f"{body['verdict'].upper()}: {body['message']}"
+                   + (f" (rule {body['rule']}, reason {body['reason']}, cause {body['cause']})"
+                      if body["verdict"] == "block" else ""))
+        click.echo(f"call {a['destination']} from {a['account']} ({a['tenant']}) caller ID "
+                   f"{a['caller_id'] or '-'} at {a['at']} purpose {a['purpose']}")
+        click.echo("")
+        output([{"rule": r["rule"], "kind": r["kind"], "mode": r["mode"],
+                 "outcome": r["outcome"] + (" *" if r["decisive"] else ""),
+                 "reason": r["reason"], "message": r["message"]} for r in body["rules"]],
+               False, ["rule", "kind", "mode", "outcome", "reason", "message"])
+    if not result.allowed:
+        sys.exit(EXIT_BLOCKED)
+
+
+# -- policy --------------------------------------------------------------------------------
+
+@click.group()
+def policy() -> None:
+    """Validate, show and reload the screening policy.
+
+    \b
+    Example:
+      outguard policy validate /etc/outguard/policy.toml
+    """
+
+
+@policy.command("validate")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@store_options
+@json_option
+def policy_validate(file: str | None, config_file: str | None, store_path: str | None,
+                    as_json: bool) -> None:
+    """Check a policy file (default: the one the settings name) and list every problem
+    with its file and line. Exit code 1 when it is invalid.
+
+    \b
+    Example:
+      outguard policy validate policy.toml
+    """
+    path = file or load_settings(config_file, store_path).policy
+    if not path:
+        raise CliError("no policy file given and the settings name none (the embedded demo "
+                       "policy is always valid)", EXIT_USAGE)
+    try:
+        loaded = load_policy(path)
+    except PolicyError as exc:
+        issues = [{"file": i.file, "line": i.line, "key": i.key, "message": i.message}
+                  for i in exc.issues]
+        if as_json:
+            emit_json({"valid": False, "issues": issues})
+        else:
+            for i in exc.issues:
+                click.echo(str(i), err=True)
+            click.echo(f"{path}: {len(issues)} problem(s)", err=True)
+        sys.exit(EXIT_ERROR)
+    if as_json:
+        emit_json({"valid": True, "rules": len(loaded.rules), "lists": len(loaded.lists)})
+    else:
+        click.echo(f"{path}: valid ({len(loaded.rules)} rules, {len(loaded.lists)} lists)")
+
+
+@policy.command("show")
+@store_options
+@json_option
+def policy_show(config_file: str | None, store_path: str | None, as_json: bool) -> None:
+    """Show the policy the settings name: rules in evaluation order, lists, windows.
+
+    \b
+    Example:
+      outguard policy show --json
+    """
+    body = summarise(policy_of(load_settings(config_file, store_path)))
+    if as_json:
+        emit_json(body)
+        return
+    click.echo(f"policy {body['source']} (region {body['default_region']}, "
+               f"zone {body['timezone']})")
+    output([{k: r[k] for k in ("stage", "id", "kind", "mode", "cause", "purposes")}
+            for r in body["rules"]], False, ["stage", "id", "kind", "mode", "cause", "purposes"])
+    click.echo("lists: " + (", ".join(f"{x['name']} ({x['kind']})" for x in body["lists"])
+                            or "-"))
+    click.echo("windows: " + (", ".join(body["windows"]) or "-"))
+
+
+@policy.command("reload")
+@click.option("--url", default=None, help="The service's API (default: from the settings).")
+@click.option("--token", envvar="OUTGUARD_TOKEN", required=True,
+              help="An admin API token; OUTGUARD_TOKEN.")
+@store_options
+def policy_reload(url: str | None, token: str, config_file: str | None,
+                  store_path: str | None) -> None:
+    """Tell the running service to read its policy file again. The old policy stays when
+    the new one is invalid (exit 1, with every problem); exit 3 when nothing answers.
+
+    \b
+    Example:
+      OUTGUARD_TOKEN=og_... outguard policy reload
+    """
+    settings = load_settings(config_file, store_path)
+    base = url or f"http://{settings.api.host}:{settings.api.port}"
+    status, body = asyncio.run(api_call("POST", base, "/api/policy/reload", token))
+    if status == 200:
+        click.echo(f"reloaded {body.get('source') or 'the embedded policy'}: "
+                   f"{body.get('rules')} rules")
+        return
+    lines = [f"reload refused ({status} {body.get('error_id')}): {body.get('message')}"]
+    lines += [f"  {i['file']}:{i['line']}: {i['key']}: {i['message']}"
+              for i in body.get("issues", [])]
+    raise CliError("\n".join(lines), EXIT_ERROR)
+
+
+async def api_call(method: str, base: str, path: str, token: str,
+                   body: Any = None) -> tuple[int, dict[str, Any]]:
+    """One request to a running service's API; exit 3 when it does not answer."""
+    headers = {"Authorization": f"Bearer {token}"}
+    timeout = aiohttp.ClientTimeout(total=30)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.request(
+                method, base.rstrip("/") + path, json=body, headers=headers) as reply:
+                try:
+                    data = await reply.json(content_type=None)
+                except ValueError:
+                    data = {"message": (await reply.text())[:200]}
+                return reply.status, data if isinstance(data, dict) else {"data": data}
+    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+        raise CliError(f"outguard is not answering at {base}: {exc}", EXIT_NOT_FOUND) from None
+
+
+# -- report --------------------------------------------------------------------------------
+
+def _when(text: str | None, default: float) -> float:
+    if not text:
+        return default
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{text!r} is not an ISO 8601 date or time", EXIT_USAGE) from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+@click.command()
+@click.option("--by", default="day", show_default=True,
+              help="Group by: day or hour, tenant, account (comma-separated).")
+@click.option("--days", default=7, show_default=True, help="The last N days (without --since).")
+@click.option("--since", default=None, help="From (ISO date or time).")
+@click.option("--until", default=None, help="Until (ISO date or time; default now).")
+@click.option("--tenant", default=None, help="Only this tenant.")
+@click.option("--account", default=None, help="Only this account.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV output (for spreadsheets).")
+@json_option
+@with_store
+def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str | None,
+           tenant: str | None, account: str | None, as_csv: bool, as_json: bool) -> None:
+    """Calls by day, tenant and/or account: attempts, allowed, blocked by reason, answered,
+    connect rate (接通率), average duration, short-call ratio, complaints.
+
+    \b
+    Example:
+      outguard report --by day,account --days 30 --csv > calls.csv
+    """
+    with translated():
+        groups = parse_by(by)
+    now = time.time()
+    start = _when(since, now - days * 86400)
+    end = _when(until, now + 1)
+    calls = (c for c in store.iter_calls(start, end)
+             if (not tenant or c.call.tenant == tenant)
+             and (not account or c.call.account == account))
+    complaints = [c for c in store.list_complaints(since=datetime.fromtimestamp(start, UTC))
+                  if c.at.timestamp() < end and (not tenant or c.tenant_id in (None, tenant))]
+    body = build_report(calls, complaints, by=groups,
+                        tz=policy_of(current_settings()).timezone)
+    if as_json:
+        emit_json(body)
+        return
+    columns = [*groups, *REPORT_COLUMNS]
+    rows = [*body["rows"], {**{g: "TOTAL" for g in groups[:1]}, **body["total"]}]
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["; ".join(f"{k}={v}" for k, v in row.get(c, {}).items())
+                             if c == "blocked_by_reason" else row.get(c, "") for c in columns])
+        return
+    click.echo(f"calls {datetime.fromtimestamp(start, UTC):%Y-%m-%d %H:%M} .. "
+               f"{datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC, days in {body['timezone']}")
+    output(rows if body["rows"] else [], False, columns)
