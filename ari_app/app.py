@@ -29,6 +29,12 @@ from outguard.service import Decision, ScreeningUnavailable, Screener
 logger = logging.getLogger(__name__)
 
 OUTBOUND_ARG = "outbound"
+#: The only ARI event types the app acts on; Asterisk is asked to send just these
+#: (``AriClient.set_event_filter``). Unfiltered, a continue-mode call brings ~55 events
+#: (44 ChannelVarset, Dial, ChannelDialplan...) once its channel is subscribed, and
+#: decoding them was the largest part of outguard's CPU per call (bench/RESULTS.md).
+EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroyed",
+               "PlaybackStarted", "PlaybackFinished")
 GONE_TTL_S = 120.0
 
 
@@ -117,7 +123,14 @@ class StasisApp:
     def _on_open(self) -> None:
         self.connected = True
         logger.info("connected to ARI as application %r", self.client.app)
+        self.spawn(self._filter_events())
         self.spawn(self.reconcile())
+
+    async def _filter_events(self) -> None:
+        try:
+            await self.client.set_event_filter(EVENT_TYPES)
+        except (AriError, AriUnavailable) as err:
+            logger.info("ARI event filter not set (%s): receiving every event type", err)
 
     async def stop(self) -> None:
         """Cancel the calls' tasks (run() itself is cancelled by its owner)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -177,6 +177,14 @@ class AriClient:
     async def application(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("GET", f"/applications/{self.app}")
         return result
+
+    async def set_event_filter(self, allowed: Iterable[str]) -> None:
+        """Have Asterisk send this application only these event types (ARI
+        ``PUT /applications/{app}/eventFilter``, Asterisk 16.3 and later)."""
+        await self.request(
+            "PUT", f"/applications/{self.app}/eventFilter",
+            body={"allowed": [{"type": kind} for kind in allowed]},
+        )
 
     async def subscribe_channel(self, channel_id: str) -> None:
         """Keep receiving a channel's events after it leaves Stasis (continue mode)."""
