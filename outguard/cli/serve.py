@@ -153,11 +153,13 @@ def demo(offset: int, no_carrier: bool) -> None:
         "Place a test call from another terminal:",
         "  outguard sandbox call 13800138000               # allowed (in calling hours)",
         "  outguard sandbox call 13900139000               # on the do-not-call list: 403",
-        "  outguard sandbox call 13800138000 --via agi     # the same through FastAGI",
-        "  outguard sandbox call 13800138000 --via bridge  # outguard bridges the call",
+        "  outguard sandbox call 13800138001 --via agi     # through FastAGI",
+        "  outguard sandbox call 13800138002 --via bridge  # outguard bridges the call",
         "  outguard call 13800138000 --from seat-01 --caller-id 01088886666 --sandbox demo",
         "The demo policy allows calls 09:00-12:00 and 13:30-20:00 Beijing time, Mon-Sat;",
         "outside those hours every call is refused with reason quiet_hours (SIP 480).",
+        "It allows 2 calls a day to one number (a third: destination_cap, SIP 403) and",
+        "10 calls a minute per seat (rate_cap, SIP 503).",
     ])
     try:
         if carrier is not None:
