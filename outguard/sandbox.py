@@ -395,6 +395,7 @@ class Sandbox:
         """Stop Asterisk: a clean ``core stop now``, then SIGTERM, then SIGKILL."""
         pid = self.pid()
         if pid is None:
+            self._wait_own()  # died by itself: collect it
             return
         try:
             self.cli("core stop now", timeout=5)
@@ -413,7 +414,23 @@ class Sandbox:
             if not _pid_alive(pid):
                 break
         self._reap(pid)
+        self._wait_own()
         _state_file(self.inst.name).unlink(missing_ok=True)
+
+    def _wait_own(self, timeout: float = 5.0) -> None:
+        """Collect the Asterisk this object started, once it is stopping: /proc can show a
+        zombie a moment before waitpid(WNOHANG) returns it, so poll() alone is not enough."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout)
 
     def _reap(self, pid: int) -> None:
         if self._proc is not None and self._proc.pid == pid:
