@@ -26,6 +26,7 @@ from outguard.enforcement import EnforcementPolicy, Enforcer
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store.sqlite import SQLiteStore
+from outguard.tasks import cancel_and_wait
 from rules.errors import PolicyError
 from rules.policy import Policy, default_policy, load_policy
 
@@ -100,11 +101,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PARTS]["ari"] = stasis
     runner = asyncio.get_running_loop().create_task(stasis.run())
     yield
-    runner.cancel()
-    try:
-        await runner
-    except asyncio.CancelledError:
-        pass
+    await cancel_and_wait([runner])
     await stasis.stop()
     await client.close()
 
@@ -115,11 +112,7 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PARTS]["ami"] = listener
     runner = asyncio.get_running_loop().create_task(listener.run())
     yield
-    runner.cancel()
-    try:
-        await runner
-    except asyncio.CancelledError:
-        pass
+    await cancel_and_wait([runner])
     await listener.close()
 
 

@@ -176,8 +176,14 @@ def status(kind: str, key: str, as_json: bool, config_file: str | None,
                f"appeals: {len(body['appeals'])}")
     f = body["figures"]
     click.echo(f"last 24 h: {f['attempts']} attempts, {f['answered']} answered, connect rate "
-               f"{f['connect_rate']}, short-call ratio {f['short_call_ratio']}, "
-               f"{f['complaints']} complaints, {f['marks']} marks")
+               f"{_percent(f['connect_rate'])}, short-call ratio "
+               f"{_percent(f['short_call_ratio'])}, {f['complaints']} complaints, "
+               f"{f['marks']} marks")
+
+
+def _percent(ratio: float | None) -> str:
+    """0.4567 -> 45.7%; no calls yet -> '-' (a ratio of nothing is not zero)."""
+    return "-" if ratio is None else f"{ratio * 100:.1f}%"
 
 
 @click.command()
