@@ -10,11 +10,15 @@ files needs ``Authorization: Bearer <token>`` with at least the declared role
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,6 +221,26 @@ def field_of(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...] =
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise BadRequest(f"field {name!r} must be {names}", field=name)
     return value
+
+
+@contextlib.asynccontextmanager
+async def spooled_body(
+    request: web.Request, limit: int, what: str, suffix: str = ".txt"
+) -> AsyncIterator[str]:
+    """Stream the request body into a temporary file of at most ``limit`` bytes and yield
+    its path; the file is removed afterwards. A larger body raises TooLarge (413)."""
+    fd, path = tempfile.mkstemp(prefix="outguard-upload-", suffix=suffix)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.content.iter_chunked(256 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"{what} may be at most {limit} bytes", limit=limit)
+                await asyncio.to_thread(f.write, chunk)
+        yield path
+    finally:
+        os.unlink(path)
 
 
 def query_int(request: web.Request, name: str, default: int, *, lo: int = 0,

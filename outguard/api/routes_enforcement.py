@@ -3,9 +3,6 @@ all through the enforcement facade (``outguard.enforcement.api.Enforcer``)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import tempfile
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,15 +11,14 @@ from aiohttp import web
 from outguard.api import context as cx
 from outguard.api import views
 from outguard.api.core import (
-    JSON_MAX_BYTES,
     BadRequest,
     Param,
-    TooLarge,
     field_of,
     json_body,
     ok,
     query_int,
     route,
+    spooled_body,
 )
 from outguard.errors import InvalidInput
 from outguard.store.base import COMPLAINT_CATEGORIES
@@ -230,20 +226,10 @@ async def import_complaints(request: web.Request) -> web.Response:
     kind = request.query.get("kind", "complaint")
     if kind not in ("complaint", "mark"):
         raise InvalidInput("kind must be complaint or mark", field="kind")
-    limit = max(JSON_MAX_BYTES * 16, 0)
-    fd, path = tempfile.mkstemp(prefix="outguard-complaints-", suffix=".csv")
-    try:
-        size = 0
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.content.iter_chunked(256 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"a complaints file may be at most {limit} bytes", limit=limit)
-                await asyncio.to_thread(f.write, chunk)
+    limit = cx.settings(request).api.max_body_bytes
+    async with spooled_body(request, limit, "a complaints file", ".csv") as path:
         result = await cx.enforcer(request).import_complaints(path, actor=cx.actor(request),
                                                               kind=kind)
-    finally:
-        os.unlink(path)
     body = result.to_dict()
     body["path"] = "(request body)"
     return ok(body)

@@ -4,8 +4,6 @@ bulk import (the request body is the file) and streamed export."""
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 from dataclasses import asdict
 from typing import Any
 
@@ -16,12 +14,12 @@ from outguard.api import views
 from outguard.api.core import (
     BadRequest,
     Param,
-    TooLarge,
     field_of,
     json_body,
     ok,
     query_int,
     route,
+    spooled_body,
 )
 from outguard.api.routes_parties import e164_of, parse_time
 from outguard.errors import InvalidInput
@@ -160,20 +158,10 @@ async def import_list(request: web.Request) -> web.Response:
         raise InvalidInput("mode must be replace or add", field="mode")
     await store.get_list(name)
     limit = cx.settings(request).api.max_body_bytes
-    fd, path = tempfile.mkstemp(prefix="outguard-import-", suffix=".txt")
-    try:
-        size = 0
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.content.iter_chunked(256 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"an import may be at most {limit} bytes", limit=limit)
-                await asyncio.to_thread(f.write, chunk)
+    async with spooled_body(request, limit, "an import") as path:
         result = await store.import_list(
             name, path, mode=mode, fmt=fmt, region=cx.screener(request).policy.default_region,
             actor=cx.actor(request), source=f"api:{cx.actor(request)}")
-    finally:
-        os.unlink(path)
     body = asdict(result)
     body["rejects"] = [{"line": r.line, "reason": r.reason, "text": r.text}
                        for r in result.rejects]
