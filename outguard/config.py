@@ -161,4 +161,5 @@ def load(
     settings = _apply(settings, from_env, "environment")
     if overrides:
         settings = _apply(settings, overrides, "command line")
+    assert isinstance(settings, Settings)
     return settings

@@ -28,7 +28,8 @@ from outguard.store.aio import AsyncStore
 from outguard.store.sqlite import SQLiteStore
 from outguard.tasks import cancel_and_wait
 from rules.errors import PolicyError
-from rules.policy import Policy, default_policy, load_policy
+from rules.policy import default_policy, load_policy
+from rules.policy_types import Policy
 
 logger = logging.getLogger(__name__)
 

@@ -22,14 +22,14 @@ from outguard.callfacts import ChannelFacts, build_attempt
 from outguard.errors import OutguardError
 from outguard.events import EventHub
 from outguard.store.aio import AsyncStore
-from outguard.store.base import CallRecord, match_account
+from outguard.store.base import AccountMapping, CallRecord, match_account
 from outguard.tasks import cancel_and_wait
 from rules.counters import InMemoryCounters
 from rules.engine import decide
 from rules.hits import RuleHits
 from rules.model import CallAttempt, PartyKind, StoreData, Verdict
 from rules.numbers import classify
-from rules.policy import Policy
+from rules.policy_types import Policy
 from rules.snapshot import Snapshot, build_snapshot
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class Screener:
         self.refresh_every_s = refresh_every_s
         self.max_call_age_s = max_call_age_s
         self._live: dict[str, _Live] = {}
-        self._mappings: tuple[Any, ...] = ()
+        self._mappings: tuple[AccountMapping, ...] = ()
         self._rebuild_lock = asyncio.Lock()
         self._dirty = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -147,8 +147,9 @@ class Screener:
             now = datetime.fromtimestamp(self.clock(), UTC)
             policy = self.policy
 
-            def build(data: StoreData) -> tuple[Snapshot, tuple[Any, ...]]:
-                mappings = tuple(data.extra.get("account_map", ()))  # type: ignore[call-overload]
+            def build(data: StoreData) -> tuple[Snapshot, tuple[AccountMapping, ...]]:
+                found = data.extra.get("account_map", ())
+                mappings = tuple(found) if isinstance(found, (tuple, list)) else ()
                 return build_snapshot(policy, data, now, self.hits), mappings
 
             snap, mappings = await self.store.build_snapshot(now, build)

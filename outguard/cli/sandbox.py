@@ -101,15 +101,17 @@ def status(name: str, as_json: bool) -> None:
     Example:
       outguard sandbox status --json
     """
+    info: dict[str, object] = {"name": name, "running": False}
     try:
         inst = sb.load_instance(name)
     except sb.SandboxError:
         inst = None
-    box = sb.Sandbox(inst) if inst else None
-    running = box is not None and box.pid() is not None
-    info: dict[str, object] = {"name": name, "running": running}
-    if box is not None and running:
-        info.update(ports=inst.to_json()["ports"], ari=inst.ari_url, channels=box.channels())
+    if inst is not None:
+        box = sb.Sandbox(inst)
+        if box.pid() is not None:
+            info.update(running=True, ports=inst.to_json()["ports"], ari=inst.ari_url,
+                        channels=box.channels())
+    running = bool(info["running"])
     if as_json:
         click.echo(json.dumps(info))
     else:
@@ -159,9 +161,8 @@ def call(number: str, name: str, via: str, account: str, caller_id: str, count: 
     if as_json:
         click.echo(json.dumps(rows))
     else:
-        for row in rows:
-            final = row["final"]
-            click.echo(f"call {row['call']}: {final or 'no answer'} "
-                       f"{sipp.REASONS.get(final or 0, '')}".rstrip())
+        for c in sorted(run.calls.values(), key=lambda c: c.number):
+            click.echo(f"call {c.number}: {c.final or 'no answer'} "
+                       f"{sipp.REASONS.get(c.final or 0, '')}".rstrip())
     if not rows or any(row["final"] != 200 for row in rows):
         raise SystemExit(1)
