@@ -177,9 +177,12 @@ class ListsCheck(Check):
         self._views = _select(views, spec.params["lists"], BLOCKING_LISTS)
 
     def evaluate(self, ctx: Ctx) -> Hit | None:
+        on = ctx.dest_lists
+        if not on:
+            return None
         a = ctx.attempt
         for view in self._views:
-            if view.applies(a.tenant, a.campaign) and view.numbers.contains(ctx.dest_key, ctx.now_min):
+            if view.list_id in on and view.applies(a.tenant, a.campaign):
                 kind = view.spec.kind
                 return Hit(
                     _LIST_REASON.get(kind, "dnc_listed"),
@@ -193,7 +196,7 @@ class ListsCheck(Check):
         a = ctx.attempt
         return {
             v.spec.name: (
-                ("listed" if v.numbers.contains(ctx.dest_key, ctx.now_min) else "not listed")
+                ("listed" if v.list_id in ctx.dest_lists else "not listed")
                 if v.applies(a.tenant, a.campaign)
                 else "out of scope"
             )

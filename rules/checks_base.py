@@ -25,6 +25,7 @@ class Ctx:
     now_min: int  # minutes since the epoch (list expiry resolution)
     dest: str  # canonical destination (E.164 or +cc:short)
     dest_key: int  # numbers.to_key(dest)
+    dest_lists: tuple[int, ...]  # ids of the lists the destination is on now (ListIndex)
     dest_digits: str  # digits only, country code first (prefix rules)
     dest_info: NumberInfo  # segment classification (numbers.segment_info): e164 not set
     caller: str | None  # canonical caller ID; None when missing or invalid

@@ -27,7 +27,7 @@ Parameters per kind:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -123,14 +123,47 @@ def _fmt(spans: tuple[Span, ...]) -> str:
     return ", ".join(f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in spans)
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_OFFSET_BUCKET_S = 900  # UTC offsets change on quarter-hour instants in modern tzdata
+
+
 class TimeWindowCheck(Check):
+    """Allowed hours; the hot path works on epoch seconds plus a memoised UTC offset."""
+
     kind = RuleKind.TIME_WINDOW
-    __slots__ = ("_w", "_fallback")
+    __slots__ = ("_w", "_fallback", "_by_weekday", "_holiday_days", "_memo")
 
     def __init__(self, spec: RuleSpec, parts: Parts) -> None:
         super().__init__(spec)
         self._w: WindowSpec = parts.policy.windows[spec.params["window"]]
         self._fallback = (self._w.zone or parts.policy.timezone,)
+        self._by_weekday = tuple(self._w.hours.get(d, ()) for d in range(7))
+        self._holiday_days = frozenset(d.toordinal() - _EPOCH_ORDINAL for d in self._w.holidays)
+        self._memo: dict[str, tuple[int, int]] = {}  # zone -> (offset bucket, offset s)
+
+    def _offset(self, ctx: Ctx, zone: str) -> int:
+        """UTC offset of ``zone`` at ctx.now in seconds, memoised per quarter hour."""
+        bucket = int(ctx.ts // _OFFSET_BUCKET_S)
+        memo = self._memo.get(zone)
+        if memo is not None and memo[0] == bucket:
+            return memo[1]
+        off = ctx.now.astimezone(_zone(zone)).utcoffset()
+        secs = int(off.total_seconds()) if off is not None else 0
+        self._memo[zone] = (bucket, secs)
+        return secs
+
+    def _open(self, ctx: Ctx, zone: str) -> bool:
+        local = int(ctx.ts) + self._offset(ctx, zone)
+        day = local // 86400
+        if self._holiday_days and day in self._holiday_days:
+            spans = self._w.holiday_hours
+        else:
+            spans = self._by_weekday[(day + 3) % 7]  # 1970-01-01 was a Thursday
+        minute = (local % 86400) // 60
+        for a, b in spans:
+            if a <= minute < b:
+                return True
+        return False
 
     def zones(self, ctx: Ctx) -> tuple[str, ...]:
         if self._w.callee_zone and ctx.dest_info.timezones:
@@ -145,14 +178,11 @@ class TimeWindowCheck(Check):
 
     def evaluate(self, ctx: Ctx) -> Hit | None:
         for zone in self.zones(ctx):
+            if self._open(ctx, zone):
+                continue
             local, spans, holiday = self._local(ctx.now, zone)
             minute = local.hour * 60 + local.minute
-            inside = False
-            for a, b in spans:
-                if a <= minute < b:
-                    inside = True
-                    break
-            if not inside:
+            if not any(a <= minute < b for a, b in spans):
                 when = f"{local:%H:%M} {_DAY_NAMES[local.weekday()]} {local:%Y-%m-%d} in {zone}"
                 return Hit(
                     "holiday" if holiday else "quiet_hours",

@@ -14,7 +14,8 @@ matches and exemptions there; explain counts nothing).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from rules.checks_base import NO_EXEMPTIONS, Check, Ctx, Hit
@@ -33,6 +34,17 @@ class _Template(dict[str, Any]):
         return "{" + key + "}"
 
 
+@lru_cache(maxsize=65536)
+def _caller(raw: str, region: str) -> tuple[str | None, str | None]:
+    """(canonical caller ID, error): callers repeat, so normalisation is cached."""
+    if not raw.strip():
+        return None, None
+    try:
+        return normalise(raw, region), None
+    except NumberError as exc:
+        return None, str(exc)
+
+
 def _context(attempt: CallAttempt, snap: Snapshot, counters: Counters, now: datetime) -> Ctx | str:
     """The decision context, or the NumberError text for a bad destination."""
     region = snap.policy.default_region
@@ -40,37 +52,24 @@ def _context(attempt: CallAttempt, snap: Snapshot, counters: Counters, now: date
         dest = normalise(attempt.destination, region)
     except NumberError as exc:
         return str(exc)
-    caller: str | None = None
-    caller_error: str | None = None
-    if attempt.caller_id.strip():
-        try:
-            caller = normalise(attempt.caller_id, region)
-        except NumberError as exc:
-            caller_error = str(exc)
+    caller, caller_error = _caller(attempt.caller_id, region)
     ts = now.timestamp()
-    ctx = Ctx(
-        attempt=attempt,
-        now=now,
-        ts=ts,
-        now_min=int(ts // 60),
-        dest=dest,
-        dest_key=to_key(dest),
-        dest_digits=dest[1:].replace(":", ""),
-        dest_info=segment_info(dest),
-        caller=caller,
-        caller_info=segment_info(caller) if caller else None,
-        caller_error=caller_error,
-        counters=counters,
-        exempt=NO_EXEMPTIONS,
-    )
-    if snap.exempting:
-        exempt: dict[str, str] = {}
+    dest_key = to_key(dest)
+    now_min = int(ts // 60)
+    on = snap.index.lists_of(dest_key, now_min)
+    exempt = NO_EXEMPTIONS
+    if on and snap.exempting:
+        found: dict[str, str] = {}
         for view in snap.exempting:
-            if view.applies(attempt.tenant, attempt.campaign) and view.numbers.contains(ctx.dest_key, ctx.now_min):
+            if view.list_id in on and view.applies(attempt.tenant, attempt.campaign):
                 for rid in view.spec.exempts:
-                    exempt.setdefault(rid, view.spec.name)
-        ctx.exempt = exempt
-    return ctx
+                    found.setdefault(rid, view.spec.name)
+        if found:
+            exempt = found
+    return Ctx(  # positional: this runs on every call
+        attempt, now, ts, now_min, dest, dest_key, on, dest[1:].replace(":", ""), segment_info(dest),
+        caller, segment_info(caller) if caller else None, caller_error, counters, exempt,
+    )
 
 
 def _message(check: Check, hit: Hit, ctx: Ctx) -> str:
@@ -79,7 +78,10 @@ def _message(check: Check, hit: Hit, ctx: Ctx) -> str:
         return hit.detail
     values = _Template(hit.figures)
     values.update(detail=hit.detail, number=ctx.dest, rule=check.spec.id, reason=hit.reason)
-    return template.format_map(values)
+    try:
+        return template.format_map(values)
+    except (ValueError, IndexError, KeyError, AttributeError, TypeError):
+        return hit.detail  # a template the validator let through but cannot render
 
 
 def _cause(check: Check, hit: Hit, snap: Snapshot) -> int:
@@ -89,8 +91,13 @@ def _cause(check: Check, hit: Hit, snap: Snapshot) -> int:
 def decide(
     attempt: CallAttempt, snapshot: Snapshot, counters: Counters, now: datetime | None = None
 ) -> Verdict:
-    """Screen one call attempt. Pure apart from ``snapshot.hits``; ``now`` defaults to attempt.at."""
+    """Screen one call attempt. Pure apart from ``snapshot.hits``; ``now`` defaults to attempt.at.
+
+    A naive ``now`` / ``attempt.at`` is taken as UTC.
+    """
     when = attempt.at if now is None else now
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
     hits = snapshot.hits
     hits.add("", "decisions")
     ctx = _context(attempt, snapshot, counters, when)
@@ -101,16 +108,17 @@ def decide(
             cause=snapshot.policy.cause_for("destination_invalid"),
         )
     shadow: list[str] = []
+    exempt = ctx.exempt
     for check in snapshot.checks:
-        spec = check.spec
         if check.filtered and not check.applies(ctx):
             continue
-        if ctx.exempt and spec.id in ctx.exempt:
-            hits.add(spec.id, "exempt")
+        if exempt and check.spec.id in exempt:
+            hits.add(check.spec.id, "exempt")
             continue
         hit = check.evaluate(ctx)
         if hit is None:
             continue
+        spec = check.spec
         if spec.mode is RuleMode.SHADOW:
             shadow.append(spec.id)
             hits.add(spec.id, "shadow")
@@ -139,6 +147,8 @@ def explain(
 ) -> list[RuleOutcome]:
     """Every rule's outcome in evaluation order, with the figures it used."""
     when = attempt.at if now is None else now
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
     ctx = _context(attempt, snapshot, counters, when)
     if isinstance(ctx, str):
         cause = snapshot.policy.cause_for("destination_invalid")

@@ -54,7 +54,6 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rules.errors import PolicyError, PolicyIssue
 from rules.policy_types import Policy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rules.errors import PolicyIssue
 from rules.model import LineType, ListKind, Purpose, RuleMode, Scope
 from rules.policy_types import (
+    BLOCKING_LISTS,
     DEFAULT_CAUSES,
     EXEMPTING_LISTS,
     ListSpec,
@@ -228,6 +230,11 @@ def _rule(
     for key in ("announcement", "message"):
         if v.get(key) is not None and not isinstance(v[key], str):
             ctx.err(item, key, "must be a string")
+    if isinstance(v.get("message"), str):
+        try:
+            list(string.Formatter().parse(v["message"]))
+        except ValueError as exc:
+            ctx.err(item, "message", f"bad template ({exc}); use {{detail}}, {{number}}, {{rule}}, {{reason}}")
     purposes = [_enum(ctx, item, "purposes", Purpose, p) for p in _strs(ctx, item, "purposes", v.get("purposes", [])) or []]
     regions = _strs(ctx, item, "regions", v.get("regions", [])) or []
     provinces = _strs(ctx, item, "provinces", v.get("provinces", [])) or []
@@ -297,11 +304,23 @@ def _p_caller(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, _w: _Wins) -> _P
 
 
 def _p_lists(ctx: _Ctx, item: RawItem, p: _Params, lists: _Lists, _w: _Wins) -> _Params:
+    return _lists_of(ctx, item, p, lists, BLOCKING_LISTS, "a do-not-call, blacklist, complaint or register list")
+
+
+def _p_fresh(ctx: _Ctx, item: RawItem, p: _Params, lists: _Lists, _w: _Wins) -> _Params:
+    return _lists_of(ctx, item, p, lists, frozenset({ListKind.REGISTER}), "a register")
+
+
+def _lists_of(
+    ctx: _Ctx, item: RawItem, p: _Params, lists: _Lists, kinds: frozenset[ListKind], want: str
+) -> _Params:
     _only(ctx, item, p, {"lists", "max_age_days"})
     names = _strs(ctx, item, "lists", p.get("lists", [])) or []
     for name in names:
         if name not in lists:
             ctx.err(item, "lists", f"no list named {name!r} in [lists]")
+        elif lists[name].kind not in kinds:
+            ctx.err(item, "lists", f"list {name!r} is a {lists[name].kind.value} list, not {want}")
     age = p.get("max_age_days", 31)
     if not isinstance(age, int) or isinstance(age, bool) or age < 1:
         ctx.err(item, "max_age_days", "must be a positive integer")
@@ -362,7 +381,7 @@ PARAMS: dict[RuleKind, Callable[[_Ctx, RawItem, _Params, _Lists, _Wins], _Params
     RuleKind.PARTY_STATUS: _p_party,
     RuleKind.CALLER_ID: _p_caller,
     RuleKind.LISTS: _p_lists,
-    RuleKind.REGISTER_FRESHNESS: _p_lists,
+    RuleKind.REGISTER_FRESHNESS: _p_fresh,
     RuleKind.PREFIX: _p_prefix,
     RuleKind.REGION: _p_region,
     RuleKind.LINE_TYPE: _p_line,

@@ -1,15 +1,16 @@
 """Immutable snapshots: everything a decision reads, built off the hot path.
 
 ``build_snapshot(policy, data, now)`` compiles the policy's rules, indexes the parties and
-streams list entries into compact number sets (see rules/tables.py: 8 bytes per number,
-12 for entries with an expiry). Rows that are wrong (not a number, unknown list, naive
+streams list entries into one compact index (see rules/tables.py: 8 bytes per number and
+list, 12 for entries with an expiry). Rows that are wrong (not a number, unknown list, naive
 expiry time, duplicate party) are reported in ``snapshot.warnings`` and skipped; expired
 entries are dropped. Build raises nothing for bad data; a policy that cannot be compiled
 raises ``PolicyError`` (the caller keeps the previous snapshot). The caller swaps the
 snapshot whole with one assignment.
 
 Hot-path data: ``checks`` (compiled rules in evaluation order), ``parties`` (dict),
-``lists`` (name -> ListView), ``exempting`` (allow/consent lists with exempts).
+``lists`` (name -> ListView), ``index`` (every list's numbers), ``exempting``
+(allow/consent lists with exempts).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rules.model import Party, PartyKind, StoreData
 from rules.numbers import normalise
 from rules.policy_types import EXEMPTING_LISTS, Policy, RuleKind, RuleSpec
 from rules.snapshot_lists import ListView, build_views, merge_specs
+from rules.tables import ListIndex
 
 __all__ = ["Snapshot", "build_snapshot", "MAX_WARNINGS"]
 
@@ -41,6 +43,7 @@ class Snapshot:
     built_at: datetime
     checks: tuple[Check, ...]
     lists: Mapping[str, ListView]
+    index: ListIndex
     parties: Mapping[tuple[PartyKind, str], Party]
     exempting: tuple[ListView, ...]
     warnings: tuple[str, ...] = ()
@@ -51,7 +54,7 @@ class Snapshot:
         return self.parties.get((kind, key))
 
     def list_bytes(self) -> int:
-        return sum(v.numbers.nbytes() for v in self.lists.values())
+        return self.index.nbytes()
 
 
 class _Parts:
@@ -83,7 +86,7 @@ def build_snapshot(
     parts = _Parts(policy, parties)
     _index_parties(data.parties, policy.default_region, parties, parts.warn)
     specs, imported = merge_specs(policy.lists, data.lists, parts.warn)
-    views, st = build_views(specs, imported, data.entries, now, parts.warn)
+    views, index, st = build_views(specs, imported, data.entries, now, parts.warn)
     checks = tuple(_compile(spec, parts, views, data.extra) for spec in policy.ordered_rules())
     exempting = tuple(v for v in views.values() if v.spec.kind in EXEMPTING_LISTS and v.spec.exempts)
     if parts.dropped:
@@ -102,6 +105,7 @@ def build_snapshot(
         built_at=now,
         checks=checks,
         lists=MappingProxyType(views),
+        index=index,
         parties=MappingProxyType(parties),
         exempting=exempting,
         warnings=tuple(parts.warnings),

@@ -1,4 +1,4 @@
-"""Building list views (numbers + metadata) from the store's streamed entries."""
+"""Building the list index and list views from the store's streamed entries."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ from datetime import datetime
 
 from rules.model import ListEntry, ListInfo, ListKind, Scope
 from rules.policy_types import ListSpec
-from rules.tables import NumberSet, NumberSetBuilder
+from rules.tables import MAX_LISTS, ListIndex, ListIndexBuilder
 
 _SHORT = re.compile(r"\+([1-9]\d{0,2}):(\d{3,6})")
 
 
 @dataclass(frozen=True, slots=True)
 class ListView:
-    """One named list in a snapshot."""
+    """One named list in a snapshot; its numbers are in the snapshot's ``ListIndex``."""
 
     spec: ListSpec
-    numbers: NumberSet
+    list_id: int  # the id the ListIndex reports for this list
     imported_at: datetime | None = None
     evidence: Mapping[int, str] = field(default_factory=dict)  # consent lists only
+    size: int = 0  # entries kept at build time
 
     def applies(self, tenant: str, campaign: str | None) -> bool:
         scope = self.spec.scope
@@ -88,15 +89,18 @@ def build_views(
     entries: Iterable[ListEntry],
     now: datetime,
     warn: Callable[[str], None],
-) -> tuple[dict[str, ListView], EntryStats]:
-    """Stream entries into per-list builders; bad rows are reported and skipped."""
-    builders = {name: NumberSetBuilder() for name in specs}
-    evidence: dict[str, dict[int, str]] = {
-        n: {} for n, s in specs.items() if s.kind is ListKind.CONSENT
-    }
+) -> tuple[dict[str, ListView], ListIndex, EntryStats]:
+    """Stream entries into one index; bad rows are reported and skipped."""
+    names = list(specs)
+    if len(names) > MAX_LISTS:
+        warn(f"{len(names)} lists: only the first {MAX_LISTS} are used")
+        names = names[:MAX_LISTS]
+    ids = {name: i for i, name in enumerate(names)}
+    sizes = [0] * len(names)
+    evidence: dict[str, dict[int, str]] = {n: {} for n in names if specs[n].kind is ListKind.CONSENT}
+    builder = ListIndexBuilder()
     now_min = int(now.timestamp() // 60)
     stats = EntryStats()
-    last_name, builder = "", None
     for entry in entries:
         stats.rows += 1
         try:
@@ -105,17 +109,12 @@ def build_views(
             stats.bad += 1
             warn(f"row {stats.rows}: not a ListEntry ({entry!r}); skipped")
             continue
-        if name != last_name or builder is None:
-            builder = builders.get(name)
-            last_name = name
-            if builder is None:
-                stats.bad += 1
-                warn(f"row {stats.rows}: unknown list {name!r}; skipped")
-                continue
+        lid = ids.get(name)
         key = entry_key(e164)
-        if key is None:
+        if lid is None or key is None:
             stats.bad += 1
-            warn(f"row {stats.rows}: list {name!r}: {e164!r} is not E.164 or +cc:short; skipped")
+            what = f"unknown list {name!r}" if lid is None else f"list {name!r}: {e164!r} is not E.164 or +cc:short"
+            warn(f"row {stats.rows}: {what}; skipped")
             continue
         until: int | None = None
         if expires is not None:
@@ -127,12 +126,13 @@ def build_views(
             if until <= now_min:
                 stats.expired += 1
                 continue
-        builder.add(key, until)
+        builder.add(key, lid, until)
+        sizes[lid] += 1
         stats.kept += 1
         if entry.evidence and name in evidence:
             evidence[name][key] = entry.evidence
     views = {
-        name: ListView(specs[name], b.build(), imported.get(name), evidence.get(name, {}))
-        for name, b in builders.items()
+        name: ListView(specs[name], ids[name], imported.get(name), evidence.get(name, {}), sizes[ids[name]])
+        for name in names
     }
-    return views, stats
+    return views, builder.build(), stats

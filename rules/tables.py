@@ -1,12 +1,16 @@
-"""Compact lookup tables for snapshots: number sets and longest-prefix tables.
+"""Compact lookup tables for snapshots: one index over all lists, longest-prefix tables.
 
-``NumberSet`` keeps a list's numbers as a sorted ``array('q')`` of integer keys
-(``numbers.to_key``: the E.164 digits; negative for short codes), 8 bytes per number,
-looked up with ``bisect`` (C code, about a microsecond). Entries with an expiry live in a
-second sorted key array with a parallel ``array('I')`` of expiry minutes since the epoch,
-so lists without expiring entries pay nothing for expiry.
+``ListIndex`` holds every (number, list) pair of a snapshot in one sorted ``array('q')``
+of packed ints ``key << 13 | list_id`` (``key`` = ``numbers.to_key``: the E.164 digits,
+negative for short codes; up to ``MAX_LISTS`` lists). 8 bytes per listed number and list.
+One search finds every list a number is on, so a decision costs one lookup however many
+lists the policy uses. A fence of every ``FENCE``-th value (1/256 of the array, small
+enough to stay in the CPU cache) narrows the search to one 2 KB stretch of the big array,
+and a bit filter (one byte per entry) skips the search for most numbers on no list.
+Entries with an expiry live in a second packed array with a parallel ``array('I')`` of
+expiry minutes since the epoch, so lists without expiring entries pay nothing for expiry.
 
-``NumberSetBuilder`` sorts in chunks of ``CHUNK`` keys (one Python list of at most that
+``ListIndexBuilder`` sorts in chunks of ``CHUNK`` values (one Python list of at most that
 many ints at a time) and merges the sorted chunks, so building from 10M numbers never
 holds 10M Python objects at once.
 
@@ -22,61 +26,116 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 CHUNK = 1 << 18
-_MASK = 0xFFFFFFFF
+FENCE = 256
+BITS_PER_KEY = 8
+LIST_BITS = 13
+MAX_LISTS = (1 << LIST_BITS) - 1
+_LIST_MASK = MAX_LISTS
+_MIN32 = 0xFFFFFFFF
+_NO_LISTS: tuple[int, ...] = ()
 
 
-class NumberSet:
-    """An immutable set of number keys, some with an expiry minute."""
+def _lower_bound(values: array, fence: array, target: int) -> int:  # type: ignore[type-arg]
+    """First index with values[i] >= target (fence = values[::FENCE])."""
+    f = bisect_left(fence, target)
+    if f == 0:
+        return 0
+    lo = (f - 1) * FENCE
+    n = len(values)
+    hi = f * FENCE if f * FENCE < n else n
+    return bisect_left(values, target, lo, hi)
 
-    __slots__ = ("_keys", "_exp_keys", "_exp_until")
 
-    def __init__(self, keys: array, exp_keys: array, exp_until: array) -> None:  # type: ignore[type-arg]
-        self._keys = keys
-        self._exp_keys = exp_keys
+class ListIndex:
+    """Immutable: which lists each number is on, some entries with an expiry minute.
+
+    A one-hash bit filter (8 bits per listed number, ~12% false positives) answers "on no
+    list" for most numbers without touching the big arrays.
+    """
+
+    __slots__ = ("_vals", "_fence", "_exp", "_exp_fence", "_exp_until", "_bits", "_m")
+
+    def __init__(self, vals: array, exp: array, exp_until: array) -> None:  # type: ignore[type-arg]
+        self._vals = vals
+        self._fence = vals[::FENCE]
+        self._exp = exp
+        self._exp_fence = exp[::FENCE]
         self._exp_until = exp_until
+        self._m = max(64, BITS_PER_KEY * (len(vals) + len(exp))) | 1
+        self._bits = _filter(self._m, vals, exp)
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._exp_keys)
+        """(number, list) pairs held."""
+        return len(self._vals) + len(self._exp)
 
-    def contains(self, key: int, now_min: int) -> bool:
-        """Listed and not expired at ``now_min`` (minutes since the epoch)."""
-        keys = self._keys
-        i = bisect_left(keys, key)
-        if i < len(keys) and keys[i] == key:
-            return True
-        if not self._exp_keys:
-            return False
-        until = self.expiry(key)
-        return until is not None and until > now_min
+    def lists_of(self, key: int, now_min: int) -> tuple[int, ...]:
+        """Ids of the lists ``key`` is on and not expired at ``now_min``; () when none."""
+        h = key % self._m
+        if not (self._bits[h >> 3] >> (h & 7)) & 1:
+            return _NO_LISTS
+        target = key << LIST_BITS
+        vals = self._vals
+        i = _lower_bound(vals, self._fence, target)
+        n = len(vals)
+        found = _NO_LISTS
+        while i < n and vals[i] >> LIST_BITS == key:
+            found = (*found, vals[i] & _LIST_MASK)
+            i += 1
+        if self._exp:
+            found = self._expiring(key, target, now_min, found)
+        return found
 
-    def expiry(self, key: int) -> int | None:
+    def _expiring(self, key: int, target: int, now_min: int, found: tuple[int, ...]) -> tuple[int, ...]:
+        exp, until = self._exp, self._exp_until
+        j = _lower_bound(exp, self._exp_fence, target)
+        n = len(exp)
+        while j < n and exp[j] >> LIST_BITS == key:
+            lid = exp[j] & _LIST_MASK
+            if until[j] > now_min and lid not in found:
+                found = (*found, lid)
+            j += 1
+        return found
+
+    def expiry(self, key: int, list_id: int) -> int | None:
         """Expiry minute of an expiring entry, None when absent or never expiring."""
-        ek = self._exp_keys
-        j = bisect_left(ek, key)
-        if j < len(ek) and ek[j] == key:
+        packed = (key << LIST_BITS) | list_id
+        j = _lower_bound(self._exp, self._exp_fence, packed)
+        if j < len(self._exp) and self._exp[j] == packed:
             return int(self._exp_until[j])
         return None
 
     def nbytes(self) -> int:
-        return sum(a.itemsize * len(a) for a in (self._keys, self._exp_keys, self._exp_until))
+        arrays = (self._vals, self._fence, self._exp, self._exp_fence, self._exp_until)
+        return sum(a.itemsize * len(a) for a in arrays) + len(self._bits)
 
 
-class NumberSetBuilder:
-    """Collects keys in sorted chunks; ``build()`` merges them into a ``NumberSet``."""
+def _filter(m: int, *sources: array) -> bytearray:  # type: ignore[type-arg]
+    """Bit ``key % m`` set for every key in the packed arrays."""
+    bits = bytearray((m >> 3) + 1)
+    for packed in sources:
+        for v in packed:
+            h = (v >> LIST_BITS) % m
+            bits[h >> 3] |= 1 << (h & 7)
+    return bits
+
+
+class ListIndexBuilder:
+    """Collects (key, list id, expiry) in sorted chunks; ``build()`` merges them."""
 
     def __init__(self) -> None:
         self._pending: list[int] = []
         self._chunks: list[array] = []  # type: ignore[type-arg]
-        self._exp_pending: list[int] = []  # key << 32 | minute, sorts by key then minute
+        self._exp_pending: list[int] = []  # packed << 32 | minute: sorts by packed, minute
         self._exp_chunks: list[list[int]] = []
 
-    def add(self, key: int, until_min: int | None = None) -> None:
+    def add(self, key: int, list_id: int, until_min: int | None = None) -> None:
+        packed = (key << LIST_BITS) | list_id
         if until_min is None:
-            self._pending.append(key)
+            self._pending.append(packed)
             if len(self._pending) >= CHUNK:
                 self._flush()
         else:
-            self._exp_pending.append((key << 32) | (until_min & _MASK))
+            self._exp_pending.append((packed << 32) | (until_min & _MIN32))
             if len(self._exp_pending) >= CHUNK:
                 self._exp_pending.sort()
                 self._exp_chunks.append(self._exp_pending)
@@ -87,27 +146,27 @@ class NumberSetBuilder:
         self._chunks.append(array("q", self._pending))
         self._pending = []
 
-    def build(self) -> NumberSet:
+    def build(self) -> ListIndex:
         if self._pending:
             self._flush()
-        keys = array("q")
+        vals = array("q")
         last: int | None = None
-        for k in _merge(self._chunks):
-            if k != last:
-                keys.append(k)
-                last = k
+        for v in _merge(self._chunks):
+            if v != last:  # the same number twice on one list
+                vals.append(v)
+                last = v
         self._chunks = []
         self._exp_pending.sort()
-        exp_keys, exp_until = array("q"), array("I")
+        exp, exp_until = array("q"), array("I")
         for packed in heapq.merge(*self._exp_chunks, self._exp_pending):
-            k, m = packed >> 32, packed & _MASK
-            if exp_keys and exp_keys[-1] == k:
+            v, m = packed >> 32, packed & _MIN32
+            if exp and exp[-1] == v:
                 exp_until[-1] = max(exp_until[-1], m)  # the later expiry wins
             else:
-                exp_keys.append(k)
+                exp.append(v)
                 exp_until.append(m)
         self._exp_chunks, self._exp_pending = [], []
-        return NumberSet(keys, exp_keys, exp_until)
+        return ListIndex(vals, exp, exp_until)
 
 
 def _merge(chunks: list[array]) -> Iterator[int]:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rules import tables
 from rules.model import ListEntry, ListInfo, ListKind, Party, PartyKind
-from rules.tables import NumberSetBuilder, PrefixTable
+from rules.tables import ListIndexBuilder, PrefixTable
 
 from .conftest import NOW, snapshot
 
@@ -57,31 +57,53 @@ def test_prefix_in_both_allow_and_deny_is_denied() -> None:
     assert table.conflicts == ["8613"]
 
 
-def test_number_set_chunked_build_matches_a_python_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tables, "CHUNK", 97)
+@pytest.mark.parametrize("chunk", [97, 1 << 18], ids=["many-chunks", "one-chunk"])
+def test_list_index_matches_a_reference(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    monkeypatch.setattr(tables, "CHUNK", chunk)
     rng = random.Random(7)
-    plain = [rng.randrange(8613000000000, 8613000100000) for _ in range(3000)]
-    expiring = {rng.randrange(8613000000000, 8613000100000): rng.randrange(100, 200) for _ in range(500)}
-    builder = NumberSetBuilder()
-    for k in plain:
-        builder.add(k)
-    for k, until in expiring.items():
-        builder.add(k, until)
-        builder.add(k, until - 50)  # a duplicate with an earlier expiry: the later one wins
-    ns = builder.build()
-    assert len(ns) == len(set(plain)) + len(expiring)
-    for k in range(8613000000000, 8613000100000, 7):
-        listed_at_150 = k in set(plain) or expiring.get(k, 0) > 150
-        assert ns.contains(k, 150) is listed_at_150
-    for k, until in expiring.items():
-        assert ns.expiry(k) == until
+    lo, hi = 8613000000000, 8613000020000
+    plain: dict[int, set[int]] = {}
+    expiring: dict[tuple[int, int], int] = {}
+    builder = ListIndexBuilder()
+    for _ in range(4000):
+        key, lid = rng.randrange(lo, hi), rng.randrange(5)
+        builder.add(key, lid)
+        plain.setdefault(key, set()).add(lid)
+    for _ in range(800):
+        key, lid, until = rng.randrange(lo, hi), rng.randrange(5), rng.randrange(100, 200)
+        builder.add(key, lid, until)
+        builder.add(key, lid, until - 50)  # a duplicate with an earlier expiry: the later one wins
+        expiring[(key, lid)] = max(until, expiring.get((key, lid), 0))
+    index = builder.build()
+    for key in range(lo, hi, 3):
+        want = set(plain.get(key, set()))
+        want |= {lid for (k, lid), until in expiring.items() if k == key and until > 150}
+        got = index.lists_of(key, 150)
+        assert sorted(got) == sorted(want)
+        assert len(got) == len(set(got))
+    for (key, lid), until in expiring.items():
+        assert index.expiry(key, lid) == until
 
 
 def test_short_codes_are_negative_keys() -> None:
-    b = NumberSetBuilder()
-    b.add(-8695588)
-    ns = b.build()
-    assert ns.contains(-8695588, 0) and not ns.contains(8695588, 0)
+    b = ListIndexBuilder()
+    b.add(-8695588, 3)
+    b.add(8695588, 1)
+    index = b.build()
+    assert index.lists_of(-8695588, 0) == (3,)
+    assert index.lists_of(8695588, 0) == (1,)
+    assert index.lists_of(-8695589, 0) == ()
+
+
+def test_many_lists_one_lookup() -> None:
+    b = ListIndexBuilder()
+    for lid in range(0, tables.MAX_LISTS, 97):
+        b.add(8613800138000, lid)
+    assert index_ids(b.build()) == list(range(0, tables.MAX_LISTS, 97))
+
+
+def index_ids(index: tables.ListIndex) -> list[int]:
+    return sorted(index.lists_of(8613800138000, 0))
 
 
 def test_memory_per_listed_number_is_at_most_16_bytes() -> None:
