@@ -66,9 +66,12 @@ class BridgeCall:
         except ChannelGone:
             logger.info("bridge call %s: a channel vanished", self.decision.id)
             app.screener.ended(self.decision.id, None)
+            await self._hangup_both()
         except (AriError, AriUnavailable) as err:
+            # e.g. addChannel 400/422 when the callee hung up while outguard was bridging
             logger.error("bridge call %s failed: %s", self.decision.id, err)
             app.screener.ended(self.decision.id, None)
+            await self._hangup_both()
         finally:
             await self._teardown()
             app.unwatch(self.outbound)
@@ -114,8 +117,14 @@ class BridgeCall:
     async def _hangup(self, channel: str, cause: int) -> None:
         try:
             await self.app.client.hangup(channel, cause)
-        except ChannelGone:
+        except (AriError, AriUnavailable):  # ChannelGone included: already gone is fine
             pass
+
+    async def _hangup_both(self, cause: int = 16) -> None:
+        """After a failure: never leave the caller answered in Stasis (it would stay up
+        until max_duration_s), nor the outbound leg ringing."""
+        await self._hangup(self.outbound, cause)
+        await self._hangup(self.caller, cause)
 
     async def _teardown(self) -> None:
         if self.bridged:

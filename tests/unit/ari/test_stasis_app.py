@@ -271,3 +271,43 @@ async def test_reconcile_screens_waiting_channels_and_releases_connected_orphans
     assert ("continue", "w1", "outguard-dial", "13800138000", 1) in ari.calls
     assert ("hangup", "up1", 16) in ari.calls
     assert [f.dialed for f in screener.seen] == ["13800138000"]
+
+
+class FakeBridgeAri(FakeAri):
+    """Bridge-mode requests; addChannel fails as when the callee hung up meanwhile."""
+
+    async def ring(self, cid: str) -> None:
+        await self._do("ring", cid)
+
+    async def originate(self, endpoint: str, **kw: Any) -> dict[str, Any]:
+        await self._do("originate", kw["channel_id"], endpoint)
+        return {"id": kw["channel_id"]}
+
+    async def create_bridge(self, bridge_id: str) -> None:
+        await self._do("create_bridge", bridge_id)
+
+    async def add_to_bridge(self, bridge_id: str, *channels: str) -> None:
+        await self._do("add_to_bridge", bridge_id)
+        from ari_app.client import AriError
+        raise AriError("POST", f"/bridges/{bridge_id}/addChannel", 422, "Channel not in Stasis")
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self._do("destroy_bridge", bridge_id)
+
+
+async def test_bridge_failure_after_the_answer_hangs_up_both_legs() -> None:
+    screener = FakeScreener()
+    ari = FakeBridgeAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    app.dispatch(start("c1", "13800138000", "bridge"))
+    for _ in range(100):  # wait for the originate, then the callee answers
+        if any(c[0] == "originate" for c in ari.calls):
+            break
+        await asyncio.sleep(0.001)
+    outbound = next(c[1] for c in ari.calls if c[0] == "originate")
+    app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
+                  "channel": {"id": outbound, "name": "PJSIP/carrier-00000002"}})
+    await drain(app)
+    assert ("hangup", "c1", 16) in ari.calls
+    assert ("hangup", outbound, 16) in ari.calls
+    assert screener.ended_ids == [("d-c1", None)]
