@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# chromium + chromium-driver: the dashboard's end-to-end test drives a headless browser
-APT_PACKAGES=(debootstrap sip-tester ca-certificates chromium chromium-driver)
+# chromium + chromium-driver: the dashboard's end-to-end test drives a headless browser;
+# prometheus: its promtool checks the shipped alert rules (deploy/prometheus/)
+APT_PACKAGES=(debootstrap sip-tester ca-certificates chromium chromium-driver prometheus)
 PYTHON=${PYTHON:-python3}
 
 say() { printf '[run.sh] %s\n' "$*"; }

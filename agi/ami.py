@@ -31,6 +31,8 @@ from typing import Any
 
 from panoramisk.message import Message
 
+from outguard.probes import roundtrip
+
 logger = logging.getLogger(__name__)
 
 EOM = b"\r\n\r\n"
@@ -245,7 +247,8 @@ class AmiClient:
         self._pending[action_id] = future
         writer.write(format_action(name, action_id, headers))
         try:
-            return await asyncio.wait_for(future, self.action_timeout_s)
+            with roundtrip("ami", name):
+                return await asyncio.wait_for(future, self.action_timeout_s)
         except TimeoutError:
             raise AmiUnavailable(f"no reply to {name} within {self.action_timeout_s:g} s") \
                 from None

@@ -180,6 +180,10 @@ class AmiListener:
     def connected(self) -> bool:
         return self.client.connected
 
+    @property
+    def reconnects(self) -> int:
+        return self.client.reconnects
+
     def track(self, uniqueid: str, decision_id: str) -> None:
         self.tracker.track(uniqueid, decision_id)
 

@@ -52,6 +52,7 @@ from outguard import dialplan_vars as dv
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
 from outguard.privacy import mask
+from outguard.probes import SCREENING_FAILURES, agi_operation, roundtrip
 from outguard.service import Decision, ScreeningUnavailable, Screener
 
 logger = logging.getLogger(__name__)
@@ -86,9 +87,10 @@ class AgiSession:
         self.hung_up = False
 
     async def command(self, line: str) -> AgiReply:
-        self.writer.write(line.encode("utf-8") + b"\n")
-        await self.writer.drain()
-        return await asyncio.wait_for(self._reply(), self.timeout_s)
+        with roundtrip("agi", agi_operation(line)):
+            self.writer.write(line.encode("utf-8") + b"\n")
+            await self.writer.drain()
+            return await asyncio.wait_for(self._reply(), self.timeout_s)
 
     async def _reply(self) -> AgiReply:
         while True:
@@ -296,6 +298,7 @@ class FastAgiServer:
         )
         decision = await self._decide(facts)
         if decision is None:
+            SCREENING_FAILURES.labels("agi", "dialplan").inc()
             await session.set_tokens({dv.REASON: "screening_unavailable", dv.VERDICT: FAILED})
             return
         log_decision(req.channel or req.uniqueid, decision)

@@ -24,6 +24,7 @@ from outguard import dialplan_vars as dv
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
 from outguard.privacy import mask
+from outguard.probes import SCREENING_FAILURES
 from outguard.service import Decision, ScreeningUnavailable, Screener
 
 logger = logging.getLogger(__name__)
@@ -286,6 +287,7 @@ class StasisApp:
 
     async def _fail(self, cid: str, dialed: str, why: str) -> None:
         mode = self.settings.fail_mode
+        SCREENING_FAILURES.labels("ari", mode).inc()
         logger.warning("channel %s to %s: %s; failing %s", cid, dialed, why, mode)
         if mode == "open":
             await self.client.set_vars(cid, {dv.VERDICT: dv.UNSCREENED, dv.REASON: "failed"})

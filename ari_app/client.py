@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from outguard.errors import OutguardError
+from outguard.probes import ari_operation, roundtrip
 
 logger = logging.getLogger(__name__)
 
@@ -89,20 +90,24 @@ class AriClient:
         raises ChannelGone; other failures AriError; connection trouble AriUnavailable."""
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         try:
-            async with self.session.request(
-                method, self.base + path, params=clean, json=body
-            ) as reply:
-                text = await reply.text()
-                if reply.status >= 300:
-                    kind = ChannelGone if reply.status == 404 and "/channels/" in path else AriError
-                    try:
-                        message = json.loads(text).get("message", text)
-                    except (ValueError, AttributeError):
-                        message = text
-                    raise kind(method, path, reply.status, str(message))
-                return json.loads(text) if text else None
+            with roundtrip("ari", ari_operation(method, path)):
+                return await self._request(method, path, clean, body)
         except (aiohttp.ClientConnectionError, TimeoutError) as err:
             raise AriUnavailable(f"ARI {method} {path}: {err or type(err).__name__}") from err
+
+    async def _request(self, method: str, path: str, params: dict[str, str], body: Any) -> Any:
+        async with self.session.request(
+            method, self.base + path, params=params, json=body
+        ) as reply:
+            text = await reply.text()
+            if reply.status >= 300:
+                kind = ChannelGone if reply.status == 404 and "/channels/" in path else AriError
+                try:
+                    message = json.loads(text).get("message", text)
+                except (ValueError, AttributeError):
+                    message = text
+                raise kind(method, path, reply.status, str(message))
+            return json.loads(text) if text else None
 
     # -- channels -------------------------------------------------------------------------
 

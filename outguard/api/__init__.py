@@ -13,7 +13,6 @@ role): give Prometheus one with ``authorization: {credentials_file: ...}``.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 
@@ -42,7 +41,7 @@ from outguard.api.core import (
     require,
     route,
 )
-from outguard.api.metrics import Collector
+from outguard.api.metrics import Collector, registry, version
 from outguard.api.openapi import document
 from outguard.server import SCREENER, STORE
 
@@ -52,14 +51,7 @@ logger = logging.getLogger(__name__)
 @route("GET", "/api/openapi.json", tag="meta", role=None)
 async def openapi(request: web.Request) -> web.Response:
     """This document: every route of the admin API. No token needed."""
-    return ok(document(ROUTES, _version()))
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("outguard")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
+    return ok(document(ROUTES, version()))
 
 
 def guarded(spec: RouteSpec) -> Handler:
@@ -99,6 +91,7 @@ async def _closing(app: web.Application) -> None:
 def setup_api(app: web.Application) -> None:
     """Register the API, /metrics and the dashboard on ``app`` (before it starts)."""
     app[cx.TOKENS] = TokenCache()
+    app[cx.REGISTRY] = registry()
     app[CLOSING] = asyncio.Event()
     app.middlewares.append(error_middleware)
     app.cleanup_ctx.append(_api_ctx)

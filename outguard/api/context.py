@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from outguard.api import views
 from outguard.api.core import TokenCache
@@ -20,6 +21,7 @@ from outguard.store.base import User
 USER = web.RequestKey("user", User)
 TOKENS = web.AppKey("tokens", TokenCache)
 COLLECTOR = web.AppKey("metrics_collector", Collector)
+REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 #: set when the app shuts down: live streams end so the server need not wait for them
 CLOSING = web.AppKey("closing", asyncio.Event)
 

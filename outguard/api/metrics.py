@@ -1,15 +1,58 @@
-"""Prometheus metrics: a collector fed by the event hub (one subscriber task started with
-the API) and the text exposition format. A scrape costs a dict walk."""
+"""Prometheus metrics, exposed with prometheus-client.
+
+Each API app has its own registry (``registry()``): the process and platform collectors and
+``outguard_build_info`` that come with prometheus-client, the process-wide round trips,
+failures and store errors of ``outguard.probes``, and this app's figures. The figures come
+from a ``Collector`` fed by the event hub (one subscriber task started with the API) plus
+what the scrape reads from the app (``Scrape``): connection state, reconnects, calls in
+progress, active suspensions and the snapshot. A scrape costs a dict walk and one query.
+
+One unit per metric: counts are ``*_total`` counters or plain gauges, times are seconds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib.metadata
+import platform
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import (
+    CollectorRegistry,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector as PromCollector
+
+from outguard import probes
 from outguard.events import EventHub
 
 #: decision latency buckets, seconds (decisions take tens of microseconds)
 BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1)
+
+#: the exposition's media type (text format 0.0.4)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: what each snapshot figure counts (``outguard_snapshot_<figure>``); a figure not named here
+#: is still exported, with a generic help text
+SNAPSHOT_FIGURES = {
+    "rows": "List rows read when the screening snapshot was built.",
+    "numbers": "List entries in the screening snapshot.",
+    "expired_skipped": "List rows skipped when the snapshot was built because they had expired.",
+    "bad_rows": "List rows skipped when the snapshot was built because they were malformed.",
+    "parties": "Tenants, accounts and caller IDs in the screening snapshot.",
+    "rules": "Rules in force in the screening snapshot.",
+    "lists": "Lists in the screening snapshot.",
+}
 
 
 class Collector:
@@ -48,53 +91,103 @@ class Collector:
                 self.missed = sub.missed
 
 
-def _labels(**labels: str) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-    return "{" + inner + "}"
+@dataclass(frozen=True)
+class Scrape:
+    """What one scrape reads from the running app, beside the collector's counts."""
+
+    connected: Mapping[str, bool] = field(default_factory=dict)
+    reconnects: Mapping[str, int] = field(default_factory=dict)
+    live_calls: int = 0
+    suspensions: Mapping[str, int] = field(default_factory=dict)
+    snapshot: Mapping[str, float] = field(default_factory=dict)
+    snapshot_age_s: float | None = None
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def families(c: Collector, s: Scrape) -> Iterator[Metric]:
+    """This app's metric families."""
+    decisions = CounterMetricFamily(
+        "outguard_decisions", "Screening decisions by verdict and reason.",
+        labels=["verdict", "reason"])
+    for (verdict, reason), n in sorted(c.decisions.items()):
+        decisions.add_metric([verdict, reason], n)
+    yield decisions
+    cumulative = [(f"{bound:g}", float(n)) for bound, n in zip(BUCKETS, c.buckets)]
+    yield HistogramMetricFamily(
+        "outguard_decision_latency_seconds", "Time to decide one call (CPU, in process).",
+        buckets=cumulative + [("+Inf", float(c.latency_count))], sum_value=c.latency_sum)
+    yield _counter("outguard_call_outcomes", "Allowed calls that ended, answered or not.",
+                   "result", c.outcomes)
+    yield _counter("outguard_events", "Other live events by type.", "type", c.other)
+    yield _counter("outguard_events_missed",
+                   "Events the metrics collector lost by falling behind.", None, {"": c.missed})
+    yield _gauge("outguard_connected",
+                 "1 when a part (ari, agi, ami) is connected to Asterisk (agi: listening).",
+                 "part", {k: float(v) for k, v in s.connected.items()})
+    yield _counter("outguard_reconnects",
+                   "Reconnection attempts of a part (ari, ami) after losing Asterisk or failing to "
+                   "reach it.",
+                   "part", s.reconnects)
+    yield _gauge("outguard_calls_in_progress", "Allowed calls not ended yet.", None,
+                 {"": s.live_calls})
+    yield _gauge("outguard_suspensions_active", "Active suspensions by party kind.",
+                 "party_kind", s.suspensions)
+    for figure, value in sorted(s.snapshot.items()):
+        yield _gauge(f"outguard_snapshot_{figure}",
+                     SNAPSHOT_FIGURES.get(figure, f"Screening snapshot figure {figure!r}."),
+                     None, {"": value})
+    if s.snapshot_age_s is not None:
+        yield _gauge("outguard_snapshot_age_seconds",
+                     "Seconds since the screening snapshot in use was built.", None,
+                     {"": s.snapshot_age_s})
 
 
-def _family(name: str, kind: str, help_text: str,
-            samples: Iterable[tuple[str, dict[str, str], float]]) -> list[str]:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    lines += [f"{name}{suffix}{_labels(**labels)} {value:g}" for suffix, labels, value in samples]
-    return lines
+def _counter(name: str, help_text: str, label: str | None,
+             values: Mapping[str, float]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, help_text, labels=[label] if label else None)
+    for key, value in sorted(values.items()):
+        family.add_metric([key] if label else [], value)
+    return family
 
 
-def render(collector: Collector, connected: dict[str, bool], live_calls: int,
-           suspensions: dict[str, int], snapshot: dict[str, float]) -> str:
+def _gauge(name: str, help_text: str, label: str | None,
+           values: Mapping[str, float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_text, labels=[label] if label else None)
+    for key, value in sorted(values.items()):
+        family.add_metric([key] if label else [], value)
+    return family
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("outguard")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+def registry() -> CollectorRegistry:
+    """A registry for one app: process, platform, build info and the probes."""
+    reg = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)
+    Info("outguard_build", "The outguard version running.", registry=reg).info(
+        {"version": version(), "python": platform.python_version()})
+    for probe in (probes.ROUNDTRIP, probes.SCREENING_FAILURES, probes.STORE_WRITE_ERRORS):
+        reg.register(probe)
+    return reg
+
+
+class _Exposition:
+    """The registry's families followed by this scrape's."""
+
+    def __init__(self, reg: CollectorRegistry, extra: Iterable[Metric]) -> None:
+        self.reg, self.extra = reg, extra
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self.reg.collect()
+        yield from self.extra
+
+
+def render(reg: CollectorRegistry, collector: Collector, scrape: Scrape) -> bytes:
     """The exposition text (format 0.0.4)."""
-    c = collector
-    out: list[str] = []
-    out += _family("outguard_decisions_total", "counter",
-                   "Screening decisions by verdict and reason.",
-                   [("", {"verdict": v, "reason": r}, n)
-                    for (v, r), n in sorted(c.decisions.items())])
-    hist: list[tuple[str, dict[str, str], float]] = [
-        ("_bucket", {"le": f"{bound:g}"}, n) for bound, n in zip(BUCKETS, c.buckets)]
-    hist += [("_bucket", {"le": "+Inf"}, c.latency_count), ("_sum", {}, c.latency_sum),
-             ("_count", {}, c.latency_count)]
-    out += _family("outguard_decision_latency_seconds", "histogram",
-                   "Time to decide one call (CPU, in process).", hist)
-    out += _family("outguard_call_outcomes_total", "counter",
-                   "Allowed calls that ended, answered or not.",
-                   [("", {"result": k}, n) for k, n in sorted(c.outcomes.items())])
-    out += _family("outguard_events_total", "counter", "Other live events by type.",
-                   [("", {"type": k}, n) for k, n in sorted(c.other.items())])
-    out += _family("outguard_connected", "gauge",
-                   "1 when a part (ari, agi, ami) is connected to Asterisk.",
-                   [("", {"part": k}, float(v)) for k, v in sorted(connected.items())])
-    out += _family("outguard_calls_in_progress", "gauge", "Allowed calls not ended yet.",
-                   [("", {}, live_calls)])
-    out += _family("outguard_suspensions_active", "gauge", "Active suspensions by party kind.",
-                   [("", {"party_kind": k}, n) for k, n in sorted(suspensions.items())])
-    out += _family("outguard_snapshot", "gauge", "The screening snapshot in use.",
-                   [("", {"figure": k}, v) for k, v in sorted(snapshot.items())])
-    out += _family("outguard_events_missed_total", "counter",
-                   "Events the metrics collector lost by falling behind.", [("", {}, c.missed)])
-    return "\n".join(out) + "\n"
+    exposition: PromCollector = _Exposition(reg, families(collector, scrape))
+    return generate_latest(exposition)

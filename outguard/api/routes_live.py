@@ -18,7 +18,7 @@ from aiohttp import web
 from outguard.api import context as cx
 from outguard.api import views
 from outguard.api.core import route
-from outguard.api.metrics import render
+from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.server import PARTS
 
 logger = logging.getLogger(__name__)
@@ -29,22 +29,27 @@ KEEPALIVE_S = 15.0
 @route("GET", "/metrics", tag="live", response_type="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics: decisions by verdict and reason, decision latency histogram,
-    ARI/AGI/AMI connection state, calls in progress, active suspensions."""
+    ARI/AGI/AMI connection state, reconnects and round trips, screening failures, store
+    write errors, calls in progress, active suspensions, the snapshot, the process."""
     screener = cx.screener(request)
-    connected = {name: bool(getattr(part, "connected", True))
-                 for name, part in request.app[PARTS].items()}
+    parts = request.app[PARTS]
+    connected = {name: bool(getattr(part, "connected", True)) for name, part in parts.items()}
+    reconnects = {name: int(part.reconnects) for name, part in parts.items()
+                  if hasattr(part, "reconnects")}
     active = await cx.store(request).list_suspensions(active_at=datetime.now(UTC))
     suspensions = {"account": 0, "caller_id": 0, "tenant": 0}
     for s in active:
         suspensions[s.party_kind.value] = suspensions.get(s.party_kind.value, 0) + 1
     snap = screener.snapshot
-    figures: dict[str, float] = {}
-    if snap is not None:
-        figures = {k: float(v) for k, v in snap.stats.items()}
-        figures["age_seconds"] = round(time.time() - snap.built_at.timestamp(), 3)
-    text = render(request.app[cx.COLLECTOR], connected, screener.live_calls(), suspensions, figures)
-    return web.Response(text=text, content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    scrape = Scrape(
+        connected=connected, reconnects=reconnects, live_calls=screener.live_calls(),
+        suspensions=suspensions,
+        snapshot={k: float(v) for k, v in snap.stats.items()} if snap is not None else {},
+        snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)
+                        if snap is not None else None))
+    body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
+                                            "X-Content-Type-Options": "nosniff"})
 
 
 @route("GET", "/api/events", tag="live", response_type="text/event-stream")

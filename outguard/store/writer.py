@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from outguard.errors import StoreError
+from outguard.probes import STORE_WRITE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class Writer:
         try:
             self._loop(conn)
         except BaseException:
+            STORE_WRITE_ERRORS.labels("writer").inc()
             logger.exception("store writer stopped unexpectedly")
             self._closed = True
             self._fail_queued()
@@ -205,12 +207,14 @@ class Writer:
         try:
             self._with_busy_retry(conn, lambda: self._write_batch(conn, batch))
         except sqlite3.Error as exc:
+            STORE_WRITE_ERRORS.labels("call_batch").inc()
             logger.error("call-log batch of %d rows failed (%s); writing row by row", len(batch), exc)
             for item in batch:
                 try:
                     self._with_busy_retry(conn, functools.partial(self._write_batch, conn, [item]))
                 except sqlite3.Error as row_exc:
                     self.rows_dropped += 1
+                    STORE_WRITE_ERRORS.labels("call_row").inc()
                     logger.error("call-log row %r dropped: %s", item[1][:1], row_exc)
             return
         self.batches_committed += 1
@@ -251,6 +255,8 @@ class Writer:
         try:
             future.set_result(self._with_busy_retry(conn, attempt))
         except BaseException as exc:  # handed to the caller, who raises it
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                STORE_WRITE_ERRORS.labels("job").inc()
             future.set_exception(exc)
 
     def _with_busy_retry(self, conn: sqlite3.Connection, fn: Callable[[], T]) -> T:

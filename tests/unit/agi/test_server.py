@@ -13,6 +13,7 @@ import pytest
 from agi.protocol import FIELD_SEPARATOR, unquote
 from agi.server import FastAgiServer
 from outguard.callfacts import ChannelFacts
+from outguard import probes
 from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
 
@@ -193,9 +194,12 @@ async def test_an_unknown_route_sets_a_failed_verdict_and_logs_an_error(
 
 async def test_screening_unavailable_sets_a_failed_verdict(server: FastAgiServer) -> None:
     server.screener.snapshot = None
+    failures = probes.SCREENING_FAILURES.labels("agi", "dialplan")
+    before = failures._value.get()
     commands = await fake_call(server.port, env())
     assert assigned(commands) == [("OUTGUARD_REASON", "screening_unavailable"),
                                   ("OUTGUARD_VERDICT", "failed")]
+    assert failures._value.get() == before + 1  # outguard_screening_failures_total
 
 
 async def test_a_screening_exception_sets_a_failed_verdict(server: FastAgiServer) -> None:

@@ -11,6 +11,7 @@ import pytest
 from ari_app.app import StasisApp
 from ari_app.client import ChannelGone
 from ari_app.settings import CallSettings
+from outguard import probes
 from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
 
@@ -188,10 +189,13 @@ async def test_announcement_after_answer_when_configured() -> None:
 async def test_screening_error_applies_the_failure_policy(
     mode: str, expected: tuple[Any, ...]
 ) -> None:
+    failures = probes.SCREENING_FAILURES.labels("ari", mode)
+    before = failures._value.get()
     app, ari = make(FakeScreener(error=RuntimeError("boom")), fail_mode=mode)
     app.dispatch(start("c1"))
     await drain(app)
     assert ari.calls[-1] == expected
+    assert failures._value.get() == before + 1  # outguard_screening_failures_total
 
 
 async def test_no_snapshot_within_the_budget_fails_closed() -> None:
