@@ -71,6 +71,9 @@ class ApiConfig:
 @dataclass(frozen=True)
 class Settings:
     store: str = "outguard.db"
+    #: where call-log rows wait while the store refuses writes (read-only, disk full);
+    #: empty = "<store>.spool" beside the store. Put it on another disk than the store.
+    spool_dir: str = ""
     #: policy file; empty = the embedded demo policy
     policy: str = ""
     default_tenant: str = "default"

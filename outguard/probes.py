@@ -46,14 +46,15 @@ SCREENING_FAILURES = Counter(
 STORE_WRITE_ERRORS = Counter(
     "outguard_store_write_errors_total",
     "Writes the store could not commit, by kind (call_batch: a call-log batch retried row "
-    "by row, call_row: a call-log row dropped, job: another write failed in SQLite, "
-    "writer: the writer thread stopped).",
+    "by row, call_row: a call-log row dropped, store_refused: the store refused a call-log "
+    "batch or a spool replay (read-only, full: the rows wait in the spool), job: another "
+    "write failed in SQLite, writer: the writer thread stopped).",
     ["kind"], registry=None)
 
 # every series the alerts and the dashboard look at exists from the start, at 0
 for _adapter, _mode in (("ari", "closed"), ("ari", "open"), ("agi", "dialplan")):
     SCREENING_FAILURES.labels(_adapter, _mode)
-for _kind in ("call_batch", "call_row", "job", "writer"):
+for _kind in ("call_batch", "call_row", "store_refused", "job", "writer"):
     STORE_WRITE_ERRORS.labels(_kind)
 
 

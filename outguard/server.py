@@ -25,6 +25,7 @@ from outguard.config import Settings
 from outguard.enforcement import EnforcementPolicy, Enforcer
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
+from outguard.store.spool import default_spool_dir
 from outguard.store.sqlite import SQLiteStore
 from outguard.tasks import cancel_and_wait
 from rules.errors import PolicyError
@@ -41,6 +42,8 @@ STASIS = web.AppKey("stasis", StasisApp)
 AGI = web.AppKey("agi", FastAgiServer)
 AMI = web.AppKey("ami", AmiListener)
 PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
+#: zero-argument callables returning more reasons for /health to say "degraded"
+HEALTH_REASONS = web.AppKey("health_reasons", list)
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ def read_policy(settings: Settings) -> Policy:
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     Path(settings.store).parent.mkdir(parents=True, exist_ok=True)
-    store = AsyncStore(SQLiteStore(settings.store))
+    spool_dir = settings.spool_dir or default_spool_dir(settings.store)
+    store = AsyncStore(SQLiteStore(settings.store, spool_dir=spool_dir))
     app[STORE] = store
     yield
     await store.aclose()
@@ -128,14 +132,34 @@ async def _agi_ctx(app: web.Application) -> AsyncIterator[None]:
     await server.stop()
 
 
+def store_health(app: web.Application) -> dict[str, Any]:
+    """How call-log writes fare (``SQLiteStore.write_health``); empty for other stores."""
+    inner = app[STORE].store
+    report = getattr(inner, "write_health", None)
+    return dict(report()) if callable(report) else {}
+
+
 async def health(request: web.Request) -> web.Response:
+    """``ok``, ``starting`` (no snapshot yet) or ``degraded`` with the reasons."""
     parts = {name: bool(getattr(part, "connected", True))
              for name, part in request.app[PARTS].items()}
     screener = request.app[SCREENER]
+    writes = store_health(request.app)
+    reasons: list[str] = []
+    if writes.get("degraded"):
+        reasons.append(f"store refuses call-log writes ({writes['degraded']});"
+                       f" {writes['spool_rows']} rows spooled")
+    elif writes.get("spool_rows"):
+        reasons.append(f"{writes['spool_rows']} call-log rows waiting in the spool")
+    for more in request.app.get(HEALTH_REASONS, []):
+        reasons += more()
+    status = "starting" if screener.snapshot is None else "degraded" if reasons else "ok"
     body: dict[str, Any] = {
-        "status": "ok" if screener.snapshot is not None else "starting",
+        "status": status,
+        "reasons": reasons,
         "connected": parts,
         "live_calls": screener.live_calls(),
+        "store": writes,
     }
     return web.json_response(body)
 
@@ -150,6 +174,7 @@ def build_app(
     app = web.Application(client_max_size=settings.api.max_body_bytes)
     app[SETTINGS] = settings
     app[PARTS] = {}
+    app[HEALTH_REASONS] = []
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_screener_ctx)
     app.cleanup_ctx.append(_enforcement_ctx)

@@ -101,6 +101,8 @@ class Scrape:
     suspensions: Mapping[str, int] = field(default_factory=dict)
     snapshot: Mapping[str, float] = field(default_factory=dict)
     snapshot_age_s: float | None = None
+    #: call-log writes (``SQLiteStore.write_health``): spool depth, drops, degraded
+    store: Mapping[str, Any] = field(default_factory=dict)
 
 
 def families(c: Collector, s: Scrape) -> Iterator[Metric]:
@@ -135,6 +137,17 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
         yield _gauge(f"outguard_snapshot_{figure}",
                      SNAPSHOT_FIGURES.get(figure, f"Screening snapshot figure {figure!r}."),
                      None, {"": value})
+    yield _gauge("outguard_store_spool_rows",
+                 "Call-log rows waiting in the spool for the store to take writes again.",
+                 None, {"": float(s.store.get("spool_rows", 0))})
+    yield _counter("outguard_store_rows_spooled",
+                   "Call-log rows the store refused and the spool kept.", None,
+                   {"": float(s.store.get("rows_spooled", 0))})
+    yield _counter("outguard_store_rows_dropped",
+                   "Call-log rows lost: neither stored nor spooled.", None,
+                   {"": float(s.store.get("rows_dropped", 0))})
+    yield _gauge("outguard_store_degraded", "1 while the store refuses call-log writes.",
+                 None, {"": 1.0 if s.store.get("degraded") else 0.0})
     if s.snapshot_age_s is not None:
         yield _gauge("outguard_snapshot_age_seconds",
                      "Seconds since the screening snapshot in use was built.", None,

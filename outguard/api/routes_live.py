@@ -19,7 +19,7 @@ from outguard.api import context as cx
 from outguard.api import views
 from outguard.api.core import route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
-from outguard.server import PARTS
+from outguard.server import PARTS, store_health
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ async def metrics(request: web.Request) -> web.Response:
         suspensions=suspensions,
         snapshot={k: float(v) for k, v in snap.stats.items()} if snap is not None else {},
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)
-                        if snap is not None else None))
+                        if snap is not None else None),
+        store=store_health(request.app))
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
                                             "X-Content-Type-Options": "nosniff"})

@@ -8,6 +8,7 @@ stream from a connection of their own. Every change to lists, parties or suspens
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import sqlite3
@@ -28,6 +29,7 @@ from outguard.store.enforcement import EnforcementMixin
 from outguard.store.lists import ListsMixin
 from outguard.store.parties import PartiesMixin
 from outguard.store.snapshot import EntryStream, load_lists, load_mappings, load_parties
+from outguard.store.spool import CALL, Spool
 from outguard.store.writer import Writer, connect
 from rules.model import StoreData
 
@@ -63,7 +65,12 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
         batch_rows: int = 500,
         batch_interval: float = 0.05,
         busy_timeout_s: float = 5.0,
+        spool_dir: str | Path | None = None,
+        retry_s: float = 1.0,
     ) -> None:
+        """``spool_dir``: where call-log rows wait while the store refuses writes (only the
+        service spools; see ``outguard.store.spool``). Without it such rows are dropped
+        and counted."""
         self.path = str(path)
         self._busy_timeout_s = busy_timeout_s
         self._closed = False
@@ -75,9 +82,10 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}", path=self.path) from exc
+        spool = Spool(spool_dir) if spool_dir is not None else None
         self._writer = Writer(
             self.path, batch_rows=batch_rows, batch_interval=batch_interval,
-            busy_timeout_s=busy_timeout_s,
+            busy_timeout_s=busy_timeout_s, spool=spool, retry_s=retry_s,
         )
         self._writer.start()
         self._local = threading.local()
@@ -106,6 +114,13 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
     @property
     def writer(self) -> Writer:
         return self._writer
+
+    def write_health(self) -> dict[str, Any]:
+        """How call-log writes fare: for /health and /metrics."""
+        w = self._writer
+        return {"degraded": w.degraded, "write_failures": w.write_failures,
+                "spool_rows": w.spool_depth, "rows_spooled": w.rows_spooled,
+                "rows_dropped": w.rows_dropped, "rows_committed": w.rows_committed}
 
     # -- connections -------------------------------------------------------------------
 
@@ -227,24 +242,54 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
     def flush_future(self) -> Future[int]:
         return self._writer.flush_future()
 
+    def _spooled_calls(self, ts: float, allowed_only: bool) -> list[LoggedCall]:
+        """Calls waiting in the spool (the store refused them), with their outcomes, oldest
+        first: replays count them as if they were in the store."""
+        spool = self._writer.spool
+        if spool is None or not spool.depth:
+            return []
+        calls: dict[str, list[Any]] = {}
+        for kind, row in spool.read():
+            if kind == CALL:
+                calls.setdefault(str(row[0]), list(row) + [None, None, None, None])
+            elif str(row[4]) in calls:
+                calls[str(row[4])][13:17] = row[:4]
+        out = [row_to_call(tuple(r)) for r in calls.values()
+               if float(r[12]) >= ts and (not allowed_only or r[7] == "allow")]
+        out.sort(key=lambda c: c.call.at)
+        return out
+
     def iter_calls_since(self, ts: float, *, allowed_only: bool = True) -> Iterator[LoggedCall]:
-        """Stream logged calls with ``at >= ts`` in time order (for counter replay)."""
+        """Stream logged calls with ``at >= ts`` in time order (for counter replay),
+        including calls still waiting in the spool."""
+        spooled = self._spooled_calls(ts, allowed_only)
+        seen = {c.call.decision_id for c in spooled}
         where = "at >= ?" + (" AND verdict = 'allow'" if allowed_only else "")
-        yield from self._stream_calls(
+        stored = (c for c in self._stream_calls(
             f"SELECT {CALL_COLUMNS} FROM calls WHERE {where} ORDER BY at", (ts,)
-        )
+        ) if c.call.decision_id not in seen)
+        yield from heapq.merge(stored, spooled, key=lambda c: c.call.at)
 
     def iter_counter_rows_since(self, ts: float) -> Iterator[tuple[str, str, str, str, float]]:
         """Allowed calls since ``ts`` as (tenant, account, caller_id, destination, at), oldest
-        first: the shape ``rules.counters.InMemoryCounters.rebuild`` replays."""
+        first: the shape ``rules.counters.InMemoryCounters.rebuild`` replays. Calls waiting
+        in the spool count too: a restart while the store refuses writes keeps every cap."""
+        spooled = [(c.call.decision_id, c.call.tenant, c.call.account, c.call.caller_id,
+                    c.call.destination, c.call.at) for c in self._spooled_calls(ts, True)]
+        seen = {row[0] for row in spooled}
         conn = self.open_reader()
         try:
             cur = conn.execute(
-                "SELECT tenant, account, caller_id, destination, at FROM calls"
+                "SELECT decision_id, tenant, account, caller_id, destination, at FROM calls"
                 " WHERE at >= ? AND verdict = 'allow' ORDER BY at", (ts,),
             )
-            while rows := cur.fetchmany(STREAM_FETCH):
-                yield from rows
+
+            def stored() -> Iterator[tuple[Any, ...]]:
+                while rows := cur.fetchmany(STREAM_FETCH):
+                    yield from (row for row in rows if row[0] not in seen)
+
+            for row in heapq.merge(stored(), spooled, key=lambda r: r[5]):
+                yield row[1], row[2], row[3], row[4], row[5]
         finally:
             conn.close()
 

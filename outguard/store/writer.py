@@ -6,9 +6,15 @@ Other writes are jobs: a function of the connection run inside ``BEGIN IMMEDIATE
 ``COMMIT`` on the writer thread, in queue order, whose result comes back in a Future.
 
 "Acknowledged" means committed: ``flush()`` returns (and its Future resolves) only once
-every row enqueued before it is in a committed transaction. With WAL and
-``synchronous=NORMAL`` a committed transaction survives the process being killed; a power
-cut may lose the last transactions before a checkpoint.
+every row enqueued before it is in a committed transaction, or (with a spool, while the
+store refuses writes) fsync-ed in the spool. With WAL and ``synchronous=NORMAL`` a
+committed transaction survives the process being killed; a power cut may lose the last
+transactions before a checkpoint.
+
+When the store refuses call-log writes (read-only, disk full, I/O error, or locked past
+``BUSY_GIVE_UP_S``) the writer is *degraded*: it says why once in the log, spools the rows
+(``outguard.store.spool``), counts the failure, and retries the store every ``retry_s``
+until the spool commits. Without a spool (the CLI), a refused row is dropped and counted.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, TypeVar
 
 from outguard.errors import StoreError
 from outguard.probes import STORE_WRITE_ERRORS
+from outguard.store.spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +47,14 @@ UPDATE_OUTCOME = (
     " WHERE decision_id = ?"
 )
 
-_CALL, _OUTCOME, _JOB, _FLUSH, _STOP = range(5)
+_CALL, _OUTCOME, _JOB, _FLUSH, _STOP = range(5)  # _CALL, _OUTCOME match spool.CALL/OUTCOME
 BUSY_RETRY_S = 0.05
 BUSY_GIVE_UP_S = 60.0
+#: rows held in memory when even the spool cannot take them; beyond this they are dropped
+MAX_HELD_ROWS = 200_000
+#: SQLite primary result codes that mean "the store cannot take writes now", not "this row
+#: is bad": PERM, BUSY, LOCKED, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB
+_STORE_FAULTS = frozenset({3, 5, 6, 8, 10, 11, 13, 14, 26})
 
 
 def connect(path: str, *, timeout_s: float = 5.0) -> sqlite3.Connection:
@@ -64,6 +76,16 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+def is_store_fault(exc: sqlite3.Error) -> bool:
+    """True when the error is the store's (read-only, full, I/O ...), not one row's."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        text = str(exc).lower()
+        return any(word in text for word in ("readonly", "read-only", "full", "disk i/o",
+                                             "locked", "busy", "unable to open"))
+    return (code & 0xFF) in _STORE_FAULTS
+
+
 class Writer:
     """Owns the write connection on a dedicated thread; see the module docstring."""
 
@@ -74,11 +96,21 @@ class Writer:
         batch_rows: int = 500,
         batch_interval: float = 0.05,
         busy_timeout_s: float = 5.0,
+        spool: Spool | None = None,
+        retry_s: float = 1.0,
     ) -> None:
         self.path = path
         self.batch_rows = batch_rows
         self.batch_interval = batch_interval
         self._busy_timeout_s = busy_timeout_s
+        self.spool = spool
+        self.retry_s = retry_s
+        #: why the store refuses call-log writes now (None: it takes them)
+        self.degraded: str | None = None
+        self.write_failures = 0  # batches (or spool replays) the store refused
+        self.rows_spooled = 0  # rows ever written to the spool
+        self._held: list[tuple[int, tuple[Any, ...]]] = []  # neither stored nor spooled yet
+        self._next_retry = 0.0
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -136,11 +168,22 @@ class Writer:
     def flush(self, timeout: float | None = None) -> int:
         return self.flush_future().result(timeout)
 
+    def retry_now(self) -> Future[int]:
+        """Degraded: try the store again now rather than at the next ``retry_s`` tick.
+        The returned Future resolves after that attempt."""
+        self._next_retry = 0.0
+        return self.flush_future()
+
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the store writer is closed")
 
     # -- the thread --------------------------------------------------------------------
+
+    @property
+    def spool_depth(self) -> int:
+        """Rows waiting for the store: in the spool file, plus any held in memory."""
+        return (self.spool.depth if self.spool is not None else 0) + len(self._held)
 
     def _run(self, ready: Future[None]) -> None:
         try:
@@ -148,9 +191,14 @@ class Writer:
         except sqlite3.Error as exc:
             ready.set_exception(StoreError(f"cannot open {self.path}: {exc}"))
             return
+        if self.spool is not None and self.spool.depth:
+            logger.warning("call-log spool %s holds %d rows from before; writing them to the"
+                           " store", self.spool.path, self.spool.depth)
+            self.degraded = "spooled rows from before the start"
+            conn = self._retry(conn)
         ready.set_result(None)
         try:
-            self._loop(conn)
+            conn = self._loop(conn)
         except BaseException:
             STORE_WRITE_ERRORS.labels("writer").inc()
             logger.exception("store writer stopped unexpectedly")
@@ -158,6 +206,8 @@ class Writer:
             self._fail_queued()
         finally:
             conn.close()
+            if self.spool is not None:
+                self.spool.close()
 
     def _fail_queued(self) -> None:
         """After a crash of the thread, nobody waits forever: fail what is queued."""
@@ -173,15 +223,20 @@ class Writer:
             elif item[0] in (_CALL, _OUTCOME):
                 self.rows_dropped += 1
 
-    def _loop(self, conn: sqlite3.Connection) -> None:
+    def _loop(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         pending: list[tuple[int, tuple[Any, ...]]] = []
         deadline = 0.0
         while True:
-            timeout = None if not pending else max(0.0, deadline - time.monotonic())
+            timeout: float | None = None if not pending else max(0.0, deadline - time.monotonic())
+            if self.degraded is not None:
+                wait = max(0.0, self._next_retry - time.monotonic())
+                timeout = wait if timeout is None else min(timeout, wait)
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 self._commit_rows(conn, pending)
+                if self.degraded is not None and time.monotonic() >= self._next_retry:
+                    conn = self._retry(conn)
                 continue
             kind = item[0]
             if kind in (_CALL, _OUTCOME):
@@ -195,29 +250,117 @@ class Writer:
             if kind == _JOB:
                 self._run_job(conn, item[1], item[2])
             elif kind == _FLUSH:
+                if self.degraded is not None and time.monotonic() >= self._next_retry:
+                    conn = self._retry(conn)
                 item[1].set_result(self.rows_committed)
             elif kind == _STOP:
-                return
+                if self.degraded is not None:
+                    conn = self._retry(conn)
+                if self._held:
+                    logger.error("store writer stopping with %d call-log rows neither stored"
+                                 " nor spooled: they are lost", len(self._held))
+                    self.rows_dropped += len(self._held)
+                return conn
 
     def _commit_rows(self, conn: sqlite3.Connection, pending: list[tuple[int, tuple[Any, ...]]]) -> None:
         if not pending:
             return
         batch = list(pending)
         pending.clear()
+        if self.degraded is not None:  # behind the spool: keep the order
+            self._set_aside(batch)
+            return
         try:
             self._with_busy_retry(conn, lambda: self._write_batch(conn, batch))
         except sqlite3.Error as exc:
+            if is_store_fault(exc):
+                self._degrade(str(exc), len(batch))
+                self._set_aside(batch)
+                return
             STORE_WRITE_ERRORS.labels("call_batch").inc()
             logger.error("call-log batch of %d rows failed (%s); writing row by row", len(batch), exc)
-            for item in batch:
+            for n, item in enumerate(batch):
                 try:
                     self._with_busy_retry(conn, functools.partial(self._write_batch, conn, [item]))
                 except sqlite3.Error as row_exc:
+                    if is_store_fault(row_exc):
+                        self._degrade(str(row_exc), len(batch) - n)
+                        self._set_aside(batch[n:])
+                        return
                     self.rows_dropped += 1
                     STORE_WRITE_ERRORS.labels("call_row").inc()
                     logger.error("call-log row %r dropped: %s", item[1][:1], row_exc)
             return
         self.batches_committed += 1
+
+    # -- degraded: spool, retry ---------------------------------------------------------
+
+    def _degrade(self, reason: str, rows: int) -> None:
+        self.write_failures += 1
+        STORE_WRITE_ERRORS.labels("store_refused").inc()
+        if self.degraded is None:
+            where = (f"spooling call-log rows to {self.spool.path} until it recovers"
+                     if self.spool is not None else "no spool configured: rows are dropped")
+            logger.error("the store refuses call-log writes (%s): %s; %d rows affected",
+                         reason, where, rows)
+        self.degraded = reason
+        self._next_retry = time.monotonic() + self.retry_s
+
+    def _set_aside(self, batch: list[tuple[int, tuple[Any, ...]]]) -> None:
+        """Rows the store cannot take now: into the spool (or memory while it fails)."""
+        if self.spool is None:
+            self.rows_dropped += len(batch)
+            STORE_WRITE_ERRORS.labels("call_row").inc(len(batch))
+            return
+        self._held.extend(batch)
+        try:
+            self.rows_spooled += self.spool.append(self._held)
+        except OSError as exc:
+            logger.error("cannot write the call-log spool %s (%s): %d rows held in memory",
+                         self.spool.path, exc.strerror or exc, len(self._held))
+            if len(self._held) > MAX_HELD_ROWS:
+                lost = len(self._held) - MAX_HELD_ROWS
+                del self._held[:lost]
+                self.rows_dropped += lost
+                STORE_WRITE_ERRORS.labels("call_row").inc(lost)
+                logger.error("dropped the %d oldest call-log rows: neither the store nor the"
+                             " spool takes them", lost)
+            return
+        self._held.clear()
+
+    def _retry(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """Write the spool (and held rows) to the store in one transaction; on success the
+        writer is healthy again. A fresh connection each time: a remounted or replaced
+        file needs one."""
+        self._next_retry = time.monotonic() + self.retry_s
+        try:
+            fresh = connect(self.path, timeout_s=self._busy_timeout_s)
+        except sqlite3.Error as exc:
+            self._degrade(str(exc), self.spool_depth)
+            return conn
+        conn.close()
+        conn = fresh
+        try:
+            rows = (self.spool.read() if self.spool is not None else []) + self._held
+        except OSError as exc:
+            self._degrade(f"cannot read the spool: {exc}", self.spool_depth)
+            return conn
+        try:
+            if rows:
+                self._write_batch(conn, rows)
+        except sqlite3.Error as exc:
+            self._degrade(str(exc), len(rows))
+            return conn
+        self._held.clear()
+        if self.spool is not None:
+            try:
+                self.spool.clear()
+            except OSError as exc:  # written, but still listed: a later replay is harmless
+                self._degrade(f"cannot empty the spool: {exc}", 0)
+                return conn
+        logger.warning("the store takes call-log writes again: wrote %d spooled rows", len(rows))
+        self.degraded = None
+        return conn
 
     def _write_batch(self, conn: sqlite3.Connection, batch: list[tuple[int, tuple[Any, ...]]]) -> None:
         conn.execute("BEGIN IMMEDIATE")
