@@ -158,8 +158,11 @@ async def test_metrics_show_decisions_latency_and_parts(api: Api) -> None:
     response = await api.call("GET", "/metrics", role="readonly")
     text = await response.text()
     assert response.status == 200
-    assert 'outguard_decisions_total{verdict="allow",reason="ok"} 1.0' in text
-    assert 'outguard_decisions_total{verdict="block",reason="dnc_listed"} 1.0' in text
+    # prometheus-client orders the labels by name (0.26) or as declared (older): either
+    assert ('outguard_decisions_total{reason="ok",verdict="allow"} 1.0' in text
+            or 'outguard_decisions_total{verdict="allow",reason="ok"} 1.0' in text)
+    assert ('outguard_decisions_total{reason="dnc_listed",verdict="block"} 1.0' in text
+            or 'outguard_decisions_total{verdict="block",reason="dnc_listed"} 1.0' in text)
     assert 'outguard_decision_latency_seconds_bucket{le="+Inf"} 2.0' in text
     assert 'outguard_calls_in_progress 0.0' in text
     assert 'outguard_suspensions_active{party_kind="account"} 0.0' in text
