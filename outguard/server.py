@@ -91,7 +91,9 @@ async def _enforcement_ctx(app: web.Application) -> AsyncIterator[None]:
         logger.error("enforcement disabled (no triggers) until the policy is fixed: %s", exc)
         enforcer = Enforcer(app[STORE], screener.policy, events=screener.events,
                             config=EnforcementPolicy())
-    await enforcer.start()
+    fired = await enforcer.start()
+    if any(f.suspension is not None for f in fired):  # suspended at start on the rebuilt figures: in force before the first call
+        await screener.rebuild()
     app[ENFORCER] = enforcer
     yield
     await enforcer.stop()

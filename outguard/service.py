@@ -99,6 +99,7 @@ class Screener:
         clock: Callable[[], float] = time.time,
         refresh_every_s: float = 300.0,
         max_call_age_s: float = 6 * 3600.0,
+        hits_every_s: float = 5.0,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -106,6 +107,8 @@ class Screener:
         self.clock = clock
         self.counters = InMemoryCounters(clock)
         self.hits = RuleHits()
+        self.hits_every_s = hits_every_s
+        self._hits_saved: dict[tuple[str, str], int] = {}
         self.snapshot: Snapshot | None = None
         self.events = EventHub()
         self.stats = ScreenerStats()
@@ -128,16 +131,37 @@ class Screener:
         replayed = await self.store.replay_counters(self.counters, since)
         logger.info("replayed %d calls of the last %d days into the counters",
                     replayed, REPLAY_S // 86400)
+        self.hits.load(await self.store.load_rule_hits())
+        self._hits_saved = self.hits.counts()
         await self.rebuild()
         self._unsubscribe = self.store.subscribe(lambda _version: self.request_rebuild())
         self._tasks.append(self.store.start_polling())
         self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._persist_hits()))
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+        await self.save_hits()
+
+    async def save_hits(self) -> None:
+        """Add the rule hits counted since the last save to the store's durable counts."""
+        now = self.hits.counts()
+        delta = {k: n - self._hits_saved.get(k, 0) for k, n in now.items()
+                 if n != self._hits_saved.get(k, 0)}
+        if delta:
+            await self.store.add_rule_hits(delta)
+        self._hits_saved = now
+
+    async def _persist_hits(self) -> None:
+        while True:
+            await asyncio.sleep(self.hits_every_s)
+            try:
+                await self.save_hits()
+            except Exception as exc:  # the store may come back; the counts stay in memory
+                logger.warning("saving rule hit counts failed: %s", exc)
 
     async def rebuild(self) -> Snapshot:
         """Build a snapshot from the store off the loop and swap it in whole."""

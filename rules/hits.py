@@ -32,5 +32,14 @@ class RuleHits:
             out.setdefault(rid, {})[outcome] = n
         return out
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """A copy of every count, keyed (rule id, outcome)."""
+        return dict(self._counts)
+
+    def load(self, counts: dict[tuple[str, str], int]) -> None:
+        """Add durable counts (read at start) to what is counted here."""
+        for key, n in counts.items():
+            self._counts[key] = self._counts.get(key, 0) + n
+
     def reset(self) -> None:
         self._counts.clear()

@@ -437,9 +437,10 @@ class Enforcer(IntakeMixin):
         on its own period."""
         last_full = last_sweep = self.clock()
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), 60.0)
-            except asyncio.TimeoutError:
+            try:  # not wait_for: on 3.11 its inner task can outlive a cancellation
+                async with asyncio.timeout(60.0):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             await asyncio.sleep(self.config.evaluate_every_ms / 1000)

@@ -18,7 +18,8 @@ from outguard.enforcement.webhooks import WebhookSender
 from outguard.errors import InvalidInput
 from outguard.events import EventHub, Subscription
 from outguard.store.aio import AsyncStore
-from outguard.store.base import Suspension
+from outguard.figures import attribute_complaint
+from outguard.store.base import Complaint, Suspension
 from outguard.tasks import cancel_and_wait
 from rules.errors import NumberError
 from rules.model import PartyKind
@@ -34,8 +35,9 @@ PartyKey = tuple[PartyKind, str]
 class EnforcerBase:
     def __init__(self, store: AsyncStore, policy: Policy, *, events: EventHub | None = None,
                  clock: Callable[[], float] = time.time,
-                 config: EnforcementPolicy | None = None) -> None:
+                 config: EnforcementPolicy | None = None, poll_s: float = 1.0) -> None:
         self.store = store
+        self.poll_s = poll_s
         self.policy = policy
         self.events = events if events is not None else EventHub()
         self.clock = clock
@@ -50,6 +52,8 @@ class EnforcerBase:
         self._full_pending = False
         self._warned: dict[tuple[str, PartyKey], float] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._complaint_mark = 0  # the newest complaint/mark row counted (by id)
+        self._pull_lock = asyncio.Lock()
         self._sub: Subscription | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -63,33 +67,44 @@ class EnforcerBase:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self, *, background: bool = True, replay: bool = True) -> None:
+    async def start(self, *, background: bool = True, replay: bool = True) -> list[Any]:
         """Replay the call log and complaints into the figures (``replay``; a one-shot
         CLI command that only suspends or lifts can skip it), load the suspensions,
         subscribe to the event hub and the store, start webhook delivery and (with
-        ``background``) event intake, the debounced evaluation and the sweep."""
+        ``background``: the running service) evaluate every trigger on the rebuilt
+        figures, then start event intake, the complaint feed, the debounced evaluation
+        and the sweep. Returns what that first evaluation did: the caller rebuilds the
+        call path's snapshot before the first call when it suspended anyone."""
         if replay:
             since = self.clock() - self.book.retention_s
             inner = self.store.store
             calls = await self.store.run(
                 lambda: self.book.replay(inner.iter_calls_since(since, allowed_only=False)))
-            complaints = await self.store.list_complaints(
-                since=datetime.fromtimestamp(since, UTC))
-            for c in complaints:
-                self._feed_complaint(c.kind, c.caller_id, c.reporter or "", c.tenant_id, None,
-                                     c.at.timestamp())
+            upto = await self.store.max_complaint_id()
+            complaints = await self._pull_complaints(
+                since=datetime.fromtimestamp(since, UTC), upto=upto)
+            self._complaint_mark = upto
             self.book.dirty.clear()
             logger.info("enforcement: replayed %d calls and %d complaints/marks; %d triggers",
-                        calls, len(complaints), len(self.config.triggers))
+                        calls, complaints, len(self.config.triggers))
+        else:
+            self._complaint_mark = await self.store.max_complaint_id()
         await self._refresh()
         self._unsubscribe = self.store.subscribe(self._store_changed)
         self._sub = self.events.subscribe(size=20_000)
         self.webhooks.start()
+        fired: list[Any] = []
         if background:
+            fired = await self.evaluate(everything=True)
             loop = asyncio.get_running_loop()
             self._tasks.append(loop.create_task(self._intake(self._sub)))
             self._tasks.append(loop.create_task(self._loop()))
+            self._tasks.append(loop.create_task(self._complaint_feed()))
             self._tasks.append(loop.create_task(self._first_sweep()))
+        return fired
+
+    async def evaluate(self, *, everything: bool = True) -> list[Any]:  # pragma: no cover
+        raise NotImplementedError
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -115,7 +130,10 @@ class EnforcerBase:
         raise NotImplementedError
 
     def _store_changed(self, _version: int) -> None:
+        """Another writer (the CLI, another instance) changed suspensions, appeals or
+        parties: reload them and re-check the triggers soon."""
         self._stale = True
+        self._wake.set()
 
     async def _refresh(self) -> None:
         """Reload suspensions and approved appeals when the store changed."""
@@ -165,14 +183,47 @@ class EnforcerBase:
             return
         self._wake.set()
 
+    async def _complaint_feed(self) -> None:
+        """Count the complaints and marks any process stored (the CLI, a CSV import,
+        another instance), by id watermark, every ``poll_s``."""
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                await self._pull_complaints()
+            except Exception as exc:  # the store may come back; the watermark waits
+                logger.warning("enforcement: reading new complaints failed: %s", exc)
+
+    async def _pull_complaints(self, *, since: datetime | None = None,
+                               upto: int | None = None) -> int:
+        """Feed every stored complaint/mark after the watermark into the figures, once
+        each, whichever process or path stored it; wake the evaluation if any."""
+        n = 0
+        async with self._pull_lock:
+            while True:
+                rows: list[Complaint] = await self.store.complaints_after(
+                    self._complaint_mark, since=since, upto_id=upto)
+                if not rows:
+                    break
+                for c in rows:
+                    self._feed_complaint(c.kind, c.caller_id, c.reporter or "", c.tenant_id,
+                                         c.account_id, c.at.timestamp())
+                    self._complaint_mark = max(self._complaint_mark, c.id)
+                n += len(rows)
+        if n:
+            self._wake.set()
+        return n
+
+    def _attribute(self, caller_id: str, callee: str, tenant: str | None,
+                   account: str | None) -> tuple[str | None, str | None]:
+        """Who a complaint counts against (``figures.attribute_complaint``)."""
+        return attribute_complaint(
+            tenant, account, self.book.last_call(caller_id, callee) if callee else None)
+
     def _feed_complaint(self, kind: str, caller_id: str, callee: str, tenant: str | None,
                         account: str | None, at: float) -> tuple[str | None, str | None]:
         """Count a complaint or mark; returns the (tenant, account) it was attributed to.
         One older than the figures keep (an old file imported) is stored, not counted."""
-        last = self.book.last_call(caller_id, callee) if callee else None
-        if last is not None:
-            account = account or last[0]
-            tenant = tenant or last[1]
+        tenant, account = self._attribute(caller_id, callee, tenant, account)
         if at < self.clock() - self.book.retention_s:
             return tenant, account
         if kind == "mark":

@@ -1,11 +1,15 @@
 """Complaints (投诉, e.g. via 12321) and callee harassment marks (标记) coming in.
 
-A complaint is stored (audited), counted for the caller ID, its tenant and the account
-that placed the last call from that caller ID to that callee, and puts the callee on the
-tenant's complaint list ``complaints-<tenant>`` at once (a tenant-scoped list of kind
+A complaint is stored (audited) with the tenant and account it is attributed to
+(``outguard.figures.attribute_complaint``), counted for the caller ID, that tenant and that
+account, and puts the callee on the tenant's complaint list ``complaints-<tenant>`` at once (a tenant-scoped list of kind
 "complaint", created on demand). A ``lists`` rule without ``lists =`` checks every
 blocking list, these included; one naming lists must name ``complaints-<tenant>`` itself.
 A mark is stored and counted per distinct reporter (callee) for the caller ID.
+
+The figures count what is in the store, by id watermark: a complaint added here, by the
+CLI in another process or by a CSV import reaches the running service's figures and
+triggers the same way, within ``poll_s``.
 """
 
 from __future__ import annotations
@@ -92,21 +96,21 @@ class IntakeMixin(EnforcerBase):
             raise InvalidInput("a complaint needs its source (e.g. 12321, ivr_opt_out)",
                                field="source")
         when = at.timestamp() if at is not None else self.clock()
-        last = self.book.last_call(caller, callee_e164)
-        if tenant is None and last is not None:
-            tenant = last[1]
+        tenant, account = self._attribute(caller, callee_e164, tenant,
+                                          account if kind == "complaint" else None)
         if tenant is None:
             tenant = await self._owner(caller)
         record: Complaint = await self.store.add_complaint(
             caller, category=category, source=source, reporter=callee_e164, kind=kind,
-            note=note, tenant_id=tenant, at=datetime.fromtimestamp(when, UTC), actor=actor)
-        tenant, account = self._feed_complaint(kind, caller, callee_e164, tenant, account, when)
+            note=note, tenant_id=tenant, account_id=account,
+            at=datetime.fromtimestamp(when, UTC), actor=actor)
+        # counted from the store, like a complaint any other process stored: once
+        await self._pull_complaints()
         listed = None
         if kind == "complaint" and self.config.complaint_list and tenant:
             listed = await self._list_callee(tenant, callee_e164, category, source, actor)
         self._announce(f"{kind}.added", {**complaint_dict(record), "callee": callee_e164,
                                          "account": account, "listed_on": listed})
-        self._wake.set()
         return record
 
     async def _owner(self, caller: str) -> str | None:

@@ -38,7 +38,7 @@ def complaint_dict(c: Complaint) -> dict[str, Any]:
     return {
         "id": c.id, "kind": c.kind, "caller_id": c.caller_id, "reporter": c.reporter,
         "category": c.category, "source": c.source, "at": _iso(c.at), "note": c.note,
-        "tenant_id": c.tenant_id,
+        "tenant_id": c.tenant_id, "account_id": c.account_id,
     }
 
 

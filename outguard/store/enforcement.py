@@ -60,6 +60,7 @@ def _complaint(row: Any) -> Complaint:
         category=row["category"], source=row["source"],
         at=to_dt(row["at"]),  # type: ignore[arg-type]
         note=row["note"] or "", tenant_id=row["tenant_id"],
+        account_id=row["account_id"] if "account_id" in row.keys() else None,
     )
 
 
@@ -221,7 +222,7 @@ class EnforcementMixin:
     def add_complaint(self, caller_id: str, *, category: str, source: str,
                       reporter: str | None = None, kind: str = "complaint", note: str = "",
                       tenant_id: str | None = None, at: datetime | None = None,
-                      actor: str = "system") -> Complaint:
+                      actor: str = "system", account_id: str | None = None) -> Complaint:
         if category not in COMPLAINT_CATEGORIES:
             raise InvalidInput(f"category must be one of {', '.join(COMPLAINT_CATEGORIES)}",
                                field="category", value=category)
@@ -230,7 +231,7 @@ class EnforcementMixin:
         when = to_ts(at) if at is not None else time.time()
         values = {"kind": kind, "caller_id": caller_id, "reporter": reporter,
                   "category": category, "source": source, "note": note,
-                  "tenant_id": tenant_id, "at": when}
+                  "tenant_id": tenant_id, "account_id": account_id, "at": when}
 
         def job(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
@@ -257,6 +258,47 @@ class EnforcementMixin:
         rows = self._query(f"SELECT * FROM complaints WHERE {' AND '.join(where)} ORDER BY at",
                            params)
         return [_complaint(r) for r in rows]
+
+    def complaints_after(self, after_id: int, *, since: datetime | None = None,
+                         upto_id: int | None = None, limit: int = 1000) -> list[Complaint]:
+        """Complaints and marks with ``after_id < id <= upto_id`` (and ``at >= since``),
+        in id order: the feed a running service reads what any process added from.
+        Ids grow in commit order (one writer at a time), so a watermark misses nothing."""
+        where, params = ["id > ?"], [after_id]  # type: tuple[list[str], list[Any]]
+        if upto_id is not None:
+            where.append("id <= ?")
+            params.append(upto_id)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(to_ts(since))
+        rows = self._query(f"SELECT * FROM complaints WHERE {' AND '.join(where)} "
+                           "ORDER BY id LIMIT ?", [*params, limit])
+        return [_complaint(r) for r in rows]
+
+    def max_complaint_id(self) -> int:
+        """The newest complaint's id (0 when there is none)."""
+        return int(self._query("SELECT coalesce(max(id), 0) FROM complaints")[0][0])
+
+    # -- rule hit counts -----------------------------------------------------------------
+
+    def add_rule_hits(self, counts: dict[tuple[str, str], int]) -> None:
+        """Add counts (what a service counted since its last flush) to the durable ones."""
+        rows = [(rule, outcome, n) for (rule, outcome), n in counts.items() if n]
+        if not rows:
+            return
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO rule_hits (rule_id, outcome, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (rule_id, outcome) DO UPDATE SET count = count + excluded.count",
+                rows)
+
+        self._write(job)
+
+    def load_rule_hits(self) -> dict[tuple[str, str], int]:
+        """The durable per-rule hit counts."""
+        return {(r["rule_id"], r["outcome"]): int(r["count"])
+                for r in self._query("SELECT rule_id, outcome, count FROM rule_hits")}
 
     # -- audit ---------------------------------------------------------------------------
 

@@ -167,12 +167,33 @@ def _entry_expiry(db: sqlite_utils.Database) -> None:
     )
 
 
+def _complaint_account(db: sqlite_utils.Database) -> None:
+    """10: the account a complaint was attributed to when it came in (explicit, or the
+    last call from the caller ID to the callee), so every process counts it alike."""
+    db.execute("ALTER TABLE complaints ADD COLUMN account_id TEXT")
+
+
+def _rule_hits(db: sqlite_utils.Database) -> None:
+    """11: per-rule hit counts (block / shadow / exempt, totals under rule ""), durable
+    across restarts; each service adds what it counted since its last flush."""
+    db.execute(
+        """CREATE TABLE rule_hits (
+            rule_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            count INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (rule_id, outcome)
+        ) WITHOUT ROWID"""
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
     (3, "entry expiry index", _entry_expiry),
+    (10, "complaint account", _complaint_account),
+    (11, "rule hits", _rule_hits),
 )
-LATEST = MIGRATIONS[-1][0]
+LATEST = max(number for number, _, _ in MIGRATIONS)
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -206,7 +227,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             f"database schema version {version} is newer than this outguard ({LATEST})",
             version=version,
         )
-    for number, name, step in MIGRATIONS:
+    for number, name, step in sorted(MIGRATIONS, key=lambda m: m[0]):
         if number <= version or number > goal:
             continue
         conn.execute("BEGIN IMMEDIATE")

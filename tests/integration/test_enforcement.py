@@ -4,6 +4,9 @@ next call is refused at the phone with 480, an approved appeal lets calls throug
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -112,3 +115,54 @@ async def test_a_suspension_runs_out_by_itself_without_a_rebuild(enforced: Runni
     await asyncio.sleep(max(0.0, suspension.ends_at.timestamp() - time.time()) + 0.2)
     assert await call(og, LATER) == 200
     assert og.screener.snapshot is built  # the party_status rule honoured `until` itself
+
+
+async def test_complaints_entered_with_the_cli_stop_the_tenants_next_call(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CLI is another process with its own store connection: the running service
+    counts what it stored, the tenant trigger fires, the next real call is refused."""
+    policy = tmp_path / "tenant.toml"
+    policy.write_text((POLICIES / "enforcement.toml").read_text(encoding="utf-8")
+                      .replace('scope = "account"', 'scope = "tenant"'), encoding="utf-8")
+    settings = replace(settings_for(clean_pbx, tmp_path / "outguard.db"), policy=str(policy))
+    cli_settings = tmp_path / "outguard.toml"
+    cli_settings.write_text(f'store = "{settings.store}"\npolicy = "{policy}"\n',
+                            encoding="utf-8")
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False, api=False),
+                                  monkeypatch)
+    try:
+        og = Running(runner.app, settings, clean_pbx)
+        await og.store.create_tenant("t1", "Tenant one")
+        await og.store.create_account("a1", "t1")
+        await og.screener.rebuild()
+        assert await call(og, FIRST) == 200
+        assert await call(og, SECOND) == 200
+
+        outguard_cli = Path(sys.executable).parent / "outguard"
+        for callee in (FIRST, SECOND):
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [str(outguard_cli), "complaints", "add", callee, "--caller-id", CALLER_ID,
+                 "--source", "12321", "-c", str(cli_settings)],
+                capture_output=True, text=True, timeout=60,
+                env={**os.environ, "OUTGUARD_CONFIG": ""},
+            )
+            assert done.returncode == 0, done.stderr
+        await until(lambda: tenant_state(og) is PartyState.SUSPENDED,
+                    "t1 suspended in the running service's snapshot")
+        with sipp.Carrier(og.pbx.inst, hold_ms=100) as carrier:
+            run = await og.call(LATER, account="a1", caller_id=CALLER_ID)
+            assert carrier.invites() == []
+        assert run.only.final == 480
+        await og.settle()
+        last = (await og.logged())[-1].call
+        assert (last.rule, last.reason) == ("party_status", "tenant_suspended")
+    finally:
+        await runner.cleanup()
+
+
+def tenant_state(og: Running) -> PartyState | None:
+    snap = og.screener.snapshot
+    party = snap.party(PartyKind.TENANT, "t1") if snap is not None else None
+    return None if party is None else party.state

@@ -31,10 +31,31 @@ def _fresh_schema(tmp_path: Path) -> list[tuple[str, str]]:
     return _schema(path)
 
 
-def test_initial_set_has_several_numbered_migrations() -> None:
+def test_migrations_are_numbered_in_ascending_order_gaps_allowed() -> None:
     numbers = [m[0] for m in MIGRATIONS]
-    assert numbers == list(range(1, len(numbers) + 1))
-    assert len(numbers) >= 2
+    assert numbers == sorted(set(numbers)) and numbers[0] == 1
+    assert len(numbers) >= 2 and LATEST == numbers[-1]
+
+
+def test_migrate_applies_every_number_above_the_current_version_in_order(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from outguard.store import schema
+
+    applied: list[int] = []
+
+    def step(n: int) -> schema.Migration:
+        return lambda db: applied.append(n)
+
+    # listed out of order and with gaps, as parallel branches leave them
+    monkeypatch.setattr(schema, "MIGRATIONS", (
+        *schema.MIGRATIONS[:1], (20, "b", step(20)), (4, "a", step(4)), (12, "c", step(12))))
+    monkeypatch.setattr(schema, "LATEST", 20)
+    conn = connect(str(db_path))
+    assert schema.migrate(conn, target=4) == 4
+    assert schema.migrate(conn) == 20
+    assert applied == [4, 12, 20]
+    conn.close()
 
 
 def test_migrates_an_empty_file_to_the_latest_version(db_path: Path) -> None:
@@ -46,7 +67,7 @@ def test_migrates_an_empty_file_to_the_latest_version(db_path: Path) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("start", range(1, LATEST))
+@pytest.mark.parametrize("start", [m[0] for m in MIGRATIONS][:-1])
 def test_migrates_from_each_earlier_version_keeping_data(tmp_path: Path, start: int) -> None:
     path = tmp_path / f"v{start}.db"
     conn = connect(str(path))
