@@ -247,7 +247,7 @@ def place_calls(
             out, _ = proc.communicate(timeout=timeout_s + 10)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            out = b""
+            out, _ = proc.communicate()  # reap it and close its pipe
         finally:
             _kill_group(proc)
         calls = parse_agent_log(log)
