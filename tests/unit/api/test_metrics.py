@@ -3,7 +3,6 @@ separate gauges, build and process metrics, and the probes the adapters feed."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from outguard import probes
 from outguard.api.metrics import SNAPSHOT_FIGURES
 from outguard.store.writer import Writer
 from tests.unit.api.conftest import Api
-from tests.unit.api.test_screening_routes import place
+from tests.unit.api.test_screening_routes import collected, place
 
 REGISTRY_FOR_TEST = CollectorRegistry()
 REGISTRY_FOR_TEST.register(probes.STORE_WRITE_ERRORS)
@@ -55,7 +54,7 @@ async def test_build_info_and_process_metrics_come_with_the_exposition(api: Api)
 async def test_decisions_keep_their_names_and_labels(api: Api) -> None:
     place(api, "13800138000", answer_s=3)
     place(api, "13900139000")
-    await asyncio.sleep(0.05)
+    await collected(api, decisions=2)
     m = await scrape(api)
     assert m["outguard_decisions_total"][(("reason", "ok"), ("verdict", "allow"))] == 1
     assert m["outguard_decisions_total"][(("reason", "dnc_listed"), ("verdict", "block"))] == 1

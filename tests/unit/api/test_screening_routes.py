@@ -11,11 +11,21 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from outguard.api.context import COLLECTOR
 from outguard.api.core import ROUTES
 from outguard.callfacts import ChannelFacts
 from outguard.config import AriConfig
 from outguard.service import Decision
 from tests.unit.api.conftest import POLICY, Api
+
+
+async def collected(api: Api, decisions: int, timeout_s: float = 10.0) -> None:
+    """Wait until the metrics collector (fed by the event hub) has counted the decisions."""
+    collector = api.client.app[COLLECTOR]  # type: ignore[index]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while collector.latency_count < decisions:
+        assert asyncio.get_running_loop().time() < deadline, "the collector fell behind"
+        await asyncio.sleep(0.01)
 
 
 def place(api: Api, number: str, *, answer_s: float | None = None,
@@ -154,7 +164,7 @@ async def test_the_live_stream_carries_decisions_and_outcomes_masked(api: Api) -
 async def test_metrics_show_decisions_latency_and_parts(api: Api) -> None:
     place(api, "13800138000", answer_s=3)
     place(api, "13900139000")
-    await asyncio.sleep(0.05)
+    await collected(api, decisions=2)
     response = await api.call("GET", "/metrics", role="readonly")
     text = await response.text()
     assert response.status == 200
