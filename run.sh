@@ -11,6 +11,7 @@ cd "$(dirname "$0")"
 # prometheus: its promtool checks the shipped alert rules (deploy/prometheus/)
 APT_PACKAGES=(debootstrap sip-tester ca-certificates chromium chromium-driver prometheus)
 PYTHON=${PYTHON:-python3}
+BIN_DIR=${BIN_DIR:-/usr/local/bin}
 
 say() { printf '[run.sh] %s\n' "$*"; }
 
@@ -43,6 +44,9 @@ setup_python() {
   say "installing outguard and its test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -c 'import outguard, rules, aiohttp, panoramisk, sqlite_utils, phonenumbers'
+  # `outguard` on the PATH (the demo's banner and the README call it by name)
+  ln -sfn "$PWD/.venv/bin/outguard" "$BIN_DIR/outguard"
+  say "outguard is on the PATH: $BIN_DIR/outguard -> $PWD/.venv/bin/outguard"
 }
 
 setup_sandbox() {

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from outguard import logfmt
 from outguard.cli.call import call
 from outguard.cli.enforce import (
     appeals,
@@ -18,6 +19,7 @@ from outguard.cli.enforce import (
     suspensions,
 )
 from outguard.cli.lists import lists
+from outguard.cli.ops import backup, prune
 from outguard.cli.parties import accounts, caller_ids, tenants, tokens, users
 from outguard.cli.sandbox import sandbox
 from outguard.cli.screening import check, policy, report
@@ -26,8 +28,11 @@ from outguard.cli.serve import demo, serve
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("--log-format", type=click.Choice(logfmt.FORMATS), default="text",
+              show_default=True, envvar="OUTGUARD_LOG_FORMAT",
+              help="Log lines as text or one JSON object per line; OUTGUARD_LOG_FORMAT.")
 @click.version_option(package_name="outguard")
-def cli(verbose: int) -> None:
+def cli(verbose: int, log_format: str) -> None:
     """outguard: outbound call screening for Asterisk.
 
     Admin commands work on the store file (--store, or the settings file given with
@@ -39,13 +44,12 @@ def cli(verbose: int) -> None:
     Example:
       outguard sandbox up
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logfmt.configure(logging.WARNING - 10 * min(verbose, 2), log_format)
 
 
 for command in (sandbox, serve, demo, call, check, policy, report, lists, tenants, accounts,
                 caller_ids, users, tokens, suspend, lift, disable, status, suspensions,
-                appeals, complaints, risk):
+                appeals, complaints, risk, backup, prune):
     cli.add_command(command)
 
 

@@ -395,6 +395,33 @@ def tokens_create(store: SQLiteStore, user: str, label: str, as_json: bool) -> N
         click.echo(new.token)
 
 
+@tokens.command("list")
+@click.option("--user", default=None, help="Only this user's tokens.")
+@json_option
+@with_store
+def tokens_list(store: SQLiteStore, user: str | None, as_json: bool) -> None:
+    """List API tokens: id, user, role, label, when created, and whether revoked (the
+    secrets are not stored and cannot be shown; revoke by id).
+
+    \b
+    Example:
+      outguard tokens list --user alice
+    """
+    from outguard.store.maintenance import list_tokens
+
+    rows = [{"id": t.id, "user": t.user, "role": t.role, "label": t.label,
+             "created_at": _when(t.created_at), "revoked": t.revoked_at is not None,
+             "revoked_at": _when(t.revoked_at)}
+            for t in list_tokens(store, user)]
+    output(rows, as_json, ["id", "user", "role", "label", "created_at", "revoked"])
+
+
+def _when(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
 @tokens.command("revoke")
 @click.argument("token_id")
 @with_store

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from outguard import config, sandbox
-from outguard.demo import demo_settings, seed
+from outguard.demo import demo_settings, seed, traps
+from outguard.demo import reset as demo_reset
 from outguard.errors import OutguardError
 from outguard.server import Parts, serve as run_server
 from outguard.testing import sipp
@@ -115,13 +116,16 @@ def demo_admin_token(store_path: str) -> str:
 @click.option("--offset", default=0, show_default=True,
               help="Shift every port (sandbox and API) by this much.")
 @click.option("--no-carrier", is_flag=True, help="Do not start the SIPp carrier.")
-def demo(offset: int, no_carrier: bool) -> None:
+@click.option("--reset", is_flag=True,
+              help="Start from a fresh demo call centre: delete the demo store (calls, "
+                   "lists, suspensions) and its admin token first.")
+def demo(offset: int, no_carrier: bool, reset: bool) -> None:
     """Run the embedded default: the sandbox PBX, an SQLite store with a demo call centre,
     the demo policy and a SIPp carrier that answers allowed calls. Ctrl-C stops it all.
 
     \b
     Example:
-      outguard demo
+      outguard demo --reset
     """
     try:
         box = sandbox.up("demo", offset)
@@ -129,6 +133,9 @@ def demo(offset: int, no_carrier: bool) -> None:
         raise click.ClickException(str(err)) from err
     inst = box.inst
     settings = demo_settings(inst)
+    if reset:
+        for path in demo_reset(settings.store):
+            click.echo(f"removed {path}")
     os.environ["OUTGUARD_ARI_PASSWORD"] = inst.ari_password
     os.environ["OUTGUARD_AMI_PASSWORD"] = inst.ami_password
     seeded = seed(settings.store)
@@ -156,6 +163,11 @@ def demo(offset: int, no_carrier: bool) -> None:
         "  outguard sandbox call 13800138001 --via agi     # through FastAGI",
         "  outguard sandbox call 13800138002 --via bridge  # outguard bridges the call",
         "  outguard call 13800138000 --from seat-01 --caller-id 01088886666 --sandbox demo",
+        "  outguard call 13800138000 --from seat-09 --caller-id 01088886666 --sandbox demo"
+        "  # refused",
+        "",
+        "Refused on purpose (the demo's traps), and why:",
+        *traps(),
         "The demo policy allows calls 09:00-12:00 and 13:30-20:00 Beijing time, Mon-Sat;",
         "outside those hours every call is refused with reason quiet_hours (SIP 480).",
         "It allows 2 calls a day to one number (a third: destination_cap, SIP 403) and",

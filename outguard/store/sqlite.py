@@ -27,6 +27,7 @@ from outguard.store.base import CallRecord, ChangeCallback, ImportResult, Logged
 from outguard.store import exports, imports
 from outguard.store.enforcement import EnforcementMixin
 from outguard.store.lists import ListsMixin
+from outguard.store.maintenance import create_private
 from outguard.store.parties import PartiesMixin
 from outguard.store.snapshot import EntryStream, load_lists, load_mappings, load_parties
 from outguard.store.spool import CALL, Spool
@@ -74,6 +75,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
         self.path = str(path)
         self._busy_timeout_s = busy_timeout_s
         self._closed = False
+        create_private(self.path)  # 0600: call logs and token hashes are not for everyone
         try:
             conn = connect(self.path, timeout_s=busy_timeout_s)
             try:
