@@ -28,12 +28,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from outguard.errors import OutguardError
+from outguard.resources import resource_dir
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-DIALPLAN = REPO / "dialplan"
-TEMPLATES = DIALPLAN / "sandbox"
 CHROOT_MARKER = ".outguard-chroot"
 
 
@@ -233,11 +231,12 @@ def write_config(root: Path, inst: Instance) -> Path:
     (root / dirs["varlib"].lstrip("/") / "spool").mkdir(exist_ok=True)
     (root / dirs["varlib"].lstrip("/") / "cache").mkdir(exist_ok=True)
     etc = root / dirs["etc"].lstrip("/")
-    for template in sorted(TEMPLATES.glob("*.conf")):
+    dialplan = resource_dir("dialplan")  # the source tree's, or the wheel's share/outguard
+    for template in sorted((dialplan / "sandbox").glob("*.conf")):
         (etc / template.name).write_text(
             render(template.read_text(encoding="utf-8"), values), encoding="utf-8"
         )
-    shutil.copyfile(DIALPLAN / "outguard.conf", etc / "outguard.conf")
+    shutil.copyfile(dialplan / "outguard.conf", etc / "outguard.conf")
     return etc
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from types import TracebackType
 
 from outguard.errors import OutguardError
-from outguard.sandbox import REPO, Instance
+from outguard.resources import resource_dir
+from outguard.sandbox import Instance
 
 logger = logging.getLogger(__name__)
 
-SCENARIOS = REPO / "tests" / "sipp"
 
 REASONS = {
     200: "OK", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
@@ -142,7 +142,7 @@ def wait_port_free(port: int, timeout: float = 5.0) -> None:
 
 def _common_args(scenario: str, port: int, media_port: int, control_port: int) -> list[str]:
     return [
-        sipp_binary(), "-sf", str(SCENARIOS / scenario),
+        sipp_binary(), "-sf", str(resource_dir("sipp") / scenario),
         "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(port), "-mp", str(media_port),
         "-cp", str(control_port), "-nostdin", "-trace_logs",
     ]
