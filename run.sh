@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # chromium + chromium-driver: the dashboard's end-to-end test drives a headless browser;
-# prometheus: its promtool checks the shipped alert rules (deploy/prometheus/)
-APT_PACKAGES=(debootstrap sip-tester ca-certificates chromium chromium-driver prometheus)
+# prometheus: its promtool checks the shipped alert rules (deploy/prometheus/);
+# docker.io + docker-compose: the container test builds and runs deploy/docker/
+APT_PACKAGES=(debootstrap sip-tester ca-certificates chromium chromium-driver prometheus
+              docker.io docker-compose)
 PYTHON=${PYTHON:-python3}
 BIN_DIR=${BIN_DIR:-/usr/local/bin}
 

@@ -1,0 +1,44 @@
+"""The AMI users the samples and recipes ship (and the sandbox's least-rights user the
+recipe test logs in as) grant the same least rights, and filter exactly the events
+outguard's listener asks for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agi.outcomes import EVENT_FILTERS
+
+ROOT = Path(__file__).parents[3]
+FILES = [ROOT / "dialplan" / "samples" / "manager.conf",
+         ROOT / "dialplan" / "recipes" / "freepbx" / "manager_custom.conf"]
+SANDBOX = ROOT / "dialplan" / "sandbox" / "manager.conf"
+
+
+def user_section(text: str, header: str) -> str:
+    return text.split(header, 1)[1].split("\n[", 1)[0]
+
+
+def rights(section: str) -> tuple[str, str, tuple[str, ...]]:
+    read = re.search(r"^read = (.*)$", section, re.M)
+    write = re.search(r"^write = (.*)$", section, re.M)
+    assert read and write
+    return (read.group(1), write.group(1),
+            tuple(re.findall(r"^eventfilter = (.*)$", section, re.M)))
+
+
+def test_samples_recipes_and_the_sandbox_least_user_agree() -> None:
+    found = {rights(user_section(f.read_text(), "[outguard]")) for f in FILES}
+    found.add(rights(user_section(SANDBOX.read_text(), "[{{ami_user}}-least]")))
+    assert len(found) == 1
+    read, write, _ = found.pop()
+    assert read == "call,dialplan,cdr" and write == "reporting"  # no system, no originate
+
+
+def test_the_event_filters_are_the_ones_the_listener_asks_for() -> None:
+    _, _, filters = rights(user_section(FILES[0].read_text(), "[outguard]"))
+    events = re.search(r"\(([A-Za-z|]+)\)", EVENT_FILTERS[0])
+    assert events is not None
+    wanted = {f"Event: {e}" for e in events.group(1).split("|")}
+    wanted |= {f.replace("[[:space:]]", "") for f in EVENT_FILTERS[1:]}
+    assert set(filters) == wanted
