@@ -25,20 +25,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from agi.ami import AmiClient, AmiError
 from outguard import dialplan_vars as dv
 from outguard.config import AmiConfig
+from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
 
 logger = logging.getLogger(__name__)
 
 UP = "6"
 GONE_TTL_S = 120.0
 CDR_GRACE_S = 5.0
-MAX_TRACKED = 10_000
-MAX_AGE_S = 6 * 3600.0  # the screener's default max call age
 
 #: AMI whitelist filters (POSIX regular expressions over each event's text; an event
 #: passes when one matches): only what the tracker reads crosses the wire, not the ~20
@@ -51,15 +49,17 @@ EVENT_FILTERS = (
 
 
 class Outcomes(Protocol):
+    """Where the tracker reports (the Screener): calls are found in its live-call
+    registry by the screened channel's Uniqueid."""
+
+    live: LiveCalls
+
+    def clock(self) -> float: ...
+
     def answered(self, decision_id: str, at: float | None = None) -> None: ...
 
-    def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool: ...
-
-
-@dataclass(slots=True)
-class _Tracked:
-    decision_id: str
-    since: float
+    def ended(self, decision_id: str, cause: int | None, at: float | None = None,
+              note: str | None = None) -> bool: ...
 
 
 def _cause(text: str) -> int | None:
@@ -70,63 +70,57 @@ def _cause(text: str) -> int | None:
 
 
 class OutcomeTracker:
-    """Pure correlation: events in, ``answered`` / ``ended`` calls out."""
+    """Pure correlation: events in, ``answered`` / ``ended`` calls out. The calls
+    themselves live in the registry (``outcomes.live``); the tracker keeps only what it
+    needs for races: hangups of channels not screened yet, and Cdrs seen before their
+    Hangup."""
 
     def __init__(self, outcomes: Outcomes, clock: Callable[[], float] = time.monotonic) -> None:
         self.outcomes = outcomes
         self.clock = clock
-        self.calls: dict[str, _Tracked] = {}  # screened channel's Uniqueid -> decision
         self._gone: dict[str, tuple[int | None, float]] = {}  # untracked hangups
-        self._cdr_seen: dict[str, float] = {}  # tracked calls whose Cdr came first
+        self._cdr_seen: dict[str, float] = {}  # live calls whose Cdr came first
         self.ended_count = 0
 
-    def track(self, uniqueid: str, decision_id: str) -> None:
-        if not uniqueid or not decision_id:
-            return
-        current = self.calls.get(uniqueid)
-        if current is not None:
-            if current.decision_id == decision_id:
-                return
-            # screened again on the same channel: the earlier decision's call is over
-            self._end(current.decision_id, None)
-        gone = self._gone.pop(uniqueid, None)
-        if gone is not None:  # it hung up before we heard of it
-            self._end(decision_id, gone[0])
-            return
-        now = self.clock()
-        self.calls[uniqueid] = _Tracked(decision_id, now)
-        if len(self.calls) > MAX_TRACKED and len(self.calls) % 1000 == 0:
-            # calls never seen ending (AMI away for hours): the screener released them
-            # after its max call age; forget them here too
-            for uid in [u for u, t in self.calls.items() if now - t.since > MAX_AGE_S]:
-                del self.calls[uid]
+    def _call(self, uniqueid: str) -> str | None:
+        call = self.outcomes.live.on_channel(uniqueid) if uniqueid else None
+        return call.call_id if call is not None else None
+
+    def track(self, uniqueid: str) -> None:
+        """A call was just screened on this channel: end it at once if its Hangup came
+        first (a caller who hung up while outguard was deciding)."""
+        gone = self._gone.pop(uniqueid, None) if uniqueid else None
+        call_id = self._call(uniqueid)
+        if gone is not None and call_id is not None:
+            self._end(call_id, gone[0])
 
     def on_event(self, event: Mapping[str, str]) -> None:
         kind = event.get("Event", "")
         uniqueid = event.get("Uniqueid", "")
         if kind == "Hangup":
-            tracked = self.calls.pop(uniqueid, None)
+            call_id = self._call(uniqueid)
             cause = _cause(event.get("Cause", ""))
-            if tracked is not None:
-                self._end(tracked.decision_id, cause)
+            if call_id is not None:
+                self._cdr_seen.pop(uniqueid, None)
+                self._end(call_id, cause)
             else:
                 self._remember_gone(uniqueid, cause)
         elif kind == "Newstate":
             if event.get("ChannelState") == UP:
-                tracked = self.calls.get(uniqueid) or self.calls.get(event.get("Linkedid", ""))
-                if tracked is not None:
-                    self.outcomes.answered(tracked.decision_id)
+                call_id = self._call(uniqueid) or self._call(event.get("Linkedid", ""))
+                if call_id is not None:
+                    self.outcomes.answered(call_id)
         elif kind == "DialEnd":
             if event.get("DialStatus") == "ANSWER":
-                tracked = self.calls.get(uniqueid)
-                if tracked is not None:
-                    self.outcomes.answered(tracked.decision_id)
+                call_id = self._call(uniqueid)
+                if call_id is not None:
+                    self.outcomes.answered(call_id)
         elif kind == "VarSet":
             if event.get("Variable") == dv.DECISION_ID:
-                self.track(uniqueid, event.get("Value", ""))
+                self.track(uniqueid)
         elif kind == "Cdr":
             uniqueid = event.get("UniqueID", "")
-            if uniqueid in self.calls:
+            if self._call(uniqueid) is not None:
                 self._cdr_seen.setdefault(uniqueid, self.clock())
         if self._cdr_seen:
             self._sweep()
@@ -137,22 +131,27 @@ class OutcomeTracker:
         cause."""
         horizon = self.clock() - CDR_GRACE_S
         for uid, seen in list(self._cdr_seen.items()):
-            if uid not in self.calls:
+            call_id = self._call(uid)
+            if call_id is None:
                 del self._cdr_seen[uid]
             elif seen < horizon:
                 del self._cdr_seen[uid]
-                self._end(self.calls.pop(uid).decision_id, None)
+                self._end(call_id, None)
 
     def reconcile(self, live: set[str], asked_at: float) -> int:
-        """End the calls tracked before ``asked_at`` whose channel is not in ``live``."""
-        lost = [uid for uid, t in self.calls.items() if t.since < asked_at and uid not in live]
-        for uid in lost:
-            self._end(self.calls.pop(uid).decision_id, None)
+        """After a (re)connect: end the calls reserved before ``asked_at`` (the registry's
+        clock) whose channel is not in ``live`` (CoreShowChannels), their cause unknown.
+        Calls restored from the call log after a restart included."""
+        lost = [c for c in self.outcomes.live.calls()
+                if c.started < asked_at and c.channel_id and c.channel_id not in live]
+        for call in lost:
+            self._end(call.call_id, None,
+                      UNKNOWN_AFTER_RESTART if call.restored else UNKNOWN_WHILE_AWAY)
         return len(lost)
 
-    def _end(self, decision_id: str, cause: int | None) -> None:
+    def _end(self, decision_id: str, cause: int | None, note: str | None = None) -> None:
         self.ended_count += 1
-        self.outcomes.ended(decision_id, cause)
+        self.outcomes.ended(decision_id, cause, note=note)
 
     def _remember_gone(self, uniqueid: str, cause: int | None) -> None:
         if not uniqueid:
@@ -184,8 +183,8 @@ class AmiListener:
     def reconnects(self) -> int:
         return self.client.reconnects
 
-    def track(self, uniqueid: str, decision_id: str) -> None:
-        self.tracker.track(uniqueid, decision_id)
+    def track(self, uniqueid: str) -> None:
+        self.tracker.track(uniqueid)
 
     async def run(self) -> None:
         await self.client.run()
@@ -194,9 +193,9 @@ class AmiListener:
         await self.client.close()
 
     async def _reconcile(self, client: AmiClient) -> None:
-        if not self.tracker.calls:
+        if not len(self.tracker.outcomes.live):
             return
-        asked_at = self.tracker.clock()
+        asked_at = self.tracker.outcomes.clock()
         try:
             reply = await client.action("CoreShowChannels")
         except AmiError as err:

@@ -68,9 +68,10 @@ class ChannelHungUp(Exception):
 
 
 class CallTracker(Protocol):
-    """Who follows an allowed call to its end (the AMI listener)."""
+    """Who follows an allowed call to its end (the AMI listener): told of each call the
+    moment it is reserved in the live-call registry, in case its Hangup came first."""
 
-    def track(self, uniqueid: str, decision_id: str) -> None: ...
+    def track(self, uniqueid: str) -> None: ...
 
 
 class AgiSession:
@@ -303,7 +304,7 @@ class FastAgiServer:
             return
         log_decision(req.channel or req.uniqueid, decision)
         if decision.allowed and self.tracker is not None and req.uniqueid:
-            self.tracker.track(req.uniqueid, decision.id)  # before any await: no race
+            self.tracker.track(req.uniqueid)  # before any await: no race
         try:
             await self._set_verdict(session, decision)
         except (ChannelHungUp, ConnectionError, TimeoutError):

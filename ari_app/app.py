@@ -89,7 +89,6 @@ class StasisApp:
         self.connected = False
         self.reconnects = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._tracked: dict[str, str] = {}  # continue mode: channel id -> decision id
         self._watchers: dict[str, BridgeCall] = {}  # bridge mode: channel id -> call
         self._handling: set[str] = set()  # channels whose decision is under way
         self._gone: dict[str, float] = {}  # recently destroyed channels (race guard)
@@ -179,16 +178,16 @@ class StasisApp:
         watcher = self._watchers.get(cid)
         if watcher is not None:
             watcher.feed(event)
-        if kind == "ChannelStateChange" and channel.get("state") == "Up":
-            decision_id = self._tracked.get(cid)
-            if decision_id is not None:
-                self.screener.answered(decision_id)
-        elif kind == "ChannelDestroyed":
+        elif kind == "ChannelStateChange" and channel.get("state") == "Up":
+            call = self.screener.call_on_channel(cid)
+            if call is not None:
+                self.screener.answered(call.call_id)
+        if kind == "ChannelDestroyed":
             self._forget_gone()
             self._gone[cid] = time.monotonic()
-            decision_id = self._tracked.pop(cid, None)
-            if decision_id is not None:
-                self.screener.ended(decision_id, int(event.get("cause") or 0) or None)
+            call = self.screener.call_on_channel(cid)
+            if call is not None and watcher is None:  # a bridged call ends in BridgeCall
+                self.screener.ended(call.call_id, int(event.get("cause") or 0) or None)
 
     def watch(self, channel_id: str, call: BridgeCall) -> None:
         self._watchers[channel_id] = call
@@ -252,7 +251,6 @@ class StasisApp:
             return None
 
     async def _continue(self, cid: str, decision: Decision, dialed: str) -> None:
-        self._tracked[cid] = decision.id
         await asyncio.gather(
             self.client.set_vars(cid, verdict_vars(decision)),
             self.client.subscribe_channel(cid),
@@ -297,9 +295,9 @@ class StasisApp:
             await self.client.hangup(cid, self.settings.fail_cause)
 
     def _release(self, cid: str) -> None:
-        decision_id = self._tracked.pop(cid, None)
-        if decision_id is not None:
-            self.screener.ended(decision_id, None)
+        call = self.screener.call_on_channel(cid)
+        if call is not None:
+            self.screener.ended(call.call_id, None)
 
     async def _hangup_quietly(self, cid: str, cause: int) -> None:
         try:
@@ -312,7 +310,9 @@ class StasisApp:
     async def reconcile(self) -> None:
         """Screen channels left waiting in Stasis, release what outguard lost track of and
         forget calls that ended while it was away."""
-        for cid in list(self._tracked):
+        followed = [c.channel_id for c in self.screener.live.calls()
+                    if c.adapter == "ari" and c.channel_id not in self._watchers]
+        for cid in followed:
             try:
                 await self.client.channel(cid)
                 await self.client.subscribe_channel(cid)
@@ -331,7 +331,8 @@ class StasisApp:
             logger.warning("reconcile: cannot list the application's channels: %s", err)
             return
         for cid in waiting:
-            if cid in self._watchers or cid in self._handling or cid in self._tracked:
+            if (cid in self._watchers or cid in self._handling
+                    or self.screener.call_on_channel(cid) is not None):
                 continue
             try:
                 channel = await self.client.channel(cid)

@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from outguard.live import CallCounts, InMemoryLiveCalls  # noqa: E402
 from rules.counters import InMemoryCounters  # noqa: E402
 from rules.engine import decide  # noqa: E402
 from rules.model import CallAttempt, ListEntry, Party, PartyKind, StoreData  # noqa: E402
@@ -149,10 +150,11 @@ def attempts(n: int, accounts: int, numbers: int, seed: int = SEED + 1) -> list[
 
 def time_decide(snap: object, atts: list[CallAttempt], accounts: int) -> dict[str, Any]:
     """Time decide() over ``atts`` after warming the counters and 2000 decisions."""
-    counters = InMemoryCounters(clock=lambda: NOW.timestamp())
+    rates = InMemoryCounters(clock=lambda: NOW.timestamp())
+    counters = CallCounts(rates, InMemoryLiveCalls())
     base = NOW.timestamp() - 3000
     for i in range(accounts * 5):  # warm counters: five calls per account in the last hour
-        counters.record("t1", f"a{i % accounts}", f"+86105555{i % accounts:04d}", f"+86137{i:08d}", base + i * 0.01)
+        rates.record("t1", f"a{i % accounts}", f"+86105555{i % accounts:04d}", f"+86137{i:08d}", base + i * 0.01)
     for a in atts[:2000]:
         decide(a, snap, counters)  # type: ignore[arg-type]
     gc.collect()

@@ -21,6 +21,14 @@ from typing import Any
 from outguard.callfacts import ChannelFacts, build_attempt
 from outguard.errors import OutguardError
 from outguard.events import EventHub
+from outguard.live import (
+    MAX_CALL_AGE_S,
+    NEVER_SEEN_ENDING,
+    CallCounts,
+    InMemoryLiveCalls,
+    LiveCall,
+    LiveCalls,
+)
 from outguard.store.aio import AsyncStore
 from outguard.store.base import AccountMapping, CallRecord, match_account
 from outguard.tasks import cancel_and_wait
@@ -56,16 +64,6 @@ class Decision:
         return self.verdict.allowed
 
 
-@dataclass(slots=True)
-class _Live:
-    """A call that was let through and has not ended yet."""
-
-    tenant: str
-    account: str
-    started: float
-    answered_at: float | None = None
-
-
 @dataclass
 class ScreenerStats:
     decisions: int = 0
@@ -98,14 +96,18 @@ class Screener:
         default_tenant: str = "default",
         clock: Callable[[], float] = time.time,
         refresh_every_s: float = 300.0,
-        max_call_age_s: float = 6 * 3600.0,
         hits_every_s: float = 5.0,
+        live: LiveCalls | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.default_tenant = default_tenant
         self.clock = clock
         self.counters = InMemoryCounters(clock)
+        #: calls in progress: concurrency slots, answer times (outguard.live)
+        self.live: LiveCalls = live if live is not None else InMemoryLiveCalls()
+        #: what the engine reads: rates from the counters, concurrency from the registry
+        self.counts = CallCounts(self.counters, self.live)
         self.hits = RuleHits()
         self.hits_every_s = hits_every_s
         self._hits_saved: dict[tuple[str, str], int] = {}
@@ -113,8 +115,6 @@ class Screener:
         self.events = EventHub()
         self.stats = ScreenerStats()
         self.refresh_every_s = refresh_every_s
-        self.max_call_age_s = max_call_age_s
-        self._live: dict[str, _Live] = {}
         self._mappings: tuple[AccountMapping, ...] = ()
         self._rebuild_lock = asyncio.Lock()
         self._dirty = False
@@ -133,11 +133,36 @@ class Screener:
                     replayed, REPLAY_S // 86400)
         self.hits.load(await self.store.load_rule_hits())
         self._hits_saved = self.hits.counts()
+        await self.restore_live_calls()
         await self.rebuild()
         self._unsubscribe = self.store.subscribe(lambda _version: self.request_rebuild())
         self._tasks.append(self.store.start_polling())
         self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))
         self._tasks.append(asyncio.get_running_loop().create_task(self._persist_hits()))
+
+    async def restore_live_calls(self) -> int:
+        """Calls in progress when outguard stopped (the call log's open rows) hold their
+        slots again; those older than the maximum call age are closed. The adapters'
+        reconcile then releases the ones whose channel is gone."""
+        now = self.clock()
+        restored: list[LiveCall] = []
+        for logged in await self.store.open_calls():
+            c = logged.call
+            if now - c.at > MAX_CALL_AGE_S:
+                self.store.record_outcome(c.decision_id, answered_at=logged.answered_at,
+                                          ended_at=now, duration=None, cause=None,
+                                          note=NEVER_SEEN_ENDING)
+                continue
+            restored.append(LiveCall(
+                call_id=c.decision_id, channel_id=c.channel_id, adapter=c.adapter,
+                tenant=c.tenant, account=c.account, caller_id=c.caller_id,
+                destination=c.destination, started=c.at, answered_at=logged.answered_at,
+            ))
+        n = self.live.restore(restored)
+        if n:
+            logger.warning("%d call(s) were in progress when outguard stopped; they hold "
+                           "their concurrency slots until their channel is seen ending", n)
+        return n
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -219,11 +244,10 @@ class Screener:
         while True:
             await asyncio.sleep(min(60.0, self.refresh_every_s))
             now = self.clock()
-            for decision_id, live in list(self._live.items()):
-                if now - live.started > self.max_call_age_s:
-                    logger.warning("call %s never reported its end; releasing its slot",
-                                   decision_id)
-                    self.ended(decision_id, cause=None)
+            for call in self.live.expired(now):
+                logger.warning("call %s on %s never reported its end; releasing its slots",
+                               call.call_id, call.channel_id)
+                self.ended(call.call_id, cause=None, note=NEVER_SEEN_ENDING)
             snap = self.snapshot
             if snap is None or now - snap.built_at.timestamp() >= self.refresh_every_s:
                 await self._rebuild_logged()
@@ -255,14 +279,20 @@ class Screener:
             facts, datetime.fromtimestamp(now, UTC), decision_id,
             self._resolve_account, self._tenant_of, self.default_tenant,
         )
-        verdict = decide(attempt, snap, self.counters)
+        if facts.channel_id:
+            earlier = self.live.on_channel(facts.channel_id)
+            if earlier is not None:  # screened again on the same channel: that call is over
+                self.ended(earlier.call_id, None)
+        verdict = decide(attempt, snap, self.counts)
         if verdict.allowed:
-            self.counters.record(
-                attempt.tenant, attempt.account, verdict.caller_id_e164 or attempt.caller_id,
-                verdict.destination_e164, now,
-            )
-            self.counters.acquire(decision_id, attempt.tenant, attempt.account)
-            self._live[decision_id] = _Live(attempt.tenant, attempt.account, now)
+            caller_id = verdict.caller_id_e164 or attempt.caller_id
+            self.counters.record(attempt.tenant, attempt.account, caller_id,
+                                 verdict.destination_e164, now)
+            self.live.reserve(LiveCall(
+                call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
+                tenant=attempt.tenant, account=attempt.account, caller_id=caller_id,
+                destination=verdict.destination_e164 or attempt.destination, started=now,
+            ))
         elapsed_us = (time.perf_counter_ns() - started) // 1000
         decision = Decision(decision_id, verdict, attempt, elapsed_us)
         self.store.record_decision(
@@ -277,30 +307,45 @@ class Screener:
         return decision
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
-        live = self._live.get(decision_id)
-        if live is not None and live.answered_at is None:
-            live.answered_at = self.clock() if at is None else at
+        """The call was answered (the first report counts, later ones are ignored). The
+        answer time goes to the call log at once: a restart before the end keeps it."""
+        before = self.live.get(decision_id)
+        if before is None or before.answered_at is not None:
+            return
+        call = self.live.answered(decision_id, self.clock() if at is None else at)
+        if call is not None:
+            self.store.record_outcome(decision_id, answered_at=call.answered_at,
+                                      ended_at=None, duration=None, cause=None)
 
-    def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
+    def ended(self, decision_id: str, cause: int | None, at: float | None = None,
+              note: str | None = None) -> bool:
         """A call that was let through ended: release its slots and record the outcome,
-        exactly once (True the first time, False after)."""
-        live = self._live.pop(decision_id, None)
-        released = self.counters.release(decision_id)
-        if live is None:
-            return released
+        exactly once (True the first time, False after). ``note`` says how the end was
+        known when no hangup was seen; the duration of such a call is unknown (None) when
+        it was answered before outguard lost sight of it."""
+        call = self.live.release(decision_id)
+        if call is None:
+            return False
         end = self.clock() if at is None else at
-        duration = end - live.answered_at if live.answered_at is not None else 0.0
-        self.store.record_outcome(decision_id, answered_at=live.answered_at, ended_at=end,
-                                  duration=round(duration, 3), cause=cause)
+        duration: float | None = 0.0
+        if call.answered_at is not None:
+            duration = None if note is not None else round(end - call.answered_at, 3)
+        self.store.record_outcome(decision_id, answered_at=call.answered_at, ended_at=end,
+                                  duration=duration, cause=cause, note=note)
         self.events.publish({
-            "type": "outcome", "decision_id": decision_id, "account": live.account,
-            "tenant": live.tenant, "answered": live.answered_at is not None,
-            "duration": round(duration, 3), "cause": cause, "at": end,
+            "type": "outcome", "decision_id": decision_id, "account": call.account,
+            "tenant": call.tenant, "caller_id": call.caller_id,
+            "destination": call.destination, "answered": call.answered_at is not None,
+            "duration": duration, "cause": cause, "at": end,
         })
         return True
 
+    def call_on_channel(self, channel_id: str) -> LiveCall | None:
+        """The live call screened on this channel (ARI channel id / AMI Uniqueid)."""
+        return self.live.on_channel(channel_id)
+
     def live_calls(self) -> int:
-        return len(self._live)
+        return len(self.live)
 
 
 #: one number of each kind the classifier imports a different phonenumbers module for

@@ -5,7 +5,8 @@ The service wires it like this::
     policy = load_policy(path)                         # or default_policy()
     snapshot = build_snapshot(policy, store_data, now)  # off the hot path; swap whole
     counters = InMemoryCounters()                      # replay the call log: rebuild()
-    verdict = decide(attempt, snapshot, counters)      # hot path, microseconds
+    counts = CallCounts(counters, live)                # + calls in progress (outguard.live)
+    verdict = decide(attempt, snapshot, counts)        # hot path, microseconds
     if verdict.allowed:
         counters.record(tenant, account, verdict.caller_id_e164, verdict.destination_e164, ts)
 """

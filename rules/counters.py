@@ -1,4 +1,5 @@
-"""In-memory rate and concurrency counters (the ``model.Counters`` protocol).
+"""In-memory rate counters: the rate side of the ``model.Counters`` protocol (calls in
+progress, the concurrency side, are the live-call registry's: ``outguard.live``).
 
 What counts: only calls the engine let through. The service calls ``record()`` once for
 each allowed call (shadow-mode "would block" calls included, since they were placed);
@@ -125,7 +126,7 @@ class CallRow:
 
 
 class InMemoryCounters:
-    """Rate, distinct-callee and concurrency counters with an injectable clock.
+    """Rate and distinct-callee counters with an injectable clock.
 
     ``day_offset_s`` shifts the calendar day used by ``distinct_callees`` (e.g. 28800
     for Asia/Shanghai midnight); the default is UTC days.
@@ -137,8 +138,6 @@ class InMemoryCounters:
         self._parties: dict[tuple[str, str], _Party] = {}
         self._dests: dict[tuple[str, str], _Series] = {}
         self._callees: dict[tuple[str, int], set[str]] = {}
-        self._live: dict[str, tuple[str, str]] = {}
-        self._concurrent: dict[tuple[str, str], int] = {}
         self._last_prune = -1e18
 
     # write side -----------------------------------------------------------------------
@@ -178,27 +177,6 @@ class InMemoryCounters:
             n += 1
         return n
 
-    def acquire(self, call_id: str, tenant: str, account: str) -> None:
-        """A call started; a second acquire of the same ``call_id`` is ignored."""
-        if call_id in self._live:
-            return
-        self._live[call_id] = (tenant, account)
-        for key in (("tenant", tenant), ("account", account)):
-            self._concurrent[key] = self._concurrent.get(key, 0) + 1
-
-    def release(self, call_id: str) -> bool:
-        """A call ended. True the first time for a call_id, False (no-op) after that."""
-        held = self._live.pop(call_id, None)
-        if held is None:
-            return False
-        for key in (("tenant", held[0]), ("account", held[1])):
-            left = self._concurrent.get(key, 0) - 1
-            if left > 0:
-                self._concurrent[key] = left
-            else:
-                self._concurrent.pop(key, None)
-        return True
-
     def prune(self, now: float | None = None) -> None:
         """Drop keys with no bucket left in their retention, and past days' callee sets."""
         ts = self._clock() if now is None else now
@@ -229,9 +207,6 @@ class InMemoryCounters:
     def distinct_callees(self, account: str, now: float) -> int:
         return len(self._callees.get((account, self._day(now)), ()))
 
-    def concurrent(self, scope: str, key: str) -> int:
-        return self._concurrent.get((scope, key), 0)
-
     # introspection ----------------------------------------------------------------------
     def sizes(self) -> dict[str, int]:
         """How many keys each table holds (for metrics and memory checks)."""
@@ -239,7 +214,6 @@ class InMemoryCounters:
             "parties": len(self._parties),
             "destinations": len(self._dests),
             "callee_days": len(self._callees),
-            "live_calls": len(self._live),
         }
 
     def _day(self, ts: float) -> int:

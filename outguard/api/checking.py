@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from outguard.api import views
 from outguard.callfacts import parse_purpose
 from outguard.errors import InvalidInput
+from outguard.live import CallCounts, InMemoryLiveCalls
 from outguard.store.base import Store
 from rules.counters import InMemoryCounters
 from rules.engine import explain
@@ -102,14 +103,15 @@ def dry_run(
     return CheckResult(attempt, tuple(explain(attempt, snapshot, counters, at)))
 
 
-def offline_inputs(store: Store, policy: Policy, at: datetime) -> tuple[Snapshot, InMemoryCounters]:
-    """A snapshot and counters from the store alone (the CLI, no service running)."""
+def offline_inputs(store: Store, policy: Policy, at: datetime) -> tuple[Snapshot, CallCounts]:
+    """A snapshot and counters from the store alone (the CLI, no service running: no
+    call in progress is known)."""
     snapshot = build_snapshot(policy, store.load_store_data(at), at)
     counters = InMemoryCounters(clock=lambda: at.timestamp())
     since = min(at.timestamp(), time.time()) - REPLAY_S
     counters.rebuild(row for row in store.iter_counter_rows_since(since)
                      if row[4] <= at.timestamp())
-    return snapshot, counters
+    return snapshot, CallCounts(counters, InMemoryLiveCalls())
 
 
 def default_window(days: int) -> tuple[float, float]:

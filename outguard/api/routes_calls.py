@@ -72,7 +72,7 @@ async def check(request: web.Request) -> web.Response:
         raise ScreeningUnavailable("no screening snapshot loaded yet")
     at = parse_at(field_of(data, "at", str, None), snap.policy.timezone)
     result = dry_run(
-        snap, screener.counters, number=field_of(data, "number", required=True),
+        snap, screener.counts, number=field_of(data, "number", required=True),
         account=field_of(data, "account", required=True),
         caller_id=field_of(data, "caller_id", str, ""), tenant=field_of(data, "tenant", str, ""),
         purpose=field_of(data, "purpose", str, ""), campaign=field_of(data, "campaign", str, ""),

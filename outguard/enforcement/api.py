@@ -454,7 +454,6 @@ class Enforcer(IntakeMixin):
                 if now - last_full >= 60.0:
                     await self.tick(last_full)
                     last_full = now
-                    self.book.forget_pending(now - 6 * 3600)
                 if now - last_sweep >= self.config.verification.sweep_every_s:
                     last_sweep = now
                     await self.sweep_caller_ids()

@@ -174,10 +174,12 @@ class EnforcerBase:
                 allowed=event.get("verdict") == "allow", reason=event.get("reason") or "",
             )
         elif kind == "outcome":
+            duration = event.get("duration")
             self.book.outcome(
-                decision_id=event["decision_id"], at=float(event.get("at") or self.clock()),
-                answered=bool(event.get("answered")), duration=float(event.get("duration") or 0),
+                at=float(event.get("at") or self.clock()), answered=bool(event.get("answered")),
+                duration=None if duration is None else float(duration),
                 tenant=event.get("tenant") or "", account=event.get("account") or "",
+                caller_id=event.get("caller_id") or "",
             )
         else:
             return

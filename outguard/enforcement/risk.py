@@ -129,31 +129,17 @@ class _Series:
     last_seen: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class CallSeen:
-    """An allowed call the book waits to hear the end of (outcome events lack these)."""
-
-    caller_id: str
-    callee: str
-    tenant: str
-    account: str
-    at: float
-
-
 class RiskBook:
     """The figures; ``figures(kind, key, window_s, now, since)`` reads them."""
 
     def __init__(self, *, short_call_s: float = 6.0, retention_s: float = 8 * 86400.0,
-                 bucket_s: float = 60.0, max_pending: int = 100_000,
-                 max_recent: int = 200_000) -> None:
+                 bucket_s: float = 60.0, max_recent: int = 200_000) -> None:
         self.short_call_s = short_call_s
         self.retention_s = retention_s
         self.bucket_s = bucket_s
         self._series: dict[Party, _Series] = {}
         self._tenant_of: dict[Party, str] = {}
-        self._pending: OrderedDict[str, CallSeen] = OrderedDict()  # decision id -> call
         self._recent: OrderedDict[tuple[str, str], tuple[str, str, float]] = OrderedDict()
-        self._max_pending = max_pending
         self._max_recent = max_recent
         self.dirty: set[Party] = set()
 
@@ -197,19 +183,17 @@ class RiskBook:
             self._add(party, at, values, None if allowed else reason)
             self.dirty.add(party)
         if allowed:
-            self._pending[decision_id] = CallSeen(caller_id, callee, tenant, account, at)
-            if len(self._pending) > self._max_pending:
-                self._pending.popitem(last=False)
             self.remember_call(caller_id, callee, account, tenant, at)
 
-    def outcome(self, *, decision_id: str, at: float, answered: bool, duration: float,
-                tenant: str = "", account: str = "") -> None:
-        seen = self._pending.pop(decision_id, None)
-        caller_id = seen.caller_id if seen is not None else ""
-        tenant = tenant or (seen.tenant if seen else "")
-        account = account or (seen.account if seen else "")
+    def outcome(self, *, at: float, answered: bool, duration: float | None, tenant: str,
+                account: str, caller_id: str) -> None:
+        """An allowed call ended (the parties come with it: the live-call registry holds
+        them while the call is up). An answered call of unknown duration (its end was
+        learnt after a restart) counts as answered, not as short."""
         values: tuple[tuple[int, float], ...] = ((ENDED, 1),)
-        if answered:
+        if answered and duration is None:
+            values = ((ENDED, 1), (ANSWERED, 1))
+        elif answered and duration is not None:
             values = ((ENDED, 1), (ANSWERED, 1), (DURATION, duration),
                       (SHORT, duration < self.short_call_s))
         for party in self._parties(tenant, account, caller_id):
@@ -242,9 +226,9 @@ class RiskBook:
                           account=c.account, caller_id=c.caller_id, callee=c.destination,
                           allowed=allowed, reason=c.reason)
             if allowed and logged.ended_at is not None:
-                self.outcome(decision_id=c.decision_id, at=logged.ended_at,
-                             answered=logged.answered_at is not None,
-                             duration=logged.duration or 0.0)
+                self.outcome(at=logged.ended_at, answered=logged.answered_at is not None,
+                             duration=logged.duration, tenant=c.tenant, account=c.account,
+                             caller_id=c.caller_id)
             n += 1
         return n
 
@@ -270,17 +254,6 @@ class RiskBook:
         if kind is PartyKind.TENANT:
             return key
         return self._tenant_of.get((kind, key))
-
-    def forget_pending(self, older_than: float) -> int:
-        """Drop calls never heard ending (the Screener releases them after hours)."""
-        n = 0
-        while self._pending:
-            first = next(iter(self._pending.values()))
-            if first.at >= older_than:
-                break
-            self._pending.popitem(last=False)
-            n += 1
-        return n
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -72,9 +72,9 @@ class AsyncStore:
 
     def record_outcome(self, decision_id: str, *, answered_at: float | None,
                        ended_at: float | None, duration: float | None,
-                       cause: int | None) -> None:
+                       cause: int | None, note: str | None = None) -> None:
         self.store.record_outcome(decision_id, answered_at=answered_at, ended_at=ended_at,
-                                  duration=duration, cause=cause)
+                                  duration=duration, cause=cause, note=note)
 
     async def flush_async(self) -> int:
         """Return once every row enqueued so far is committed."""

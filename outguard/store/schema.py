@@ -186,12 +186,21 @@ def _rule_hits(db: sqlite_utils.Database) -> None:
     )
 
 
+def _open_calls(db: sqlite_utils.Database) -> None:
+    """30: calls in progress across a restart. ``end_note`` says how an outcome was known
+    when no hangup was seen (e.g. "unknown after restart"); the partial index finds the
+    open rows (allowed calls with no outcome yet) at start."""
+    db.execute("ALTER TABLE calls ADD COLUMN end_note TEXT")
+    db.execute("CREATE INDEX idx_calls_open ON calls (at) WHERE ended_at IS NULL")
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
     (3, "entry expiry index", _entry_expiry),
     (10, "complaint account", _complaint_account),
     (11, "rule hits", _rule_hits),
+    (30, "open calls: end note and index", _open_calls),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

@@ -40,7 +40,8 @@ T = TypeVar("T")
 
 CALL_COLUMNS = (
     "decision_id, channel_id, adapter, tenant, account, caller_id, destination, verdict,"
-    " rule, reason, shadow, decision_us, at, answered_at, ended_at, duration, cause"
+    " rule, reason, shadow, decision_us, at, answered_at, ended_at, duration, cause,"
+    " end_note"
 )
 STREAM_FETCH = 5000
 
@@ -53,7 +54,8 @@ def row_to_call(row: tuple[Any, ...]) -> LoggedCall:
         shadow=tuple(s for s in (row[10] or "").split(",") if s),
         decision_us=int(row[11] or 0), at=float(row[12]),
     )
-    return LoggedCall(call, answered_at=row[13], ended_at=row[14], duration=row[15], cause=row[16])
+    return LoggedCall(call, answered_at=row[13], ended_at=row[14], duration=row[15],
+                      cause=row[16], end_note=row[17])
 
 
 class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
@@ -233,9 +235,12 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
         ended_at: float | None,
         duration: float | None,
         cause: int | None,
+        note: str | None = None,
     ) -> None:
-        """Enqueue the outcome of a logged decision; never blocks."""
-        self._writer.enqueue_outcome((answered_at, ended_at, duration, cause, decision_id))
+        """Enqueue the outcome of a logged decision; never blocks. ``note`` says how the
+        outcome was known when no hangup was seen (e.g. "unknown after restart")."""
+        self._writer.enqueue_outcome((answered_at, ended_at, duration, cause, note,
+                                      decision_id))
 
     def flush(self, timeout: float | None = None) -> int:
         """Return once everything enqueued so far is committed (the committed row count)."""
@@ -271,6 +276,13 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
             f"SELECT {CALL_COLUMNS} FROM calls WHERE {where} ORDER BY at", (ts,)
         ) if c.call.decision_id not in seen)
         yield from heapq.merge(stored, spooled, key=lambda c: c.call.at)
+
+    def open_calls(self) -> list[LoggedCall]:
+        """Allowed calls with no outcome yet (in progress, or cut off by a restart), oldest
+        first."""
+        return list(self._stream_calls(
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE ended_at IS NULL AND verdict = 'allow'"
+            " ORDER BY at", ()))
 
     def iter_counter_rows_since(self, ts: float) -> Iterator[tuple[str, str, str, str, float]]:
         """Allowed calls since ``ts`` as (tenant, account, caller_id, destination, at), oldest

@@ -43,7 +43,7 @@ INSERT_CALL = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 UPDATE_OUTCOME = (
-    "UPDATE calls SET answered_at = ?, ended_at = ?, duration = ?, cause = ?"
+    "UPDATE calls SET answered_at = ?, ended_at = ?, duration = ?, cause = ?, end_note = ?"
     " WHERE decision_id = ?"
 )
 

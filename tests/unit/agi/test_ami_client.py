@@ -12,6 +12,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from agi.ami import AmiClient, format_action
 from agi.outcomes import AmiListener
 from outguard.config import AmiConfig
+from outguard.live import InMemoryLiveCalls, LiveCall
 
 Script = Callable[[dict[str, str], asyncio.StreamWriter], Awaitable[None]]
 
@@ -257,15 +258,27 @@ async def test_after_a_reconnect_calls_that_ended_meanwhile_are_released(
     ended: list[tuple[str, int | None]] = []
 
     class Outcomes:
+        def __init__(self) -> None:
+            self.live = InMemoryLiveCalls()
+
+        def clock(self) -> float:
+            return 2e9
+
         def answered(self, decision_id: str, at: float | None = None) -> None: ...
 
-        def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
+        def ended(self, decision_id: str, cause: int | None, at: float | None = None,
+                  note: str | None = None) -> bool:
+            if self.live.release(decision_id) is None:
+                return False
             ended.append((decision_id, cause))
             return True
 
-    listener = AmiListener(Outcomes(), AmiConfig(port=manager.port))
-    listener.track("gone.1", "d-gone")
-    listener.track("still.up", "d-up")
+    outcomes = Outcomes()
+    for uid, did in (("gone.1", "d-gone"), ("still.up", "d-up")):
+        outcomes.live.reserve(LiveCall(call_id=did, channel_id=uid, adapter="agi",
+                                       tenant="t1", account="a1", caller_id="",
+                                       destination="", started=1e9))
+    listener = AmiListener(outcomes, AmiConfig(port=manager.port))
     task = asyncio.get_running_loop().create_task(listener.run())
     try:
         for _ in range(100):
@@ -273,7 +286,7 @@ async def test_after_a_reconnect_calls_that_ended_meanwhile_are_released(
                 break
             await asyncio.sleep(0.02)
         assert ended == [("d-gone", None)]
-        assert set(listener.tracker.calls) == {"still.up"}
+        assert [c.channel_id for c in outcomes.live.calls()] == ["still.up"]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

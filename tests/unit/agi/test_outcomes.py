@@ -8,21 +8,43 @@ import pytest
 from panoramisk.message import Message
 
 from agi.outcomes import CDR_GRACE_S, OutcomeTracker
+from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, InMemoryLiveCalls, LiveCall
 
 UID = "pbx-1795400932.7"  # the screened (agent) channel
 LEG = "pbx-1795400932.8"  # the carrier leg Dial created
 
 
 class Recorder:
+    """The Screener's side: a live-call registry, and what was reported."""
+
     def __init__(self) -> None:
+        self.live = InMemoryLiveCalls()
+        self.now = 5000.0
         self.answers: list[str] = []
         self.ends: list[tuple[str, int | None]] = []
+        self.notes: list[str | None] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def reserve(self, uniqueid: str, decision_id: str, restored: bool = False) -> None:
+        call = LiveCall(call_id=decision_id, channel_id=uniqueid, adapter="agi", tenant="t1",
+                        account="a1", caller_id="+8610", destination="+86138",
+                        started=self.now)
+        if restored:
+            self.live.restore([call])
+        else:
+            self.live.reserve(call)
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
         self.answers.append(decision_id)
 
-    def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
+    def ended(self, decision_id: str, cause: int | None, at: float | None = None,
+              note: str | None = None) -> bool:
+        if self.live.release(decision_id) is None:
+            return False
         self.ends.append((decision_id, cause))
+        self.notes.append(note)
         return True
 
 
@@ -50,7 +72,8 @@ def clock() -> Clock:
 @pytest.fixture
 def tracker(rec: Recorder, clock: Clock) -> OutcomeTracker:
     t = OutcomeTracker(rec, clock)
-    t.track(UID, "d1")
+    rec.reserve(UID, "d1")
+    t.track(UID)
     return t
 
 
@@ -63,7 +86,7 @@ def test_answer_then_hangup_reports_both_with_the_real_cause(
     tracker.on_event(ev("Hangup", Cause="16"))
     assert rec.answers == ["d1"]
     assert rec.ends == [("d1", 16)]
-    assert tracker.calls == {}
+    assert len(rec.live) == 0
 
 
 def test_dialend_answer_counts_as_answered(tracker: OutcomeTracker, rec: Recorder) -> None:
@@ -97,29 +120,28 @@ def test_a_hangup_before_the_hand_off_ends_the_call_when_it_is_tracked(
 ) -> None:
     tracker = OutcomeTracker(rec, clock)
     tracker.on_event(ev("Hangup", Cause="17"))
-    tracker.track(UID, "d1")
+    rec.reserve(UID, "d1")
+    tracker.track(UID)
     assert rec.ends == [("d1", 17)]
-    assert tracker.calls == {}
+    assert len(rec.live) == 0
 
 
-def test_varset_of_the_decision_id_tracks_the_channel(rec: Recorder, clock: Clock) -> None:
+def test_a_call_of_the_registry_is_followed_without_a_hand_off(
+    rec: Recorder, clock: Clock
+) -> None:
     tracker = OutcomeTracker(rec, clock)
-    tracker.on_event(ev("VarSet", Variable="OUTGUARD_REASON", Value="ok"))
+    rec.reserve(UID, "d9")  # e.g. an ARI call, or one restored after a restart
     tracker.on_event(ev("VarSet", Variable="OUTGUARD_DECISION_ID", Value="d9"))
     tracker.on_event(ev("Hangup", Cause="21"))
     assert rec.ends == [("d9", 21)]
 
 
-def test_tracking_twice_is_harmless_and_a_new_decision_ends_the_old_one(
-    tracker: OutcomeTracker, rec: Recorder
-) -> None:
-    tracker.track(UID, "d1")
+def test_tracking_twice_is_harmless(tracker: OutcomeTracker, rec: Recorder) -> None:
+    tracker.track(UID)
     tracker.on_event(ev("VarSet", Variable="OUTGUARD_DECISION_ID", Value="d1"))
     assert rec.ends == []
-    tracker.track(UID, "d2")
-    assert rec.ends == [("d1", None)]
     tracker.on_event(ev("Hangup", Cause="16"))
-    assert rec.ends == [("d1", None), ("d2", 16)]
+    assert rec.ends == [("d1", 16)]
 
 
 def test_cause_zero_or_missing_is_no_cause(tracker: OutcomeTracker, rec: Recorder) -> None:
@@ -147,12 +169,27 @@ def test_a_cdr_without_a_hangup_ends_the_call_after_the_grace(
 
 
 def test_reconcile_ends_only_calls_known_before_the_listing_and_now_gone(
-    tracker: OutcomeTracker, rec: Recorder, clock: Clock
+    tracker: OutcomeTracker, rec: Recorder
 ) -> None:
-    tracker.track("pbx-2.0", "d2")
-    asked_at = clock.now + 0.5
-    clock.now += 1
-    tracker.track("pbx-3.0", "d3")  # tracked after the listing was asked for
+    rec.reserve("pbx-2.0", "d2")
+    asked_at = rec.now + 0.5
+    rec.now += 1
+    rec.reserve("pbx-3.0", "d3")  # reserved after the listing was asked for
     assert tracker.reconcile({"pbx-2.0"}, asked_at) == 1
     assert rec.ends == [("d1", None)]
-    assert set(tracker.calls) == {"pbx-2.0", "pbx-3.0"}
+    assert rec.notes == [UNKNOWN_WHILE_AWAY]
+    assert {c.channel_id for c in rec.live.calls()} == {"pbx-2.0", "pbx-3.0"}
+
+
+def test_reconcile_after_a_restart_closes_restored_calls_whose_channel_is_gone(
+    rec: Recorder, clock: Clock
+) -> None:
+    tracker = OutcomeTracker(rec, clock)
+    rec.reserve("gone.1", "d-gone", restored=True)
+    rec.reserve("up.1", "d-up", restored=True)
+    assert tracker.reconcile({"up.1"}, rec.now + 1) == 1
+    assert (rec.ends, rec.notes) == ([("d-gone", None)], [UNKNOWN_AFTER_RESTART])
+    tracker.on_event(ev("Newstate", "up.1", ChannelState="6"))
+    tracker.on_event(ev("Hangup", "up.1", Cause="16"))  # still followed, real cause
+    assert rec.ends[-1] == ("d-up", 16)
+    assert rec.answers == ["d-up"]

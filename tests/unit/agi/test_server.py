@@ -44,10 +44,10 @@ class FakeScreener:
 
 class FakeTracker:
     def __init__(self) -> None:
-        self.tracked: list[tuple[str, str]] = []
+        self.tracked: list[str] = []
 
-    def track(self, uniqueid: str, decision_id: str) -> None:
-        self.tracked.append((uniqueid, decision_id))
+    def track(self, uniqueid: str) -> None:
+        self.tracked.append(uniqueid)
 
 
 def env(script: str = "screen", **extra: str) -> bytes:
@@ -139,7 +139,7 @@ async def test_allowed_call_reads_who_in_one_round_trip_and_sets_the_verdict_las
     facts = server.screener.facts[0]  # type: ignore[attr-defined]
     assert (facts.adapter, facts.account, facts.dialed, facts.caller_id, facts.channel_id) == (
         "agi", "acc 1", "13800138000", "01088886666", "1795400932.7")
-    assert server.tracker.tracked == [("1795400932.7", "d1")]  # type: ignore[union-attr]
+    assert server.tracker.tracked == ["1795400932.7"]  # type: ignore[union-attr]
     assert server.handling.count == 1
 
 

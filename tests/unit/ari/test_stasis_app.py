@@ -12,6 +12,7 @@ from ari_app.app import StasisApp
 from ari_app.client import ChannelGone
 from ari_app.settings import CallSettings
 from outguard import probes
+from outguard.live import InMemoryLiveCalls, LiveCall
 from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
 
@@ -74,14 +75,18 @@ class FakeAri:
 
 
 class FakeScreener:
+    """Decides ``verdict`` and holds allowed calls in a real live-call registry."""
+
     snapshot = object()
 
     def __init__(self, verdict: Verdict = ALLOW, error: Exception | None = None) -> None:
         self.verdict = verdict
         self.error = error
+        self.live = InMemoryLiveCalls()
         self.answered_ids: list[str] = []
         self.ended_ids: list[tuple[str, int | None]] = []
         self.seen: list[Any] = []
+        self.notes: list[str | None] = []
 
     def screen(self, facts: Any) -> Decision:
         self.seen.append(facts)
@@ -89,13 +94,26 @@ class FakeScreener:
             raise self.error
         attempt = CallAttempt("t", "a", facts.caller_id, facts.dialed,
                               datetime.now(UTC), call_id="d-" + facts.channel_id)
+        if self.verdict.allowed:
+            self.live.reserve(LiveCall(
+                call_id=attempt.call_id, channel_id=facts.channel_id, adapter="ari",
+                tenant="t", account="a", caller_id=facts.caller_id,
+                destination=facts.dialed, started=0.0))
         return Decision("d-" + facts.channel_id, self.verdict, attempt, 10)
 
-    def answered(self, decision_id: str, at: float | None = None) -> None:
-        self.answered_ids.append(decision_id)
+    def call_on_channel(self, channel_id: str) -> LiveCall | None:
+        return self.live.on_channel(channel_id)
 
-    def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
+    def answered(self, decision_id: str, at: float | None = None) -> None:
+        if self.live.answered(decision_id, 1.0) is not None:
+            self.answered_ids.append(decision_id)
+
+    def ended(self, decision_id: str, cause: int | None, at: float | None = None,
+              note: str | None = None) -> bool:
+        if self.live.release(decision_id) is None:
+            return False
         self.ended_ids.append((decision_id, cause))
+        self.notes.append(note)
         return True
 
 

@@ -120,7 +120,8 @@ def play_call(enforcer: Enforcer, *, account: str = "a1", tenant: str = "t1",
     if allowed:
         enforcer.observe({
             "type": "outcome", "decision_id": decision_id, "account": account,
-            "tenant": tenant, "answered": answered, "duration": duration if answered else 0.0,
+            "tenant": tenant, "caller_id": caller_id, "destination": callee,
+            "answered": answered, "duration": duration if answered else 0.0,
             "cause": 16, "at": now,
         })
     return decision_id

@@ -24,7 +24,8 @@ def test_windows_roll() -> None:
         book.decision(decision_id=str(n), at=t0 + offset, tenant="t1", account="a1",
                       caller_id="+8613800000001", callee="+8613900000001", allowed=True,
                       reason="ok")
-        book.outcome(decision_id=str(n), at=t0 + offset + 60, answered=True, duration=duration)
+        book.outcome(at=t0 + offset + 60, answered=True, duration=duration, tenant="t1",
+                     account="a1", caller_id="+8613800000001")
     book.decision(decision_id="x", at=t0 + 2 * HOUR, tenant="t1", account="a1",
                   caller_id="+8613800000001", callee="+8613900000002", allowed=False,
                   reason="dnc_listed")
@@ -114,7 +115,8 @@ def test_running_totals_match_a_plain_count_even_with_late_events() -> None:
         book.decision(decision_id=str(n), at=at, tenant="t1", account="a1", caller_id="c",
                       callee="x", allowed=allowed, reason="ok" if allowed else "dnc_listed")
         if allowed:
-            book.outcome(decision_id=str(n), at=at, answered=answered, duration=duration)
+            book.outcome(at=at, answered=answered, duration=duration, tenant="t1",
+                         account="a1", caller_id="c")
         events.append((at, allowed, answered, duration))
 
     def expected(window_s: float) -> tuple[int, int, int, int]:

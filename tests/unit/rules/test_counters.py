@@ -1,4 +1,4 @@
-"""InMemoryCounters: sliding windows, release once, pruning, replay after restart."""
+"""InMemoryCounters: sliding windows, pruning, replay after restart."""
 
 from __future__ import annotations
 
@@ -62,22 +62,6 @@ def test_distinct_callees_per_day() -> None:
     assert c.distinct_callees("a1", T0 + 86400) == 0
 
 
-def test_release_exactly_once_and_never_below_zero() -> None:
-    c = InMemoryCounters(clock=Clock())
-    c.acquire("call-1", "t1", "a1")
-    c.acquire("call-1", "t1", "a1")  # duplicate acquire ignored
-    c.acquire("call-2", "t1", "a1")
-    assert c.concurrent("account", "a1") == 2
-    assert c.concurrent("tenant", "t1") == 2
-    assert c.release("call-1") is True
-    assert c.release("call-1") is False
-    assert c.release("never-acquired") is False
-    assert c.concurrent("account", "a1") == 1
-    assert c.release("call-2") is True
-    assert c.concurrent("account", "a1") == 0
-    assert c.concurrent("tenant", "t1") == 0
-
-
 def test_replay_rebuilds_the_same_counts_after_restart() -> None:
     rows = [CallRow("t1", "a1", "+861088886666", f"+86137000000{i:02d}", T0 - 3600 + i * 60) for i in range(50)]
     live = InMemoryCounters(clock=Clock())
@@ -98,7 +82,7 @@ def test_old_buckets_and_idle_keys_are_pruned() -> None:
     assert c.sizes()["parties"] == 1002
     clock.t = T0 + 10 * 86400
     c.prune()
-    assert c.sizes() == {"parties": 0, "destinations": 0, "callee_days": 0, "live_calls": 0}
+    assert c.sizes() == {"parties": 0, "destinations": 0, "callee_days": 0}
 
 
 def test_second_buckets_stay_bounded() -> None:

@@ -1,0 +1,128 @@
+"""Calls in progress across a restart: the new Screener restores them from the call log,
+so they hold their concurrency slots, and closes their rows once their end is known."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from outguard.callfacts import ChannelFacts
+from outguard.live import MAX_CALL_AGE_S, NEVER_SEEN_ENDING, UNKNOWN_AFTER_RESTART
+from outguard.service import Screener
+from outguard.store.aio import AsyncStore
+from outguard.store.sqlite import SQLiteStore
+from rules.policy import parse_policy
+
+POLICY = """
+default_region = "CN"
+timezone = "Asia/Shanghai"
+
+[[rules]]
+id = "account_concurrent"
+kind = "cap"
+scope = "concurrent_account"
+limit = 1
+cause = 17
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def facts(channel: str, account: str = "a1") -> ChannelFacts:
+    return ChannelFacts(adapter="agi", channel_id=channel, channel_name="PJSIP/agent-1",
+                        dialed="13800138000", caller_id="01088886666", account=account)
+
+
+@pytest.fixture
+async def started(tmp_path: Path) -> AsyncIterator[tuple[Path, Clock]]:
+    yield tmp_path / "og.db", Clock()
+
+
+async def screener_on(path: Path, clock: Clock) -> tuple[Screener, AsyncStore]:
+    store = AsyncStore(SQLiteStore(path))
+    screener = Screener(store, parse_policy(POLICY), clock=clock)
+    await screener.start()
+    return screener, store
+
+
+async def stop(screener: Screener, store: AsyncStore) -> None:
+    await screener.stop()
+    await store.aclose()
+
+
+async def test_a_call_in_progress_holds_its_slot_after_a_restart_and_closes_with_its_cause(
+    started: tuple[Path, Clock],
+) -> None:
+    path, clock = started
+    first, store = await screener_on(path, clock)
+    decision = first.screen(facts("pbx-1.1"))
+    assert decision.allowed
+    clock.t += 3
+    first.answered(decision.id)
+    await store.flush_async()
+    await stop(first, store)  # outguard stops (or is killed) with the call connected
+
+    clock.t += 10
+    second, store = await screener_on(path, clock)
+    try:
+        assert second.live_calls() == 1
+        assert not second.screen(facts("pbx-1.2")).allowed  # the cap of 1 still holds
+        call = second.call_on_channel("pbx-1.1")
+        assert call is not None and call.restored and call.answered_at == clock.t - 10
+        clock.t += 20
+        assert second.ended(call.call_id, 16) is True  # the channel's real Hangup
+        await store.flush_async()
+        row = await store.get_call(decision.id)
+        assert (row.cause, row.end_note, row.duration) == (16, None, 30.0)
+        assert second.screen(facts("pbx-1.3")).allowed  # the slot is free again
+    finally:
+        await stop(second, store)
+
+
+async def test_a_restored_call_whose_channel_is_gone_closes_as_unknown_after_restart(
+    started: tuple[Path, Clock],
+) -> None:
+    path, clock = started
+    first, store = await screener_on(path, clock)
+    decision = first.screen(facts("pbx-2.1"))
+    first.answered(decision.id)
+    await store.flush_async()
+    await stop(first, store)
+
+    second, store = await screener_on(path, clock)
+    try:
+        assert second.ended(decision.id, None, note=UNKNOWN_AFTER_RESTART)
+        await store.flush_async()
+        row = await store.get_call(decision.id)
+        assert row.ended_at is not None and row.cause is None
+        assert (row.end_note, row.duration) == (UNKNOWN_AFTER_RESTART, None)
+        assert await store.open_calls() == []
+    finally:
+        await stop(second, store)
+
+
+async def test_rows_older_than_the_maximum_call_age_are_closed_not_restored(
+    started: tuple[Path, Clock],
+) -> None:
+    path, clock = started
+    first, store = await screener_on(path, clock)
+    old = first.screen(facts("pbx-3.1"))
+    await store.flush_async()
+    await stop(first, store)
+
+    clock.t += MAX_CALL_AGE_S + 1
+    second, store = await screener_on(path, clock)
+    try:
+        assert second.live_calls() == 0
+        await store.flush_async()
+        assert (await store.get_call(old.id)).end_note == NEVER_SEEN_ENDING
+    finally:
+        await stop(second, store)
