@@ -60,7 +60,7 @@ async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard_agi: R
     assert row.answered_at is not None
     assert row.duration is not None and 0.9 < row.duration < 3.0
     assert row.cause == 16
-    assert og.screener.counters.concurrent("account", "a1") == 0
+    assert og.screener.live.concurrent("account", "a1") == 0
     assert og.screener.live_calls() == 0
     assert og.pbx.channels() == 0
 
@@ -73,7 +73,7 @@ async def test_agent_hangup_is_recorded_with_its_cause(outguard_agi: Running) ->
     row = (await logged_calls(og))[0]
     assert row.answered_at is not None and 0.4 < (row.duration or 0) < 2.5
     assert row.cause == 16
-    assert og.screener.counters.concurrent("account", "a-bye") == 0
+    assert og.screener.live.concurrent("account", "a-bye") == 0
 
 
 async def test_an_allowed_call_takes_two_round_trips_a_blocked_one_three(
@@ -110,7 +110,7 @@ async def test_busy_callee_is_recorded_unanswered_with_cause_17(outguard_agi: Ru
     assert run.only.final == 486
     row = (await logged_calls(og))[0]
     assert (row.call.verdict, row.answered_at, row.cause) == ("allow", None, 17)
-    assert og.screener.counters.concurrent("account", "a-busy") == 0
+    assert og.screener.live.concurrent("account", "a-busy") == 0
 
 
 async def read_back_after_the_verdict(
@@ -182,7 +182,7 @@ async def test_concurrency_cap_gives_486_while_the_first_call_is_up(
         run = await call(outguard_agi, ALLOWED, account="a-conc", count=2, rate=2)
     assert run.finals() == [200, 486]
     await outguard_agi.settle()
-    assert outguard_agi.screener.counters.concurrent("account", "a-conc") == 0
+    assert outguard_agi.screener.live.concurrent("account", "a-conc") == 0
 
 
 async def test_blocked_call_hears_the_announcement_before_the_hangup(
@@ -239,7 +239,7 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
     assert [c.call.verdict for c in logged] == ["allow"]  # decided, then found gone
     assert logged[0].ended_at is not None and logged[0].answered_at is None
     assert og.screener.live_calls() == 0
-    assert og.screener.counters.concurrent("account", "a-gone") == 0
+    assert og.screener.live.concurrent("account", "a-gone") == 0
     assert og.pbx.channels() == 0
 
 
@@ -457,11 +457,10 @@ async def test_slots_never_leak_or_underflow_under_1000_calls_with_random_hangup
             await asyncio.sleep(0.02)
         await og.settle()
         for account in ("load-a", "load-b", "load-c"):
-            assert og.screener.counters.concurrent("account", account) == 0
-        assert og.screener.counters.concurrent("tenant", "t1") == 0
+            assert og.screener.live.concurrent("account", account) == 0
+        assert og.screener.live.concurrent("tenant", "t1") == 0
         assert og.screener.live_calls() == 0
         assert not og.screener.live.calls()  # nothing held, nothing negative
-        assert all(v > 0 for v in og.screener.counters._concurrent.values())
         logged = await logged_calls(og)
         assert len(logged) == 1000
         allowed = [c for c in logged if c.call.verdict == "allow"]

@@ -175,4 +175,4 @@ async def test_listener_reconnects_after_an_asterisk_restart_and_tracks_again(
     await og.settle()
     logged = list(await og.store.run(lambda: list(og.store.store.iter_calls())))
     assert logged[-1].cause == 16 and logged[-1].answered_at is not None
-    assert og.screener.counters.concurrent("account", "a-re") == 0
+    assert og.screener.live.concurrent("account", "a-re") == 0

@@ -37,7 +37,7 @@ async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard: Runni
     assert logged.answered_at is not None
     assert logged.duration is not None and 0.9 < logged.duration < 3.0
     assert logged.cause == 16
-    assert outguard.screener.counters.concurrent("account", "a1") == 0
+    assert outguard.screener.live.concurrent("account", "a1") == 0
     assert outguard.pbx.channels() == 0
 
 
@@ -87,7 +87,7 @@ async def test_concurrency_cap_gives_486_while_the_first_call_is_up(outguard: Ru
         run = await outguard.call(ALLOWED, account="a-conc", count=2, rate=2)
     assert run.finals() == [200, 486]
     await outguard.settle()
-    assert outguard.screener.counters.concurrent("account", "a-conc") == 0
+    assert outguard.screener.live.concurrent("account", "a-conc") == 0
 
 
 async def test_blocked_call_hears_the_announcement_before_the_hangup(outguard: Running) -> None:
@@ -139,7 +139,7 @@ async def test_busy_callee_gives_the_phone_486(outguard: Running, agent: str) ->
     assert run.only.final == 486
     logged = await outguard.logged()
     assert logged[0].answered_at is None and logged[0].cause == 17
-    assert outguard.screener.counters.concurrent("account", "a-busy") == 0
+    assert outguard.screener.live.concurrent("account", "a-busy") == 0
 
 
 async def test_bridge_mode_blocked_call_never_reaches_the_carrier(outguard: Running) -> None:
@@ -204,7 +204,7 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
     assert [c.call.verdict for c in logged] == ["allow"]  # decided, then found gone
     assert logged[0].ended_at is not None and logged[0].answered_at is None
     assert outguard.screener.live_calls() == 0
-    assert outguard.screener.counters.concurrent("account", "a-gone") == 0
+    assert outguard.screener.live.concurrent("account", "a-gone") == 0
     assert outguard.pbx.channels() == 0
 
 
