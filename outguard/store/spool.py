@@ -102,7 +102,10 @@ class Spool:
                 continue
             try:
                 record = json.loads(line)
-                items.append((_KINDS[record["kind"]], tuple(record["row"])))
+                kind, row = _KINDS[record["kind"]], tuple(record["row"])
+                if kind == OUTCOME and len(row) == 5:  # spooled before calls.end_note
+                    row = (*row[:4], None, row[4])
+                items.append((kind, row))
             except (ValueError, KeyError, TypeError):
                 if number >= len(lines) - 1:
                     logger.warning("spool %s: skipping a torn last line", self.path)

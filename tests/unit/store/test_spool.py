@@ -167,3 +167,11 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
         assert [kind for kind, _ in spool.read()] == [0, 1]
     finally:
         spool.close()
+
+
+def test_an_outcome_spooled_before_the_end_note_column_reads_with_no_note(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.path.write_text('{"kind":"outcome","row":[1.0,2.0,1.0,16,"d000001"]}\n')
+    assert spool.read() == [(1, (1.0, 2.0, 1.0, 16, None, "d000001"))]
