@@ -258,9 +258,9 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
         calls: dict[str, list[Any]] = {}
         for kind, row in spool.read():
             if kind == CALL:
-                calls.setdefault(str(row[0]), list(row) + [None, None, None, None])
-            elif str(row[4]) in calls:
-                calls[str(row[4])][13:17] = row[:4]
+                calls.setdefault(str(row[0]), list(row) + [None, None, None, None, None])
+            elif str(row[5]) in calls:  # (answered_at, ended_at, duration, cause, note, id)
+                calls[str(row[5])][13:18] = row[:5]
         out = [row_to_call(tuple(r)) for r in calls.values()
                if float(r[12]) >= ts and (not allowed_only or r[7] == "allow")]
         out.sort(key=lambda c: c.call.at)
@@ -279,10 +279,17 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
 
     def open_calls(self) -> list[LoggedCall]:
         """Allowed calls with no outcome yet (in progress, or cut off by a restart), oldest
-        first."""
-        return list(self._stream_calls(
+        first; the spool's rows and outcomes (a store that refused writes) included."""
+        spool = self._writer.spool
+        ended: set[str] = set()
+        if spool is not None and spool.depth:
+            ended = {str(row[5]) for kind, row in spool.read() if kind != CALL and row[1]}
+        spooled = [c for c in self._spooled_calls(float("-inf"), True) if c.ended_at is None]
+        seen = {c.call.decision_id for c in spooled} | ended
+        stored = [c for c in self._stream_calls(
             f"SELECT {CALL_COLUMNS} FROM calls WHERE ended_at IS NULL AND verdict = 'allow'"
-            " ORDER BY at", ()))
+            " ORDER BY at", ()) if c.call.decision_id not in seen]
+        return sorted(stored + spooled, key=lambda c: c.call.at)
 
     def iter_counter_rows_since(self, ts: float) -> Iterator[tuple[str, str, str, str, float]]:
         """Allowed calls since ``ts`` as (tenant, account, caller_id, destination, at), oldest
