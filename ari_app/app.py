@@ -17,12 +17,13 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from ari_app.bridge import BridgeCall
+from ari_app.bridge import OUTBOUND_PREFIX, BridgeCall, bridge_id, outbound_id
 from ari_app.client import AriClient, AriError, AriUnavailable, ChannelGone
 from ari_app.settings import CallSettings
 from outguard import dialplan_vars as dv
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
+from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
 from outguard.privacy import mask
 from outguard.probes import SCREENING_FAILURES
 from outguard.service import Decision, ScreeningUnavailable, Screener
@@ -169,8 +170,7 @@ class StasisApp:
             if watcher is not None:
                 watcher.feed(event)
             elif args[:1] == [OUTBOUND_ARG]:
-                logger.warning("outbound leg %s has no call (app restarted?); hanging up", cid)
-                self.spawn(self._hangup_quietly(cid, 16))
+                self._outbound_without_call(cid)
             elif cid not in self._handling:
                 self._handling.add(cid)
                 self.spawn(self.handle_start(channel, args, time.perf_counter()))
@@ -218,7 +218,7 @@ class StasisApp:
             if not decision.allowed:
                 await self._block(cid, decision)
             elif bridge:
-                call = BridgeCall(self, cid, decision, dialed)
+                call = BridgeCall.for_decision(self, cid, decision, dialed)
                 self.watch(cid, call)
                 try:
                     await self.client.set_vars(cid, verdict_vars(decision))
@@ -305,43 +305,68 @@ class StasisApp:
         except (ChannelGone, AriError, AriUnavailable):
             pass
 
+    def _outbound_without_call(self, cid: str) -> None:
+        """A carrier leg answered that no running BridgeCall waits for: a call placed
+        before outguard restarted is picked up (bridged now); one outguard knows nothing
+        of is hung up (its caller was never told of it)."""
+        call_id = cid[len(OUTBOUND_PREFIX):] if cid.startswith(OUTBOUND_PREFIX) else ""
+        call = self.screener.live.get(call_id) if call_id else None
+        if call is not None and call.channel_id not in self._watchers:
+            logger.info("bridge call %s placed before a restart: its carrier leg answered; "
+                        "bridging it now", call_id)
+            self._adopt(call, outbound_up=True, bridged=False)
+            return
+        logger.warning("outbound leg %s has no call; hanging up", cid)
+        self.spawn(self._hangup_quietly(cid, 16))
+
+    def _adopt(self, call: LiveCall, *, outbound_up: bool, bridged: bool) -> None:
+        """Follow a bridged call placed before a restart (see ``BridgeCall.resume``)."""
+        bridge = BridgeCall.for_restored(self, call)
+        self.watch(call.channel_id, bridge)
+        self.watch(bridge.outbound, bridge)
+
+        async def follow() -> None:
+            try:
+                await bridge.resume(outbound_up=outbound_up, bridged=bridged)
+            finally:
+                self.unwatch(call.channel_id)
+
+        self.spawn(follow())
+
     # -- after a (re)connect --------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """Screen channels left waiting in Stasis, release what outguard lost track of and
-        forget calls that ended while it was away."""
-        followed = [c.channel_id for c in self.screener.live.calls()
-                    if c.adapter == "ari" and c.channel_id not in self._watchers]
-        for cid in followed:
-            try:
-                await self.client.channel(cid)
-                await self.client.subscribe_channel(cid)
-            except ChannelGone:
-                self._release(cid)
-            except (AriError, AriUnavailable) as err:
-                logger.warning("reconcile: channel %s: %s", cid, err)
-        for cid, call in list(self._watchers.items()):
-            try:
-                await self.client.channel(cid)
-            except ChannelGone:
-                call.feed({"type": "ChannelDestroyed", "channel": {"id": cid}, "cause": 0})
+        """After every (re)connect, from one listing of Asterisk's channels:
+
+        * the calls outguard holds (followed before a WebSocket drop, or restored from the
+          call log after a restart) are followed again: a continue-mode channel that left
+          Stasis is subscribed to again, a bridged call is picked up where it is; a call
+          whose channel is gone is closed, its cause unknown. No channel is hung up for
+          being unknown: a restart never cuts a call.
+        * channels waiting in Stasis that were never decided are screened now (StasisStart
+          is not replayed).
+        """
         try:
+            listed = {c["id"]: c for c in await self.client.channels()}
             waiting = (await self.client.application()).get("channel_ids", [])
+            bridges = {b["id"]: b for b in await self.client.bridges()}
         except (AriError, AriUnavailable) as err:
-            logger.warning("reconcile: cannot list the application's channels: %s", err)
+            logger.warning("reconcile: cannot list Asterisk's channels: %s", err)
             return
+        for call in self.screener.live.calls():
+            if call.adapter == "ari" and call.channel_id not in self._handling:
+                await self._reconcile_call(call, listed, bridges)
         for cid in waiting:
-            if (cid in self._watchers or cid in self._handling
+            channel = listed.get(cid)
+            if (channel is None or cid in self._watchers or cid in self._handling
                     or self.screener.call_on_channel(cid) is not None):
                 continue
-            try:
-                channel = await self.client.channel(cid)
-            except ChannelGone:
-                continue
             dialplan = channel.get("dialplan") or {}
-            if channel.get("state") == "Up" or cid.startswith("og-out-"):
-                logger.warning("reconcile: releasing orphaned connected channel %s", cid)
-                await self._hangup_quietly(cid, 16)
+            if dialplan.get("app_name", "Stasis") != "Stasis":
+                continue  # left Stasis (listed for an old subscription): not ours to touch
+            if channel.get("state") == "Up" or cid.startswith(OUTBOUND_PREFIX):
+                logger.warning("reconcile: answered channel %s in Stasis has no call in the "
+                               "call log; left alone", cid)
                 continue
             logger.info("reconcile: screening channel %s left waiting in Stasis", cid)
             args = [dialplan.get("exten", "")]
@@ -349,3 +374,54 @@ class StasisApp:
                 args.append("bridge")
             self._handling.add(cid)
             self.spawn(self.handle_start(channel, args))
+
+    async def _reconcile_call(self, call: LiveCall, listed: dict[str, dict[str, Any]],
+                              bridges: dict[str, dict[str, Any]]) -> None:
+        cid = call.channel_id
+        channel = listed.get(cid)
+        watcher = self._watchers.get(cid)
+        if watcher is not None:  # a bridged call this process is running
+            if channel is None:
+                watcher.feed({"type": "ChannelDestroyed", "channel": {"id": cid}, "cause": 0})
+            return
+        if channel is None:
+            note = UNKNOWN_AFTER_RESTART if call.restored else UNKNOWN_WHILE_AWAY
+            logger.info("reconcile: call %s on %s ended while outguard was away (%s)",
+                        call.call_id, cid, note)
+            self.screener.ended(call.call_id, None, note=note)
+            return
+        outbound = listed.get(outbound_id(call.call_id))
+        in_stasis = (channel.get("dialplan") or {}).get("app_name") == "Stasis"
+        if outbound is not None:
+            bridge = bridges.get(bridge_id(call.call_id)) or {}
+            bridged = {cid, outbound["id"]} <= set(bridge.get("channels") or ())
+            outbound_up = outbound.get("state") == "Up"
+            logger.info("reconcile: following bridge call %s again (%s)", call.call_id,
+                        "bridged" if bridged else "answered" if outbound_up else "ringing")
+            self._adopt(call, outbound_up=outbound_up, bridged=bridged)
+        elif in_stasis:
+            # decided, but neither continued nor bridged before outguard stopped (or its
+            # carrier leg is gone): close that decision and screen the channel afresh
+            logger.info("reconcile: call %s on %s was never carried out; screening again",
+                        call.call_id, cid)
+            self.screener.ended(call.call_id, None, note=UNKNOWN_AFTER_RESTART)
+            if channel.get("state") == "Up":  # bridged, and the callee gone meanwhile
+                await self._hangup_quietly(cid, 16)
+                return
+            dialplan = channel.get("dialplan") or {}
+            args = [dialplan.get("exten", "")]
+            if "bridge" in dialplan.get("context", ""):
+                args.append("bridge")
+            self._handling.add(cid)
+            self.spawn(self.handle_start(channel, args))
+        else:  # continue mode: the call is in the dialplan (Dial); follow it again
+            try:
+                await self.client.subscribe_channel(cid)
+            except ChannelGone:
+                self.screener.ended(call.call_id, None, note=UNKNOWN_WHILE_AWAY)
+                return
+            except (AriError, AriUnavailable) as err:
+                logger.warning("reconcile: channel %s: %s", cid, err)
+                return
+            if channel.get("state") == "Up":
+                self.screener.answered(call.call_id)  # when first seen: a lower bound

@@ -3,6 +3,12 @@
 Caller rings (180) while the carrier leg is set up; when the callee answers, the caller is
 answered and both join a mixing bridge. Either side hanging up hangs up the other; a call
 connected longer than the maximum duration is ended by outguard.
+
+The legs and the bridge are named after the call (``og-out-<call id>``,
+``og-br-<call id>``), so an outguard that restarts in the middle of a bridged call finds
+them again: ``BridgeCall.resume`` picks the call up where it is (carrier leg ringing,
+answered, or already bridged) and follows it to its end. Stopping outguard never tears a
+bridge down: the call goes on, and the next outguard follows it.
 """
 
 from __future__ import annotations
@@ -16,65 +22,135 @@ from ari_app.client import AriError, AriUnavailable, ChannelGone
 
 if TYPE_CHECKING:
     from ari_app.app import StasisApp
+    from outguard.live import LiveCall
     from outguard.service import Decision
 
 logger = logging.getLogger(__name__)
 
 #: a carrier leg that failed without a cause is reported to the caller as congestion
 NO_CAUSE = 34
+OUTBOUND_PREFIX = "og-out-"
+BRIDGE_PREFIX = "og-br-"
+
+
+def outbound_id(call_id: str) -> str:
+    return OUTBOUND_PREFIX + call_id
+
+
+def bridge_id(call_id: str) -> str:
+    return BRIDGE_PREFIX + call_id
 
 
 class BridgeCall:
     """One bridged call: the caller's channel, the outbound channel and their bridge."""
 
-    def __init__(self, app: StasisApp, caller: str, decision: Decision, dialed: str) -> None:
+    def __init__(self, app: StasisApp, caller: str, call_id: str, dialed: str, *,
+                 e164: str = "", caller_id: str = "", answered_at: float | None = None) -> None:
         self.app = app
         self.caller = caller
-        self.decision = decision
+        self.call_id = call_id
         self.dialed = dialed
-        self.outbound = f"og-out-{decision.id}"
-        self.bridge = f"og-br-{decision.id}"
+        self.e164 = e164
+        self.caller_id = caller_id
+        #: when the callee answered (epoch seconds): the maximum duration counts from it
+        self.answered_at = answered_at
+        self.outbound = outbound_id(call_id)
+        self.bridge = bridge_id(call_id)
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.bridged = False
+
+    @classmethod
+    def for_decision(cls, app: StasisApp, caller: str, decision: Decision,
+                     dialed: str) -> BridgeCall:
+        return cls(app, caller, decision.id, dialed,
+                   e164=decision.verdict.destination_e164 or "",
+                   caller_id=decision.attempt.caller_id)
+
+    @classmethod
+    def for_restored(cls, app: StasisApp, call: LiveCall) -> BridgeCall:
+        """A call outguard placed before it restarted (from the live-call registry)."""
+        return cls(app, call.channel_id, call.call_id, call.destination,
+                   e164=call.destination, caller_id=call.caller_id,
+                   answered_at=call.answered_at)
 
     def feed(self, event: dict[str, Any]) -> None:
         self.queue.put_nowait(event)
 
     async def _next(self, timeout: float) -> dict[str, Any] | None:
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            return await asyncio.wait_for(self.queue.get(), max(0.0, timeout))
         except TimeoutError:
             return None
 
     async def run(self) -> None:
-        app, client, settings = self.app, self.app.client, self.app.settings
-        verdict = self.decision.verdict
-        endpoint = settings.bridge_endpoint.format(
-            number=self.dialed, e164=verdict.destination_e164 or self.dialed
-        )
-        app.watch(self.outbound, self)
-        try:
+        """A new call: ring the caller, originate the carrier leg, follow it."""
+        client, settings = self.app.client, self.app.settings
+        endpoint = settings.bridge_endpoint.format(number=self.dialed,
+                                                   e164=self.e164 or self.dialed)
+
+        async def place() -> int:
             await client.ring(self.caller)
             await client.originate(
                 endpoint, channel_id=self.outbound, app_args=f"outbound,{self.caller}",
-                caller_id=self.decision.attempt.caller_id, timeout_s=settings.ring_timeout_s,
+                caller_id=self.caller_id, timeout_s=settings.ring_timeout_s,
             )
             cause = await self._until_answered(settings.ring_timeout_s + 5)
-            if cause is None:
-                cause = await self._until_either_ends(settings.max_duration_s)
-            app.screener.ended(self.decision.id, cause)
+            return cause if cause is not None else await self._until_either_ends()
+
+        await self._follow(place())
+
+    async def resume(self, *, outbound_up: bool, bridged: bool) -> None:
+        """A call placed before a restart: ``bridged`` (both legs in the bridge), or the
+        carrier leg answered (``outbound_up``) but not bridged yet, or still ringing."""
+        settings = self.app.settings
+
+        async def pick_up() -> int:
+            if bridged:
+                self.bridged = True
+            elif outbound_up:
+                await self._connect()
+            else:
+                cause = await self._until_answered(settings.ring_timeout_s + 5)
+                if cause is not None:
+                    return cause
+            return await self._until_either_ends()
+
+        await self._follow(pick_up())
+
+    async def _follow(self, steps: Any) -> None:
+        """Run the call's steps; report its end once; on a failure hang up both legs. A
+        cancellation (outguard stopping) leaves the call up for the next outguard."""
+        app = self.app
+        app.watch(self.outbound, self)
+        stopping = False
+        try:
+            cause = await steps
+            app.screener.ended(self.call_id, cause)
+        except asyncio.CancelledError:
+            stopping = True
+            raise
         except ChannelGone:
-            logger.info("bridge call %s: a channel vanished", self.decision.id)
-            app.screener.ended(self.decision.id, None)
+            logger.info("bridge call %s: a channel vanished", self.call_id)
+            app.screener.ended(self.call_id, None)
             await self._hangup_both()
         except (AriError, AriUnavailable) as err:
             # e.g. addChannel 400/422 when the callee hung up while outguard was bridging
-            logger.error("bridge call %s failed: %s", self.decision.id, err)
-            app.screener.ended(self.decision.id, None)
+            logger.error("bridge call %s failed: %s", self.call_id, err)
+            app.screener.ended(self.call_id, None)
             await self._hangup_both()
         finally:
-            await self._teardown()
+            if not stopping:
+                await self._teardown()
             app.unwatch(self.outbound)
+
+    async def _connect(self) -> None:
+        client = self.app.client
+        await client.answer(self.caller)
+        await client.create_bridge(self.bridge)
+        await client.add_to_bridge(self.bridge, self.caller, self.outbound)
+        self.bridged = True
+        self.answered_at = time.time()
+        self.app.screener.answered(self.call_id)
 
     async def _until_answered(self, timeout: float) -> int | None:
         """None once bridged; else the cause the call ended with before the answer."""
@@ -82,11 +158,7 @@ class BridgeCall:
         while (event := await self._next(deadline - time.monotonic())) is not None:
             kind, channel = event.get("type"), event.get("channel", {}).get("id")
             if kind == "StasisStart" and channel == self.outbound:
-                await self.app.client.answer(self.caller)
-                await self.app.client.create_bridge(self.bridge)
-                await self.app.client.add_to_bridge(self.bridge, self.caller, self.outbound)
-                self.bridged = True
-                self.app.screener.answered(self.decision.id)
+                await self._connect()
                 return None
             if kind == "ChannelDestroyed" and channel == self.outbound:
                 cause = int(event.get("cause") or 0) or NO_CAUSE
@@ -99,8 +171,10 @@ class BridgeCall:
         await self._hangup(self.caller, 19)
         return 19  # no answer
 
-    async def _until_either_ends(self, max_duration: float) -> int:
-        deadline = time.monotonic() + max_duration
+    async def _until_either_ends(self) -> int:
+        since = self.answered_at if self.answered_at is not None else time.time()
+        remaining = self.app.settings.max_duration_s - (time.time() - since)
+        deadline = time.monotonic() + remaining
         while (event := await self._next(deadline - time.monotonic())) is not None:
             kind, channel = event.get("type"), event.get("channel", {}).get("id")
             if kind in ("ChannelDestroyed", "StasisEnd") and channel in (
@@ -109,7 +183,7 @@ class BridgeCall:
                 other = self.outbound if channel == self.caller else self.caller
                 await self._hangup(other, 16)
                 return int(event.get("cause") or 16)
-        logger.info("bridge call %s reached its maximum duration", self.decision.id)
+        logger.info("bridge call %s reached its maximum duration", self.call_id)
         await self._hangup(self.outbound, 16)
         await self._hangup(self.caller, 16)
         return 16

@@ -115,6 +115,11 @@ class AriClient:
         result: dict[str, Any] = await self.request("GET", f"/channels/{channel_id}")
         return result
 
+    async def channels(self) -> list[dict[str, Any]]:
+        """Every channel Asterisk has now (one request, for reconcile)."""
+        result: list[dict[str, Any]] = await self.request("GET", "/channels")
+        return result
+
     async def set_vars(self, channel_id: str, variables: Mapping[str, str]) -> None:
         await self.request(
             "POST", f"/channels/{channel_id}/variables", body={"variables": dict(variables)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from ari_app.app import StasisApp
 from ari_app.client import ChannelGone
 from ari_app.settings import CallSettings
 from outguard import probes
-from outguard.live import InMemoryLiveCalls, LiveCall
+from outguard.live import UNKNOWN_AFTER_RESTART, InMemoryLiveCalls, LiveCall
 from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
 
@@ -30,7 +31,8 @@ class FakeAri:
         self.calls: list[tuple[Any, ...]] = []
         self.gone: set[str] = set()
         self.app_channels: list[str] = []
-        self.channels: dict[str, dict[str, Any]] = {}
+        self.channel_map: dict[str, dict[str, Any]] = {}
+        self.bridge_list: list[dict[str, Any]] = []
         self.on_play: Any = None
 
     async def _do(self, *call: Any) -> None:
@@ -65,10 +67,16 @@ class FakeAri:
     async def application(self) -> dict[str, Any]:
         return {"channel_ids": list(self.app_channels)}
 
+    async def channels(self) -> list[dict[str, Any]]:
+        return [c for cid, c in self.channel_map.items() if cid not in self.gone]
+
+    async def bridges(self) -> list[dict[str, Any]]:
+        return list(self.bridge_list)
+
     async def channel(self, cid: str) -> dict[str, Any]:
-        if cid in self.gone or cid not in self.channels:
+        if cid in self.gone or cid not in self.channel_map:
             raise ChannelGone("GET", f"/channels/{cid}", 404, "Channel not found")
-        return self.channels[cid]
+        return self.channel_map[cid]
 
     def kinds(self, cid: str) -> list[str]:
         return [c[0] for c in self.calls if c[1] == cid]
@@ -277,22 +285,65 @@ async def test_orphaned_outbound_leg_is_hung_up() -> None:
     assert ("hangup", "og-out-y", 16) in ari.calls
 
 
-async def test_reconcile_screens_waiting_channels_and_releases_connected_orphans() -> None:
+async def test_reconcile_screens_waiting_channels_and_leaves_answered_unknown_ones_alone(
+) -> None:
     screener = FakeScreener()
     app, ari = make(screener)
-    ari.app_channels = ["w1", "up1", "gone1"]
-    ari.channels = {
+    ari.app_channels = ["w1", "up1", "dialing1", "gone1"]
+    ari.channel_map = {
         "w1": {"id": "w1", "name": "PJSIP/agent-00000003", "state": "Ring",
                "caller": {"number": "01088886666"},
-               "dialplan": {"context": "outguard-ari", "exten": "13800138000"}},
+               "dialplan": {"context": "outguard-ari", "exten": "13800138000",
+                            "app_name": "Stasis"}},
         "up1": {"id": "up1", "name": "PJSIP/agent-00000004", "state": "Up",
-                "dialplan": {"context": "outguard-ari-bridge", "exten": "1"}},
+                "dialplan": {"context": "outguard-ari-bridge", "exten": "1",
+                             "app_name": "Stasis"}},
+        "dialing1": {"id": "dialing1", "name": "PJSIP/agent-00000005", "state": "Up",
+                     "dialplan": {"context": "outguard-dial", "exten": "1",
+                                  "app_name": "Dial"}},
     }
     await app.reconcile()
     await drain(app)
     assert ("continue", "w1", "outguard-dial", "13800138000", 1) in ari.calls
-    assert ("hangup", "up1", 16) in ari.calls
+    assert [c for c in ari.calls if c[0] == "hangup"] == []  # never hung up for being unknown
     assert [f.dialed for f in screener.seen] == ["13800138000"]
+
+
+def restored(screener: FakeScreener, cid: str, call_id: str = "", *,
+             answered: bool = False) -> LiveCall:
+    call = LiveCall(call_id=call_id or "d-" + cid, channel_id=cid, adapter="ari", tenant="t",
+                    account="a", caller_id="01088886666", destination="13800138000",
+                    started=time.time() - 5, answered_at=time.time() - 1 if answered else None)
+    screener.live.restore([call])
+    restored_call = screener.live.get(call.call_id)
+    assert restored_call is not None
+    return restored_call
+
+
+async def test_after_a_restart_a_continued_call_is_followed_again_not_hung_up() -> None:
+    screener = FakeScreener()
+    app, ari = make(screener)
+    restored(screener, "c1")
+    ari.app_channels = ["c1"]  # still listed: outguard subscribed to it before
+    ari.channel_map = {"c1": {"id": "c1", "state": "Up",
+                           "dialplan": {"context": "outguard-dial", "app_name": "Dial"}}}
+    await app.reconcile()
+    await drain(app)
+    assert ari.calls == [("subscribe", "c1")]
+    assert screener.answered_ids == ["d-c1"]
+    app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16})
+    assert screener.ended_ids == [("d-c1", 16)]
+    assert screener.notes == [None]
+
+
+async def test_after_a_restart_a_call_whose_channel_is_gone_closes_as_unknown() -> None:
+    screener = FakeScreener()
+    app, ari = make(screener)
+    restored(screener, "c1")
+    await app.reconcile()
+    assert screener.ended_ids == [("d-c1", None)]
+    assert screener.notes == [UNKNOWN_AFTER_RESTART]
+    assert len(screener.live) == 0
 
 
 class FakeBridgeAri(FakeAri):
@@ -333,3 +384,89 @@ async def test_bridge_failure_after_the_answer_hangs_up_both_legs() -> None:
     assert ("hangup", "c1", 16) in ari.calls
     assert ("hangup", outbound, 16) in ari.calls
     assert screener.ended_ids == [("d-c1", None)]
+
+
+class FakeRestartAri(FakeBridgeAri):
+    """Bridge-mode requests that succeed."""
+
+    async def add_to_bridge(self, bridge_id: str, *channels: str) -> None:
+        await self._do("add_to_bridge", bridge_id, *channels)
+
+
+def bridged_call(ari: FakeAri, caller: str, call_id: str, *, outbound_state: str = "Up",
+                 bridged: bool = True) -> None:
+    out = f"og-out-{call_id}"
+    ari.channel_map = {
+        caller: {"id": caller, "state": "Up" if bridged else "Ringing",
+                 "dialplan": {"context": "outguard-ari-bridge", "app_name": "Stasis"}},
+        out: {"id": out, "state": outbound_state, "dialplan": {"app_name": "Stasis"}},
+    }
+    ari.app_channels = [caller, out]
+    if bridged:
+        ari.bridge_list = [{"id": f"og-br-{call_id}", "channels": [caller, out]}]
+
+
+async def test_after_a_restart_a_bridged_call_is_followed_and_ends_with_its_cause() -> None:
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    restored(screener, "c1", "d1", answered=True)
+    bridged_call(ari, "c1", "d1")
+    await app.reconcile()
+    await asyncio.sleep(0.01)
+    assert [c for c in ari.calls if c[0] == "hangup"] == []  # the restart cut nothing
+    app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "og-out-d1"}, "cause": 17})
+    await drain(app)
+    assert ("hangup", "c1", 16) in ari.calls  # the callee left: the caller is let go
+    assert ("destroy_bridge", "og-br-d1") in ari.calls
+    assert screener.ended_ids == [("d1", 17)]
+
+
+async def test_after_a_restart_a_ringing_bridge_call_is_bridged_when_the_callee_answers(
+) -> None:
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    restored(screener, "c1", "d1")
+    bridged_call(ari, "c1", "d1", outbound_state="Ringing", bridged=False)
+    await app.reconcile()
+    app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
+                  "channel": {"id": "og-out-d1", "name": "PJSIP/carrier-00000002"}})
+    for _ in range(100):
+        if ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls:
+            break
+        await asyncio.sleep(0.001)
+    assert ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls
+    assert screener.answered_ids == ["d1"]
+    app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16})
+    await drain(app)
+    assert screener.ended_ids == [("d1", 16)]
+
+
+async def test_an_answered_carrier_leg_of_a_restored_call_is_bridged_not_hung_up() -> None:
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    restored(screener, "c1", "d1")
+    app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
+                  "channel": {"id": "og-out-d1", "name": "PJSIP/carrier-00000002"}})
+    for _ in range(100):
+        if ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls:
+            break
+        await asyncio.sleep(0.001)
+    assert ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls
+    assert ("hangup", "og-out-d1", 16) not in ari.calls
+    await app.stop()
+
+
+async def test_stopping_outguard_leaves_a_bridged_call_up() -> None:
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    restored(screener, "c1", "d1", answered=True)
+    bridged_call(ari, "c1", "d1")
+    await app.reconcile()
+    await asyncio.sleep(0.01)
+    await app.stop()  # SIGTERM: the call tasks are cancelled
+    assert [c[0] for c in ari.calls if c[0] in ("hangup", "destroy_bridge")] == []
+    assert screener.ended_ids == []  # still live: the next outguard follows it
