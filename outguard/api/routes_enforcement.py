@@ -260,11 +260,11 @@ async def risk_table(request: web.Request) -> web.Response:
     for key in sorted(set(known) | set(figures) | set(banned)):
         tenant, state = known.get(key, (None, "unknown"))
         ban = banned.get(key)
-        row = {"kind": kind.value, "key": mask(key) if kind is PartyKind.CALLER_ID else key,
-               "tenant": tenant, "state": ban[0] if ban else state,
-               "until": views.iso(ban[1].ends_at) if ban else None,
-               "reason": ban[1].reason if ban else "",
-               "figures": figures.get(key)}
+        row: dict[str, Any] = {
+            "kind": kind.value, "key": mask(key) if kind is PartyKind.CALLER_ID else key,
+            "tenant": tenant, "state": ban[0] if ban else state,
+            "until": views.iso(ban[1].ends_at) if ban else None,
+            "reason": ban[1].reason if ban else "", "figures": figures.get(key)}
         rows.append(row)
     rows.sort(key=lambda r: -(r["figures"] or {}).get("attempts", 0))
     return ok({"kind": kind.value, "window_s": window, "rows": rows})

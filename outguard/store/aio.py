@@ -1,9 +1,10 @@
 """The store for the event loop: nothing here blocks the loop on SQLite.
 
 ``record_decision`` / ``record_outcome`` enqueue (they are plain methods, call them from
-the loop); ``flush_async`` awaits the writer; every other ``Store`` method is available as
-a coroutine run in an executor (``await astore.get_tenant("t1")``). Change callbacks are
-delivered on the loop.
+the loop); ``flush_async`` awaits the writer; every other ``Store`` method is a coroutine
+of the same name and types run in an executor (``await astore.get_tenant("t1")``), written
+out one by one so that mypy checks every call; ``run`` runs anything else (a generator
+drained into a list, say). Change callbacks are delivered on the loop.
 
 Typical wiring in the service (aiohttp ``cleanup_ctx``)::
 
@@ -22,14 +23,32 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
-from outguard.store.base import CallRecord, Store
+from outguard.store.base import (
+    Account,
+    AccountMapping,
+    Appeal,
+    AppealState,
+    AuditRecord,
+    CallerId,
+    CallRecord,
+    Complaint,
+    Entry,
+    ImportResult,
+    ListRecord,
+    LoggedCall,
+    NewToken,
+    Store,
+    Suspension,
+    Tenant,
+    User,
+)
 from outguard.tasks import cancel_and_wait
-from rules.model import StoreData
+from rules.model import ListKind, PartyKind, Scope, StoreData
 
 logger = logging.getLogger(__name__)
 
@@ -51,19 +70,271 @@ class AsyncStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        """Every other Store method, as a coroutine function run in the executor."""
-        if name.startswith("_") or name == "store":
-            raise AttributeError(name)
-        method = getattr(self.store, name)
-        if not callable(method):
-            raise AttributeError(name)
+    # -- every other Store method, run in the executor (typed one by one) -----------
 
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await self.run(method, *args, **kwargs)
+    async def data_version(self) -> int:
+        return await self.run(self.store.data_version)
 
-        call.__name__ = name
-        return call
+    async def check_external_changes(self) -> bool:
+        return await self.run(self.store.check_external_changes)
+
+    async def create_tenant(
+        self, id: str, name: str, *, settings: dict[str, Any] | None = None,
+        actor: str = "system",
+    ) -> Tenant:
+        return await self.run(
+            self.store.create_tenant, id, name, settings=settings, actor=actor)
+
+    async def get_tenant(self, id: str) -> Tenant:
+        return await self.run(self.store.get_tenant, id)
+
+    async def list_tenants(self) -> list[Tenant]:
+        return await self.run(self.store.list_tenants)
+
+    async def set_tenant_state(self, id: str, state: str, *, actor: str = "system") -> Tenant:
+        return await self.run(self.store.set_tenant_state, id, state, actor=actor)
+
+    async def create_account(
+        self, id: str, tenant_id: str, *, kind: str = "agent", name: str = "",
+        actor: str = "system",
+    ) -> Account:
+        return await self.run(
+            self.store.create_account, id, tenant_id, kind=kind, name=name, actor=actor)
+
+    async def get_account(self, id: str) -> Account:
+        return await self.run(self.store.get_account, id)
+
+    async def list_accounts(self, tenant_id: str | None = None) -> list[Account]:
+        return await self.run(self.store.list_accounts, tenant_id)
+
+    async def set_account_state(self, id: str, state: str, *, actor: str = "system") -> Account:
+        return await self.run(self.store.set_account_state, id, state, actor=actor)
+
+    async def add_account_mapping(
+        self, match_kind: str, pattern: str, account_id: str, *, priority: int = 0,
+        actor: str = "system",
+    ) -> AccountMapping:
+        return await self.run(
+            self.store.add_account_mapping, match_kind, pattern, account_id,
+            priority=priority, actor=actor)
+
+    async def remove_account_mapping(self, mapping_id: int, *, actor: str = "system") -> None:
+        return await self.run(self.store.remove_account_mapping, mapping_id, actor=actor)
+
+    async def list_account_mappings(self) -> list[AccountMapping]:
+        return await self.run(self.store.list_account_mappings)
+
+    async def resolve_account(
+        self, *, endpoint: str = "", channel: str = "", callerid: str = "",
+    ) -> str | None:
+        return await self.run(
+            self.store.resolve_account, endpoint=endpoint, channel=channel,
+            callerid=callerid)
+
+    async def upsert_caller_id(
+        self, e164: str, tenant_id: str, *, type: str = "unknown",
+        verification: str = "missing", verified_until: datetime | None = None,
+        state: str = "active", actor: str = "system",
+    ) -> CallerId:
+        return await self.run(
+            self.store.upsert_caller_id, e164, tenant_id, type=type,
+            verification=verification, verified_until=verified_until, state=state,
+            actor=actor)
+
+    async def get_caller_id(self, e164: str) -> CallerId:
+        return await self.run(self.store.get_caller_id, e164)
+
+    async def list_caller_ids(self, tenant_id: str | None = None) -> list[CallerId]:
+        return await self.run(self.store.list_caller_ids, tenant_id)
+
+    async def create_user(self, name: str, role: str, *, actor: str = "system") -> User:
+        return await self.run(self.store.create_user, name, role, actor=actor)
+
+    async def get_user(self, name: str) -> User:
+        return await self.run(self.store.get_user, name)
+
+    async def list_users(self) -> list[User]:
+        return await self.run(self.store.list_users)
+
+    async def set_user_disabled(
+        self, name: str, disabled: bool, *, actor: str = "system",
+    ) -> User:
+        return await self.run(self.store.set_user_disabled, name, disabled, actor=actor)
+
+    async def create_token(
+        self, user_name: str, *, label: str = "", actor: str = "system",
+    ) -> NewToken:
+        return await self.run(self.store.create_token, user_name, label=label, actor=actor)
+
+    async def revoke_token(self, token_id: str, *, actor: str = "system") -> None:
+        return await self.run(self.store.revoke_token, token_id, actor=actor)
+
+    async def verify_token(self, token: str) -> User:
+        return await self.run(self.store.verify_token, token)
+
+    async def create_list(
+        self, name: str, kind: ListKind | str, *,
+        scope: Scope | str = Scope.GLOBAL, scope_key: str | None = None,
+        description: str = "", actor: str = "system",
+    ) -> ListRecord:
+        return await self.run(
+            self.store.create_list, name, kind, scope=scope, scope_key=scope_key,
+            description=description, actor=actor)
+
+    async def get_list(self, name: str) -> ListRecord:
+        return await self.run(self.store.get_list, name)
+
+    async def list_lists(self) -> list[ListRecord]:
+        return await self.run(self.store.list_lists)
+
+    async def delete_list(self, name: str, *, actor: str = "system") -> None:
+        return await self.run(self.store.delete_list, name, actor=actor)
+
+    async def add_entries(
+        self, list_name: str, numbers: Sequence[str], *, expires_at: datetime | None = None,
+        source: str = "manual", reason: str | None = None, evidence: str | None = None,
+        actor: str = "system",
+    ) -> int:
+        return await self.run(
+            self.store.add_entries, list_name, numbers, expires_at=expires_at, source=source,
+            reason=reason, evidence=evidence, actor=actor)
+
+    async def remove_entries(
+        self, list_name: str, numbers: Sequence[str], *, actor: str = "system",
+    ) -> int:
+        return await self.run(self.store.remove_entries, list_name, numbers, actor=actor)
+
+    async def find_entries(self, e164: str) -> list[Entry]:
+        return await self.run(self.store.find_entries, e164)
+
+    async def count_entries(self, list_name: str) -> int:
+        return await self.run(self.store.count_entries, list_name)
+
+    async def purge_expired(self, now: datetime) -> int:
+        return await self.run(self.store.purge_expired, now)
+
+    async def create_suspension(
+        self, party_kind: PartyKind | str, party_key: str, *, reason: str, created_by: str,
+        trigger: str = "", started_at: datetime | None = None,
+        ends_at: datetime | None = None,
+    ) -> Suspension:
+        return await self.run(
+            self.store.create_suspension, party_kind, party_key, reason=reason,
+            created_by=created_by, trigger=trigger, started_at=started_at, ends_at=ends_at)
+
+    async def lift_suspension(
+        self, suspension_id: int, *, lifted_by: str, lift_reason: str,
+        lifted_at: datetime | None = None,
+    ) -> Suspension:
+        return await self.run(
+            self.store.lift_suspension, suspension_id, lifted_by=lifted_by,
+            lift_reason=lift_reason, lifted_at=lifted_at)
+
+    async def get_suspension(self, suspension_id: int) -> Suspension:
+        return await self.run(self.store.get_suspension, suspension_id)
+
+    async def list_suspensions(
+        self, *, party_kind: PartyKind | str | None = None, party_key: str | None = None,
+        active_at: datetime | None = None,
+    ) -> list[Suspension]:
+        return await self.run(
+            self.store.list_suspensions, party_kind=party_kind, party_key=party_key,
+            active_at=active_at)
+
+    async def create_appeal(
+        self, party_kind: PartyKind | str, party_key: str, *, text: str, evidence: str = "",
+        suspension_id: int | None = None, actor: str = "system",
+    ) -> Appeal:
+        return await self.run(
+            self.store.create_appeal, party_kind, party_key, text=text, evidence=evidence,
+            suspension_id=suspension_id, actor=actor)
+
+    async def decide_appeal(
+        self, appeal_id: int, *, approved: bool, reviewer: str, decision: str,
+    ) -> Appeal:
+        return await self.run(
+            self.store.decide_appeal, appeal_id, approved=approved, reviewer=reviewer,
+            decision=decision)
+
+    async def get_appeal(self, appeal_id: int) -> Appeal:
+        return await self.run(self.store.get_appeal, appeal_id)
+
+    async def list_appeals(
+        self, *, state: AppealState | str | None = None, party_key: str | None = None,
+    ) -> list[Appeal]:
+        return await self.run(self.store.list_appeals, state=state, party_key=party_key)
+
+    async def add_complaint(
+        self, caller_id: str, *, category: str, source: str, reporter: str | None = None,
+        kind: str = "complaint", note: str = "", tenant_id: str | None = None,
+        at: datetime | None = None, actor: str = "system", account_id: str | None = None,
+    ) -> Complaint:
+        return await self.run(
+            self.store.add_complaint, caller_id, category=category, source=source,
+            reporter=reporter, kind=kind, note=note, tenant_id=tenant_id, at=at, actor=actor,
+            account_id=account_id)
+
+    async def list_complaints(
+        self, *, caller_id: str | None = None, since: datetime | None = None,
+    ) -> list[Complaint]:
+        return await self.run(self.store.list_complaints, caller_id=caller_id, since=since)
+
+    async def complaints_after(
+        self, after_id: int, *, since: datetime | None = None, upto_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[Complaint]:
+        return await self.run(
+            self.store.complaints_after, after_id, since=since, upto_id=upto_id, limit=limit)
+
+    async def max_complaint_id(self) -> int:
+        return await self.run(self.store.max_complaint_id)
+
+    async def add_rule_hits(self, counts: dict[tuple[str, str], int]) -> None:
+        return await self.run(self.store.add_rule_hits, counts)
+
+    async def load_rule_hits(self) -> dict[tuple[str, str], int]:
+        return await self.run(self.store.load_rule_hits)
+
+    async def add_audit(
+        self, actor: str, action: str, *, party_kind: str | None = None,
+        party_key: str | None = None, before: Any = None, after: Any = None,
+    ) -> int:
+        return await self.run(
+            self.store.add_audit, actor, action, party_kind=party_kind, party_key=party_key,
+            before=before, after=after)
+
+    async def list_audit(
+        self, *, since: datetime | None = None, party_key: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        return await self.run(
+            self.store.list_audit, since=since, party_key=party_key, limit=limit)
+
+    async def open_calls(self) -> list[LoggedCall]:
+        return await self.run(self.store.open_calls)
+
+    async def get_call(self, decision_id: str) -> LoggedCall:
+        return await self.run(self.store.get_call, decision_id)
+
+    async def load_store_data(self, now: datetime) -> StoreData:
+        return await self.run(self.store.load_store_data, now)
+
+    async def import_list(self, list_name: str, path: Any, **options: Any) -> ImportResult:
+        return await self.run(self.store.import_list, list_name, path, **options)
+
+    async def export_list(self, list_name: str, out: TextIO, fmt: str = "csv") -> int:
+        return await self.run(self.store.export_list, list_name, out, fmt)
+
+    async def export_calls(
+        self, out: TextIO, fmt: str = "csv", *, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        return await self.run(self.store.export_calls, out, fmt, since=since, until=until)
+
+    async def export_audit(
+        self, out: TextIO, fmt: str = "csv", *, since: datetime | None = None,
+    ) -> int:
+        return await self.run(self.store.export_audit, out, fmt, since=since)
 
     # -- the hot path: enqueue only ---------------------------------------------------
 
