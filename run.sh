@@ -9,9 +9,10 @@ cd "$(dirname "$0")"
 
 # chromium + chromium-driver: the dashboard's end-to-end test drives a headless browser;
 # prometheus: its promtool checks the shipped alert rules (deploy/prometheus/);
-# docker.io + docker-compose: the container test builds and runs deploy/docker/
+# docker.io + docker-compose: the container test builds and runs deploy/docker/;
+# fonts-wqy-microhei: a Chinese font, so the dashboard's zh screenshots show characters
 APT_PACKAGES=(debootstrap sip-tester ca-certificates chromium chromium-driver prometheus
-              docker.io docker-compose)
+              docker.io docker-compose fonts-wqy-microhei)
 PYTHON=${PYTHON:-python3}
 BIN_DIR=${BIN_DIR:-/usr/local/bin}
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -167,3 +169,58 @@ async def test_the_api_places_a_test_call_too(served: Served) -> None:
     assert r.status == 200, body
     assert body["decision"]["verdict"] == "allow" and body["answered"] is True
     assert body["decision"]["destination"] == "+86138****8000"
+
+
+async def test_the_live_page_starts_from_todays_call_log_and_redraws_in_chinese(
+    served: Served,
+) -> None:
+    """A call decided before the page opened is in the feed, counted as today's, with
+    its outcome; switching to Chinese redraws the rows already on screen."""
+    _need_chromium()
+    with sipp.Carrier(served.og.pbx.inst, hold_ms=1200):
+        run = await served.og.call(ALLOWED, account="a-dash")
+    assert run.only.final == 200
+    await served.og.settle()
+    async with browser() as b:
+        await sign_in(b, served)
+        await b.wait_for("the earlier call in the feed",
+                         lambda: b.find_all("#live-feed tr[data-decision]"))
+        row = await b.text("#live-feed tr[data-decision]")
+        assert "a-dash" in row and "allowed" in row and re.search(r"answered \d+ s", row)
+        assert await b.text("#live-allowed") == "1" and await b.text("#live-blocked") == "0"
+        assert await b.script(
+            "return document.querySelector('#live-allowed').previousElementSibling"
+            ".textContent") == "Allowed today"
+        await b.screenshot("live-en")
+        await b.click("#lang")
+        await b.wait_for("the feed redrawn in Chinese", lambda: b.script(
+            "return document.querySelector('#live-feed tr .badge').textContent === '放行'"))
+        row = await b.text("#live-feed tr[data-decision]")
+        assert re.search(r"接通 \d+ 秒", row) and "allowed" not in row
+        assert await b.script(
+            "return document.querySelector('#live-allowed').previousElementSibling"
+            ".textContent") == "今日放行"
+        assert await b.text("#live-allowed") == "1"  # the switch kept today's count
+        assert await b.text("#stream-state") == "已连接"
+        shot = await b.screenshot("live-zh")
+        assert shot.stat().st_size > 10_000
+
+
+def test_the_font_stack_names_a_chinese_font_this_linux_has() -> None:
+    """README: a Linux screen needs fonts-noto-cjk or fonts-wqy-microhei (run.sh installs
+    the latter so the browser tests' screenshots show Chinese, not boxes)."""
+    import subprocess
+
+    css = (Path(__file__).parents[2] / "outguard" / "dashboard" / "style.css").read_text()
+    stack = re.search(r"body \{[^}]*font: [^,]+,([^;]+);", css)
+    assert stack is not None
+    families = {f.strip().strip('"') for f in stack.group(1).split(",")}
+    assert {"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC"} <= families  # mac, win, linux
+    if shutil.which("fc-list") is None:
+        pytest.skip("no fontconfig here")
+    listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True,
+                            timeout=30).stdout
+    installed = {name.strip() for line in listed.splitlines() for name in line.split(",")}
+    if not installed & families and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        pytest.skip("no Chinese font installed (apt-get install fonts-wqy-microhei)")
+    assert installed & families, f"none of {sorted(families)} is installed: {sorted(installed)}"

@@ -8,6 +8,8 @@ Packages: ``chromium`` and ``chromium-driver`` (binaries /usr/bin/chromium and
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import shutil
 import socket
 import subprocess
@@ -15,11 +17,15 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+#: where browser tests save screenshots (CI keeps the directory as an artefact)
+ARTEFACTS = Path(os.environ.get("OUTGUARD_TEST_ARTEFACTS")
+                 or Path(__file__).resolve().parents[2] / "test-artefacts")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage", "--window-size=1400,1000"]
@@ -95,6 +101,15 @@ class Browser:
             await asyncio.sleep(0.2)
         logs = await self.script("return document.body.innerText.slice(0, 2000)")
         raise AssertionError(f"timed out waiting for {what} (last: {last!r}); page:\n{logs}")
+
+    async def screenshot(self, name: str) -> Path:
+        """Save the page as PNG among the test artefacts (OUTGUARD_TEST_ARTEFACTS, default
+        test-artefacts/ in the checkout) and return its path."""
+        data = await self.cmd("GET", "/screenshot")
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTEFACTS / f"{name}.png"
+        path.write_bytes(base64.b64decode(data))
+        return path
 
 
 @asynccontextmanager
