@@ -1,4 +1,5 @@
-"""In-process publish/subscribe of decisions and enforcement events (live feed, metrics).
+"""In-process publish/subscribe of call events (typed: ``outguard.callevents``), snapshot
+swaps and enforcement events (dicts) for the risk figures, metrics and the live feed.
 
 Publishing never blocks and never fails: a subscriber that falls behind loses its oldest
 events (it is told how many it missed).
@@ -9,7 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-Event = dict[str, Any]
+from outguard.callevents import CallEvent
+
+Event = CallEvent | dict[str, Any]
 
 
 class Subscription:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from outguard.callevents import CallAnswered, CallDecided, CallEnded, CallEvent
 from outguard.callfacts import ChannelFacts, build_attempt
 from outguard.errors import OutguardError
 from outguard.events import EventHub
@@ -112,6 +113,8 @@ class Screener:
         self.hits_every_s = hits_every_s
         self._hits_saved: dict[tuple[str, str], int] = {}
         self.snapshot: Snapshot | None = None
+        #: set once the first snapshot is in: the adapters wait on it, no polling
+        self.ready = asyncio.Event()
         self.events = EventHub()
         self.stats = ScreenerStats()
         self.refresh_every_s = refresh_every_s
@@ -204,6 +207,7 @@ class Screener:
             snap, mappings = await self.store.build_snapshot(now, build)
             # both swapped with no await in between: readers never see a mix
             self.snapshot, self._mappings = snap, mappings
+            self.ready.set()
             for warning in snap.warnings[:20]:
                 logger.warning("snapshot: %s", warning)
             logger.info("snapshot built in %.3f s: %s", time.monotonic() - started,
@@ -213,6 +217,16 @@ class Screener:
         if self._dirty:
             return await self.rebuild()
         return snap
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) for the first snapshot; True once there is one."""
+        if self.snapshot is not None:
+            return True
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def request_rebuild(self) -> None:
         """Called on every store change: coalesce into one rebuild at a time."""
@@ -284,26 +298,25 @@ class Screener:
             if earlier is not None:  # screened again on the same channel: that call is over
                 self.ended(earlier.call_id, None)
         verdict = decide(attempt, snap, self.counts)
+        caller_id = verdict.caller_id_e164 or attempt.caller_id
+        destination = verdict.destination_e164 or attempt.destination
         if verdict.allowed:
-            caller_id = verdict.caller_id_e164 or attempt.caller_id
-            self.counters.record(attempt.tenant, attempt.account, caller_id,
-                                 verdict.destination_e164, now)
             self.live.reserve(LiveCall(
                 call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
                 tenant=attempt.tenant, account=attempt.account, caller_id=caller_id,
-                destination=verdict.destination_e164 or attempt.destination, started=now,
+                destination=destination, started=now,
             ))
         elapsed_us = (time.perf_counter_ns() - started) // 1000
         decision = Decision(decision_id, verdict, attempt, elapsed_us)
-        self.store.record_decision(
-            CallRecord.from_verdict(attempt, verdict, adapter=facts.adapter,
-                                    decision_us=elapsed_us)
-        )
-        if not verdict.allowed:
-            self.store.record_outcome(decision_id, answered_at=None, ended_at=now,
-                                      duration=0.0, cause=verdict.cause)
         self.stats.add(decision)
-        self.events.publish(decision_event(decision, facts.adapter))
+        self.publish(CallDecided(
+            call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
+            at=now, tenant=attempt.tenant, account=attempt.account, caller_id=caller_id,
+            destination=destination, allowed=verdict.allowed, rule=verdict.rule_id,
+            reason=verdict.reason, message=verdict.message,
+            cause=0 if verdict.allowed else verdict.cause, shadow=verdict.shadow,
+            decision_us=elapsed_us,
+        ))
         return decision
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
@@ -313,9 +326,9 @@ class Screener:
         if before is None or before.answered_at is not None:
             return
         call = self.live.answered(decision_id, self.clock() if at is None else at)
-        if call is not None:
-            self.store.record_outcome(decision_id, answered_at=call.answered_at,
-                                      ended_at=None, duration=None, cause=None)
+        if call is not None and call.answered_at is not None:
+            self.publish(CallAnswered(decision_id, call.answered_at, call.tenant,
+                                      call.account))
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
               note: str | None = None) -> bool:
@@ -330,15 +343,38 @@ class Screener:
         duration: float | None = 0.0
         if call.answered_at is not None:
             duration = None if note is not None else round(end - call.answered_at, 3)
-        self.store.record_outcome(decision_id, answered_at=call.answered_at, ended_at=end,
-                                  duration=duration, cause=cause, note=note)
-        self.events.publish({
-            "type": "outcome", "decision_id": decision_id, "account": call.account,
-            "tenant": call.tenant, "caller_id": call.caller_id,
-            "destination": call.destination, "answered": call.answered_at is not None,
-            "duration": duration, "cause": cause, "at": end,
-        })
+        self.publish(CallEnded(
+            call_id=decision_id, at=end, tenant=call.tenant, account=call.account,
+            caller_id=call.caller_id, destination=call.destination,
+            answered_at=call.answered_at, duration=duration, cause=cause, note=note,
+        ))
         return True
+
+    # -- the one place a call event goes out ----------------------------------------------
+
+    def publish(self, event: CallEvent) -> None:
+        """Publish a call event once: the call log and the rate counters take it now, in
+        order; the hub's subscribers (risk figures, metrics, live stream) at their pace."""
+        self._log_call(event)
+        if isinstance(event, CallDecided) and event.allowed:
+            self.counters.record(event.tenant, event.account, event.caller_id,
+                                 event.destination, event.at)
+        self.events.publish(event)
+
+    def _log_call(self, event: CallEvent) -> None:
+        """The call log's share of an event (enqueued: never blocks)."""
+        if isinstance(event, CallDecided):
+            self.store.record_decision(CallRecord.from_decided(event))
+            if not event.allowed:
+                self.store.record_outcome(event.call_id, answered_at=None, ended_at=event.at,
+                                          duration=0.0, cause=event.cause)
+        elif isinstance(event, CallAnswered):
+            self.store.record_outcome(event.call_id, answered_at=event.at, ended_at=None,
+                                      duration=None, cause=None)
+        else:
+            self.store.record_outcome(event.call_id, answered_at=event.answered_at,
+                                      ended_at=event.at, duration=event.duration,
+                                      cause=event.cause, note=event.note)
 
     def call_on_channel(self, channel_id: str) -> LiveCall | None:
         """The live call screened on this channel (ARI channel id / AMI Uniqueid)."""
@@ -360,15 +396,3 @@ def warm_numbers() -> None:
             classify(number)
         except ValueError:
             pass
-
-
-def decision_event(decision: Decision, adapter: str) -> dict[str, Any]:
-    v, a = decision.verdict, decision.attempt
-    return {
-        "type": "decision", "decision_id": decision.id, "adapter": adapter,
-        "at": a.at.timestamp(), "tenant": a.tenant, "account": a.account,
-        "caller_id": v.caller_id_e164 or a.caller_id,
-        "destination": v.destination_e164 or a.destination,
-        "verdict": "allow" if v.allowed else "block", "rule": v.rule_id, "reason": v.reason,
-        "message": v.message, "shadow": list(v.shadow), "decision_us": decision.elapsed_us,
-    }

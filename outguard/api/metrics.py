@@ -34,7 +34,8 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector as PromCollector
 
 from outguard import probes
-from outguard.events import EventHub
+from outguard.callevents import CallAnswered, CallDecided, CallEnded
+from outguard.events import Event, EventHub
 
 #: decision latency buckets, seconds (decisions take tens of microseconds)
 BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1)
@@ -67,22 +68,23 @@ class Collector:
         self.other: dict[str, int] = {}
         self.missed = 0
 
-    def add(self, event: dict[str, Any]) -> None:
-        kind = event.get("type", "")
-        if kind == "decision":
-            key = (str(event.get("verdict")), str(event.get("reason")))
+    def add(self, event: Event) -> None:
+        if isinstance(event, CallDecided):
+            key = ("allow" if event.allowed else "block", event.reason)
             self.decisions[key] = self.decisions.get(key, 0) + 1
-            seconds = float(event.get("decision_us", 0)) / 1e6
+            seconds = event.decision_us / 1e6
             self.latency_sum += seconds
             self.latency_count += 1
             for i, bound in enumerate(BUCKETS):
                 if seconds <= bound:
                     self.buckets[i] += 1
-        elif kind == "outcome":
-            result = "answered" if event.get("answered") else "unanswered"
+        elif isinstance(event, CallEnded):
+            result = "answered" if event.answered else "unanswered"
             self.outcomes[result] = self.outcomes.get(result, 0) + 1
-        elif kind:
-            self.other[kind] = self.other.get(kind, 0) + 1
+        else:
+            kind = event.type if isinstance(event, CallAnswered) else str(event.get("type", ""))
+            if kind:
+                self.other[kind] = self.other.get(kind, 0) + 1
 
     async def run(self, hub: EventHub) -> None:
         with hub.subscribe(10_000) as sub:

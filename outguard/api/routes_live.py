@@ -19,6 +19,8 @@ from outguard.api import context as cx
 from outguard.api import views
 from outguard.api.core import route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
+from outguard.callevents import as_dict
+from outguard.events import Event
 from outguard.server import PARTS, store_health
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 if sub.missed:
                     await response.write(_sse({"type": "missed", "count": sub.missed}))
                     sub.missed = 0
-                await response.write(_sse(views.masked(get.result(), mask)))
+                await response.write(_sse(views.masked(wire(get.result()), mask)))
     except ConnectionResetError:
         pass
     finally:
@@ -91,6 +93,11 @@ async def events(request: web.Request) -> web.StreamResponse:
         if get is not None:
             get.cancel()
     return response
+
+
+def wire(event: Event) -> dict[str, Any]:
+    """A hub event as the stream sends it: call events through their one serialiser."""
+    return event if isinstance(event, dict) else as_dict(event)
 
 
 def _sse(event: dict[str, Any]) -> bytes:

@@ -15,8 +15,9 @@ from outguard.enforcement.ledger import Ledger
 from outguard.enforcement.policy import EnforcementPolicy, validate_enforcement
 from outguard.enforcement.risk import RiskBook
 from outguard.enforcement.webhooks import WebhookSender
+from outguard.callevents import CallDecided, CallEnded
 from outguard.errors import InvalidInput
-from outguard.events import EventHub, Subscription
+from outguard.events import Event, EventHub, Subscription
 from outguard.store.aio import AsyncStore
 from outguard.figures import attribute_complaint
 from outguard.store.base import Complaint, Suspension
@@ -152,7 +153,7 @@ class EnforcerBase:
             try:
                 self.observe(event)
             except Exception:
-                logger.exception("enforcement: bad event %r", event.get("type"))
+                logger.exception("enforcement: bad event %r", event)
 
     def pump(self) -> int:
         """Fold the hub events waiting now, without the background task (tests, tools)."""
@@ -162,25 +163,19 @@ class EnforcerBase:
             n += 1
         return n
 
-    def observe(self, event: dict[str, Any]) -> None:
-        """Fold one Screener event (decision / outcome) into the figures; wake the
-        debounced evaluation. Other event types are ignored."""
-        kind = event.get("type")
-        if kind == "decision":
+    def observe(self, event: Event) -> None:
+        """Fold one call event (decided / ended) into the figures; wake the debounced
+        evaluation. Other events are ignored."""
+        if isinstance(event, CallDecided):
             self.book.decision(
-                decision_id=event["decision_id"], at=float(event["at"]),
-                tenant=event.get("tenant") or "", account=event.get("account") or "",
-                caller_id=event.get("caller_id") or "", callee=event.get("destination") or "",
-                allowed=event.get("verdict") == "allow", reason=event.get("reason") or "",
+                decision_id=event.call_id, at=event.at, tenant=event.tenant,
+                account=event.account, caller_id=event.caller_id, callee=event.destination,
+                allowed=event.allowed, reason=event.reason,
             )
-        elif kind == "outcome":
-            duration = event.get("duration")
-            self.book.outcome(
-                at=float(event.get("at") or self.clock()), answered=bool(event.get("answered")),
-                duration=None if duration is None else float(duration),
-                tenant=event.get("tenant") or "", account=event.get("account") or "",
-                caller_id=event.get("caller_id") or "",
-            )
+        elif isinstance(event, CallEnded):
+            self.book.outcome(at=event.at, answered=event.answered, duration=event.duration,
+                              tenant=event.tenant, account=event.account,
+                              caller_id=event.caller_id)
         else:
             return
         self._wake.set()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, TextIO
 
+from outguard.callevents import CallDecided
 from rules.model import CallAttempt, ListInfo, ListKind, PartyKind, Scope, StoreData, Verdict
 
 Role = Literal["admin", "reviewer", "readonly"]
@@ -224,6 +225,16 @@ class CallRecord:
             shadow=verdict.shadow,
             decision_us=decision_us,
             at=attempt.at.timestamp(),
+        )
+
+    @classmethod
+    def from_decided(cls, event: CallDecided) -> CallRecord:
+        return cls(
+            decision_id=event.call_id, channel_id=event.channel_id, adapter=event.adapter,
+            tenant=event.tenant, account=event.account, caller_id=event.caller_id,
+            destination=event.destination, verdict="allow" if event.allowed else "block",
+            rule=event.rule, reason=event.reason, shadow=event.shadow,
+            decision_us=event.decision_us, at=event.at,
         )
 
     def as_row(self) -> tuple[Any, ...]:

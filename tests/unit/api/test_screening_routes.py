@@ -151,14 +151,15 @@ async def read_events(api: Api, count: int) -> list[tuple[str, dict]]:
 
 async def test_the_live_stream_carries_decisions_and_outcomes_masked(api: Api) -> None:
     before = api.screener.events.subscribers  # the metrics collector, the enforcer
-    reader = asyncio.ensure_future(read_events(api, 2))
+    reader = asyncio.ensure_future(read_events(api, 3))
     while api.screener.events.subscribers == before:
         await asyncio.sleep(0.01)
     place(api, "13800138000", answer_s=3)
     events = await reader
-    assert [e[0] for e in events] == ["decision", "outcome"]
+    assert [e[0] for e in events] == ["decision", "answered", "outcome"]
     assert events[0][1]["destination"] == "+86138****8000"
-    assert events[0][1]["verdict"] == "allow" and events[1][1]["answered"] is True
+    assert events[2][1]["destination"] == "+86138****8000"
+    assert events[0][1]["verdict"] == "allow" and events[2][1]["answered"] is True
 
 
 async def test_metrics_show_decisions_latency_and_parts(api: Api) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from outguard.callevents import CallDecided, CallEnded
 from outguard.enforcement import Enforcer
 from outguard.store import SQLiteStore
 from outguard.store.aio import AsyncStore
@@ -111,17 +112,16 @@ def play_call(enforcer: Enforcer, *, account: str = "a1", tenant: str = "t1",
     """One screened call as the Screener would announce it (decision, then outcome)."""
     now = enforcer.clock() if at is None else at
     decision_id = uuid.uuid4().hex
-    enforcer.observe({
-        "type": "decision", "decision_id": decision_id,
-        "at": now - (duration + 5.0 if allowed and answered else 0.0), "tenant": tenant,
-        "account": account, "caller_id": caller_id, "destination": callee,
-        "verdict": "allow" if allowed else "block", "reason": reason,
-    })
+    decided_at = now - (duration + 5.0 if allowed and answered else 0.0)
+    enforcer.observe(CallDecided(
+        call_id=decision_id, channel_id="", adapter="ari", at=decided_at, tenant=tenant,
+        account=account, caller_id=caller_id, destination=callee, allowed=allowed, rule="",
+        reason=reason, message="", cause=0 if allowed else 21, shadow=(), decision_us=10,
+    ))
     if allowed:
-        enforcer.observe({
-            "type": "outcome", "decision_id": decision_id, "account": account,
-            "tenant": tenant, "caller_id": caller_id, "destination": callee,
-            "answered": answered, "duration": duration if answered else 0.0,
-            "cause": 16, "at": now,
-        })
+        enforcer.observe(CallEnded(
+            call_id=decision_id, at=now, tenant=tenant, account=account, caller_id=caller_id,
+            destination=callee, answered_at=now - duration if answered else None,
+            duration=duration if answered else 0.0, cause=16,
+        ))
     return decision_id

@@ -1,0 +1,98 @@
+"""The typed call events: one per thing that happened to a call, published once.
+
+The Screener publishes each event once (``Screener.publish``); the call log and the rate
+counters consume it in process, synchronously, before the hub hands it to the
+subscribers that read at their own pace: the risk figures (``outguard.enforcement``), the
+metrics collector and the live stream (``/api/events``, through :func:`as_dict`, the one
+serialiser). Nobody re-parses an untyped dict by key.
+
+* :class:`CallDecided` - a verdict was given (allowed, blocked, or allowed with shadow hits)
+* :class:`CallAnswered` - an allowed call was answered (the first report)
+* :class:`CallEnded` - an allowed call ended; it carries the parties, so no consumer needs
+  to remember the decision (the live-call registry held them while the call was up)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = ["CallDecided", "CallAnswered", "CallEnded", "CallEvent", "as_dict"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallDecided:
+    type: ClassVar[str] = "decision"
+
+    call_id: str  # the decision id, the call log's key
+    channel_id: str
+    adapter: str  # "ari" | "agi"
+    at: float  # epoch seconds
+    tenant: str
+    account: str
+    caller_id: str  # E.164 when it parsed
+    destination: str  # E.164 when it parsed
+    allowed: bool
+    rule: str
+    reason: str
+    message: str
+    cause: int  # the hangup cause of a block (0 when allowed)
+    shadow: tuple[str, ...]
+    decision_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    type: ClassVar[str] = "answered"
+
+    call_id: str
+    at: float
+    tenant: str
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    type: ClassVar[str] = "outcome"
+
+    call_id: str
+    at: float  # when it ended
+    tenant: str
+    account: str
+    caller_id: str
+    destination: str
+    answered_at: float | None
+    #: seconds connected; None when the end was learnt without a hangup after the answer
+    duration: float | None
+    cause: int | None  # Q.850, None when unknown
+    #: how the end was known when no hangup was seen ("unknown after restart", ...)
+    note: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+
+CallEvent = CallDecided | CallAnswered | CallEnded
+
+
+def as_dict(event: CallEvent) -> dict[str, Any]:
+    """The wire form of a call event (the live stream); field names as the API documents."""
+    if isinstance(event, CallDecided):
+        return {
+            "type": event.type, "decision_id": event.call_id, "adapter": event.adapter,
+            "at": event.at, "tenant": event.tenant, "account": event.account,
+            "caller_id": event.caller_id, "destination": event.destination,
+            "verdict": "allow" if event.allowed else "block", "rule": event.rule,
+            "reason": event.reason, "message": event.message, "shadow": list(event.shadow),
+            "decision_us": event.decision_us,
+        }
+    if isinstance(event, CallAnswered):
+        return {"type": event.type, "decision_id": event.call_id, "at": event.at,
+                "tenant": event.tenant, "account": event.account}
+    return {
+        "type": event.type, "decision_id": event.call_id, "account": event.account,
+        "tenant": event.tenant, "caller_id": event.caller_id,
+        "destination": event.destination, "answered": event.answered,
+        "duration": event.duration, "cause": event.cause, "note": event.note, "at": event.at,
+    }
