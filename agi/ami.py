@@ -32,6 +32,7 @@ from typing import Any
 from panoramisk.message import Message
 
 from outguard.probes import roundtrip
+from outguard.screening import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +108,9 @@ class AmiClient:
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
-        backoff = 0.1
+        backoff = Backoff()
         while True:
-            began = time.monotonic()
+            backoff.connecting()
             try:
                 await self._session()
             except asyncio.CancelledError:
@@ -122,10 +123,7 @@ class AmiClient:
                 logger.error("AMI %s:%d: a message exceeded %d bytes; reconnecting",
                              self.host, self.port, self.max_message_bytes)
             self._disconnected()
-            if time.monotonic() - began > 10:
-                backoff = 0.1
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            await backoff.wait()
             self.reconnects += 1
 
     async def wait_connected(self, timeout: float) -> None:

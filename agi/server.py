@@ -47,13 +47,13 @@ from agi.protocol import (
     set_variable,
     split_fields,
 )
-from ari_app.app import log_decision, verdict_vars
 from outguard import dialplan_vars as dv
+from outguard import screening
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
-from outguard.privacy import mask
 from outguard.probes import SCREENING_FAILURES, agi_operation, roundtrip
-from outguard.service import Decision, ScreeningUnavailable, Screener
+from outguard.screening import failure_vars, log_decision, verdict_vars
+from outguard.service import Decision, Screener
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class FastAgiServer:
         logger.error("FastAGI: no route %r (agi_request %s) for %s; verdict %s, the dialplan's "
                      "failure branch applies", req.script, req.env.get("agi_request", "?"),
                      req.channel, FAILED)
-        await session.set_tokens({dv.REASON: "agi_unknown_route", dv.VERDICT: FAILED})
+        await session.set_tokens(failure_vars(FAILED, "agi_unknown_route"))
 
     # -- the screen route -----------------------------------------------------------------
 
@@ -300,7 +300,7 @@ class FastAgiServer:
         decision = await self._decide(facts)
         if decision is None:
             SCREENING_FAILURES.labels("agi", "dialplan").inc()
-            await session.set_tokens({dv.REASON: "screening_unavailable", dv.VERDICT: FAILED})
+            await session.set_tokens(failure_vars(FAILED, "screening_unavailable"))
             return
         log_decision(req.channel or req.uniqueid, decision)
         if decision.allowed and self.tracker is not None and req.uniqueid:
@@ -313,18 +313,7 @@ class FastAgiServer:
             raise
 
     async def _decide(self, facts: ChannelFacts) -> Decision | None:
-        deadline = time.monotonic() + self.budget_ms / 1000
-        while self.screener.snapshot is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        try:
-            return self.screener.screen(facts)
-        except ScreeningUnavailable:
-            logger.warning("%s to %s: screening unavailable; the dialplan's failure branch "
-                           "applies", facts.channel_name, mask(facts.dialed))
-        except Exception:
-            logger.exception("screening %s to %s raised", facts.channel_name,
-                             mask(facts.dialed))
-        return None
+        return await screening.decide(self.screener, facts, self.budget_ms)
 
     async def _set_verdict(self, session: AgiSession, decision: Decision) -> None:
         variables = verdict_vars(decision)

@@ -21,12 +21,13 @@ from ari_app.bridge import OUTBOUND_PREFIX, BridgeCall, bridge_id, outbound_id
 from ari_app.client import AriClient, AriError, AriUnavailable, ChannelGone
 from ari_app.settings import CallSettings
 from outguard import dialplan_vars as dv
+from outguard import screening
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
 from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
-from outguard.privacy import mask
 from outguard.probes import SCREENING_FAILURES
-from outguard.service import Decision, ScreeningUnavailable, Screener
+from outguard.screening import Backoff, failure_vars, log_decision, verdict_vars
+from outguard.service import Decision, Screener
 
 logger = logging.getLogger(__name__)
 
@@ -38,22 +39,6 @@ OUTBOUND_ARG = "outbound"
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroyed",
                "PlaybackStarted", "PlaybackFinished")
 GONE_TTL_S = 120.0
-
-
-def verdict_vars(decision: Decision) -> dict[str, str]:
-    v = decision.verdict
-    out = {
-        dv.VERDICT: dv.ALLOW if v.allowed else dv.BLOCK,
-        dv.REASON: v.reason,
-        dv.RULE: v.rule_id,
-        dv.DECISION_ID: decision.id,
-    }
-    if v.shadow:
-        out[dv.SHADOW] = ",".join(v.shadow)
-    if not v.allowed:
-        out[dv.CAUSE] = str(v.cause)
-        out[dv.MESSAGE] = v.message
-    return out
 
 
 def channel_facts(channel: dict[str, Any], dialed: str) -> ChannelFacts:
@@ -68,17 +53,6 @@ def channel_facts(channel: dict[str, Any], dialed: str) -> ChannelFacts:
         tenant=variables.get(dv.TENANT) or "",
         purpose=variables.get(dv.PURPOSE) or "",
         campaign=variables.get(dv.CAMPAIGN) or "",
-    )
-
-
-def log_decision(channel: str, decision: Decision) -> None:
-    v, a = decision.verdict, decision.attempt
-    logger.info(
-        "%s %s -> %s account=%s tenant=%s: %s %s (rule %s, cause %s) in %d us",
-        channel, mask(v.destination_e164 or a.destination),
-        mask(v.caller_id_e164 or a.caller_id), a.account, a.tenant,
-        "allow" if v.allowed else "BLOCK", v.reason, v.rule_id or "-",
-        v.cause if not v.allowed else "-", decision.elapsed_us,
     )
 
 
@@ -102,9 +76,9 @@ class StasisApp:
     async def run(self) -> None:
         """Stay connected until cancelled: reconnect with backoff (0.1 s doubling to 5 s,
         back to 0.1 s after a connection that lasted)."""
-        backoff = 0.1
+        backoff = Backoff()
         while True:
-            began = time.monotonic()
+            backoff.connecting()
             try:
                 async for event in self.client.events(on_open=self._on_open):
                     self.dispatch(event)
@@ -114,11 +88,9 @@ class StasisApp:
             except Exception:
                 logger.exception("ARI session failed")
             self.connected = False
-            if time.monotonic() - began > 10:
-                backoff = 0.1
-            logger.info("reconnecting to ARI in %.1f s", backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            delay = backoff.next_delay()
+            logger.info("reconnecting to ARI in %.1f s", delay)
+            await asyncio.sleep(delay)
             self.reconnects += 1
 
     def _on_open(self) -> None:
@@ -239,16 +211,8 @@ class StasisApp:
             self._handling.discard(cid)
 
     async def _decide(self, channel: dict[str, Any], dialed: str) -> Decision | None:
-        deadline = time.monotonic() + self.settings.budget_ms / 1000
-        while self.screener.snapshot is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        try:
-            return self.screener.screen(channel_facts(channel, dialed))
-        except ScreeningUnavailable:
-            return None
-        except Exception:
-            logger.exception("screening %s to %s raised", channel.get("id"), dialed)
-            return None
+        return await screening.decide(self.screener, channel_facts(channel, dialed),
+                                      self.settings.budget_ms)
 
     async def _continue(self, cid: str, decision: Decision, dialed: str) -> None:
         await asyncio.gather(
@@ -288,10 +252,10 @@ class StasisApp:
         SCREENING_FAILURES.labels("ari", mode).inc()
         logger.warning("channel %s to %s: %s; failing %s", cid, dialed, why, mode)
         if mode == "open":
-            await self.client.set_vars(cid, {dv.VERDICT: dv.UNSCREENED, dv.REASON: "failed"})
+            await self.client.set_vars(cid, failure_vars(dv.UNSCREENED, "failed"))
             await self.client.continue_in_dialplan(cid, self.settings.dial_context, dialed, 1)
         else:
-            await self.client.set_vars(cid, {dv.VERDICT: dv.FAILED, dv.REASON: "failed"})
+            await self.client.set_vars(cid, failure_vars(dv.FAILED, "failed"))
             await self.client.hangup(cid, self.settings.fail_cause)
 
     def _release(self, cid: str) -> None:

@@ -29,6 +29,9 @@ class FakeScreener:
         self.facts: list[ChannelFacts] = []
         self.ended_calls: list[tuple[str, int | None]] = []
 
+    async def wait_ready(self, timeout_s: float) -> bool:
+        return self.snapshot is not None
+
     def screen(self, facts: ChannelFacts) -> Decision:
         if self.snapshot is None:
             raise ScreeningUnavailable("no snapshot")

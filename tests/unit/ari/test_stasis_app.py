@@ -96,6 +96,9 @@ class FakeScreener:
         self.seen: list[Any] = []
         self.notes: list[str | None] = []
 
+    async def wait_ready(self, timeout_s: float) -> bool:
+        return self.snapshot is not None
+
     def screen(self, facts: Any) -> Decision:
         self.seen.append(facts)
         if self.error:

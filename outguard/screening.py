@@ -1,0 +1,111 @@
+"""What the two adapters (ARI ``ari_app/``, FastAGI ``agi/``) share about screening a
+channel, so that neither imports the other:
+
+* :func:`decide` - wait for readiness (an event, set when the first snapshot is swapped
+  in, bounded by the call's budget), screen, and turn "cannot decide" into ``None`` with
+  the reason logged: the adapter then applies the failure policy;
+* :func:`verdict_vars` - the verdict as the ``OUTGUARD_*`` channel variables;
+* :func:`failure_vars` - the variables a call outguard could not screen gets;
+* :func:`log_decision` - the one decision log line (numbers masked);
+* :class:`Backoff` - the reconnect delays of the ARI and AMI connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+from outguard import dialplan_vars as dv
+from outguard.callfacts import ChannelFacts
+from outguard.privacy import mask
+from outguard.service import Decision, ScreeningUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+class Screens(Protocol):
+    """The part of the Screener the adapters decide through."""
+
+    async def wait_ready(self, timeout_s: float) -> bool: ...
+
+    def screen(self, facts: ChannelFacts) -> Decision: ...
+
+
+async def decide(screener: Screens, facts: ChannelFacts, budget_ms: float) -> Decision | None:
+    """The decision for one channel, or None when screening cannot answer within the
+    budget (no snapshot yet, an engine error): the caller applies the failure policy."""
+    try:
+        await screener.wait_ready(budget_ms / 1000)
+        return screener.screen(facts)
+    except ScreeningUnavailable:
+        logger.warning("%s to %s: screening unavailable; the failure policy applies",
+                       facts.channel_name or facts.channel_id, mask(facts.dialed))
+    except Exception:
+        logger.exception("screening %s to %s raised; the failure policy applies",
+                         facts.channel_name or facts.channel_id, mask(facts.dialed))
+    return None
+
+
+def verdict_vars(decision: Decision) -> dict[str, str]:
+    v = decision.verdict
+    out = {
+        dv.VERDICT: dv.ALLOW if v.allowed else dv.BLOCK,
+        dv.REASON: v.reason,
+        dv.RULE: v.rule_id,
+        dv.DECISION_ID: decision.id,
+    }
+    if v.shadow:
+        out[dv.SHADOW] = ",".join(v.shadow)
+    if not v.allowed:
+        out[dv.CAUSE] = str(v.cause)
+        out[dv.MESSAGE] = v.message
+    return out
+
+
+def failure_vars(verdict: str, reason: str) -> dict[str, str]:
+    """A call outguard could not screen: ``verdict`` is ``failed`` (the dialplan's failure
+    branch, or a fail-closed hangup) or ``unscreened`` (fail-open)."""
+    return {dv.REASON: reason, dv.VERDICT: verdict}
+
+
+def log_decision(channel: str, decision: Decision) -> None:
+    v, a = decision.verdict, decision.attempt
+    logger.info(
+        "%s %s -> %s account=%s tenant=%s: %s %s (rule %s, cause %s) in %d us",
+        channel, mask(v.destination_e164 or a.destination),
+        mask(v.caller_id_e164 or a.caller_id), a.account, a.tenant,
+        "allow" if v.allowed else "BLOCK", v.reason, v.rule_id or "-",
+        v.cause if not v.allowed else "-", decision.elapsed_us,
+    )
+
+
+class Backoff:
+    """Reconnect delays: 0.1 s doubling to 5 s, back to 0.1 s after a connection that
+    lasted more than 10 s."""
+
+    def __init__(self, first_s: float = 0.1, max_s: float = 5.0,
+                 stable_s: float = 10.0) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.stable_s = stable_s
+        self.delay_s = first_s
+        self._began = time.monotonic()
+
+    def connecting(self) -> None:
+        """A connection attempt starts now."""
+        self._began = time.monotonic()
+
+    def next_delay(self) -> float:
+        """The connection ended: how long to wait before the next attempt."""
+        if time.monotonic() - self._began > self.stable_s:
+            self.delay_s = self.first_s
+        delay = self.delay_s
+        self.delay_s = min(self.delay_s * 2, self.max_s)
+        return delay
+
+    async def wait(self) -> float:
+        delay = self.next_delay()
+        await asyncio.sleep(delay)
+        return delay
