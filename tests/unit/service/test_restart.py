@@ -3,6 +3,7 @@ so they hold their concurrency slots, and closes their rows once their end is kn
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,3 +127,15 @@ async def test_rows_older_than_the_maximum_call_age_are_closed_not_restored(
         assert (await store.get_call(old.id)).end_note == NEVER_SEEN_ENDING
     finally:
         await stop(second, store)
+
+
+async def test_readiness_is_an_event_set_by_the_first_snapshot(tmp_path: Path) -> None:
+    store = AsyncStore(SQLiteStore(tmp_path / "og.db"))
+    screener = Screener(store, parse_policy(POLICY), clock=Clock())
+    try:
+        assert await screener.wait_ready(0.01) is False
+        waiting = asyncio.ensure_future(screener.wait_ready(30))
+        await screener.start()
+        assert await waiting is True
+    finally:
+        await stop(screener, store)
