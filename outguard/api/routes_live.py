@@ -57,8 +57,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 @route("GET", "/api/events", tag="live", response_type="text/event-stream")
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: every decision, call outcome, snapshot swap and enforcement
-    event as it happens (``event:`` is the type, ``data:`` the JSON, numbers masked).
+    """Server-Sent Events: every call event (decision, answered, outcome), snapshot swap
+    and enforcement event as it happens (``event:`` is the type, ``data:`` the JSON, numbers masked).
 
     Browsers' EventSource cannot send a token: read the stream with fetch().
     """
