@@ -10,9 +10,10 @@ cd "$(dirname "$0")"
 # chromium + chromium-driver: the dashboard's end-to-end test drives a headless browser;
 # prometheus: its promtool checks the shipped alert rules (deploy/prometheus/);
 # docker.io + docker-compose: the container test builds and runs deploy/docker/;
-# fonts-wqy-microhei: a Chinese font, so the dashboard's zh screenshots show characters
+# fonts-wqy-microhei: a Chinese font, so the dashboard's zh screenshots show characters;
+# postgresql + redis-server: the cluster-mode tests start their own servers
 APT_PACKAGES=(debootstrap sip-tester ca-certificates chromium chromium-driver prometheus
-              docker.io docker-compose fonts-wqy-microhei)
+              docker.io docker-compose fonts-wqy-microhei postgresql redis-server)
 PYTHON=${PYTHON:-python3}
 BIN_DIR=${BIN_DIR:-/usr/local/bin}
 
@@ -46,7 +47,7 @@ setup_python() {
   fi
   say "installing outguard and its test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c 'import outguard, rules, aiohttp, panoramisk, sqlite_utils, phonenumbers'
+  .venv/bin/python -c 'import outguard, rules, aiohttp, panoramisk, sqlite_utils, phonenumbers, psycopg, redis'
   # `outguard` on the PATH (the demo's banner and the README call it by name)
   ln -sfn "$PWD/.venv/bin/outguard" "$BIN_DIR/outguard"
   say "outguard is on the PATH: $BIN_DIR/outguard -> $PWD/.venv/bin/outguard"

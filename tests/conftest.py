@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from outguard import sandbox
+from outguard.testing import servers
 
 # The demo uses offset 0. Several test runs can share a machine when each sets its own
 # OUTGUARD_TEST_INSTANCE and OUTGUARD_TEST_OFFSET (e.g. 100, 200, ...).
@@ -52,3 +53,33 @@ def clean_pbx(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
     pbx.hangup_all()
     yield pbx
     pbx.hangup_all()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[servers.RedisServer]:
+    """A redis-server of this test session on 127.0.0.1 (port 17000 + offset)."""
+    try:
+        servers.redis_binary()
+    except servers.ServerUnavailable as exc:
+        _unavailable(str(exc))
+    server = servers.RedisServer(servers.REDIS_BASE_PORT + TEST_PORT_OFFSET, TEST_INSTANCE)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[servers.PostgresServer]:
+    """A PostgreSQL cluster of this test session on 127.0.0.1 (port 14000 + offset)."""
+    try:
+        servers.pg_bindir()
+    except servers.ServerUnavailable as exc:
+        _unavailable(str(exc))
+    server = servers.PostgresServer(servers.PG_BASE_PORT + TEST_PORT_OFFSET, TEST_INSTANCE)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
