@@ -25,8 +25,9 @@ from outguard.config import Settings
 from outguard.enforcement import EnforcementPolicy, Enforcer
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
+from outguard.store import is_postgres_url
+from outguard.store import open_store as open_any_store
 from outguard.store.spool import default_spool_dir
-from outguard.store.sqlite import SQLiteStore
 from outguard.tasks import cancel_and_wait
 from rules.errors import PolicyError
 from rules.policy import default_policy, load_policy
@@ -62,9 +63,10 @@ def read_policy(settings: Settings) -> Policy:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    Path(settings.store).parent.mkdir(parents=True, exist_ok=True)
+    if not is_postgres_url(settings.store):
+        Path(settings.store).parent.mkdir(parents=True, exist_ok=True)
     spool_dir = settings.spool_dir or default_spool_dir(settings.store)
-    store = AsyncStore(SQLiteStore(settings.store, spool_dir=spool_dir))
+    store = AsyncStore(open_any_store(settings.store, spool_dir=spool_dir))
     app[STORE] = store
     yield
     await store.aclose()

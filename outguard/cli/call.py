@@ -22,7 +22,7 @@ from outguard.cli.common import (
     store_options,
     translated,
 )
-from outguard.store.sqlite import SQLiteStore
+from outguard.store import open_store as open_any_store
 
 
 def _target(config_file: str | None, store_path: str | None, sandbox_name: str | None) -> Target:
@@ -80,7 +80,7 @@ def call(number: str, account: str, caller_id: str, tenant: str, purpose: str, c
     with translated():
         seen = asyncio.run(place(target, number, variables, context, caller_id, timeout, hold,
                                  formats))
-        with SQLiteStore(target.store) as store:
+        with open_any_store(target.store) as store:
             logged = find_call(store, seen["dialled"], started, want_outcome=True)
     body: dict[str, Any] = {"number": number, "account": account, "answered": seen["answered"],
                             "hangup_cause": seen["cause"], "hangup_cause_text": seen["cause_txt"],

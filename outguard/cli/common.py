@@ -28,6 +28,7 @@ import click
 
 from outguard import config
 from outguard.errors import Conflict, InvalidInput, NotFound, OutguardError
+from outguard.store import open_store as open_any_store
 from outguard.store.sqlite import SQLiteStore
 from rules.errors import PolicyError
 from rules.policy_types import Policy
@@ -97,7 +98,7 @@ def open_store(config_file: str | None, store_path: str | None) -> Iterator[SQLi
     kept for ``current_settings``."""
     settings = load_settings(config_file, store_path)
     with translated():
-        store = SQLiteStore(settings.store)
+        store = open_any_store(settings.store)
     try:
         with translated():
             yield store

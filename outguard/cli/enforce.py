@@ -24,7 +24,7 @@ from outguard.cli.common import (
 )
 from outguard.store.aio import AsyncStore
 from outguard.store.base import COMPLAINT_CATEGORIES
-from outguard.store.sqlite import SQLiteStore
+from outguard.store import open_store as open_any_store
 from rules.model import PartyKind
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ def with_enforcer(config_file: str | None, store_path: str | None,
     policy = policy_of(settings)
 
     async def main() -> T:
-        store = AsyncStore(SQLiteStore(settings.store))
+        store = AsyncStore(open_any_store(settings.store))
         try:
             enforcer = Enforcer(store, policy)
             await enforcer.start(background=False)
@@ -272,7 +272,7 @@ def appeals_show(appeal_id: int, as_json: bool, config_file: str | None,
       outguard appeals show 12
     """
     settings = load_settings(config_file, store_path)
-    with translated(), SQLiteStore(settings.store) as store:
+    with translated(), open_any_store(settings.store) as store:
         output(views.appeal(store.get_appeal(appeal_id)), as_json)
 
 
@@ -412,7 +412,7 @@ def complaints_list(caller_id: str | None, as_json: bool, config_file: str | Non
       outguard complaints list --caller-id 01088886666
     """
     settings = load_settings(config_file, store_path)
-    with translated(), SQLiteStore(settings.store) as store:
+    with translated(), open_any_store(settings.store) as store:
         key = _key("caller_id", caller_id) if caller_id else None
         rows = [views.complaint(c) for c in store.list_complaints(caller_id=key)]
     output(rows, as_json, ["id", "kind", "caller_id", "reporter", "category", "source", "at"])

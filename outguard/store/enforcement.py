@@ -135,7 +135,7 @@ class EnforcementMixin:
     def list_suspensions(self, *, party_kind: PartyKind | str | None = None,
                          party_key: str | None = None,
                          active_at: datetime | None = None) -> list[Suspension]:
-        where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
         if party_kind is not None:
             where.append("party_kind = ?")
             params.append(_kind(party_kind).value)
@@ -206,7 +206,7 @@ class EnforcementMixin:
 
     def list_appeals(self, *, state: AppealState | str | None = None,
                      party_key: str | None = None) -> list[Appeal]:
-        where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
         if state is not None:
             where.append("state = ?")
             params.append(AppealState(state).value)
@@ -248,7 +248,7 @@ class EnforcementMixin:
 
     def list_complaints(self, *, caller_id: str | None = None,
                         since: datetime | None = None) -> list[Complaint]:
-        where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
         if caller_id is not None:
             where.append("caller_id = ?")
             params.append(caller_id)
@@ -312,7 +312,7 @@ class EnforcementMixin:
 
     def list_audit(self, *, since: datetime | None = None, party_key: str | None = None,
                    limit: int = 1000) -> list[AuditRecord]:
-        where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
         if since is not None:
             where.append("at >= ?")
             params.append(to_ts(since))

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from outguard.errors import ImportFailed, InvalidInput, Reject
 from outguard.store.audit import bump_version, write_audit
@@ -39,7 +39,7 @@ from outguard.store.base import (
 from outguard.store.lists import list_id
 
 if TYPE_CHECKING:
-    from outguard.store.sqlite import SQLiteStore
+    from outguard.store.sqlite import SQLiteStore as ImportTarget
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ def _cells(text: str, delimiter: str) -> list[str]:
 
 
 class _Importer:
+    staging: Staging
+
     def __init__(self, path: Path, *, fmt: str, region: str, normalise: Normaliser,
                  max_line: int, max_rejects_kept: int, reject_file: IO[str] | None,
                  progress: ProgressCallback | None, progress_every: int) -> None:
@@ -156,8 +158,10 @@ class _Importer:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def stage(self, conn: sqlite3.Connection) -> None:
-        """Parse the whole file into temp.staging (in one transaction on the temp schema)."""
+    def stage(self, conn: sqlite3.Connection, staging: Staging | None = None) -> None:
+        """Parse the whole file into the staging table (SQLite: in one transaction on the
+        temp schema; PostgreSQL: streamed with COPY, then deduplicated)."""
+        self.staging = staging or _SqliteStaging(conn)
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
@@ -173,9 +177,9 @@ class _Importer:
                     raise self.fail(f"{self.path}: line 1: the file is {name}; save it as UTF-8"
                                     " (or GB18030) text", line=1)
             f.seek(len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0)
-            conn.execute("BEGIN")
+            self.staging.begin()
             self._read(f, conn)
-            conn.execute("COMMIT")
+            self.accepted = self.staging.finish(self.accepted)
 
     def _read(self, f: IO[bytes], conn: sqlite3.Connection) -> None:
         readline, limit, norm, region, errors = (
@@ -237,10 +241,51 @@ class _Importer:
         if not batch:
             return
         batch.sort()  # key order: the staging B-tree is cheaper to fill
-        before = conn.total_changes
-        conn.executemany("INSERT OR IGNORE INTO temp.staging (e164) VALUES (?)", zip(batch))
         self.valid += len(batch)
-        self.accepted += conn.total_changes - before
+        self.accepted += self.staging.insert(batch)
+
+
+class Staging(Protocol):
+    """Where an import parks its valid numbers before the merge (one connection's own)."""
+
+    def begin(self) -> None: ...
+    def insert(self, batch: list[str]) -> int: ...  # numbers new to staging, if known
+    def finish(self, accepted: int) -> int: ...  # distinct numbers staged
+
+
+class _SqliteStaging:
+    """A TEMP table keyed by number: duplicates are dropped as they arrive."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN")
+
+    def insert(self, batch: list[str]) -> int:
+        before = self.conn.total_changes
+        self.conn.executemany("INSERT OR IGNORE INTO temp.staging (e164) VALUES (?)",
+                              zip(batch))
+        return self.conn.total_changes - before
+
+    def finish(self, accepted: int) -> int:
+        self.conn.execute("COMMIT")
+        return accepted
+
+
+def open_sqlite_import(path: str) -> tuple[sqlite3.Connection, Staging]:
+    """The import's own SQLite connection and its TEMP staging table."""
+    conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 60000")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA temp.cache_size = -262144")
+        conn.execute("PRAGMA cache_size = -131072")
+        conn.execute("CREATE TEMP TABLE staging (e164 TEXT PRIMARY KEY) WITHOUT ROWID")
+    except BaseException:
+        conn.close()
+        raise
+    return conn, _SqliteStaging(conn)
 
 
 def _merge(conn: sqlite3.Connection, lid: int, mode: str, values: tuple[object, ...]) -> tuple[int, int, int]:
@@ -248,7 +293,7 @@ def _merge(conn: sqlite3.Connection, lid: int, mode: str, values: tuple[object, 
     count = "SELECT count(*) FROM list_entries WHERE list_id = ?"
     before = int(conn.execute(count, (lid,)).fetchone()[0])
     select = ("INSERT INTO list_entries (list_id, e164, expires_at, created_at, source, reason,"
-              " evidence) SELECT ?, e164, ?, ?, ?, ?, ? FROM temp.staging WHERE 1")
+              " evidence) SELECT ?, e164, ?, ?, ?, ?, ? FROM temp.staging WHERE true")
     if mode == "replace":
         removed = conn.execute(
             "DELETE FROM list_entries WHERE list_id = ? AND NOT EXISTS"
@@ -265,7 +310,7 @@ def _merge(conn: sqlite3.Connection, lid: int, mode: str, values: tuple[object, 
 
 
 def import_numbers(
-    store: SQLiteStore,
+    store: ImportTarget,
     list_name: str,
     path: str | os.PathLike[str],
     *,
@@ -300,14 +345,9 @@ def import_numbers(
     imp = _Importer(file_path, fmt=fmt, region=region, normalise=normalise or default_normaliser(),
                     max_line=max_line, max_rejects_kept=max_rejects_kept, reject_file=rej_fh,
                     progress=progress, progress_every=progress_every)
-    conn = sqlite3.connect(store.path, timeout=60.0, isolation_level=None)
+    conn, staging = store.open_import()
     try:
-        conn.execute("PRAGMA busy_timeout = 60000")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA temp.cache_size = -262144")
-        conn.execute("PRAGMA cache_size = -131072")
-        conn.execute("CREATE TEMP TABLE staging (e164 TEXT PRIMARY KEY) WITHOUT ROWID")
-        imp.stage(conn)
+        imp.stage(conn, staging)
         if max_rejects is not None and imp.rejected > max_rejects:
             raise imp.fail(f"{file_path}: {imp.rejected} rejected lines (limit {max_rejects});"
                            f" list {list_name!r} left unchanged")

@@ -36,7 +36,11 @@ SpoolItem = tuple[int, tuple[Any, ...]]
 
 
 def default_spool_dir(store_path: str) -> str:
-    """Where the service spools when ``spool_dir`` is not set: beside the store."""
+    """Where the service spools when ``spool_dir`` is not set: beside the store (for a
+    PostgreSQL URL, ``outguard-<host>-<port>-<database>.spool`` in the working directory)."""
+    if "://" in store_path:
+        rest = store_path.split("://", 1)[1].split("?", 1)[0].rsplit("@", 1)[-1]
+        return "outguard-" + "".join(c if c.isalnum() or c in "._" else "-" for c in rest) + ".spool"
     return str(Path(store_path).with_name(Path(store_path).name + ".spool"))
 
 

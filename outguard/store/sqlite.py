@@ -372,6 +372,10 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
 
     # -- bulk import and export ----------------------------------------------------------
 
+    def open_import(self) -> tuple[Any, imports.Staging]:
+        """A connection of the import's own, with its staging table (the caller closes it)."""
+        return imports.open_sqlite_import(self.path)
+
     def import_list(self, list_name: str, path: str | Path, **options: Any) -> ImportResult:
         """Import a file into a list, all or nothing; see ``imports.import_numbers``."""
         return imports.import_numbers(self, list_name, path, **options)

@@ -98,8 +98,10 @@ class Writer:
         busy_timeout_s: float = 5.0,
         spool: Spool | None = None,
         retry_s: float = 1.0,
+        connect_fn: Callable[[], Any] | None = None,
     ) -> None:
         self.path = path
+        self._connect_fn = connect_fn or functools.partial(connect, path, timeout_s=busy_timeout_s)
         self.batch_rows = batch_rows
         self.batch_interval = batch_interval
         self._busy_timeout_s = busy_timeout_s
@@ -187,7 +189,7 @@ class Writer:
 
     def _run(self, ready: Future[None]) -> None:
         try:
-            conn = connect(self.path, timeout_s=self._busy_timeout_s)
+            conn = self._connect_fn()
         except sqlite3.Error as exc:
             ready.set_exception(StoreError(f"cannot open {self.path}: {exc}"))
             return

@@ -16,16 +16,16 @@ from outguard.config import ApiConfig, Settings
 from outguard.server import SCREENER, STORE, Parts, build_app
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
-from outguard.store.sqlite import SQLiteStore
+from outguard.store import open_store
 
 ROLES = ("admin", "reviewer", "readonly")
 POLICY = Path(__file__).parent / "policy.toml"
 
 
-def seed_tokens(path: Path) -> dict[str, str]:
-    """One user and token per role, plus a small call centre."""
+def seed_tokens(path: Path | str) -> dict[str, str]:
+    """One user and token per role, plus a small call centre (``path``: a file or a URL)."""
     tokens = {}
-    with SQLiteStore(path) as store:
+    with open_store(path) as store:
         for role in ROLES:
             store.create_user(f"{role}-user", role)
             tokens[role] = store.create_token(f"{role}-user").token
@@ -70,8 +70,8 @@ class Api:
 
 
 async def start_api(tmp_path: Path, show_numbers: bool = False,
-                    max_body_bytes: int = 64 * 1024 * 1024) -> Api:
-    db = tmp_path / "outguard.db"
+                    max_body_bytes: int = 64 * 1024 * 1024, store: str | None = None) -> Api:
+    db = store or str(tmp_path / "outguard.db")
     tokens = seed_tokens(db)
     settings = Settings(store=str(db), default_tenant="t1", policy=str(POLICY),
                         api=ApiConfig(show_numbers=show_numbers, max_body_bytes=max_body_bytes))

@@ -1,13 +1,24 @@
-"""Fixtures for the store tests: a fresh SQLite store per test in tmp_path."""
+"""Fixtures for the store tests: a fresh store per test, on each engine.
+
+``store`` runs every test that takes it twice: on SQLite (a file in tmp_path) and on
+PostgreSQL (a fresh database in the session's cluster, see tests/conftest.py), so both
+engines are held to one behaviour. ``open_store_at`` opens another store on the same
+database (the CLI in another process, or a restart).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from outguard.store import SQLiteStore
+from outguard.store import SQLiteStore, open_store
+from outguard.testing.servers import PostgresServer
+
+ENGINES = ("sqlite", "postgresql")
 
 
 @pytest.fixture
@@ -15,10 +26,36 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "outguard.db"
 
 
-@pytest.fixture
-def store(db_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(db_path, batch_interval=0.01)
+@pytest.fixture(params=ENGINES)
+def store_target(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
+    """Where the test's store lives: an SQLite path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        yield str(db_path)
+        return
+    pg: PostgresServer = request.getfixturevalue("pg_server")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = pg.create_database(name)
     try:
-        yield s
+        yield url
     finally:
-        s.close()
+        pg.drop_database(name)
+
+
+@pytest.fixture
+def open_store_at(store_target: str) -> Iterator[Callable[..., SQLiteStore]]:
+    """Open (another) store on the test's database; all are closed after the test."""
+    opened: list[SQLiteStore] = []
+
+    def open_(**options: Any) -> SQLiteStore:
+        store = open_store(store_target, **options)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_store_at: Callable[..., SQLiteStore]) -> SQLiteStore:
+    return open_store_at(batch_interval=0.01)

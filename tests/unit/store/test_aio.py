@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,8 +17,8 @@ from rules.model import StoreData
 
 
 @pytest.fixture
-async def astore(db_path: Path) -> AsyncIterator[AsyncStore]:
-    a = AsyncStore(SQLiteStore(db_path, batch_interval=0.01))
+async def astore(open_store_at: Callable[..., SQLiteStore]) -> AsyncIterator[AsyncStore]:
+    a = AsyncStore(open_store_at(batch_interval=0.01))
     try:
         yield a
     finally:
@@ -43,7 +43,9 @@ async def test_record_then_flush_async(astore: AsyncStore) -> None:
     assert counters.attempts("account", "a1", 60, now) == 100
 
 
-async def test_subscribers_are_called_on_the_loop(astore: AsyncStore, db_path: Path) -> None:
+async def test_subscribers_are_called_on_the_loop(
+    astore: AsyncStore, open_store_at: Callable[..., SQLiteStore]
+) -> None:
     loop = asyncio.get_running_loop()
     got: asyncio.Queue[int] = asyncio.Queue()
 
@@ -55,7 +57,7 @@ async def test_subscribers_are_called_on_the_loop(astore: AsyncStore, db_path: P
     await astore.create_list("dnc", "dnc")
     assert await asyncio.wait_for(got.get(), 5) == await astore.data_version()
     astore.start_polling(0.02)
-    other = SQLiteStore(db_path)  # the CLI in another process
+    other = open_store_at()  # the CLI in another process
     other.add_entries("dnc", ["13800138000"])
     other.close()
     assert await asyncio.wait_for(got.get(), 5) == await astore.data_version()

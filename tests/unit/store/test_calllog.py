@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 
 from outguard.store import CallRecord, SQLiteStore
@@ -57,14 +58,13 @@ def test_a_partial_batch_is_committed_within_the_interval(store: SQLiteStore) ->
     assert store.writer.rows_committed == 1
 
 
-def test_close_commits_what_is_queued(db_path: Path) -> None:
-    store = SQLiteStore(db_path, batch_interval=10)
+def test_close_commits_what_is_queued(open_store_at: Callable[..., SQLiteStore]) -> None:
+    store = open_store_at(batch_interval=10)
     for i in range(10):
         store.record_decision(_call(i, NOW + i))
     store.close()
-    store = SQLiteStore(db_path)
+    store = open_store_at()
     assert len(list(store.iter_calls_since(0, allowed_only=False))) == 10
-    store.close()
 
 
 def test_iter_calls_since_yields_allowed_calls_in_time_order(store: SQLiteStore) -> None:
@@ -77,9 +77,11 @@ def test_iter_calls_since_yields_allowed_calls_in_time_order(store: SQLiteStore)
     assert len(list(store.iter_calls_since(NOW - 7 * DAY, allowed_only=False))) == 3
 
 
-def test_counters_rebuilt_after_a_restart_equal_the_counters_before(db_path: Path) -> None:
+def test_counters_rebuilt_after_a_restart_equal_the_counters_before(
+    open_store_at: Callable[..., SQLiteStore]
+) -> None:
     before = InMemoryCounters(clock=lambda: NOW)
-    store = SQLiteStore(db_path)
+    store = open_store_at()
     for i in range(3000):
         at = NOW - (i * 197) % (6 * DAY)  # spread over six days, out of order
         account = f"a{i % 3}"
@@ -90,10 +92,9 @@ def test_counters_rebuilt_after_a_restart_equal_the_counters_before(db_path: Pat
             before.record(call.tenant, call.account, call.caller_id, call.destination, at)
     store.close()  # the restart
 
-    store = SQLiteStore(db_path)
+    store = open_store_at()
     after = InMemoryCounters(clock=lambda: NOW)
     replayed = after.rebuild(store.iter_counter_rows_since(NOW - 7 * DAY))
-    store.close()
     assert replayed == sum(1 for i in range(3000) if i % 11)
     for window in (60, 3600, DAY, 7 * DAY):
         for scope, key in (("account", "a0"), ("account", "a2"), ("tenant", "t1"),

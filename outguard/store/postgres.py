@@ -1,0 +1,144 @@
+"""PostgresStore: the store on a PostgreSQL server, for several outguard instances.
+
+The same ``Store`` as ``SQLiteStore``, with the same statements (``pgconn`` translates the
+dialect) and the same threads: one writer connection commits jobs and call-log batches;
+each reading thread keeps an autocommit connection for point reads; streams (snapshot
+source, call-log replay, exports) get a REPEATABLE READ connection with server-side
+cursors of their own. Imports stream the file with COPY into a temporary table of the
+import's own connection and merge it in one transaction, all or nothing.
+
+Opened by URL: ``open_store("postgresql://user@host:5432/db")`` (``outguard.store.open_store``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+import psycopg
+
+from outguard.errors import StoreError
+from outguard.store import pg_schema
+from outguard.store.base import ChangeCallback
+from outguard.store.imports import Staging
+from outguard.store.pgconn import PgConnection, translated
+from outguard.store.sqlite import SQLiteStore
+from outguard.store.writer import Writer
+
+logger = logging.getLogger(__name__)
+
+_COPY_UNSAFE = re.compile(r"[\t\n\r\\]")
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+class _PgStaging:
+    """COPY every valid number into an unindexed temp table; deduplicate once at the end."""
+
+    def __init__(self, conn: PgConnection) -> None:
+        self.conn = conn
+
+    def begin(self) -> None:
+        with translated():
+            self.conn.raw.execute("CREATE TEMP TABLE staging_raw (e164 TEXT NOT NULL)")
+
+    def insert(self, batch: list[str]) -> int:
+        with translated():
+            return self._copy(batch)
+
+    def _copy(self, batch: list[str]) -> int:
+        text = "\n".join(batch) + "\n"
+        if _COPY_UNSAFE.search(text[:-1].replace("\n", "")):
+            raise StoreError("a normalised number holds a tab, newline or backslash")
+        with self.conn.raw.cursor() as cur, cur.copy("COPY staging_raw (e164) FROM STDIN") as copy:
+            copy.write(text)
+        return 0  # distinct count known at finish()
+
+    def finish(self, accepted: int) -> int:
+        with translated():
+            return self._dedup()
+
+    def _dedup(self) -> int:
+        raw = self.conn.raw
+        raw.execute("CREATE TEMP TABLE staging AS SELECT DISTINCT e164 FROM staging_raw")
+        raw.execute("DROP TABLE staging_raw")
+        raw.execute("CREATE UNIQUE INDEX ON staging (e164)")
+        raw.execute("ANALYZE staging")
+        row = raw.execute("SELECT count(*) FROM staging").fetchone()
+        return int(row[0]) if row else 0
+
+
+class PostgresStore(SQLiteStore):
+    """The ``Store`` on PostgreSQL. Open with ``PostgresStore(url)``; close it."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str, *, batch_rows: int = 500, batch_interval: float = 0.05,
+                 connect_timeout_s: float = 5.0, busy_timeout_s: float | None = None) -> None:
+        self.url = url
+        self.path = redact(url)
+        self._connect_timeout_s = connect_timeout_s
+        self._busy_timeout_s = connect_timeout_s
+        self._closed = False
+        try:
+            conn = PgConnection(url, connect_timeout=connect_timeout_s)
+        except Exception as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}", path=self.path) from exc
+        try:
+            pg_schema.migrate(conn.raw)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot migrate store {self.path}: {exc}", path=self.path) from exc
+        finally:
+            conn.close()
+        self._writer = Writer(
+            self.path, batch_rows=batch_rows, batch_interval=batch_interval,
+            connect_fn=lambda: PgConnection(url, connect_timeout=connect_timeout_s,
+                                            application_name="outguard-writer"),
+        )
+        self._writer.start()
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._lock = threading.Lock()
+        self._subscribers: list[ChangeCallback] = []
+        self._seen_version = self.data_version()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def open_reader(self) -> Any:
+        """A new streaming read connection (one REPEATABLE READ snapshot; caller closes)."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        return PgConnection(self.url, stream=True, connect_timeout=self._connect_timeout_s,
+                            application_name="outguard-reader")
+
+    def _reader(self) -> Any:
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.broken:
+            with self._lock:
+                if conn in self._readers:
+                    self._readers.remove(conn)
+            conn.close()
+            conn = None
+        if conn is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            try:
+                conn = PgConnection(self.url, connect_timeout=self._connect_timeout_s,
+                                    application_name="outguard-reader")
+            except Exception as exc:
+                raise StoreError(f"store read failed: {exc}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def open_import(self) -> tuple[Any, Staging]:
+        conn = PgConnection(self.url, connect_timeout=self._connect_timeout_s,
+                            application_name="outguard-import")
+        return conn, _PgStaging(conn)
