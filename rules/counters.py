@@ -45,6 +45,7 @@ class _Series:
     # arrays, not lists: the values sit inline, so a cold lookup touches few cache lines
     starts: array[int] = field(default_factory=lambda: array("q"))
     totals: array[int] = field(default_factory=lambda: array("q"))
+    dropped: int = 0  # the calls in buckets already dropped: the running totals start here
 
     def add(self, ts: float, n: int = 1) -> None:
         b = int(ts // self.res)
@@ -53,7 +54,7 @@ class _Series:
             totals[-1] += n
         elif not starts or starts[-1] < b:
             starts.append(b)
-            totals.append((totals[-1] if totals else 0) + n)
+            totals.append((totals[-1] if totals else self.dropped) + n)
             self._drop_before(b - self.keep)
         else:
             self._insert(b, n)
@@ -65,13 +66,14 @@ class _Series:
             pass
         else:
             self.starts.insert(i, b)
-            self.totals.insert(i, self.totals[i - 1] if i else 0)
+            self.totals.insert(i, self.totals[i - 1] if i else self.dropped)
         for j in range(i, len(self.totals)):
             self.totals[j] += n
 
     def _drop_before(self, b: int) -> None:
         if self.starts and self.starts[0] < b:
             i = bisect_left(self.starts, b)
+            self.dropped = self.totals[i - 1]
             del self.starts[:i]
             del self.totals[:i]
 
@@ -88,7 +90,7 @@ class _Series:
         if hi <= lo:
             return 0
         totals = self.totals
-        return totals[hi - 1] - (totals[lo - 1] if lo else 0)
+        return totals[hi - 1] - (totals[lo - 1] if lo else self.dropped)
 
     def idle(self, now: float) -> bool:
         return not self.starts or self.starts[-1] < int(now // self.res) - self.keep

@@ -98,3 +98,28 @@ def test_second_buckets_stay_bounded() -> None:
 def test_unknown_scope_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown counter scope"):
         InMemoryCounters().attempts("campaign", "c1", 60, T0)
+
+
+def test_calls_in_dropped_buckets_stop_counting_in_every_window() -> None:
+    """Once old buckets are dropped, a window starting at the oldest kept bucket must not
+    count the dropped calls (they used to linger in the running totals)."""
+    now = 1_764_000_000.0
+    c = InMemoryCounters(clock=lambda: now)
+    for i in range(10):
+        c.record("t1", "a1", "+8610", "+8613900000000", now - 30 * 3600 + i)
+    c.record("t1", "a1", "+8610", "+8613900000000", now)
+    assert [c.attempts("account", "a1", w, now) for w in (60, 3600, 86400)] == [1, 1, 1]
+    assert c.attempts("account", "a1", 7 * 86400, now) == 11
+
+
+def test_out_of_order_records_count_like_ordered_ones() -> None:
+    now = 1_764_000_000.0
+    ats = [now - (i * 7919) % (8 * 86400) for i in range(300)]
+    shuffled, ordered = InMemoryCounters(clock=lambda: now), InMemoryCounters(clock=lambda: now)
+    for at in ats:
+        shuffled.record("t1", "a1", "+8610", "+8613900000000", at)
+    for at in sorted(ats):
+        ordered.record("t1", "a1", "+8610", "+8613900000000", at)
+    for window in (60, 119, 3600, 86400, 89939, 7 * 86400):
+        assert shuffled.attempts("account", "a1", window, now) == \
+            ordered.attempts("account", "a1", window, now), window
