@@ -1,0 +1,1 @@
+"""Cluster mode: state shared by several outguard instances (see caps.py for Redis)."""

@@ -1,0 +1,196 @@
+-- outguard: check every cap that applies to one call and reserve it, atomically.
+--
+-- KEYS: none (single Redis / Valkey primary; every key starts with ARGV[1], the prefix).
+-- ARGV: prefix, op, then per op:
+--   reserve  call_id now ttl_s dedup_s day tenant account caller_id destination n_caps
+--            then n_caps x (rule_id scope key window_s limit enforce)
+--   release  call_id now
+--   refresh  now ttl_s call_id...
+--   record   call_id now dedup_s day tenant account caller_id destination   (replay)
+--   count    now scope key window_s day
+--
+-- What a reservation is: the call's rate buckets (account, caller ID, tenant at 1 s /
+-- 1 min / 1 day resolution, the destination per hour), its callee in the account's
+-- set for the day, and one live-call slot per concurrency key (a sorted set scored by
+-- the slot's expiry). The call record (P.."call:"..id) makes every op idempotent per
+-- call id: a second reserve returns the first answer and counts nothing, a release
+-- frees the slots once, a late reserve after the release reserves nothing.
+-- Slots expire unless refreshed: the calls of an instance that died stop counting
+-- after ttl_s. Counts are cardinalities and sums of increments: never negative.
+
+local P = ARGV[1]
+local op = ARGV[2]
+local RES = {{1, 120}, {60, 1500}, {86400, 8}}
+local DEST_RES, DEST_KEEP = 3600, 192
+
+local function expire_at_least(key, seconds)
+  redis.call('EXPIRE', key, seconds, 'NX')
+  redis.call('EXPIRE', key, seconds, 'GT')
+end
+
+local function bucket_sum(key, res, window, now)
+  local first = math.floor((now - window) / res)
+  local last = math.floor(now / res)
+  if last < first then return 0 end
+  local fields = {}
+  for b = first, last do fields[#fields + 1] = b end
+  local total = 0
+  local n = #fields
+  local i = 1
+  while i <= n do  -- HMGET in slices (Lua's unpack limit)
+    local j = math.min(i + 999, n)
+    local vals = redis.call('HMGET', key, unpack(fields, i, j))
+    for _, v in ipairs(vals) do
+      if v then total = total + tonumber(v) end
+    end
+    i = j + 1
+  end
+  return total
+end
+
+local function rate_key(scope, key, res) return P .. 'r:' .. scope .. ':' .. key .. ':' .. res end
+local function dest_key(tenant, dest) return P .. 'd:' .. tenant .. ':' .. dest end
+local function callee_key(account, day) return P .. 'u:' .. account .. ':' .. day end
+local function conc_key(scope, key) return P .. 'c:' .. scope .. ':' .. key end
+
+local function live_count(key, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  return redis.call('ZCARD', key)
+end
+
+local function count(scope, key, window, now, day)
+  if scope == 'account' or scope == 'caller_id' or scope == 'tenant' then
+    local res = 86400
+    if window < 120 then res = 1 elseif window < 89940 then res = 60 end
+    return bucket_sum(rate_key(scope, key, res), res, window, now)
+  elseif scope == 'destination' then
+    -- key is "tenant\0destination"
+    local sep = string.find(key, '\0', 1, true)
+    return bucket_sum(dest_key(string.sub(key, 1, sep - 1), string.sub(key, sep + 1)),
+                      DEST_RES, window, now)
+  elseif scope == 'distinct_callees' then
+    return redis.call('SCARD', callee_key(key, day))
+  elseif scope == 'concurrent_account' then
+    return live_count(conc_key('account', key), now)
+  elseif scope == 'concurrent_tenant' then
+    return live_count(conc_key('tenant', key), now)
+  end
+  return redis.error_reply('unknown cap scope ' .. scope)
+end
+
+local function record(now, day, tenant, account, caller_id, destination)
+  for _, party in ipairs({{'account', account}, {'caller_id', caller_id}, {'tenant', tenant}}) do
+    if party[2] ~= '' then
+      for _, r in ipairs(RES) do
+        local res, keep = r[1], r[2]
+        local b = math.floor(now / res)
+        local key = rate_key(party[1], party[2], res)
+        redis.call('HINCRBY', key, b, 1)
+        redis.call('HDEL', key, b - keep)
+        local ttl = (b + keep + 1) * res - math.floor(now)
+        if ttl > 0 then expire_at_least(key, ttl) end
+      end
+    end
+  end
+  local dkey = dest_key(tenant, destination)
+  local db = math.floor(now / DEST_RES)
+  redis.call('HINCRBY', dkey, db, 1)
+  redis.call('HDEL', dkey, db - DEST_KEEP)
+  expire_at_least(dkey, (db + DEST_KEEP + 1) * DEST_RES - math.floor(now))
+  local ckey = callee_key(account, day)
+  redis.call('SADD', ckey, destination)
+  expire_at_least(ckey, 2 * 86400)
+end
+
+if op == 'reserve' then
+  local call_id, now, ttl, dedup = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local day, tenant, account, caller_id, destination = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+  local n_caps = tonumber(ARGV[12])
+  local ckey = P .. 'call:' .. call_id
+  local seen = redis.call('HMGET', ckey, 'verdict', 'rule', 'count', 'limit', 'shadow')
+  if seen[1] then
+    return {'dup-' .. seen[1], seen[2] or '', tonumber(seen[3] or 0), tonumber(seen[4] or 0), seen[5] or ''}
+  end
+  local shadow = {}
+  local i = 13
+  for _ = 1, n_caps do
+    local rule, scope, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local window, limit, enforce = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
+    i = i + 6
+    local n = count(scope, key, window, now, day)
+    if n >= limit then
+      if enforce == '1' then
+        redis.call('HSET', ckey, 'verdict', 'block', 'rule', rule, 'count', n, 'limit', limit,
+                   'shadow', table.concat(shadow, ','))
+        redis.call('EXPIRE', ckey, dedup)
+        return {'block', rule, n, limit, table.concat(shadow, ',')}
+      end
+      shadow[#shadow + 1] = rule
+    end
+  end
+  record(now, day, tenant, account, caller_id, destination)
+  local slots = {}
+  for _, party in ipairs({{'tenant', tenant}, {'account', account}}) do
+    if party[2] ~= '' then
+      local key = conc_key(party[1], party[2])
+      redis.call('ZADD', key, now + ttl, call_id)
+      expire_at_least(key, ttl + 60)
+      slots[#slots + 1] = key
+    end
+  end
+  redis.call('HSET', ckey, 'verdict', 'allow', 'rule', '', 'count', 0, 'limit', 0,
+             'shadow', table.concat(shadow, ','), 'slots', table.concat(slots, '\n'),
+             'state', 'live')
+  redis.call('EXPIRE', ckey, math.max(dedup, ttl))
+  return {'allow', '', 0, 0, table.concat(shadow, ',')}
+
+elseif op == 'release' then
+  local call_id = ARGV[3]
+  local ckey = P .. 'call:' .. call_id
+  local state = redis.call('HGET', ckey, 'state')
+  if state ~= 'live' then
+    if not state then
+      -- never reserved (or forgotten): remember the release so a late reserve is a no-op
+      redis.call('HSET', ckey, 'verdict', 'released', 'state', 'released')
+      redis.call('EXPIRE', ckey, 3600)
+    end
+    return 0
+  end
+  local slots = redis.call('HGET', ckey, 'slots') or ''
+  for key in string.gmatch(slots, '[^\n]+') do
+    redis.call('ZREM', key, call_id)
+  end
+  redis.call('HSET', ckey, 'state', 'released')
+  return 1
+
+elseif op == 'refresh' then
+  local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local alive = 0
+  for i = 5, #ARGV do
+    local call_id = ARGV[i]
+    local ckey = P .. 'call:' .. call_id
+    if redis.call('HGET', ckey, 'state') == 'live' then
+      local slots = redis.call('HGET', ckey, 'slots') or ''
+      for key in string.gmatch(slots, '[^\n]+') do
+        redis.call('ZADD', key, 'XX', now + ttl, call_id)
+        expire_at_least(key, ttl + 60)
+      end
+      expire_at_least(ckey, ttl)
+      alive = alive + 1
+    end
+  end
+  return alive
+
+elseif op == 'record' then
+  local call_id, now, dedup = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+  local ckey = P .. 'call:' .. call_id
+  if redis.call('EXISTS', ckey) == 1 then return 0 end
+  record(now, ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+  redis.call('HSET', ckey, 'verdict', 'allow', 'state', 'replayed')
+  redis.call('EXPIRE', ckey, dedup)
+  return 1
+
+elseif op == 'count' then
+  return count(ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[3]), ARGV[7])
+end
+return redis.error_reply('unknown op ' .. tostring(op))
