@@ -22,10 +22,21 @@ from outguard.errors import StoreError
 logger = logging.getLogger(__name__)
 
 MIGRATE_LOCK = 0x6F67_6D69  # pg_advisory_xact_lock key: "ogmi"
+NOTIFY_CHANNEL = "outguard_data"  # payload: the new data_version
 
 _CORE = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)""",
     """INSERT INTO meta (key, value) VALUES ('data_version', 0)""",
+    # every bump of data_version, by any instance or the CLI, tells the listeners on commit
+    """CREATE FUNCTION outguard_notify_version() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.key = 'data_version' THEN
+                PERFORM pg_notify('outguard_data', NEW.value::text);
+            END IF;
+            RETURN NEW;
+        END $$""",
+    """CREATE TRIGGER meta_notify AFTER UPDATE ON meta
+        FOR EACH ROW EXECUTE FUNCTION outguard_notify_version()""",
     """CREATE TABLE tenants (
         id TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'active',
         settings TEXT DEFAULT '{}', created_at DOUBLE PRECISION NOT NULL)""",

@@ -106,6 +106,59 @@ class PostgresStore(SQLiteStore):
         self._lock = threading.Lock()
         self._subscribers: list[ChangeCallback] = []
         self._seen_version = self.data_version()
+        self._stop = threading.Event()
+        self._listening = threading.Event()
+        self._listener = threading.Thread(target=self._listen, name="outguard-pg-listen",
+                                          daemon=True)
+        self._listener.start()
+
+    # -- change notification: LISTEN/NOTIFY ------------------------------------------------
+
+    def _listen(self) -> None:
+        """Hear every data_version bump committed anywhere (a trigger NOTIFYs) and tell the
+        subscribers; after a lost connection, reconnect and catch up by polling once."""
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                conn = psycopg.connect(self.url, autocommit=True,
+                                       connect_timeout=max(1, int(self._connect_timeout_s)),
+                                       application_name="outguard-listen")
+            except psycopg.Error as exc:
+                logger.warning("store %s: cannot listen for changes (%s); retrying", self.path,
+                               exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            try:
+                conn.execute(f"LISTEN {pg_schema.NOTIFY_CHANNEL}")
+                self._listening.set()
+                self.check_external_changes()  # whatever changed while we were not listening
+                backoff = 0.2
+                while not self._stop.is_set():
+                    for note in conn.notifies(timeout=0.5):
+                        try:
+                            self._notify(int(note.payload))
+                        except ValueError:
+                            logger.warning("odd change notification %r", note.payload)
+            except psycopg.Error as exc:
+                if not self._stop.is_set():
+                    logger.warning("store %s: change listener lost its connection (%s)",
+                                   self.path, exc)
+            except StoreError as exc:
+                logger.warning("store %s: %s", self.path, exc)
+            finally:
+                self._listening.clear()
+                conn.close()
+
+    def wait_listening(self, timeout: float = 10.0) -> bool:
+        """True once the change listener is connected (for tests and start-up)."""
+        return self._listening.wait(timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+        if self._listener.is_alive():
+            self._listener.join(5.0)
 
     def __enter__(self) -> PostgresStore:
         return self

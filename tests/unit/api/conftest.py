@@ -70,9 +70,11 @@ class Api:
 
 
 async def start_api(tmp_path: Path, show_numbers: bool = False,
-                    max_body_bytes: int = 64 * 1024 * 1024, store: str | None = None) -> Api:
+                    max_body_bytes: int = 64 * 1024 * 1024, store: str | None = None,
+                    tokens: dict[str, str] | None = None) -> Api:
+    """The app on a store seeded here, or (``tokens`` given) on one seeded before."""
     db = store or str(tmp_path / "outguard.db")
-    tokens = seed_tokens(db)
+    tokens = tokens if tokens is not None else seed_tokens(db)
     settings = Settings(store=str(db), default_tenant="t1", policy=str(POLICY),
                         api=ApiConfig(show_numbers=show_numbers, max_body_bytes=max_body_bytes))
     app = build_app(settings, Parts(ari=False, agi=False, ami=False))

@@ -3,6 +3,7 @@ same decisions, the call log and list changes in PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,3 +43,32 @@ async def test_a_list_change_through_the_api_reaches_the_snapshot(pg_api: Api) -
     await pg_api.json("POST", "/api/lists/dnc/entries", json={"numbers": ["13800138005"]})
     await pg_api.screener.rebuild()
     assert not place(pg_api, "13800138005").allowed
+
+
+async def test_a_change_made_through_one_instance_blocks_the_next_call_on_another(
+    tmp_path: Path, pg_server: PostgresServer
+) -> None:
+    """Two outguard services on one PostgreSQL store: a list entry added through one is
+    pushed to the other (LISTEN/NOTIFY; polling stays the fallback) and its snapshot rebuilt."""
+    name = f"api_{uuid.uuid4().hex[:12]}"
+    url = pg_server.create_database(name)
+    one = await start_api(tmp_path, store=url)
+    two = await start_api(tmp_path, store=url, tokens=one.tokens)
+    try:
+        assert place(two, "13800138007").allowed
+        rebuilt = asyncio.Event()
+        original = two.screener.rebuild
+
+        async def watched() -> object:
+            snap = await original()
+            rebuilt.set()
+            return snap
+
+        two.screener.rebuild = watched  # type: ignore[method-assign]
+        await one.json("POST", "/api/lists/dnc/entries", json={"numbers": ["13800138007"]})
+        await asyncio.wait_for(rebuilt.wait(), 5)
+        assert not place(two, "13800138007").allowed
+    finally:
+        await one.client.close()
+        await two.client.close()
+        pg_server.drop_database(name)
