@@ -75,8 +75,14 @@ def _translate_error(exc: psycopg.Error) -> sqlite3.Error:
     message = str(exc).strip()
     if isinstance(exc, pg_errors.IntegrityError):
         return sqlite3.IntegrityError(message)
-    if isinstance(exc, psycopg.OperationalError | pg_errors.LockNotAvailable):
-        return sqlite3.OperationalError(message)
+    if isinstance(exc, psycopg.OperationalError | pg_errors.LockNotAvailable
+                  | pg_errors.ReadOnlySqlTransaction | pg_errors.DiskFull
+                  | pg_errors.AdminShutdown | pg_errors.CannotConnectNow):
+        error = sqlite3.OperationalError(message)
+        # the server cannot take writes now (unreachable, shutting down, read-only, full):
+        # the writer spools instead of dropping (outguard.store.writer.is_store_fault)
+        error.store_fault = True  # type: ignore[attr-defined]
+        return error
     if isinstance(exc, psycopg.ProgrammingError | pg_errors.SyntaxError):
         return sqlite3.ProgrammingError(message)
     return sqlite3.DatabaseError(message)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,6 +25,7 @@ from outguard.store import pg_schema
 from outguard.store.base import ChangeCallback
 from outguard.store.imports import Staging
 from outguard.store.pgconn import PgConnection, translated
+from outguard.store.spool import Spool
 from outguard.store.sqlite import SQLiteStore
 from outguard.store.writer import Writer
 
@@ -79,7 +81,11 @@ class PostgresStore(SQLiteStore):
     engine = "postgresql"
 
     def __init__(self, url: str, *, batch_rows: int = 500, batch_interval: float = 0.05,
-                 connect_timeout_s: float = 5.0, busy_timeout_s: float | None = None) -> None:
+                 connect_timeout_s: float = 5.0, busy_timeout_s: float | None = None,
+                 spool_dir: str | Path | None = None, retry_s: float = 1.0) -> None:
+        """``spool_dir``: a local directory where call-log rows wait, on disk, while
+        PostgreSQL cannot take them (see ``outguard.store.spool``); without it they are
+        dropped and counted."""
         self.url = url
         self.path = redact(url)
         self._connect_timeout_s = connect_timeout_s
@@ -97,6 +103,7 @@ class PostgresStore(SQLiteStore):
             conn.close()
         self._writer = Writer(
             self.path, batch_rows=batch_rows, batch_interval=batch_interval,
+            spool=Spool(spool_dir) if spool_dir is not None else None, retry_s=retry_s,
             connect_fn=lambda: PgConnection(url, connect_timeout=connect_timeout_s,
                                             application_name="outguard-writer"),
         )
@@ -156,9 +163,9 @@ class PostgresStore(SQLiteStore):
 
     def close(self) -> None:
         self._stop.set()
+        if self._listener.is_alive() and self._listener is not threading.current_thread():
+            self._listener.join(10.0)
         super().close()
-        if self._listener.is_alive():
-            self._listener.join(5.0)
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -186,9 +193,12 @@ class PostgresStore(SQLiteStore):
                                     application_name="outguard-reader")
             except Exception as exc:
                 raise StoreError(f"store read failed: {exc}") from exc
-            self._local.conn = conn
             with self._lock:
+                if self._closed:  # closed while we connected: nobody would close it
+                    conn.close()
+                    raise StoreError("the store is closed")
                 self._readers.append(conn)
+            self._local.conn = conn
         return conn
 
     def open_import(self) -> tuple[Any, Staging]:

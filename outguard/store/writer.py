@@ -77,7 +77,10 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 
 
 def is_store_fault(exc: sqlite3.Error) -> bool:
-    """True when the error is the store's (read-only, full, I/O ...), not one row's."""
+    """True when the error is the store's (read-only, full, I/O, a PostgreSQL server that
+    cannot be reached ...), not one row's."""
+    if getattr(exc, "store_fault", False):  # set by pgconn for connection-level failures
+        return True
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None:
         text = str(exc).lower()
@@ -336,7 +339,7 @@ class Writer:
         file needs one."""
         self._next_retry = time.monotonic() + self.retry_s
         try:
-            fresh = connect(self.path, timeout_s=self._busy_timeout_s)
+            fresh = self._connect_fn()
         except sqlite3.Error as exc:
             self._degrade(str(exc), self.spool_depth)
             return conn

@@ -3,6 +3,7 @@ a fresh SQLite file per test, behind aiohttp's test server, with one token per r
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,8 @@ async def start_api(tmp_path: Path, show_numbers: bool = False,
     """The app on a store seeded here, or (``tokens`` given) on one seeded before."""
     db = store or str(tmp_path / "outguard.db")
     tokens = tokens if tokens is not None else seed_tokens(db)
-    settings = Settings(store=str(db), default_tenant="t1", policy=str(POLICY),
+    spool = tempfile.mkdtemp(prefix="spool-", dir=tmp_path)  # one per instance, in tmp_path
+    settings = Settings(store=str(db), default_tenant="t1", policy=str(POLICY), spool_dir=spool,
                         api=ApiConfig(show_numbers=show_numbers, max_body_bytes=max_body_bytes))
     app = build_app(settings, Parts(ari=False, agi=False, ami=False))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
