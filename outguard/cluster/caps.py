@@ -28,6 +28,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,14 @@ class CapSpec:
     window_s: int
     limit: int
     enforce: bool = True  # False: shadow mode (reported, never blocks)
+    when_unavailable: str = "block"  # or "allow": the failure policy when Redis is down
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
             raise ValueError(f"unknown cap scope {self.scope!r}")
+        if self.when_unavailable not in ("block", "allow"):
+            raise ValueError(f"when_unavailable must be block or allow, not"
+                             f" {self.when_unavailable!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,7 @@ class Reservation:
     limit: int = 0
     shadow: tuple[str, ...] = ()  # shadow-mode caps that were reached
     duplicate: bool = False  # the call id had been seen: nothing was counted this time
+    unavailable: bool = False  # Redis could not answer: decided by the failure policy
 
 
 class RedisCaps:
@@ -106,13 +112,27 @@ class RedisCaps:
         return str(int((now + self.day_offset_s) // 86400))
 
     async def _run(self, *args: Any) -> Any:
-        if self._sha is None:
-            self._sha = await self.client.script_load(SCRIPT)
+        """EVALSHA the script; load it when Redis does not know it (restarted, SCRIPT FLUSH)
+        and retry once on a dropped connection (a restarted Redis leaves the pool's
+        connections dead): safe, every operation is idempotent per call id."""
+        for attempt in range(3):
+            try:
+                if self._sha is None:
+                    self._sha = await self.client.script_load(SCRIPT)
+                return await self.client.evalsha(self._sha, 0, self.prefix, *args)
+            except NoScriptError:
+                self._sha = None
+            except RedisConnectionError:
+                if attempt:
+                    raise
+        raise NoScriptError("the reservation script could not be loaded")
+
+    async def ping(self) -> bool:
+        """True when Redis answers (one retry on a dropped connection)."""
         try:
-            return await self.client.evalsha(self._sha, 0, self.prefix, *args)
-        except NoScriptError:  # Redis restarted (or SCRIPT FLUSH): load again, once
-            self._sha = await self.client.script_load(SCRIPT)
-            return await self.client.evalsha(self._sha, 0, self.prefix, *args)
+            return bool(await self.client.ping())
+        except RedisConnectionError:
+            return bool(await self.client.ping())
 
     # -- the call path ---------------------------------------------------------------------
 
@@ -165,7 +185,9 @@ class RedisCaps:
         """Replay allowed calls (call_id, tenant, account, caller_id, destination, at) into
         the counters, pipelined; a call already counted is skipped. Returns how many were
         newly counted."""
-        if self._sha is None:
+        try:
+            self._sha = await self.client.script_load(SCRIPT)  # Redis may have restarted
+        except RedisConnectionError:
             self._sha = await self.client.script_load(SCRIPT)
         added = 0
         pipe = self.client.pipeline(transaction=False)

@@ -20,7 +20,7 @@
 
 local P = ARGV[1]
 local op = ARGV[2]
-local RES = {{1, 120}, {60, 1500}, {86400, 8}}
+local RES = {{1, 120}, {60, 1500}, {3600, 26}, {86400, 8}}  -- hours: sums of minutes
 local DEST_RES, DEST_KEEP = 3600, 192
 
 local function expire_at_least(key, seconds)
@@ -49,6 +49,36 @@ local function bucket_sum(key, res, window, now)
 end
 
 local function rate_key(scope, key, res) return P .. 'r:' .. scope .. ':' .. key .. ':' .. res end
+
+-- Minute windows sum whole hours from an hourly hash kept beside the minute one: a day
+-- is ~140 fields read instead of 1,441, and the same minutes are counted.
+local function minute_sum(scope, key, window, now)
+  local first = math.floor((now - window) / 60)
+  local last = math.floor(now / 60)
+  local h_first = math.ceil(first / 60)
+  local h_last = math.floor((last + 1) / 60) - 1
+  local mkey = rate_key(scope, key, 60)
+  if h_last - h_first < 2 then
+    return bucket_sum(mkey, 60, window, now)
+  end
+  local total = 0
+  local function add_minutes(lo, hi)
+    if hi < lo then return end
+    local fields = {}
+    for b = lo, hi do fields[#fields + 1] = b end
+    for _, v in ipairs(redis.call('HMGET', mkey, unpack(fields))) do
+      if v then total = total + tonumber(v) end
+    end
+  end
+  add_minutes(first, h_first * 60 - 1)
+  add_minutes((h_last + 1) * 60, last)
+  local hours = {}
+  for h = h_first, h_last do hours[#hours + 1] = h end
+  for _, v in ipairs(redis.call('HMGET', rate_key(scope, key, 3600), unpack(hours))) do
+    if v then total = total + tonumber(v) end
+  end
+  return total
+end
 local function dest_key(tenant, dest) return P .. 'd:' .. tenant .. ':' .. dest end
 local function callee_key(account, day) return P .. 'u:' .. account .. ':' .. day end
 local function conc_key(scope, key) return P .. 'c:' .. scope .. ':' .. key end
@@ -60,9 +90,9 @@ end
 
 local function count(scope, key, window, now, day)
   if scope == 'account' or scope == 'caller_id' or scope == 'tenant' then
-    local res = 86400
-    if window < 120 then res = 1 elseif window < 89940 then res = 60 end
-    return bucket_sum(rate_key(scope, key, res), res, window, now)
+    if window < 120 then return bucket_sum(rate_key(scope, key, 1), 1, window, now) end
+    if window < 89940 then return minute_sum(scope, key, window, now) end
+    return bucket_sum(rate_key(scope, key, 86400), 86400, window, now)
   elseif scope == 'destination' then
     -- key is "tenant\0destination"
     local sep = string.find(key, '\0', 1, true)

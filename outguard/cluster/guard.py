@@ -1,0 +1,167 @@
+"""The caps' failure policy when Redis cannot answer, and reconciliation when it returns.
+
+``GuardedCaps.reserve`` never raises: when the round trip fails (connection refused,
+timeout, Redis loading), each enforced cap that applies to the call decides by its own
+``when_unavailable`` (``block`` by default, ``allow`` per rule): one ``block`` cap blocks
+the call (reason ``cap_store_unavailable``, the rule named); if all allow, the call goes
+through uncounted and is remembered. Releases that fail are remembered too.
+
+When Redis answers again, ``reconcile`` (run by the first successful round trip, and by
+``check``) replays what was remembered (idempotent per call id) and, if Redis came back
+empty (restarted without persistence: its ``epoch`` marker is gone), rebuilds the
+counters from the call log through ``history`` first: one instance does it (``SET NX``),
+the others' replays are no-ops by call id. Transitions are logged once each way; the
+figures are in ``health`` (for /metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from outguard.cluster.caps import CallKeys, CapSpec, RedisCaps, Reservation
+
+logger = logging.getLogger(__name__)
+
+UNAVAILABLE = "cap_store_unavailable"
+HISTORY_S = 8 * 86400  # the longest window any cap counts, plus a day
+History = Callable[[float], Iterable[tuple[str, str, str, str, str, float]]]
+
+
+@dataclass
+class CapHealth:
+    """What the guard saw; exported as metrics."""
+
+    available: bool = True
+    failures: int = 0  # round trips that failed
+    failed_open: int = 0  # calls let through uncounted
+    failed_closed: int = 0  # calls blocked because Redis could not answer
+    replayed: int = 0  # remembered calls counted after the return
+    rebuilds: int = 0  # counters rebuilt from the call log
+    dropped: int = 0  # remembered calls dropped (more than max_pending)
+    pending: deque[tuple[str, str, str, str, str, float]] = field(default_factory=deque)
+    releases: set[str] = field(default_factory=set)
+
+
+class GuardedCaps:
+    """``RedisCaps`` behind each cap's failure policy; see the module docstring."""
+
+    def __init__(self, caps: RedisCaps, *, history: History | None = None,
+                 timeout_s: float = 0.25, max_pending: int = 100_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.caps = caps
+        self.history = history
+        self.timeout_s = timeout_s
+        self.max_pending = max_pending
+        self.clock = clock
+        self.health = CapHealth()
+        self._reconciling: asyncio.Lock = asyncio.Lock()
+
+    # -- the call path ---------------------------------------------------------------------
+
+    async def reserve(self, call: CallKeys, caps: Sequence[CapSpec], now: float) -> Reservation:
+        try:
+            answer = await asyncio.wait_for(self.caps.reserve(call, caps, now), self.timeout_s)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            return self._fallback(call, caps, now, exc)
+        if not self.health.available:
+            await self._back()
+        return answer
+
+    async def release(self, call_id: str, now: float) -> bool:
+        try:
+            released = await asyncio.wait_for(self.caps.release(call_id, now), self.timeout_s)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._down(exc)
+            self.health.releases.add(call_id)
+            return False
+        if not self.health.available:
+            await self._back()
+        return released
+
+    def _fallback(self, call: CallKeys, caps: Sequence[CapSpec], now: float,
+                  exc: BaseException) -> Reservation:
+        self._down(exc)
+        closed = next((c for c in caps if c.enforce and c.when_unavailable == "block"), None)
+        if closed is not None:
+            self.health.failed_closed += 1
+            logger.info("call %s blocked by cap %s: the cap store is unavailable",
+                        call.call_id, closed.rule_id)
+            return Reservation(False, closed.rule_id, 0, closed.limit, unavailable=True)
+        self.health.failed_open += 1
+        if len(self.health.pending) >= self.max_pending:
+            self.health.pending.popleft()
+            self.health.dropped += 1
+        self.health.pending.append((call.call_id, call.tenant, call.account, call.caller_id,
+                                    call.destination, now))
+        return Reservation(True, unavailable=True)
+
+    def _down(self, exc: BaseException) -> None:
+        self.health.failures += 1
+        if self.health.available:
+            self.health.available = False
+            logger.warning("cap store (Redis) unavailable: %s; caps follow their failure"
+                           " policy (when_unavailable) until it returns", exc or type(exc).__name__)
+
+    async def _back(self) -> None:
+        self.health.available = True
+        logger.warning("cap store (Redis) is back; reconciling")
+        await self.reconcile()
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    async def check(self) -> bool:
+        """Probe Redis (a periodic task calls this); reconcile if it is back. True if up."""
+        try:
+            await asyncio.wait_for(self.caps.ping(), self.timeout_s * 4)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._down(exc)
+            return False
+        if not self.health.available:
+            await self._back()
+        else:
+            await self.reconcile()
+        return True
+
+    async def reconcile(self) -> None:
+        """Rebuild an emptied Redis from the call log, then replay what was remembered."""
+        async with self._reconciling:
+            try:
+                await self._rebuild_if_empty()
+                while self.health.pending:
+                    batch = [self.health.pending.popleft()
+                             for _ in range(min(1000, len(self.health.pending)))]
+                    try:
+                        self.health.replayed += await self.caps.rebuild(batch)
+                    except BaseException:
+                        self.health.pending.extendleft(reversed(batch))
+                        raise
+                for call_id in list(self.health.releases):
+                    await self.caps.release(call_id, self.clock())
+                    self.health.releases.discard(call_id)
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                self._down(exc)
+
+    async def _rebuild_if_empty(self) -> None:
+        client, epoch = self.caps.client, self.caps.prefix + "epoch"
+        if await client.exists(epoch):
+            return
+        if self.history is None or not await client.set(
+                self.caps.prefix + "rebuilding", "1", nx=True, ex=600):
+            await client.set(epoch, str(self.clock()), nx=True)
+            return
+        since = self.clock() - HISTORY_S
+        history = self.history
+        rows = await asyncio.get_running_loop().run_in_executor(None, lambda: list(history(since)))
+        counted = await self.caps.rebuild(rows)
+        self.health.rebuilds += 1
+        await client.set(epoch, str(self.clock()))
+        await client.delete(self.caps.prefix + "rebuilding")
+        logger.warning("cap counters rebuilt from the call log: %d calls replayed, %d new",
+                       len(rows), counted)
