@@ -31,7 +31,7 @@ def test_the_readme_has_examples_to_check() -> None:
 
 @pytest.mark.parametrize("text", BLOCKS, ids=[f"toml-{i}" for i in range(len(BLOCKS))])
 def test_every_toml_example_is_valid(text: str, tmp_path: Path) -> None:
-    if text.lstrip().startswith("[ari]") or "password_env" in text:
+    if text.lstrip().startswith(("[ari]", "store =")) or "password_env" in text:
         path = tmp_path / "settings.toml"
         path.write_text(text, encoding="utf-8")
         config.load(path, env={})
