@@ -290,7 +290,7 @@ class EnforcementMixin:
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO rule_hits (rule_id, outcome, count) VALUES (?, ?, ?) "
-                "ON CONFLICT (rule_id, outcome) DO UPDATE SET count = count + excluded.count",
+                "ON CONFLICT (rule_id, outcome) DO UPDATE SET count = rule_hits.count + excluded.count",
                 rows)
 
         self._write(job)

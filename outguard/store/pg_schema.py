@@ -119,12 +119,22 @@ _ENTRY_EXPIRY = [
     " WHERE expires_at IS NOT NULL",
 ]
 
+_COMPLAINT_ACCOUNT = ["ALTER TABLE complaints ADD COLUMN account_id TEXT"]
+
+_RULE_HITS = [
+    """CREATE TABLE rule_hits (
+        rule_id TEXT NOT NULL, outcome TEXT NOT NULL, count BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (rule_id, outcome))""",
+]
+
 MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (1, "core schema", _CORE),
     (2, "lookup indexes", _LOOKUP_INDEXES),
     (3, "entry expiry index", _ENTRY_EXPIRY),
+    (10, "complaint account", _COMPLAINT_ACCOUNT),
+    (11, "rule hits", _RULE_HITS),
 )
-LATEST = MIGRATIONS[-1][0]
+LATEST = max(number for number, _, _ in MIGRATIONS)
 
 
 def applied_versions(raw: Any) -> set[int]:

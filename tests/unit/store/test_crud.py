@@ -226,3 +226,10 @@ def test_writes_from_many_threads_are_serialised(store: SQLiteStore, tenant: str
     for t in threads:
         t.join()
     assert store.count_entries("dnc") == 20
+
+
+def test_rule_hits_add_up_across_flushes(store: SQLiteStore) -> None:
+    store.add_rule_hits({("dnc", "block"): 3, ("", "total"): 5})
+    store.add_rule_hits({("dnc", "block"): 2, ("quiet", "shadow"): 1})
+    assert store.load_rule_hits() == {("dnc", "block"): 5, ("", "total"): 5,
+                                      ("quiet", "shadow"): 1}
