@@ -127,12 +127,18 @@ _RULE_HITS = [
         PRIMARY KEY (rule_id, outcome))""",
 ]
 
+_OPEN_CALLS = [
+    "ALTER TABLE calls ADD COLUMN end_note TEXT",
+    "CREATE INDEX idx_calls_open ON calls (at) WHERE ended_at IS NULL",
+]
+
 MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (1, "core schema", _CORE),
     (2, "lookup indexes", _LOOKUP_INDEXES),
     (3, "entry expiry index", _ENTRY_EXPIRY),
     (10, "complaint account", _COMPLAINT_ACCOUNT),
     (11, "rule hits", _RULE_HITS),
+    (30, "open calls: end note and index", _OPEN_CALLS),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 
