@@ -1,20 +1,20 @@
 """Follow allowed calls to their end over AMI: answer time, duration and the real hangup
 cause, reported through ``Screener.answered`` / ``Screener.ended``.
 
-A call is known by the Uniqueid of the channel that was screened. It becomes known two
-ways: the FastAGI server hands it over in-process (``track``) the moment it decides, and
-any ``VarSet`` of ``OUTGUARD_DECISION_ID`` (FastAGI or ARI) names it too; both are
-idempotent. Then:
+A call is known by the Uniqueid of the channel that was screened (the decision id is that
+Uniqueid, see ``dialplan/outguard.conf``); the calls live in the Screener's registry
+(``outguard.live``), found by channel. Their end comes as ONE event: the
+``UserEvent: OutguardEnded`` that the hangup handler ``[outguard-ended]`` raises on every
+screened channel, carrying the channel's Q.850 ``Cause`` (ARI's ChannelHangupRequest 32
+and AMI's SoftHangupRequest are internal soft-hangup flags and are not used), the answer's
+Unix time ``Answered`` and ``Billsec``. AMI is filtered to that event, so one event per
+call crosses the wire (bench/outcomes.py measured the options: bench/RESULTS.md).
 
-* answered: ``Newstate`` to Up (state 6) of that channel, or of a channel whose Linkedid
-  is it (the carrier leg), or ``DialEnd`` with ``DialStatus: ANSWER``;
-* ended: ``Hangup`` of that channel, with its ``Cause`` (the real Q.850 cause; ARI's
-  ChannelHangupRequest 32 and AMI's SoftHangupRequest are internal soft-hangup flags and
-  are not used). A ``Cdr`` comes on another stasis topic, before or after the Hangup: a
-  call whose Cdr is some seconds old with no Hangup ends without a cause (a missed Hangup).
-* a Hangup that arrives before the hand-off (a caller who hangs up while outguard is
-  still deciding) is remembered for a while and ends the call as soon as it is tracked;
-* after a reconnect, calls whose channel no longer exists (``CoreShowChannels``) are
+* an OutguardEnded that arrives before the hand-off (a caller who hangs up while outguard
+  is still deciding) is remembered for a while and ends the call as soon as it is tracked;
+* calls restored from the call log after an outguard restart are in the registry too, so
+  their event closes them with the real cause;
+* after a (re)connect, calls whose channel no longer exists (``CoreShowChannels``) are
   ended without a cause.
 
 ``Screener.ended`` releases concurrency slots exactly once, whichever path comes first.
@@ -25,27 +25,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from agi.ami import AmiClient, AmiError
-from outguard import dialplan_vars as dv
 from outguard.config import AmiConfig
 from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
 
 logger = logging.getLogger(__name__)
 
-UP = "6"
+ENDED_EVENT = "OutguardEnded"
 GONE_TTL_S = 120.0
-CDR_GRACE_S = 5.0
 
 #: AMI whitelist filters (POSIX regular expressions over each event's text; an event
-#: passes when one matches): only what the tracker reads crosses the wire, not the ~20
-#: Newexten/VarSet/Newchannel... per call. ``[[:space:]]`` because ``$`` and ``\r`` do not
-#: match at a header's end in Asterisk 22.
+#: passes when one matches): only the hangup handler's event crosses the wire, not the ~20
+#: Newexten/VarSet/Newchannel/Hangup... per call. ``[[:space:]]`` because ``$`` and ``\r``
+#: do not match at a header's end in Asterisk 22.
 EVENT_FILTERS = (
-    r"^Event: (Newstate|DialEnd|Hangup|Cdr|FullyBooted)[[:space:]]",
-    r"Variable: " + dv.DECISION_ID + r"[[:space:]]",
+    r"^Event: FullyBooted[[:space:]]",
+    r"UserEvent: " + ENDED_EVENT + r"[[:space:]]",
 )
+#: AMI event classes to receive (the AMI user needs ``read = user``)
+EVENT_CLASSES = "system,user"
 
 
 class Outcomes(Protocol):
@@ -62,6 +63,25 @@ class Outcomes(Protocol):
               note: str | None = None) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """What the hangup handler reports: cause, and the answer's time and billed seconds
+    (Asterisk's clock; None when the call was never answered)."""
+
+    cause: int | None
+    answered_at: float | None
+    billsec: float
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, str]) -> Ended:
+        answered = _number(event.get("Answered", ""))
+        return cls(_cause(event.get("Cause", "")), answered or None,
+                   _number(event.get("Billsec", "")) or 0.0)
+
+
+UNKNOWN = Ended(None, None, 0.0)
+
+
 def _cause(text: str) -> int | None:
     try:
         return int(text) or None
@@ -69,17 +89,29 @@ def _cause(text: str) -> int | None:
         return None
 
 
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _uniqueid(event: Mapping[str, str]) -> str:
+    value: object = event.get("Uniqueid", "")
+    if isinstance(value, list):  # a UserEvent body that repeats the header
+        value = value[0] if value else ""
+    return str(value)
+
+
 class OutcomeTracker:
     """Pure correlation: events in, ``answered`` / ``ended`` calls out. The calls
-    themselves live in the registry (``outcomes.live``); the tracker keeps only what it
-    needs for races: hangups of channels not screened yet, and Cdrs seen before their
-    Hangup."""
+    themselves live in the registry (``outcomes.live``); the tracker keeps only the ends
+    of channels not screened yet (a race)."""
 
     def __init__(self, outcomes: Outcomes, clock: Callable[[], float] = time.monotonic) -> None:
         self.outcomes = outcomes
         self.clock = clock
-        self._gone: dict[str, tuple[int | None, float]] = {}  # untracked hangups
-        self._cdr_seen: dict[str, float] = {}  # live calls whose Cdr came first
+        self._gone: dict[str, tuple[Ended, float]] = {}  # ends of untracked channels
         self.ended_count = 0
 
     def _call(self, uniqueid: str) -> str | None:
@@ -87,7 +119,7 @@ class OutcomeTracker:
         return call.call_id if call is not None else None
 
     def track(self, uniqueid: str) -> None:
-        """A call was just screened on this channel: end it at once if its Hangup came
+        """A call was just screened on this channel: end it at once if its end came
         first (a caller who hung up while outguard was deciding)."""
         gone = self._gone.pop(uniqueid, None) if uniqueid else None
         call_id = self._call(uniqueid)
@@ -95,48 +127,15 @@ class OutcomeTracker:
             self._end(call_id, gone[0])
 
     def on_event(self, event: Mapping[str, str]) -> None:
-        kind = event.get("Event", "")
-        uniqueid = event.get("Uniqueid", "")
-        if kind == "Hangup":
-            call_id = self._call(uniqueid)
-            cause = _cause(event.get("Cause", ""))
-            if call_id is not None:
-                self._cdr_seen.pop(uniqueid, None)
-                self._end(call_id, cause)
-            else:
-                self._remember_gone(uniqueid, cause)
-        elif kind == "Newstate":
-            if event.get("ChannelState") == UP:
-                call_id = self._call(uniqueid) or self._call(event.get("Linkedid", ""))
-                if call_id is not None:
-                    self.outcomes.answered(call_id)
-        elif kind == "DialEnd":
-            if event.get("DialStatus") == "ANSWER":
-                call_id = self._call(uniqueid)
-                if call_id is not None:
-                    self.outcomes.answered(call_id)
-        elif kind == "VarSet":
-            if event.get("Variable") == dv.DECISION_ID:
-                self.track(uniqueid)
-        elif kind == "Cdr":
-            uniqueid = event.get("UniqueID", "")
-            if self._call(uniqueid) is not None:
-                self._cdr_seen.setdefault(uniqueid, self.clock())
-        if self._cdr_seen:
-            self._sweep()
-
-    def _sweep(self) -> None:
-        """A Cdr may come before or after its Hangup (separate stasis topics): a call whose
-        Cdr has been seen and whose Hangup has not, CDR_GRACE_S later, ends without a
-        cause."""
-        horizon = self.clock() - CDR_GRACE_S
-        for uid, seen in list(self._cdr_seen.items()):
-            call_id = self._call(uid)
-            if call_id is None:
-                del self._cdr_seen[uid]
-            elif seen < horizon:
-                del self._cdr_seen[uid]
-                self._end(call_id, None)
+        if event.get("Event") != "UserEvent" or event.get("UserEvent") != ENDED_EVENT:
+            return
+        uniqueid = _uniqueid(event)
+        ended = Ended.from_event(event)
+        call_id = self._call(uniqueid)
+        if call_id is not None:
+            self._end(call_id, ended)
+        else:
+            self._remember_gone(uniqueid, ended)
 
     def reconcile(self, live: set[str], asked_at: float) -> int:
         """After a (re)connect: end the calls reserved before ``asked_at`` (the registry's
@@ -145,19 +144,24 @@ class OutcomeTracker:
         lost = [c for c in self.outcomes.live.calls()
                 if c.started < asked_at and c.channel_id and c.channel_id not in live]
         for call in lost:
-            self._end(call.call_id, None,
+            self._end(call.call_id, UNKNOWN,
                       UNKNOWN_AFTER_RESTART if call.restored else UNKNOWN_WHILE_AWAY)
         return len(lost)
 
-    def _end(self, decision_id: str, cause: int | None, note: str | None = None) -> None:
+    def _end(self, decision_id: str, ended: Ended, note: str | None = None) -> None:
         self.ended_count += 1
-        self.outcomes.ended(decision_id, cause, note=note)
+        if ended.answered_at is not None:
+            self.outcomes.answered(decision_id, ended.answered_at)
+            self.outcomes.ended(decision_id, ended.cause,
+                                round(ended.answered_at + ended.billsec, 6), note=note)
+        else:
+            self.outcomes.ended(decision_id, ended.cause, note=note)
 
-    def _remember_gone(self, uniqueid: str, cause: int | None) -> None:
+    def _remember_gone(self, uniqueid: str, ended: Ended) -> None:
         if not uniqueid:
             return
         now = self.clock()
-        self._gone[uniqueid] = (cause, now)
+        self._gone[uniqueid] = (ended, now)
         if len(self._gone) > 2000:
             horizon = now - GONE_TTL_S
             for uid in [u for u, (_, at) in self._gone.items() if at < horizon]:
@@ -171,7 +175,7 @@ class AmiListener:
         self.tracker = OutcomeTracker(outcomes)
         self.client = AmiClient(
             cfg.host, cfg.port, cfg.user, cfg.password,
-            events="call,dialplan,cdr", filters=EVENT_FILTERS,
+            events=EVENT_CLASSES, filters=EVENT_FILTERS,
             on_event=self.tracker.on_event, on_connect=self._reconcile,
         )
 

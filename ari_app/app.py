@@ -1,8 +1,15 @@
 """The outguard Stasis application: screen every channel that enters it.
 
 Every StasisStart is handled in its own task. Allowed calls either continue in the dialplan
-(continue mode, followed to their end through a channel subscription) or are bridged by
-outguard (bridge mode, ``ari_app.bridge``). Blocked calls hear the announcement, if any,
+(continue mode) or are bridged by outguard (bridge mode, ``ari_app.bridge``).
+
+Continue mode costs one ARI request for a plainly allowed call: ``continue`` into
+``[outguard-allow]``, which sets the verdict's variables for CDRs itself (the decision id
+is the channel's unique id). Shadow-flagged calls, and calls an exempting rule let
+through, first get their variables set (one more request). The call's end (answer, duration,
+Q.850 cause) arrives over AMI, from the hangup handler ``[outguard-ari]`` pushes
+(``agi.outcomes``): no per-channel subscription. Without an AMI listener the app falls
+back to subscribing to the channel and following its events. Blocked calls hear the announcement, if any,
 and are hung up with the verdict's cause. The app reconnects with backoff after a
 WebSocket drop or an Asterisk restart and reconciles the channels already in Stasis
 (StasisStart is not replayed).
@@ -15,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from ari_app.bridge import OUTBOUND_PREFIX, BridgeCall, bridge_id, outbound_id
 from ari_app.client import AriClient, AriError, AriUnavailable, ChannelGone
@@ -26,7 +33,13 @@ from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
 from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
 from outguard.probes import SCREENING_FAILURES
-from outguard.screening import Backoff, failure_vars, log_decision, verdict_vars
+from outguard.screening import (
+    Backoff,
+    failure_vars,
+    log_decision,
+    plainly_allowed,
+    verdict_vars,
+)
 from outguard.service import Decision, Screener
 
 logger = logging.getLogger(__name__)
@@ -39,6 +52,12 @@ OUTBOUND_ARG = "outbound"
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroyed",
                "PlaybackStarted", "PlaybackFinished")
 GONE_TTL_S = 120.0
+
+
+class CallTracker(Protocol):
+    """Who follows an allowed continue-mode call to its end (the AMI listener)."""
+
+    def track(self, uniqueid: str) -> None: ...
 
 
 def channel_facts(channel: dict[str, Any], dialed: str) -> ChannelFacts:
@@ -57,10 +76,14 @@ def channel_facts(channel: dict[str, Any], dialed: str) -> ChannelFacts:
 
 
 class StasisApp:
-    def __init__(self, client: AriClient, screener: Screener, settings: CallSettings) -> None:
+    def __init__(
+        self, client: AriClient, screener: Screener, settings: CallSettings,
+        tracker: CallTracker | None = None,
+    ) -> None:
         self.client = client
         self.screener = screener
         self.settings = settings
+        self.tracker = tracker
         self.connected = False
         self.reconnects = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -205,7 +228,10 @@ class StasisApp:
             logger.info("channel %s to %s hung up while outguard was deciding", cid, dialed)
             self._release(cid)
         except (AriError, AriUnavailable) as err:
-            logger.error("channel %s to %s: ARI failed: %s", cid, dialed, err)
+            # never leave the channel waiting in Stasis: hang it up (its hangup handler
+            # reports the end of a call already handed to the tracker)
+            logger.error("channel %s to %s: ARI failed: %s; hanging up", cid, dialed, err)
+            await self._hangup_quietly(cid, self.settings.fail_cause)
             self._release(cid)
         finally:
             self._handling.discard(cid)
@@ -215,13 +241,20 @@ class StasisApp:
                                       self.settings.budget_ms)
 
     async def _continue(self, cid: str, decision: Decision, dialed: str) -> None:
-        await asyncio.gather(
-            self.client.set_vars(cid, verdict_vars(decision)),
-            self.client.subscribe_channel(cid),
-        )
+        requests: list[Coroutine[Any, Any, None]] = []
+        context = self.settings.allow_context
+        if not plainly_allowed(decision, cid):
+            requests.append(self.client.set_vars(cid, verdict_vars(decision)))
+            context = self.settings.dial_context
+        if self.tracker is not None:
+            self.tracker.track(cid)  # before any await: no race with its end
+        else:  # no AMI: follow the channel's events
+            requests.append(self.client.subscribe_channel(cid))
+        if requests:
+            await asyncio.gather(*requests)
         if cid in self._gone:
             raise ChannelGone("POST", f"/channels/{cid}/continue", 404, "destroyed")
-        await self.client.continue_in_dialplan(cid, self.settings.dial_context, dialed, 1)
+        await self.client.continue_in_dialplan(cid, context, dialed, 1)
 
     async def _block(self, cid: str, decision: Decision) -> None:
         await self.client.set_vars(cid, verdict_vars(decision))

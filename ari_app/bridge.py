@@ -57,6 +57,7 @@ class BridgeCall:
         self.outbound = outbound_id(call_id)
         self.bridge = bridge_id(call_id)
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.bridge_created = False  # destroyed at the end, even when joining it failed
         self.bridged = False
 
     @classmethod
@@ -106,7 +107,7 @@ class BridgeCall:
 
         async def pick_up() -> int:
             if bridged:
-                self.bridged = True
+                self.bridged = self.bridge_created = True
             elif outbound_up:
                 await self._connect()
             else:
@@ -147,6 +148,7 @@ class BridgeCall:
         client = self.app.client
         await client.answer(self.caller)
         await client.create_bridge(self.bridge)
+        self.bridge_created = True
         await client.add_to_bridge(self.bridge, self.caller, self.outbound)
         self.bridged = True
         self.answered_at = time.time()
@@ -201,7 +203,7 @@ class BridgeCall:
         await self._hangup(self.caller, cause)
 
     async def _teardown(self) -> None:
-        if self.bridged:
+        if self.bridge_created:
             try:
                 await self.app.client.destroy_bridge(self.bridge)
             except (AriError, AriUnavailable):

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 class CallSettings:
     #: dialplan context an allowed call continues to (priority 1 of the dialed extension)
     dial_context: str = "outguard-dial"
+    #: dialplan context a plainly allowed call continues to: it sets the verdict's
+    #: variables itself and goes on to ``dial_context`` (dialplan/outguard.conf)
+    allow_context: str = "outguard-allow"
     #: closed: refuse calls outguard cannot screen; open: let them through unscreened
     fail_mode: str = "closed"
     #: Q.850 cause for fail-closed (34 -> SIP 503)

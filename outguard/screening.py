@@ -64,6 +64,16 @@ def verdict_vars(decision: Decision) -> dict[str, str]:
     return out
 
 
+def plainly_allowed(decision: Decision, uniqueid: str) -> bool:
+    """True when the dialplan's ``[outguard-allow]`` can record this verdict by itself:
+    allowed with every rule passed (reason ``ok``, no rule, no shadow flag), and the
+    decision id is the channel's unique id. ARI then sends one request (continue), FastAGI
+    one command (``OUTGUARD_VERDICT=allow``)."""
+    v = decision.verdict
+    return (v.allowed and v.reason == "ok" and not v.rule_id and not v.shadow
+            and decision.id == uniqueid)
+
+
 def failure_vars(verdict: str, reason: str) -> dict[str, str]:
     """A call outguard could not screen: ``verdict`` is ``failed`` (the dialplan's failure
     branch, or a fail-closed hangup) or ``unscreened`` (fail-open)."""

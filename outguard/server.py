@@ -1,8 +1,8 @@
 """Wire once: the one place that builds outguard's parts and runs them in one process.
 
 An aiohttp application holds every part in typed ``web.AppKey``s and starts and stops them
-with ``cleanup_ctx``, in order: store -> screener -> enforcer -> ARI app / FastAGI server /
-AMI listener.
+with ``cleanup_ctx``, in order: store -> screener -> enforcer -> AMI listener -> ARI app /
+FastAGI server.
 The admin API and dashboard are routes on the same application.
 """
 
@@ -105,7 +105,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[SETTINGS].ari
     client = AriClient(cfg.url, cfg.user, cfg.password, cfg.app)
     await client.open()
-    stasis = StasisApp(client, app[SCREENER], app[SETTINGS].calls)
+    stasis = StasisApp(client, app[SCREENER], app[SETTINGS].calls, tracker=app.get(AMI))
     app[STASIS] = stasis
     app[PARTS]["ari"] = stasis
     runner = asyncio.get_running_loop().create_task(stasis.run())
@@ -182,10 +182,11 @@ def build_app(
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_screener_ctx)
     app.cleanup_ctx.append(_enforcement_ctx)
+    # AMI before the ARI app and the FastAGI server, which hand it the calls they let through
+    if parts.ami and settings.ami.enabled:
+        app.cleanup_ctx.append(_ami_ctx)
     if parts.ari and settings.ari.enabled:
         app.cleanup_ctx.append(_ari_ctx)
-    if parts.ami and settings.ami.enabled:  # before the FastAGI server, which hands it calls
-        app.cleanup_ctx.append(_ami_ctx)
     if parts.agi and settings.agi.enabled:
         app.cleanup_ctx.append(_agi_ctx)
     # -- admin API, /metrics and the dashboard (outguard/api) ---------------------------

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 #: Counters need a week of history (per-destination weekly caps) after a restart.
 REPLAY_S = 8 * 86400
+#: channel ids used as decision ids, remembered so that a channel screened twice gets a
+#: second id (the call log's key must not repeat)
+RECENT_IDS = 100_000
 
 
 class ScreeningUnavailable(OutguardError):
@@ -107,6 +111,7 @@ class Screener:
         self.counters = InMemoryCounters(clock)
         #: calls in progress: concurrency slots, answer times (outguard.live)
         self.live: LiveCalls = live if live is not None else InMemoryLiveCalls()
+        self._decided: OrderedDict[str, None] = OrderedDict()
         #: what the engine reads: rates from the counters, concurrency from the registry
         self.counts = CallCounts(self.counters, self.live)
         self.hits = RuleHits()
@@ -288,7 +293,16 @@ class Screener:
             raise ScreeningUnavailable("no screening snapshot loaded yet")
         started = time.perf_counter_ns()
         now = self.clock()
-        decision_id = uuid.uuid4().hex
+        # the call log is keyed by the channel's unique id, which the dialplan knows too
+        # (no decision-id variable to send); a second screening of the same channel (a
+        # dialplan that screens twice) gets an id of its own
+        decision_id = facts.channel_id
+        if not decision_id or decision_id in self._decided:
+            decision_id = uuid.uuid4().hex
+        else:
+            self._decided[decision_id] = None
+            if len(self._decided) > RECENT_IDS:
+                self._decided.popitem(last=False)
         attempt = build_attempt(
             facts, datetime.fromtimestamp(now, UTC), decision_id,
             self._resolve_account, self._tenant_of, self.default_tenant,

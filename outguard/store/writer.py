@@ -42,6 +42,8 @@ INSERT_CALL = (
     " caller_id, destination, verdict, rule, reason, shadow, decision_us, at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: a call's outcome is written once: the first report wins (a hangup handler's event for
+#: a call another outguard process decided, or for a blocked call, changes nothing)
 UPDATE_OUTCOME = (
     "UPDATE calls SET answered_at = ?, ended_at = ?, duration = ?, cause = ?, end_note = ?"
     " WHERE decision_id = ?"

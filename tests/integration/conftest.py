@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from agi.ami import AmiClient
 from agi.outcomes import AmiListener
 from agi.server import FastAgiServer
 from ari_app.app import StasisApp
@@ -123,8 +124,10 @@ async def start_outguard(
 async def outguard(
     clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Running]:
+    """outguard with the ARI app and the AMI listener (which follows continue-mode calls
+    to their end), as ``outguard serve`` runs them."""
     settings = settings_for(clean_pbx, tmp_path / "outguard.db")
-    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
     try:
         yield Running(runner.app, settings, clean_pbx)
     finally:
@@ -143,3 +146,43 @@ async def outguard_agi(
         yield Running(runner.app, settings, clean_pbx)
     finally:
         await runner.cleanup()
+
+
+class ChannelVariables:
+    """What the CDR of each channel will see: every OUTGUARD_* variable set on a channel,
+    last value wins, collected from AMI VarSet events on a connection of the test's own
+    (whoever set it: ARI, FastAGI or the dialplan)."""
+
+    def __init__(self, pbx: sandbox.Sandbox) -> None:
+        self.by_channel: dict[str, dict[str, str]] = {}
+        inst = pbx.inst
+        self.client = AmiClient(
+            "127.0.0.1", inst.ports.ami, inst.ami_user, inst.ami_password, events="dialplan",
+            filters=(r"Variable: OUTGUARD_",), on_event=self._on_event,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_event(self, event: Any) -> None:
+        if event.get("Event") == "VarSet":
+            uid = str(event.get("Uniqueid", ""))
+            self.by_channel.setdefault(uid, {})[str(event.get("Variable"))] = str(
+                event.get("Value", ""))
+
+    async def __aenter__(self) -> ChannelVariables:
+        self._task = asyncio.get_running_loop().create_task(self.client.run())
+        deadline = time.monotonic() + 10
+        while not self.client.connected:
+            if time.monotonic() > deadline:
+                raise AssertionError("the test's AMI connection did not come up in 10 s")
+            await asyncio.sleep(0.02)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.close()
+
+    def of(self, uniqueid: str) -> dict[str, str]:
+        """The values, without the ones cleared to empty."""
+        return {k: v for k, v in self.by_channel.get(uniqueid, {}).items() if v}

@@ -21,7 +21,7 @@ from outguard.server import Parts
 from outguard.service import Decision
 from outguard.testing import sipp
 from tests.integration import block_reasons
-from tests.integration.conftest import Running, settings_for, start_outguard
+from tests.integration.conftest import ChannelVariables, Running, settings_for, start_outguard
 
 pytestmark = pytest.mark.integration
 
@@ -76,11 +76,11 @@ async def test_agent_hangup_is_recorded_with_its_cause(outguard_agi: Running) ->
     assert og.screener.live.concurrent("account", "a-bye") == 0
 
 
-async def test_an_allowed_call_takes_two_round_trips_a_blocked_one_three(
+async def test_an_allowed_call_is_one_round_trip_a_blocked_one_two(
     outguard_agi: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Who/why in one GET FULL VARIABLE (the separator survives Asterisk), the verdict's
-    tokens in one MSet, the message on its own."""
+    """Who/why arrive as AGI arguments; a plain allow is one SET VARIABLE and the dialplan
+    sets the rest; a block is the message on its own, then its tokens in one MSet."""
     sent: list[str] = []
     command = AgiSession.command
 
@@ -90,16 +90,63 @@ async def test_an_allowed_call_takes_two_round_trips_a_blocked_one_three(
 
     monkeypatch.setattr(AgiSession, "command", counted)
     await block_reasons.dnc_listed(outguard_agi)
+    async with ChannelVariables(outguard_agi.pbx) as seen:
+        with sipp.Carrier(outguard_agi.pbx.inst, hold_ms=100):
+            run = await call(outguard_agi, ALLOWED, account="acc-1", tenant="t1")
+            assert run.only.final == 200
+            assert sent == ["SET"]
+            sent.clear()
+            run = await call(outguard_agi, "13900139000")
+            assert run.only.final == 403
+            assert sent == ["SET", "EXEC"]
+        allowed, blocked = await logged_calls(outguard_agi)
+    assert (allowed.call.account, allowed.call.tenant) == ("acc-1", "t1")
+    uid = allowed.call.decision_id
+    assert uid == allowed.call.channel_id
+    assert {k: v for k, v in seen.of(uid).items() if k not in ("OUTGUARD_AGI",)} == {
+        "OUTGUARD_ACCOUNT": "acc-1", "OUTGUARD_TENANT": "t1",
+        "OUTGUARD_VERDICT": "allow", "OUTGUARD_REASON": "ok", "OUTGUARD_DECISION_ID": uid}
+    variables = seen.of(blocked.call.decision_id)
+    assert (variables["OUTGUARD_VERDICT"], variables["OUTGUARD_CAUSE"]) == ("block", "21")
+    assert (allowed.cause, blocked.cause) == (16, 21)
+
+
+async def test_a_shadow_flagged_call_is_one_round_trip_and_names_its_rule(
+    outguard_agi: Running,
+) -> None:
+    await listed(outguard_agi, "watch", "dnc", "13600136000")
+    async with ChannelVariables(outguard_agi.pbx) as seen:
+        with sipp.Carrier(outguard_agi.pbx.inst, hold_ms=100) as carrier:
+            run = await call(outguard_agi, "13600136000")
+            assert carrier.invites() == ["13600136000"]
+        [row] = await logged_calls(outguard_agi)
+    assert run.only.final == 200
+    assert row.call.shadow == ("watch",)
+    variables = seen.of(row.call.decision_id)
+    assert (variables["OUTGUARD_VERDICT"], variables["OUTGUARD_SHADOW"],
+            variables["OUTGUARD_REASON"]) == ("allow", "watch", "ok")
+    assert row.cause == 16
+
+
+async def test_a_dialplan_that_passes_only_the_number_still_gets_who(
+    outguard_agi: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Older dialplans (AGI(url,${EXTEN})): one GET FULL VARIABLE more."""
+    original = outguard_agi.agi.screen
+
+    async def number_only(session: AgiSession) -> None:
+        env = {k: v for k, v in session.request.env.items()
+               if not k.startswith("agi_arg_") or k == "agi_arg_1"}
+        session.request = dataclasses.replace(session.request, env=env)
+        await original(session)
+
+    monkeypatch.setattr(outguard_agi.agi, "screen", number_only)
+    outguard_agi.agi._routes["screen"] = number_only
     with sipp.Carrier(outguard_agi.pbx.inst, hold_ms=100):
-        run = await call(outguard_agi, ALLOWED, account="acc 1", tenant="t1")
-        assert run.only.final == 200
-        assert sent == ["GET", "EXEC"]
-        sent.clear()
-        run = await call(outguard_agi, "13900139000")
-        assert run.only.final == 403
-        assert sent == ["GET", "SET", "EXEC"]
-    logged = await logged_calls(outguard_agi)
-    assert (logged[0].call.account, logged[0].call.tenant) == ("acc 1", "t1")
+        run = await call(outguard_agi, ALLOWED, account="acc 2")
+    assert run.only.final == 200
+    [row] = await logged_calls(outguard_agi)
+    assert row.call.account == "acc 2"
 
 
 async def test_busy_callee_is_recorded_unanswered_with_cause_17(outguard_agi: Running) -> None:
@@ -129,23 +176,6 @@ async def read_back_after_the_verdict(
 
     monkeypatch.setattr(og.agi, "_set_verdict", and_read_back)
     return read
-
-
-async def test_allowed_call_sets_the_verdict_variables_for_the_dialplan(
-    outguard_agi: Running, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    read = await read_back_after_the_verdict(
-        outguard_agi, monkeypatch,
-        ("OUTGUARD_VERDICT", "OUTGUARD_REASON", "OUTGUARD_DECISION_ID", "OUTGUARD_CAUSE"),
-    )
-    with sipp.Carrier(outguard_agi.pbx.inst, hold_ms=100):
-        run = await call(outguard_agi, ALLOWED)
-    assert run.only.final == 200
-    [values] = read
-    assert values["OUTGUARD_VERDICT"] == "allow"
-    assert values["OUTGUARD_REASON"] == "ok"
-    assert len(values["OUTGUARD_DECISION_ID"] or "") == 32
-    assert values["OUTGUARD_CAUSE"] is None  # only a block has a cause
 
 
 # ---------------------------------------------------------------- blocked calls

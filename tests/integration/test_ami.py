@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agi.ami import AmiClient
-from agi.outcomes import EVENT_FILTERS
+from agi.outcomes import EVENT_CLASSES, EVENT_FILTERS
 from outguard import sandbox
 from outguard.testing import sipp
 from tests.integration.conftest import Running
@@ -133,29 +133,28 @@ async def test_async_originate_resolves_at_its_response_not_at_the_answer(
     assert later[0].get("ActionID") == reply.get("ActionID")
 
 
-async def test_filters_let_only_what_the_tracker_reads_through(
-    clean_pbx: sandbox.Sandbox,
+async def test_one_filtered_event_per_screened_call_reaches_the_listener(
+    outguard_agi: Running,
 ) -> None:
+    """The hangup handler's UserEvent is the only event of a call that crosses the wire."""
+    pbx = outguard_agi.pbx
     everything: list[str] = []
     filtered: list[str] = []
-    full, full_task = await connected(clean_pbx, events="call,dialplan,cdr",
+    full, full_task = await connected(pbx, events="call,dialplan,cdr,user",
                                       on_event=lambda e: everything.append(e.get("Event")))
-    some, some_task = await connected(clean_pbx, events="call,dialplan,cdr",
-                                      filters=EVENT_FILTERS,
+    some, some_task = await connected(pbx, events=EVENT_CLASSES, filters=EVENT_FILTERS,
                                       on_event=lambda e: filtered.append(e.get("Event")))
     try:
-        with sipp.Carrier(clean_pbx.inst, hold_ms=100):
-            run = await asyncio.to_thread(sipp.place_calls, clean_pbx.inst, "13800138000",
-                                          from_user="agent-direct")
-        assert run.only.final == 200
+        with sipp.Carrier(pbx.inst, hold_ms=100):
+            run = await outguard_agi.call("13800138000", from_user="agent-agi", count=3,
+                                          rate=2)
+        assert run.finals() == [200, 200, 200]
         await asyncio.sleep(0.3)
     finally:
         await closed(full, full_task)
         await closed(some, some_task)
-    assert set(filtered) <= {"Newstate", "DialEnd", "Hangup", "Cdr", "VarSet"}
-    assert {"Newstate", "Hangup"} <= set(filtered)
-    assert len(filtered) * 3 < len(everything)
-    print(f"\nevents per call: {len(everything)} unfiltered, {len(filtered)} filtered")
+    assert [e for e in filtered if e != "FullyBooted"] == ["UserEvent"] * 3
+    print(f"\nevents per call: {len(everything) / 3:.0f} unfiltered, 1 filtered")
 
 
 async def test_listener_reconnects_after_an_asterisk_restart_and_tracks_again(

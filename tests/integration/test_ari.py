@@ -11,7 +11,7 @@ import pytest
 from outguard.server import Parts
 from outguard.testing import sipp
 from tests.integration import block_reasons
-from tests.integration.conftest import Running, settings_for, start_outguard
+from tests.integration.conftest import ChannelVariables, Running, settings_for, start_outguard
 
 pytestmark = pytest.mark.integration
 
@@ -41,23 +41,147 @@ async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard: Runni
     assert outguard.pbx.channels() == 0
 
 
-async def test_allowed_call_sets_the_verdict_variables_for_the_dialplan(
+class Requests:
+    """Every ARI REST request the app sends, per channel id in its path."""
+
+    def __init__(self, og: Running) -> None:
+        self.sent: list[tuple[str, str]] = []
+        original = og.stasis.client.request
+
+        async def counted(method: str, path: str, **kwargs: Any) -> Any:
+            self.sent.append((method, path))
+            return await original(method, path, **kwargs)
+
+        og.stasis.client.request = counted  # type: ignore[method-assign]
+
+    def of(self, channel_id: str) -> list[str]:
+        return [f"{m} {p.split(channel_id, 1)[1] or '/'}" for m, p in self.sent
+                if channel_id in p]
+
+
+async def test_an_allowed_call_is_one_request_and_the_dialplan_records_the_verdict(
     outguard: Running,
 ) -> None:
-    seen: list[dict[str, str]] = []
-    original = outguard.stasis.client.set_vars
-
-    async def spy(channel_id: str, variables: Any) -> None:
-        seen.append(dict(variables))
-        await original(channel_id, variables)
-
-    outguard.stasis.client.set_vars = spy  # type: ignore[method-assign]
-    with sipp.Carrier(outguard.pbx.inst, hold_ms=100):
-        run = await outguard.call(ALLOWED)
+    requests = Requests(outguard)
+    async with ChannelVariables(outguard.pbx) as seen:
+        with sipp.Carrier(outguard.pbx.inst, hold_ms=300):
+            run = await outguard.call(ALLOWED, account="a1")
+        [row] = await outguard.logged()
     assert run.only.final == 200
-    assert seen and seen[0]["OUTGUARD_VERDICT"] == "allow"
-    assert seen[0]["OUTGUARD_REASON"] == "ok"
-    assert len(seen[0]["OUTGUARD_DECISION_ID"]) == 32
+    uid = row.call.decision_id
+    assert row.call.channel_id == uid  # the call log is keyed by the channel's unique id
+    assert requests.of(uid) == ["POST /continue"]
+    assert ("GET", "/events") not in requests.sent
+    assert not any("subscription" in p for _, p in requests.sent)
+    assert seen.of(uid) == {"OUTGUARD_VERDICT": "allow", "OUTGUARD_REASON": "ok",
+                            "OUTGUARD_DECISION_ID": uid, "OUTGUARD_ACCOUNT": "a1"}
+    assert (row.answered_at is not None, row.cause) == (True, 16)
+
+
+async def test_a_shadow_flagged_call_costs_one_more_request_and_names_its_rule(
+    outguard: Running,
+) -> None:
+    await listed(outguard, "watch", "dnc", "13600136000")
+    requests = Requests(outguard)
+    async with ChannelVariables(outguard.pbx) as seen:
+        with sipp.Carrier(outguard.pbx.inst, hold_ms=100) as carrier:
+            run = await outguard.call("13600136000")
+            assert carrier.invites() == ["13600136000"]
+        [row] = await outguard.logged()
+    assert run.only.final == 200
+    uid = row.call.decision_id
+    assert requests.of(uid) == ["POST /variables", "POST /continue"]
+    assert row.call.shadow == ("watch",)
+    assert seen.of(uid) == {"OUTGUARD_VERDICT": "allow", "OUTGUARD_REASON": "ok",
+                            "OUTGUARD_DECISION_ID": uid, "OUTGUARD_SHADOW": "watch"}
+    assert row.cause == 16
+
+
+async def test_a_blocked_call_sets_its_variables_then_hangs_up(outguard: Running) -> None:
+    await listed(outguard, "dnc", "dnc", "13900139000")
+    requests = Requests(outguard)
+    async with ChannelVariables(outguard.pbx) as seen:
+        run = await outguard.call("13900139000")
+        [row] = await outguard.logged()
+    assert run.only.final == 403
+    uid = row.call.decision_id
+    assert requests.of(uid) == ["POST /variables", "DELETE /"]
+    variables = seen.of(uid)
+    assert (variables["OUTGUARD_VERDICT"], variables["OUTGUARD_REASON"],
+            variables["OUTGUARD_CAUSE"], variables["OUTGUARD_DECISION_ID"]) == (
+        "block", "dnc_listed", "21", uid)
+    assert (row.ended_at is not None, row.cause) == (True, 21)
+
+
+async def test_a_failed_screening_sets_failed_and_refuses_the_call(outguard: Running) -> None:
+    def broken(facts: Any) -> Any:
+        raise RuntimeError("simulated engine failure")
+
+    outguard.screener.screen = broken  # type: ignore[method-assign]
+    async with ChannelVariables(outguard.pbx) as seen:
+        run = await outguard.call(ALLOWED)
+        await asyncio.sleep(0.2)
+    assert run.only.final == 503
+    [variables] = [v for v in seen.by_channel.values() if v.get("OUTGUARD_VERDICT")]
+    assert variables["OUTGUARD_VERDICT"] == "failed"
+    assert outguard.pbx.channels() == 0
+
+
+async def test_without_ami_an_allowed_call_is_followed_by_subscription(
+    clean_pbx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(clean_pbx, tmp_path / "og.db")
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
+    try:
+        og = Running(runner.app, settings, clean_pbx)
+        with sipp.Carrier(clean_pbx.inst, hold_ms=500):
+            run = await og.call(ALLOWED, account="a1")
+        [row] = await og.logged()
+        assert run.only.final == 200
+        assert (row.answered_at is not None, row.cause) == (True, 16)
+        assert og.screener.live_calls() == 0
+    finally:
+        await runner.cleanup()
+
+
+async def test_calls_in_progress_across_an_outguard_restart_close_with_their_outcome(
+    clean_pbx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Continue-mode calls are in the dialplan, not in Stasis: an outguard restart leaves
+    them up, and the hangup handler's event closes their rows in the new process."""
+    settings = settings_for(clean_pbx, tmp_path / "og.db")
+    agent = clean_pbx.inst.ports.agent
+    with sipp.Carrier(clean_pbx.inst, hold_ms=4000) as carrier:
+        runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
+        og = Running(runner.app, settings, clean_pbx)
+        placing = [  # three agents at once (the policy allows one call per account at a time)
+            asyncio.ensure_future(og.call(ALLOWED, account=f"r{i}", port=agent + 3 * i,
+                                          timeout_s=20))
+            for i in range(3)
+        ]
+        for _ in range(300):
+            if len(carrier.invites()) == 3:
+                break
+            await asyncio.sleep(0.02)
+        await og.store.flush_async()
+        await runner.cleanup()  # outguard stops while the three calls are connected
+        runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
+        try:
+            og = Running(runner.app, settings, clean_pbx)
+            runs = await asyncio.gather(*placing)
+            assert [r.only.final for r in runs] == [200, 200, 200]
+            # the carrier hung up each call at the end of its hold: outguard cut none
+            assert [e for _, e in carrier.ended()] == ["local"] * 3
+            assert [r.only.ended_by for r in runs] == ["remote"] * 3
+            await asyncio.sleep(0.3)  # the last hangup handler's event
+            logged = await og.logged()
+        finally:
+            await runner.cleanup()
+    assert len(logged) == 3
+    for row in logged:
+        assert (row.call.verdict, row.cause) == ("allow", 16)
+        assert row.answered_at is not None and row.duration is not None
+        assert 3.5 < row.duration < 6.0
 
 
 @pytest.mark.parametrize(block_reasons.FIELDS, block_reasons.TABLE)
@@ -116,6 +240,40 @@ async def test_bridge_mode_connects_and_the_callee_hangs_up(outguard: Running) -
     assert logged[0].answered_at is not None and logged[0].duration is not None
     assert 0.5 < logged[0].duration < 3
     assert outguard.pbx.channels() == 0
+
+
+async def test_bridge_mode_callee_leaving_while_outguard_bridges_leaves_nothing_up(
+    outguard: Running,
+) -> None:
+    """RESULTS.md finding 5: the callee hangs up between its answer and the bridge; joining
+    then fails, and both legs and the bridge must go, not wait for max_duration_s."""
+    client = outguard.stasis.client
+    answer = client.answer
+    left: list[str] = []
+
+    async def callee_leaves_first(channel_id: str) -> None:
+        outbound = [c for c in outguard.stasis._watchers if c.startswith("og-out-")]
+        for cid in outbound:
+            await client.hangup(cid, 16)
+            left.append(cid)
+        await asyncio.sleep(0.2)  # the outbound leg is gone before the caller is answered
+        await answer(channel_id)
+
+    client.answer = callee_leaves_first  # type: ignore[method-assign]
+    with sipp.Carrier(outguard.pbx.inst, callee_hangs_up=False):
+        run = await outguard.call(ALLOWED, from_user="agent-bridge", account="a-left",
+                                  timeout_s=15)
+    assert left, "the callee's leg was never seen"
+    assert run.only.final == 200 and run.only.ended_by == "remote"
+    [row] = await outguard.logged()
+    assert row.ended_at is not None
+    for _ in range(100):
+        if outguard.pbx.channels() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert outguard.pbx.channels() == 0
+    assert await client.bridges() == []
+    assert outguard.screener.counters.concurrent("account", "a-left") == 0
 
 
 async def test_bridge_mode_caller_hangup_hangs_up_the_carrier(outguard: Running) -> None:

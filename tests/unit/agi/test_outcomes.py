@@ -7,11 +7,10 @@ from typing import Any
 import pytest
 from panoramisk.message import Message
 
-from agi.outcomes import CDR_GRACE_S, OutcomeTracker
+from agi.outcomes import ENDED_EVENT, EVENT_FILTERS, OutcomeTracker
 from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, InMemoryLiveCalls, LiveCall
 
 UID = "pbx-1795400932.7"  # the screened (agent) channel
-LEG = "pbx-1795400932.8"  # the carrier leg Dial created
 
 
 class Recorder:
@@ -20,7 +19,8 @@ class Recorder:
     def __init__(self) -> None:
         self.live = InMemoryLiveCalls()
         self.now = 5000.0
-        self.answers: list[str] = []
+        self.answers: list[tuple[str, float | None]] = []
+        self.ended_at: list[float | None] = []
         self.ends: list[tuple[str, int | None]] = []
         self.notes: list[str | None] = []
 
@@ -37,7 +37,7 @@ class Recorder:
             self.live.reserve(call)
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
-        self.answers.append(decision_id)
+        self.answers.append((decision_id, at))
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
               note: str | None = None) -> bool:
@@ -45,6 +45,7 @@ class Recorder:
             return False
         self.ends.append((decision_id, cause))
         self.notes.append(note)
+        self.ended_at.append(at)
         return True
 
 
@@ -55,8 +56,12 @@ class Clock:
         return self.now
 
 
-def ev(kind: str, uid: str = UID, **headers: Any) -> Message:
-    return Message({"Event": kind, "Uniqueid": uid, "Linkedid": UID, **headers})
+def ended(uid: str = UID, cause: str = "16", answered: str = "", billsec: str = "0.000000",
+          name: str = ENDED_EVENT) -> Message:
+    """The hangup handler's event, as AMI delivers it (the channel's headers first)."""
+    return Message({"Event": "UserEvent", "Uniqueid": uid, "Linkedid": uid,
+                    "Channel": "PJSIP/agent-00000001", "UserEvent": name, "Cause": cause,
+                    "Answered": answered, "Billsec": billsec})
 
 
 @pytest.fixture
@@ -77,49 +82,47 @@ def tracker(rec: Recorder, clock: Clock) -> OutcomeTracker:
     return t
 
 
-def test_answer_then_hangup_reports_both_with_the_real_cause(
+def test_one_event_reports_the_answer_the_end_and_the_real_cause(
     tracker: OutcomeTracker, rec: Recorder
 ) -> None:
-    tracker.on_event(ev("Newstate", ChannelState="5"))  # ringing: nothing
-    tracker.on_event(ev("Newstate", ChannelState="6"))
-    tracker.on_event(ev("SoftHangupRequest", Cause="32"))  # an internal flag: ignored
-    tracker.on_event(ev("Hangup", Cause="16"))
-    assert rec.answers == ["d1"]
+    tracker.on_event(ended(cause="16", answered="1796195686.616814", billsec="0.304900"))
+    assert rec.answers == [("d1", 1796195686.616814)]
     assert rec.ends == [("d1", 16)]
+    assert rec.ended_at == [pytest.approx(1796195686.921714)]
     assert len(rec.live) == 0
 
 
-def test_dialend_answer_counts_as_answered(tracker: OutcomeTracker, rec: Recorder) -> None:
-    tracker.on_event(ev("DialEnd", DestUniqueid=LEG, DialStatus="BUSY"))
-    assert rec.answers == []
-    tracker.on_event(ev("DialEnd", DestUniqueid=LEG, DialStatus="ANSWER"))
-    assert rec.answers == ["d1"]
-
-
-def test_the_carrier_leg_answering_counts_and_its_hangup_does_not_end_the_call(
+def test_an_unanswered_call_ends_with_its_cause_and_no_answer(
     tracker: OutcomeTracker, rec: Recorder
 ) -> None:
-    tracker.on_event(ev("Newstate", LEG, ChannelState="6"))
-    tracker.on_event(ev("Hangup", LEG, Cause="16"))
-    assert rec.answers == ["d1"]
-    assert rec.ends == []
-    tracker.on_event(ev("Hangup", Cause="16"))
-    assert rec.ends == [("d1", 16)]
+    tracker.on_event(ended(cause="17", answered="0.000000"))
+    assert rec.answers == []
+    assert rec.ends == [("d1", 17)]
 
 
-def test_other_channels_are_ignored(tracker: OutcomeTracker, rec: Recorder) -> None:
-    other = Message({"Event": "Hangup", "Uniqueid": "x.1", "Linkedid": "x.1", "Cause": "16"})
-    tracker.on_event(other)
-    tracker.on_event(Message({"Event": "Newstate", "Uniqueid": "x.1", "Linkedid": "x.1",
-                              "ChannelState": "6"}))
+def test_other_channels_and_other_events_are_ignored(
+    tracker: OutcomeTracker, rec: Recorder
+) -> None:
+    tracker.on_event(ended("x.1"))
+    tracker.on_event(ended(name="SomethingElse"))
+    tracker.on_event(Message({"Event": "Hangup", "Uniqueid": UID, "Cause": "16"}))
     assert (rec.answers, rec.ends) == ([], [])
 
 
-def test_a_hangup_before_the_hand_off_ends_the_call_when_it_is_tracked(
+def test_a_repeated_uniqueid_header_is_read_as_one(
+    tracker: OutcomeTracker, rec: Recorder
+) -> None:
+    event = ended()
+    event["Uniqueid"] = [UID, UID]
+    tracker.on_event(event)
+    assert rec.ends == [("d1", 16)]
+
+
+def test_an_end_before_the_hand_off_ends_the_call_when_it_is_tracked(
     rec: Recorder, clock: Clock
 ) -> None:
     tracker = OutcomeTracker(rec, clock)
-    tracker.on_event(ev("Hangup", Cause="17"))
+    tracker.on_event(ended(cause="17"))
     rec.reserve(UID, "d1")
     tracker.track(UID)
     assert rec.ends == [("d1", 17)]
@@ -129,43 +132,22 @@ def test_a_hangup_before_the_hand_off_ends_the_call_when_it_is_tracked(
 def test_a_call_of_the_registry_is_followed_without_a_hand_off(
     rec: Recorder, clock: Clock
 ) -> None:
+    """Calls restored after a restart are in the registry, never handed over."""
     tracker = OutcomeTracker(rec, clock)
-    rec.reserve(UID, "d9")  # e.g. an ARI call, or one restored after a restart
-    tracker.on_event(ev("VarSet", Variable="OUTGUARD_DECISION_ID", Value="d9"))
-    tracker.on_event(ev("Hangup", Cause="21"))
-    assert rec.ends == [("d9", 21)]
-
-
-def test_tracking_twice_is_harmless(tracker: OutcomeTracker, rec: Recorder) -> None:
-    tracker.track(UID)
-    tracker.on_event(ev("VarSet", Variable="OUTGUARD_DECISION_ID", Value="d1"))
-    assert rec.ends == []
-    tracker.on_event(ev("Hangup", Cause="16"))
-    assert rec.ends == [("d1", 16)]
+    rec.reserve("pbx-9.1", "d9", restored=True)
+    tracker.on_event(ended("pbx-9.1", cause="16", answered="1500.5", billsec="2.5"))
+    assert rec.ends == [("d9", 16)]
+    assert rec.ended_at == [pytest.approx(1503.0)]
 
 
 def test_cause_zero_or_missing_is_no_cause(tracker: OutcomeTracker, rec: Recorder) -> None:
-    tracker.on_event(ev("Hangup", Cause="0"))
+    tracker.on_event(ended(cause=""))
     assert rec.ends == [("d1", None)]
 
 
-def test_a_cdr_before_the_hangup_waits_for_the_hangup(
-    tracker: OutcomeTracker, rec: Recorder, clock: Clock
-) -> None:
-    tracker.on_event(Message({"Event": "Cdr", "UniqueID": UID, "Disposition": "ANSWERED"}))
-    assert rec.ends == []
-    clock.now += 1
-    tracker.on_event(ev("Hangup", Cause="16"))
-    assert rec.ends == [("d1", 16)]
-
-
-def test_a_cdr_without_a_hangup_ends_the_call_after_the_grace(
-    tracker: OutcomeTracker, rec: Recorder, clock: Clock
-) -> None:
-    tracker.on_event(Message({"Event": "Cdr", "UniqueID": UID}))
-    clock.now += CDR_GRACE_S + 1
-    tracker.on_event(ev("Newstate", "x.1", ChannelState="6"))  # any later event
-    assert rec.ends == [("d1", None)]
+def test_the_filters_name_the_one_event_the_tracker_reads() -> None:
+    assert any(ENDED_EVENT in f for f in EVENT_FILTERS)
+    assert not any("Hangup" in f or "Newstate" in f for f in EVENT_FILTERS)
 
 
 def test_reconcile_ends_only_calls_known_before_the_listing_and_now_gone(
@@ -189,7 +171,6 @@ def test_reconcile_after_a_restart_closes_restored_calls_whose_channel_is_gone(
     rec.reserve("up.1", "d-up", restored=True)
     assert tracker.reconcile({"up.1"}, rec.now + 1) == 1
     assert (rec.ends, rec.notes) == ([("d-gone", None)], [UNKNOWN_AFTER_RESTART])
-    tracker.on_event(ev("Newstate", "up.1", ChannelState="6"))
-    tracker.on_event(ev("Hangup", "up.1", Cause="16"))  # still followed, real cause
-    assert rec.ends[-1] == ("d-up", 16)
-    assert rec.answers == ["d-up"]
+    tracker.on_event(ended("up.1", cause="16", answered="1000.0", billsec="3.0"))
+    assert rec.ends[-1] == ("d-up", 16)  # still followed, real cause
+    assert rec.answers == [("d-up", 1000.0)]

@@ -26,6 +26,7 @@ class FakeScreener:
     def __init__(self, verdict: Verdict = ALLOW) -> None:
         self.snapshot: object | None = object()
         self.verdict = verdict
+        self.ids_are_uniqueids = False  # as the real screener: decision id = Uniqueid
         self.facts: list[ChannelFacts] = []
         self.ended_calls: list[tuple[str, int | None]] = []
 
@@ -38,7 +39,8 @@ class FakeScreener:
         self.facts.append(facts)
         attempt = CallAttempt("t1", facts.account or "a", facts.caller_id, facts.dialed,
                               datetime.now(UTC), channel_id=facts.channel_id)
-        return Decision(f"d{len(self.facts)}", self.verdict, attempt, 5)
+        decision_id = facts.channel_id if self.ids_are_uniqueids else f"d{len(self.facts)}"
+        return Decision(decision_id, self.verdict, attempt, 5)
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
         self.ended_calls.append((decision_id, cause))
@@ -144,6 +146,35 @@ async def test_allowed_call_reads_who_in_one_round_trip_and_sets_the_verdict_las
         "agi", "acc 1", "13800138000", "01088886666", "1795400932.7")
     assert server.tracker.tracked == ["1795400932.7"]  # type: ignore[union-attr]
     assert server.handling.count == 1
+
+
+WHO_ARGS = {"agi_arg_2": "acc-1", "agi_arg_3": "t9", "agi_arg_4": "service",
+            "agi_arg_5": ""}
+
+
+async def test_a_plainly_allowed_call_with_who_as_arguments_is_one_round_trip(
+    server: FastAgiServer,
+) -> None:
+    server.screener.ids_are_uniqueids = True  # type: ignore[attr-defined]
+    commands = await fake_call(server.port, env(**WHO_ARGS))
+    assert commands == ['SET VARIABLE OUTGUARD_VERDICT "allow"']
+    facts = server.screener.facts[0]  # type: ignore[attr-defined]
+    assert (facts.account, facts.tenant, facts.purpose, facts.campaign) == (
+        "acc-1", "t9", "service", "")
+    assert server.tracker.tracked == ["1795400932.7"]  # type: ignore[union-attr]
+
+
+async def test_a_shadow_flagged_allow_is_one_mset_that_names_the_rule(
+    server: FastAgiServer,
+) -> None:
+    server.screener.ids_are_uniqueids = True  # type: ignore[attr-defined]
+    server.screener.verdict = Verdict(  # type: ignore[attr-defined]
+        True, "", "ok", "allowed", shadow=("quiet",))
+    commands = await fake_call(server.port, env(**WHO_ARGS))
+    assert len(commands) == 1
+    assert assigned(commands)[-1] == ("OUTGUARD_VERDICT", "allow")
+    assert ("OUTGUARD_SHADOW", "quiet") in assigned(commands)
+    assert ("OUTGUARD_REASON", "ok") in assigned(commands)
 
 
 async def test_blocked_call_sets_cause_message_and_announcement_escaped(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ari_app.app import StasisApp
-from ari_app.client import ChannelGone
+from ari_app.client import AriError, ChannelGone
 from ari_app.settings import CallSettings
 from outguard import probes
 from outguard.live import UNKNOWN_AFTER_RESTART, InMemoryLiveCalls, LiveCall
@@ -18,6 +18,8 @@ from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
 
 ALLOW = Verdict(True, "", "ok", "allowed", destination_e164="+8613800138000")
+SHADOWED = Verdict(True, "", "ok", "allowed", shadow=("quiet",))
+EXEMPTED = Verdict(True, "consent", "exempt", "allowed by consent")
 DNC = Verdict(False, "dnc", "dnc_listed", "on the do-not-call list", cause=21)
 DNC_ANNOUNCED = Verdict(False, "dnc", "dnc_listed", "listed", cause=21, announcement="beep")
 
@@ -87,10 +89,12 @@ class FakeScreener:
 
     snapshot = object()
 
-    def __init__(self, verdict: Verdict = ALLOW, error: Exception | None = None) -> None:
+    def __init__(self, verdict: Verdict = ALLOW, error: Exception | None = None,
+                 prefix: str = "d-") -> None:
         self.verdict = verdict
         self.error = error
         self.live = InMemoryLiveCalls()
+        self.prefix = prefix  # "": the decision id is the channel's unique id
         self.answered_ids: list[str] = []
         self.ended_ids: list[tuple[str, int | None]] = []
         self.seen: list[Any] = []
@@ -104,13 +108,13 @@ class FakeScreener:
         if self.error:
             raise self.error
         attempt = CallAttempt("t", "a", facts.caller_id, facts.dialed,
-                              datetime.now(UTC), call_id="d-" + facts.channel_id)
+                              datetime.now(UTC), call_id=self.prefix + facts.channel_id)
         if self.verdict.allowed:
             self.live.reserve(LiveCall(
                 call_id=attempt.call_id, channel_id=facts.channel_id, adapter="ari",
                 tenant="t", account="a", caller_id=facts.caller_id,
                 destination=facts.dialed, started=0.0))
-        return Decision("d-" + facts.channel_id, self.verdict, attempt, 10)
+        return Decision(self.prefix + facts.channel_id, self.verdict, attempt, 10)
 
     def call_on_channel(self, channel_id: str) -> LiveCall | None:
         return self.live.on_channel(channel_id)
@@ -134,9 +138,19 @@ def start(cid: str, number: str = "13800138000", *extra: str, **vars: str) -> di
                         "caller": {"number": "01088886666"}, "channelvars": vars}}
 
 
-def make(screener: FakeScreener, **settings: Any) -> tuple[StasisApp, FakeAri]:
+class FakeTracker:
+    def __init__(self) -> None:
+        self.tracked: list[tuple[str, str]] = []
+
+    def track(self, uniqueid: str) -> None:
+        self.tracked.append((uniqueid, uniqueid))
+
+
+def make(screener: FakeScreener, tracker: FakeTracker | None = None,
+         **settings: Any) -> tuple[StasisApp, FakeAri]:
     ari = FakeAri()
-    return StasisApp(ari, screener, CallSettings(**settings)), ari  # type: ignore[arg-type]
+    app = StasisApp(ari, screener, CallSettings(**settings), tracker)  # type: ignore[arg-type]
+    return app, ari
 
 
 async def drain(app: StasisApp) -> None:
@@ -145,6 +159,60 @@ async def drain(app: StasisApp) -> None:
             return
         await asyncio.sleep(0.001)
     raise AssertionError("call tasks did not finish")
+
+
+async def test_an_allowed_call_with_ami_is_one_request_into_the_allow_context() -> None:
+    tracker = FakeTracker()
+    app, ari = make(FakeScreener(prefix=""), tracker)
+    app.dispatch(start("c1", OUTGUARD_ACCOUNT="seat-1"))
+    await drain(app)
+    assert ari.calls == [("continue", "c1", "outguard-allow", "13800138000", 1)]
+    assert tracker.tracked == [("c1", "c1")]
+    assert app.handling.count == 1
+
+
+@pytest.mark.parametrize("verdict", [SHADOWED, EXEMPTED], ids=["shadow", "exempted"])
+async def test_a_shadow_flagged_or_exempted_allow_costs_one_more_request(
+    verdict: Verdict
+) -> None:
+    tracker = FakeTracker()
+    app, ari = make(FakeScreener(verdict, prefix=""), tracker)
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.kinds("c1") == ["set_vars", "continue"]
+    assert ari.calls[-1] == ("continue", "c1", "outguard-dial", "13800138000", 1)
+    variables = ari.calls[0][2]
+    assert variables["OUTGUARD_VERDICT"] == "allow"
+    assert variables["OUTGUARD_DECISION_ID"] == "c1"
+    assert tracker.tracked == [("c1", "c1")]
+
+
+async def test_a_decision_id_other_than_the_unique_id_is_set_on_the_channel() -> None:
+    app, ari = make(FakeScreener(prefix="d-"), FakeTracker())
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.kinds("c1") == ["set_vars", "continue"]
+    assert ari.calls[0][2]["OUTGUARD_DECISION_ID"] == "d-c1"
+
+
+async def test_a_failed_continue_hangs_the_channel_up_instead_of_leaving_it_in_stasis() -> None:
+    app, ari = make(FakeScreener(prefix=""), FakeTracker())
+
+    async def broken(*_: Any) -> None:
+        raise AriError("POST", "/channels/c1/continue", 500, "boom")
+
+    ari.continue_in_dialplan = broken  # type: ignore[method-assign]
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.calls == [("hangup", "c1", 34)]
+
+
+async def test_without_ami_the_allowed_call_is_followed_by_subscription() -> None:
+    app, ari = make(FakeScreener(prefix=""))
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.kinds("c1") == ["subscribe", "continue"]
+    assert ari.calls[-1] == ("continue", "c1", "outguard-allow", "13800138000", 1)
 
 
 async def test_allowed_call_gets_its_variables_then_continues_to_the_dial_context() -> None:
