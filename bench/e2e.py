@@ -105,6 +105,9 @@ class E2EConfig:
     fd_margin: int = 40
     capture: bool = True
     agi_per_step: bool = True  # start the FastAGI+AMI outguard only around agi steps
+    #: the same for the ARI+AMI outguard: no outguard AMI session is connected during the
+    #: other variants' steps (an AMI session makes Asterisk format every event once)
+    ari_per_step: bool = True
     rtp_range: tuple[int, int] = (26000, 29999)
     work: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "outguard-bench")
 
@@ -415,9 +418,13 @@ class Bench:
         keys = set(cfg.variants)
         if keys & {"ari", "bridge"}:
             # REST round trips and event counts by kind: a dict update per request/event
-            self.ari = Outguard("ari", ari_toml, "ari", self.work, inst,
+            # ARI continue mode follows allowed calls to their end over AMI (the hangup
+            # handler's one UserEvent per call), so the ARI process runs the AMI listener
+            self.ari = Outguard("ari", ari_toml, "ari,ami", self.work, inst,
                                 extra=("--time-requests", "--count-events"))
             self.setup_info["outguard_ari_start_s"] = round(self.ari.start(), 1)
+            if cfg.ari_per_step:
+                self.ari.stop()
         if "agi" in keys:
             self.agi = Outguard("agi", agi_toml, "agi,ami", self.work, inst)
             self.setup_info["outguard_agi_start_s"] = round(self.agi.start(), 1)
@@ -444,14 +451,16 @@ class Bench:
     def serving(self, variant: Variant) -> Iterator[list[Outguard]]:
         """The outguard processes alive during a step of ``variant`` (their CPU counts)."""
         started = None
-        if variant.outguard == "agi" and self.agi is not None and self.agi.pid is None:
-            self.agi.start()
-            started = self.agi
+        serving = {"ari": self.ari, "agi": self.agi}.get(variant.outguard or "")
+        if serving is not None and serving.pid is None:
+            serving.start()
+            started = serving
         try:
-            serving = {"ari": self.ari, "agi": self.agi}.get(variant.outguard or "")
             yield [serving] if serving is not None and serving.pid is not None else []
         finally:
-            if started is not None and self.cfg.agi_per_step:
+            per_step = self.cfg.agi_per_step if variant.outguard == "agi" else \
+                self.cfg.ari_per_step
+            if started is not None and per_step:
                 started.stop()
 
     def sanity(self) -> None:
