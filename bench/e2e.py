@@ -108,6 +108,7 @@ class E2EConfig:
     #: the same for the ARI+AMI outguard: no outguard AMI session is connected during the
     #: other variants' steps (an AMI session makes Asterisk format every event once)
     ari_per_step: bool = True
+    uvloop: bool = False  # experiment: the outguard processes on uvloop
     rtp_range: tuple[int, int] = (26000, 29999)
     work: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "outguard-bench")
 
@@ -420,13 +421,15 @@ class Bench:
             # REST round trips and event counts by kind: a dict update per request/event
             # ARI continue mode follows allowed calls to their end over AMI (the hangup
             # handler's one UserEvent per call), so the ARI process runs the AMI listener
+            loop = ("--uvloop",) if cfg.uvloop else ()
             self.ari = Outguard("ari", ari_toml, "ari,ami", self.work, inst,
-                                extra=("--time-requests", "--count-events"))
+                                extra=("--time-requests", "--count-events", *loop))
             self.setup_info["outguard_ari_start_s"] = round(self.ari.start(), 1)
             if cfg.ari_per_step:
                 self.ari.stop()
         if "agi" in keys:
-            self.agi = Outguard("agi", agi_toml, "agi,ami", self.work, inst)
+            self.agi = Outguard("agi", agi_toml, "agi,ami", self.work, inst,
+                                extra=("--uvloop",) if cfg.uvloop else ())
             self.setup_info["outguard_agi_start_s"] = round(self.agi.start(), 1)
             if cfg.agi_per_step:
                 self.agi.stop()

@@ -145,10 +145,17 @@ def cli() -> None:
                     help="diagnosis: count ARI events by type into the dump")
     ap.add_argument("--time-requests", action="store_true",
                     help="diagnosis: time ARI REST requests by kind into the dump")
+    ap.add_argument("--uvloop", action="store_true",
+                    help="experiment: run on uvloop's event loop (must be installed)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(main(args))
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(main(args))
+    else:
+        asyncio.run(main(args))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rates", help="stepped search rates, comma separated (calls/s)")
     ap.add_argument("--step-seconds", type=float, help="seconds of calls per step (default 5)")
     ap.add_argument("--skip", default="", help="parts to skip: engine,store,e2e")
+    ap.add_argument("--uvloop", action="store_true",
+                    help="experiment: run the outguard processes on uvloop (installed apart)")
     ap.add_argument("--instance", default=os.environ.get("OUTGUARD_TEST_INSTANCE", "bench"),
                     help="sandbox instance name (default $OUTGUARD_TEST_INSTANCE or bench)")
     ap.add_argument("--offset", type=int,
@@ -213,7 +215,7 @@ def run_all(args: argparse.Namespace) -> int:
         save()
     if "e2e" not in skip:
         cfg = E2EConfig(work=args.work, variants=tuple(args.variants.split(",")),
-                        name=args.instance, offset=args.offset)
+                        name=args.instance, offset=args.offset, uvloop=args.uvloop)
         if quick:
             cfg.reps, cfg.rates, cfg.step_seconds = 1, (60, 120), 3.0
             cfg.list_numbers, cfg.callees, cfg.moderate_calls = 20_000, 5_000, 100
