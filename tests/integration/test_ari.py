@@ -273,7 +273,37 @@ async def test_bridge_mode_callee_leaving_while_outguard_bridges_leaves_nothing_
         await asyncio.sleep(0.05)
     assert outguard.pbx.channels() == 0
     assert await client.bridges() == []
-    assert outguard.screener.counters.concurrent("account", "a-left") == 0
+    assert outguard.screener.live.concurrent("account", "a-left") == 0
+
+
+async def test_bridge_mode_shadow_flagged_call_connects_with_its_variables(
+    outguard: Running,
+) -> None:
+    await listed(outguard, "watch", "dnc", "13600136000")
+    async with ChannelVariables(outguard.pbx) as seen:
+        with sipp.Carrier(outguard.pbx.inst, hold_ms=300) as carrier:
+            run = await outguard.call("13600136000", from_user="agent-bridge")
+            assert carrier.invites() == ["13600136000"]
+        [row] = await outguard.logged()
+    assert run.only.final == 200
+    variables = seen.of(row.call.decision_id)
+    assert (variables["OUTGUARD_VERDICT"], variables["OUTGUARD_SHADOW"]) == ("allow", "watch")
+    assert (row.call.shadow, row.cause) == (("watch",), 16)
+    assert outguard.pbx.channels() == 0
+
+
+async def test_bridge_mode_failed_screening_refuses_the_call_and_leaves_nothing_up(
+    outguard: Running,
+) -> None:
+    def broken(facts: Any) -> Any:
+        raise RuntimeError("simulated engine failure")
+
+    outguard.screener.screen = broken  # type: ignore[method-assign]
+    with sipp.Carrier(outguard.pbx.inst) as carrier:
+        run = await outguard.call(ALLOWED, from_user="agent-bridge")
+        assert carrier.invites() == []
+    assert run.only.final == 503
+    assert outguard.pbx.channels() == 0
 
 
 async def test_bridge_mode_caller_hangup_hangs_up_the_carrier(outguard: Running) -> None:

@@ -141,8 +141,11 @@ async def test_a_restart_with_a_connected_call_cuts_nothing_and_closes_its_row(
             first = asyncio.ensure_future(asyncio.to_thread(
                 sipp.place_calls, inst, ALLOWED, from_user=m.agent, account="a-restart",
                 agent_hangs_up_after_ms=HOLD_MS, timeout_s=40))
-            await wait_for(lambda: any(r["answered_at"] for r in og.rows()),
-                           "the call to be answered and its answer logged")
+            # connected: the carrier leg is up (a continue-mode or FastAGI call's answer
+            # time reaches outguard only with its end, in the hangup handler's event)
+            await wait_for(lambda: og.rows() and "PJSIP/carrier" in clean_pbx.cli(
+                "core show channels concise") and "!Up!" in clean_pbx.cli(
+                "core show channels concise"), "the call to be answered")
             og.stop(sig)  # outguard goes away with the call connected
             og.start()
             health = og.health()
