@@ -66,6 +66,13 @@ class ApiConfig:
     #: show full numbers in the dashboard, API listings and logs (off: 138****8000)
     show_numbers: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
+    #: heavy requests (policy checks, reports, imports, exports, dry runs) running at once,
+    #: per token and in all; more get 429 with Retry-After
+    max_work_per_token: int = 1
+    max_work: int = 4
+    #: live-event streams (/api/events) open at once, per token and in all; more get 429
+    max_streams_per_token: int = 4
+    max_streams: int = 32
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class Settings:
     spool_dir: str = ""
     #: policy file; empty = the embedded demo policy
     policy: str = ""
+    #: the only directory whose files a policy sent over the API (POST
+    #: /api/policy/validate) may include; empty = presets only
+    policy_dir: str = ""
     default_tenant: str = "default"
     ari: AriConfig = field(default_factory=AriConfig)
     agi: AgiConfig = field(default_factory=AgiConfig)

@@ -21,16 +21,15 @@ from agi.outcomes import AmiListener
 from agi.server import FastAgiServer
 from ari_app.app import StasisApp
 from ari_app.client import AriClient
+from outguard import policy_file
 from outguard.config import Settings
-from outguard.enforcement import EnforcementPolicy, Enforcer
+from outguard.enforcement import Enforcer
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store import is_postgres_url
 from outguard.store import open_store as open_any_store
 from outguard.store.spool import default_spool_dir
 from outguard.tasks import cancel_and_wait
-from rules.errors import PolicyError
-from rules.policy import default_policy, load_policy
 from rules.policy_types import Policy
 
 logger = logging.getLogger(__name__)
@@ -43,8 +42,6 @@ STASIS = web.AppKey("stasis", StasisApp)
 AGI = web.AppKey("agi", FastAgiServer)
 AMI = web.AppKey("ami", AmiListener)
 PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
-#: zero-argument callables returning more reasons for /health to say "degraded"
-HEALTH_REASONS = web.AppKey("health_reasons", list)
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,9 @@ class Parts:
 
 
 def read_policy(settings: Settings) -> Policy:
-    return load_policy(settings.policy) if settings.policy else default_policy()
+    """The policy the settings name, with every check (``outguard.policy_file``): the
+    service refuses to start with a policy that fails any of them, [enforcement] included."""
+    return policy_file.read(settings.policy)
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -84,15 +83,10 @@ async def _screener_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _enforcement_ctx(app: web.Application) -> AsyncIterator[None]:
     """Risk figures, triggers, suspensions, appeals, complaints: beside the call path,
-    fed by the screener's events. A bad [enforcement] table does not stop the service:
-    it runs with no triggers and says so."""
+    fed by the screener's events. The policy's [enforcement] table was checked with the
+    rest of it (``read_policy``): a policy whose triggers cannot run never gets here."""
     screener = app[SCREENER]
-    try:
-        enforcer = Enforcer(app[STORE], screener.policy, events=screener.events)
-    except PolicyError as exc:
-        logger.error("enforcement disabled (no triggers) until the policy is fixed: %s", exc)
-        enforcer = Enforcer(app[STORE], screener.policy, events=screener.events,
-                            config=EnforcementPolicy())
+    enforcer = Enforcer(app[STORE], screener.policy, events=screener.events)
     fired = await enforcer.start()
     if any(f.suspension is not None for f in fired):  # suspended at start on the rebuilt figures: in force before the first call
         await screener.rebuild()
@@ -155,8 +149,6 @@ async def health(request: web.Request) -> web.Response:
                        f" {writes['spool_rows']} rows spooled")
     elif writes.get("spool_rows"):
         reasons.append(f"{writes['spool_rows']} call-log rows waiting in the spool")
-    for more in request.app.get(HEALTH_REASONS, []):
-        reasons += more()
     status = "starting" if screener.snapshot is None else "degraded" if reasons else "ok"
     body: dict[str, Any] = {
         "status": status,
@@ -178,7 +170,6 @@ def build_app(
     app = web.Application(client_max_size=settings.api.max_body_bytes)
     app[SETTINGS] = settings
     app[PARTS] = {}
-    app[HEALTH_REASONS] = []
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_screener_ctx)
     app.cleanup_ctx.append(_enforcement_ctx)

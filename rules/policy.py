@@ -125,12 +125,42 @@ class _Raw:
     enforcement: dict[str, RawItem] = field(default_factory=dict)
 
 
-def parse_policy(text: str, filename: str = "<policy>", base_dir: Path | None = None) -> Policy:
-    """Parse and validate policy text. Raises ``PolicyError`` listing every problem."""
+@dataclass(frozen=True)
+class _Includes:
+    """What ``include`` may name: presets always; files only with ``files``, and then
+    only under ``root`` when one is given."""
+
+    files: bool = True
+    root: Path | None = None
+
+    def allows(self, path: Path) -> bool:
+        return self.files and (self.root is None or path.is_relative_to(self.root))
+
+
+def parse_policy(
+    text: str,
+    filename: str = "<policy>",
+    base_dir: Path | None = None,
+    *,
+    include_files: bool = True,
+    include_root: Path | None = None,
+) -> Policy:
+    """Parse and validate policy text. Raises ``PolicyError`` listing every problem.
+
+    ``include_files=False``: ``include`` names presets only; ``include_root``: included
+    files must lie under it. An include outside them is reported as an unknown preset,
+    whether or not the file exists."""
     issues: list[PolicyIssue] = []
     raw = _Raw()
-    _read(text, filename, base_dir or Path.cwd(), raw, issues, (filename,))
-    policy = validate(raw.top, raw.rules, raw.lists, raw.windows, raw.causes, issues)
+    rule = _Includes(include_files, include_root.resolve() if include_root else None)
+    _read(text, filename, base_dir or Path.cwd(), raw, issues, (filename,), rule)
+    if issues:  # an unreadable part: what validation would add is noise
+        raise PolicyError(issues)
+    try:
+        policy = validate(raw.top, raw.rules, raw.lists, raw.windows, raw.causes, issues)
+    except RecursionError:
+        issues.append(PolicyIssue(filename, 0, "", "nested too deeply"))
+        policy = None
     if issues:
         raise PolicyError(issues)
     assert policy is not None
@@ -151,11 +181,22 @@ def parse_policy(text: str, filename: str = "<policy>", base_dir: Path | None = 
 def load_policy(path: str | Path) -> Policy:
     """Read a policy file (the only I/O in rules/, with preset reads)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError([PolicyIssue(str(p), 0, "", f"cannot read: {exc}")]) from None
+    text = _read_text(p)
+    if isinstance(text, PolicyIssue):
+        raise PolicyError([text])
     return parse_policy(text, str(p), p.parent)
+
+
+def _read_text(path: Path, file: str | None = None, line: int = 0,
+               key: str = "") -> str | PolicyIssue:
+    """The file's text, or the issue saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return PolicyIssue(file or str(path), line, key,
+                           f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})")
+    except (OSError, ValueError) as exc:
+        return PolicyIssue(file or str(path), line, key, f"cannot read {path}: {exc}")
 
 
 def preset_names() -> list[str]:
@@ -174,6 +215,7 @@ def _read(
     raw: _Raw,
     issues: list[PolicyIssue],
     stack: tuple[str, ...],
+    rule: _Includes,
 ) -> None:
     try:
         data = tomllib.loads(text)
@@ -181,8 +223,14 @@ def _read(
         m = _TOML_POS.search(str(exc))
         issues.append(PolicyIssue(filename, int(m.group(1)) if m else 0, "", f"TOML: {exc}"))
         return
+    except RecursionError:
+        issues.append(PolicyIssue(filename, 0, "", "TOML: arrays or tables nested too deeply"))
+        return
+    if _depth(data) > MAX_DEPTH:
+        issues.append(PolicyIssue(filename, 0, "", f"nested more than {MAX_DEPTH} levels deep"))
+        return
     lines = _Lines(text)
-    _read_includes(data.pop("include", []), filename, base_dir, lines, raw, issues, stack)
+    _read_includes(data.pop("include", []), filename, base_dir, lines, raw, issues, stack, rule)
     for key, value in data.items():
         if key == "rules":
             _merge_rules(value, filename, lines, raw, issues)
@@ -220,30 +268,63 @@ def _read_includes(
     raw: _Raw,
     issues: list[PolicyIssue],
     stack: tuple[str, ...],
+    rule: _Includes,
 ) -> None:
     line = lines.line_of("", 0, "include")
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         issues.append(PolicyIssue(filename, line, "include", "must be a list of preset names"))
         return
     for name in value:
-        path = _resolve(name, base_dir)
-        if path is None or not path.is_file():
+        path = _resolve(name, base_dir, rule)
+        if path is None or not _is_file(path):
             known = ", ".join(preset_names())
             issues.append(PolicyIssue(filename, line, "include", f"unknown preset {name!r} (known: {known})"))
             continue
         if str(path) in stack:
             issues.append(PolicyIssue(filename, line, "include", f"include cycle through {name!r}"))
             continue
+        text = _read_text(path, filename, line, "include")
+        if isinstance(text, PolicyIssue):
+            issues.append(text)
+            continue
         raw.includes.append(name)
-        _read(path.read_text(encoding="utf-8"), str(path), path.parent, raw, issues, (*stack, str(path)))
+        _read(text, str(path), path.parent, raw, issues, (*stack, str(path)), rule)
 
 
-def _resolve(name: str, base_dir: Path) -> Path | None:
+def _resolve(name: str, base_dir: Path, rule: _Includes) -> Path | None:
+    """The file an include names, or None when it names none this policy may read."""
+    if "\0" in name:
+        return None
     if "/" in name or name.endswith(".toml"):
-        return (base_dir / name).resolve()
+        try:
+            path = (base_dir / name).resolve()
+        except (OSError, RuntimeError, ValueError):
+            return None
+        return path if rule.allows(path) else None
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         return None
     return PRESET_DIR / f"{name}.toml"
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+#: deeper than any policy needs; deeper TOML is refused before validation walks it
+MAX_DEPTH = 32
+
+
+def _depth(value: object, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 def _merge_rules(

@@ -195,7 +195,11 @@ def _window(ctx: _Ctx, name: str, item: RawItem) -> WindowSpec | None:
         elif spans is not None:
             hours.update({d: spans for d in days})
     holidays: set[date] = set()
-    for h in v.get("holidays", []):
+    listed = v.get("holidays", [])
+    if not isinstance(listed, list):
+        ctx.err(item, "holidays", f"must be a list of dates, e.g. [2026-10-01], not {listed!r}")
+        listed = []
+    for h in listed:
         try:
             holidays.add(h if isinstance(h, date) else date.fromisoformat(str(h)))
         except ValueError:
@@ -357,7 +361,7 @@ def _p_line(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, _w: _Wins) -> _Par
 def _p_time(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, windows: _Wins) -> _Params:
     _only(ctx, item, p, {"window"})
     name = p.get("window")
-    if name not in windows:
+    if not isinstance(name, str) or name not in windows:
         ctx.err(item, "window", f"no window named {name!r} in [windows]")
     return {"window": name}
 

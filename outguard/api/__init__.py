@@ -34,6 +34,9 @@ from outguard.api.core import (
     ROUTES,
     Handler,
     RouteSpec,
+    LIMITS,
+    TOKEN_KEY,
+    Limits,
     TokenCache,
     authenticate,
     error_middleware,
@@ -42,8 +45,9 @@ from outguard.api.core import (
     route,
 )
 from outguard.api.metrics import Collector, registry, version
+from outguard.api.offload import OFFLOAD, Offload
 from outguard.api.openapi import document
-from outguard.server import SCREENER, STORE
+from outguard.server import SCREENER, SETTINGS, STORE
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,9 @@ def guarded(spec: RouteSpec) -> Handler:
         user = await authenticate(request, request.app[cx.TOKENS], request.app[STORE].verify_token)
         require(user, spec.role or "admin")
         request[cx.USER] = user
+        if spec.heavy:
+            with request.app[LIMITS].hold("work", request[TOKEN_KEY]):
+                return await spec.handler(request)
         return await spec.handler(request)
 
     handler.__name__ = spec.handler.__name__
@@ -71,6 +78,7 @@ def guarded(spec: RouteSpec) -> Handler:
 
 
 async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
+    offload = app[OFFLOAD] = Offload()
     collector = Collector()
     app[COLLECTOR] = collector
     task = asyncio.get_running_loop().create_task(collector.run(app[SCREENER].events))
@@ -81,6 +89,7 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
     except asyncio.CancelledError:
         pass
+    await asyncio.to_thread(offload.close)
 
 
 async def _closing(app: web.Application) -> None:
@@ -91,6 +100,9 @@ async def _closing(app: web.Application) -> None:
 def setup_api(app: web.Application) -> None:
     """Register the API, /metrics and the dashboard on ``app`` (before it starts)."""
     app[cx.TOKENS] = TokenCache()
+    api = app[SETTINGS].api
+    app[LIMITS] = Limits(api.max_work_per_token, api.max_work, api.max_streams_per_token,
+                         api.max_streams)
     app[cx.REGISTRY] = registry()
     app[CLOSING] = asyncio.Event()
     app.middlewares.append(error_middleware)

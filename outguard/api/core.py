@@ -18,7 +18,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,49 @@ class TooLarge(OutguardError):
     error_id = "too_large"
 
 
+class TooBusy(OutguardError):
+    """The token (or the service) already runs as much heavy work or as many live
+    streams as allowed; retry later (429 with Retry-After)."""
+
+    error_id = "too_many_requests"
+
+
+class Limits:
+    """Bounds on what API clients may run at once, so that no client (the lowest role
+    included) can slow the calls: heavy requests and live streams, per token and in all.
+    Over a bound the request is refused at once (``TooBusy``), never queued."""
+
+    def __init__(self, work_per_token: int = 1, work: int = 4, streams_per_token: int = 4,
+                 streams: int = 32) -> None:
+        self.bounds = {"work": (work_per_token, work), "streams": (streams_per_token, streams)}
+        self._held: dict[str, dict[str, int]] = {"work": {}, "streams": {}}
+
+    def held(self, kind: str, token_key: str | None = None) -> int:
+        held = self._held[kind]
+        return held.get(token_key, 0) if token_key is not None else sum(held.values())
+
+    @contextlib.contextmanager
+    def hold(self, kind: str, token_key: str) -> Iterator[None]:
+        per_token, total = self.bounds[kind]
+        what = "heavy requests" if kind == "work" else "live streams"
+        if self.held(kind, token_key) >= per_token:
+            raise TooBusy(f"this token already has {per_token} {what} running; retry when "
+                          "one has finished", limit=per_token)
+        if self.held(kind) >= total:
+            raise TooBusy(f"the service already runs {total} {what}; retry shortly",
+                          limit=total)
+        held = self._held[kind]
+        held[token_key] = held.get(token_key, 0) + 1
+        try:
+            yield
+        finally:
+            left = held[token_key] - 1
+            if left:
+                held[token_key] = left
+            else:
+                del held[token_key]
+
+
 @dataclass(frozen=True)
 class Param:
     """A query or path parameter, for the OpenAPI document."""
@@ -94,6 +137,7 @@ class RouteSpec:
     body_type: str = "application/json"
     response_type: str = "application/json"
     responses: Mapping[str, str] = field(default_factory=dict)
+    heavy: bool = False  # counts against Limits "work" (see guarded())
 
 
 ROUTES: list[RouteSpec] = []
@@ -103,6 +147,7 @@ def route(
     method: str, path: str, *, tag: str, role: str | None = "readonly",
     params: tuple[Param, ...] = (), body: Mapping[str, Any] | None = None,
     body_type: str = "application/json", response_type: str = "application/json",
+    heavy: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declare an API route; the handler's docstring is its documentation."""
     if role is not None and role not in ROLE_RANK:
@@ -113,7 +158,7 @@ def route(
         summary, _, rest = doc.partition("\n")
         ROUTES.append(RouteSpec(
             method, path, handler, role, tag, summary.strip(), " ".join(rest.split()),
-            params, body, body_type, response_type,
+            params, body, body_type, response_type, heavy=heavy,
         ))
         return handler
 
@@ -159,6 +204,9 @@ class TokenCache:
 
 
 Verify = Callable[[str], Awaitable[User]]
+#: the SHA-256 of the request's token: the key of its per-token limits
+TOKEN_KEY = web.RequestKey("token_key", str)
+LIMITS = web.AppKey("limits", Limits)
 
 
 async def authenticate(request: web.Request, cache: TokenCache, verify: Verify) -> User:
@@ -167,6 +215,8 @@ async def authenticate(request: web.Request, cache: TokenCache, verify: Verify) 
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthFailed("this route needs Authorization: Bearer <token>")
     token = token.strip()
+    if not (token.isascii() and token.isprintable()):  # tokens are og_ + URL-safe base64
+        raise AuthFailed("the token is unknown, revoked or wrong")
     known, user = cache.get(token)
     if not known:
         try:
@@ -176,6 +226,7 @@ async def authenticate(request: web.Request, cache: TokenCache, verify: Verify) 
         cache.put(token, user)
     if user is None:
         raise AuthFailed("the token is unknown, revoked or wrong")
+    request[TOKEN_KEY] = cache.key(token)
     return user
 
 
@@ -187,21 +238,43 @@ def require(user: User, role: str) -> None:
 
 # -- bodies and parameters ---------------------------------------------------------------
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object (at most JSON_MAX_BYTES)."""
-    if request.content_length is not None and request.content_length > JSON_MAX_BYTES:
-        raise TooLarge(f"a JSON body may be at most {JSON_MAX_BYTES} bytes",
-                       limit=JSON_MAX_BYTES)
-    raw = await request.content.read(JSON_MAX_BYTES + 1)
-    if len(raw) > JSON_MAX_BYTES:
-        raise TooLarge(f"a JSON body may be at most {JSON_MAX_BYTES} bytes",
-                       limit=JSON_MAX_BYTES)
-    if not raw.strip():
-        return {}
+async def read_body(request: web.Request, limit: int, what: str) -> bytes:
+    """The whole request body, or TooLarge (413) as soon as it passes ``limit`` bytes
+    (never a body silently cut at the limit)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"{what} may be at most {limit} bytes", limit=limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"{what} may be at most {limit} bytes", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+#: bodies up to this size are parsed on the loop; larger ones in a thread
+INLINE_JSON_BYTES = 64 * 1024
+
+
+def _loads(raw: bytes) -> Any:
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
+    except RecursionError:
+        raise BadRequest("the body is JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not JSON: {exc}") from None
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (at most JSON_MAX_BYTES)."""
+    raw = await read_body(request, JSON_MAX_BYTES, "a JSON body")
+    if not raw.strip():
+        return {}
+    if len(raw) > INLINE_JSON_BYTES:
+        data = await asyncio.to_thread(_loads, raw)
+    else:
+        data = _loads(raw)
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
@@ -243,13 +316,21 @@ async def spooled_body(
         os.unlink(path)
 
 
+def id_param(request: web.Request, what: str, name: str = "id") -> int:
+    """A row id from the path: a positive integer SQLite can hold."""
+    text = request.match_info[name]
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:
+        raise BadRequest(f"{what} must be a positive integer", field=name)
+    return int(text)
+
+
 def query_int(request: web.Request, name: str, default: int, *, lo: int = 0,
               hi: int = 1_000_000) -> int:
     text = request.query.get(name)
     if text is None or text == "":
         return default
     try:
-        value = int(text)
+        value = int(text) if len(text) <= 30 else int("x")
     except ValueError:
         raise BadRequest(f"query parameter {name!r} must be an integer", field=name) from None
     if not lo <= value <= hi:
@@ -267,7 +348,7 @@ def status_of(exc: OutguardError) -> int:
     for kind in type(exc).__mro__:
         if kind in STATUS:
             return STATUS[kind]
-    return {"forbidden": 403, "bad_request": 400, "too_large": 413,
+    return {"forbidden": 403, "bad_request": 400, "too_large": 413, "too_many_requests": 429,
             "store_error": 503, "screening_unavailable": 503,
             "enforcement_unavailable": 503, "test_call_failed": 502, "ari_unavailable": 502,
             "ari_error": 502, "channel_gone": 502}.get(exc.error_id, 500)
@@ -285,7 +366,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except OutguardError as exc:
         status = status_of(exc)
-        headers = {"WWW-Authenticate": 'Bearer realm="outguard"'} if status == 401 else None
+        headers = ({"WWW-Authenticate": 'Bearer realm="outguard"'} if status == 401
+                   else {"Retry-After": "1"} if status == 429 else None)
         response = ok(_jsonable(exc.to_dict()), status)
         if headers:
             response.headers.update(headers)

@@ -3,10 +3,10 @@ screening stats and the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -19,20 +19,22 @@ from outguard.api.core import (
     JSON_MAX_BYTES,
     BadRequest,
     Param,
-    TooLarge,
     field_of,
     json_body,
     ok,
     query_int,
+    read_body,
     route,
 )
-from outguard.api.policies import issues, summarise
+from outguard.api.offload import OFFLOAD
+from outguard.api.policies import summarise
 from outguard.api.reports import build_report, parse_by
 from outguard.api.testcall import FORMATS, Target, check_dial, find_call, place
 from outguard.server import ENFORCER, read_policy
 from outguard.service import ScreeningUnavailable
-from rules.errors import PolicyError
-from rules.policy import parse_policy
+
+#: the largest policy text POST /api/policy/validate takes (413 above)
+POLICY_MAX_BYTES = JSON_MAX_BYTES
 
 SINCE = Param("since", description="ISO 8601 time or epoch seconds (default: days ago)")
 UNTIL = Param("until", description="ISO 8601 time or epoch seconds (default: now)")
@@ -42,19 +44,22 @@ def _time_param(request: web.Request, name: str, default: float) -> float:
     text = request.query.get(name)
     if not text:
         return default
+    wrong = BadRequest(f"query parameter {name!r} must be ISO 8601 or epoch seconds"
+                       " (years 1970..9999)", field=name)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"query parameter {name!r} must be ISO 8601 or epoch seconds",
-                         field=name) from None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+        try:
+            at = datetime.fromisoformat(text)
+        except ValueError:
+            raise wrong from None
+        value = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    if not 0 <= value < 253402300800:  # 9999-12-31: every later step can show it
+        raise wrong
+    return value
 
 
-@route("POST", "/api/check", tag="screening", body={
+@route("POST", "/api/check", tag="screening", heavy=True, body={
     "type": "object", "required": ["number", "account"], "properties": {
         "number": {"type": "string"}, "account": {"type": "string"},
         "caller_id": {"type": "string"}, "tenant": {"type": "string"},
@@ -80,7 +85,7 @@ async def check(request: web.Request) -> web.Response:
     return ok(result.as_dict(cx.mask(request)))
 
 
-@route("GET", "/api/calls", tag="screening", params=(
+@route("GET", "/api/calls", tag="screening", heavy=True, params=(
     SINCE, UNTIL, Param("limit", type="integer", description="newest N (default 100)"),
     Param("account"), Param("verdict", description="allow or block")))
 async def list_calls(request: web.Request) -> web.Response:
@@ -112,7 +117,7 @@ async def get_call(request: web.Request) -> web.Response:
     return ok(views.call(c, cx.mask(request)))
 
 
-@route("GET", "/api/report", tag="reports", params=(
+@route("GET", "/api/report", tag="reports", heavy=True, params=(
     Param("by", description="comma-separated: day|hour, tenant, account (default day)"),
     SINCE, UNTIL, Param("days", type="integer", description="window when since is absent (7)"),
     Param("tenant"), Param("account")))
@@ -146,27 +151,29 @@ async def show_policy(request: web.Request) -> web.Response:
     return ok(summarise(cx.screener(request).policy))
 
 
-@route("POST", "/api/policy/validate", tag="policy", body_type="text/plain")
+@route("POST", "/api/policy/validate", tag="policy", heavy=True, body_type="text/plain")
 async def validate_policy(request: web.Request) -> web.Response:
-    """Check policy text (TOML, the request body) without using it; lists every problem."""
-    if (request.content_length or 0) > JSON_MAX_BYTES:
-        raise TooLarge(f"a policy may be at most {JSON_MAX_BYTES} bytes", limit=JSON_MAX_BYTES)
-    text = (await request.content.read(JSON_MAX_BYTES + 1)).decode("utf-8", "replace")
-    if len(text) > JSON_MAX_BYTES:
-        raise TooLarge(f"a policy may be at most {JSON_MAX_BYTES} bytes", limit=JSON_MAX_BYTES)
-    base = Path(cx.settings(request).policy).parent if cx.settings(request).policy else None
+    """Check policy text (TOML, the request body, UTF-8, at most 1 MiB: 413 above) with
+    every check start and reload make, without using it; lists every problem.
+
+    Includes may name presets, and files in the configured ``policy_dir`` only. The check
+    runs in a worker process, never on the loop that screens calls."""
+    raw = await read_body(request, POLICY_MAX_BYTES, "a policy")
     try:
-        policy = parse_policy(text, "<request>", base)
-    except PolicyError as exc:
-        return ok({"valid": False, "issues": issues(exc)})
-    return ok({"valid": True, "issues": [], "rules": len(policy.rules)})
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ok({"valid": False, "issues": [{
+            "file": "<request>", "line": raw.count(b"\n", 0, exc.start) + 1, "key": "",
+            "message": f"not UTF-8 text (byte {exc.start}: {exc.reason})"}]})
+    return ok(await request.app[OFFLOAD].check_policy(text, cx.settings(request).policy_dir
+                                                       or None))
 
 
-@route("POST", "/api/policy/reload", tag="policy", role="admin")
+@route("POST", "/api/policy/reload", tag="policy", heavy=True, role="admin")
 async def reload_policy(request: web.Request) -> web.Response:
     """Read the policy file again and use it (the old one stays if it is invalid)."""
     settings = cx.settings(request)
-    policy = read_policy(settings)  # PolicyError -> 422 with every issue
+    policy = await asyncio.to_thread(read_policy, settings)  # PolicyError -> 422, all issues
     enforcer = request.app.get(ENFORCER)
     if enforcer is not None:
         enforcer.set_policy(policy)  # its [enforcement] table first: nothing changes if bad
@@ -200,7 +207,7 @@ async def stats(request: web.Request) -> web.Response:
     })
 
 
-@route("GET", "/api/audit", tag="reports", params=(
+@route("GET", "/api/audit", tag="reports", heavy=True, params=(
     Param("limit", type="integer"), Param("party"), SINCE))
 async def audit(request: web.Request) -> web.Response:
     """The audit trail (who changed what), oldest first from `since`."""
@@ -212,7 +219,7 @@ async def audit(request: web.Request) -> web.Response:
     return ok([views.audit(r) for r in records])
 
 
-@route("POST", "/api/test-call", tag="screening", role="admin", body={
+@route("POST", "/api/test-call", tag="screening", heavy=True, role="admin", body={
     "type": "object", "required": ["number", "account"], "properties": {
         "number": {"type": "string", "pattern": "^\\+?[0-9]{2,20}$"},
         "account": {"type": "string"}, "caller_id": {"type": "string"},

@@ -14,6 +14,7 @@ from outguard.api.core import (
     BadRequest,
     Param,
     field_of,
+    id_param,
     json_body,
     ok,
     query_int,
@@ -43,10 +44,7 @@ def _party(data: dict[str, Any]) -> tuple[PartyKind, str]:
 
 
 def _appeal_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise BadRequest("appeal id must be an integer", field="id") from None
+    return id_param(request, "appeal id")
 
 
 # -- suspensions ---------------------------------------------------------------------------
@@ -218,7 +216,7 @@ async def add_complaint(request: web.Request) -> web.Response:
     return ok(views.complaint(c, cx.mask(request)), 201)
 
 
-@route("POST", "/api/complaints/import", tag="complaints", role="admin", body_type="text/csv",
+@route("POST", "/api/complaints/import", tag="complaints", heavy=True, role="admin", body_type="text/csv",
        params=(Param("kind", description="complaint (default) or mark"),))
 async def import_complaints(request: web.Request) -> web.Response:
     """Import complaints from CSV (the body; header callee,caller_id,category,source
@@ -237,7 +235,7 @@ async def import_complaints(request: web.Request) -> web.Response:
 
 # -- risk ----------------------------------------------------------------------------------
 
-@route("GET", "/api/risk", tag="enforcement", params=(
+@route("GET", "/api/risk", tag="enforcement", heavy=True, params=(
     Param("kind", description="account (default) | caller_id | tenant"),
     Param("window_s", type="integer", description="window in seconds (86400)")))
 async def risk_table(request: web.Request) -> web.Response:

@@ -79,7 +79,7 @@ async def delete_list(request: web.Request) -> web.Response:
     return ok({"deleted": request.match_info["name"]})
 
 
-@route("GET", "/api/lists/{name}/entries", tag="lists", params=(
+@route("GET", "/api/lists/{name}/entries", tag="lists", heavy=True, params=(
     NAME, Param("q", description="digits the number contains"),
     Param("limit", type="integer", description="at most this many (default 100)"),
     Param("offset", type="integer", description="skip this many matches")))
@@ -142,7 +142,7 @@ async def remove_entries(request: web.Request) -> web.Response:
     return ok({"removed": removed})
 
 
-@route("POST", "/api/lists/{name}/import", tag="lists", role="admin", body_type="text/plain",
+@route("POST", "/api/lists/{name}/import", tag="lists", heavy=True, role="admin", body_type="text/plain",
        params=(NAME, Param("mode", description="replace (default) or add"),
                Param("format", description="auto (default), text, csv, us_registry")))
 async def import_list(request: web.Request) -> web.Response:
@@ -168,7 +168,7 @@ async def import_list(request: web.Request) -> web.Response:
     return ok(body)
 
 
-@route("GET", "/api/lists/{name}/export", tag="lists", role="admin", response_type="text/csv",
+@route("GET", "/api/lists/{name}/export", tag="lists", heavy=True, role="admin", response_type="text/csv",
        params=(NAME, Param("format", description="csv (default) or json")))
 async def export_list(request: web.Request) -> web.StreamResponse:
     """Download a list (full numbers: admins only)."""

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from outguard.api import context as cx
 from outguard.api import views
-from outguard.api.core import route
+from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.callevents import as_dict
 from outguard.events import Event
@@ -62,6 +62,11 @@ async def events(request: web.Request) -> web.StreamResponse:
 
     Browsers' EventSource cannot send a token: read the stream with fetch().
     """
+    with request.app[LIMITS].hold("streams", request[TOKEN_KEY]):  # 429 over the bound
+        return await _stream(request)
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
     mask = cx.mask(request)
     closing = request.app[cx.CLOSING]
     response = web.StreamResponse(headers={

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from outguard.api import context as cx
 from outguard.api import views
-from outguard.api.core import BadRequest, Param, field_of, json_body, ok, route
+from outguard.api.core import BadRequest, Param, field_of, id_param, json_body, ok, route
 from outguard.errors import InvalidInput
 from outguard.store.base import ACCOUNT_KINDS, MATCH_KINDS, ROLES, VERIFICATIONS
 from rules.errors import NumberError
@@ -142,10 +142,7 @@ async def add_mapping(request: web.Request) -> web.Response:
        params=(Param("id", "path", "integer", required=True),))
 async def remove_mapping(request: web.Request) -> web.Response:
     """Remove an account mapping."""
-    try:
-        mapping_id = int(request.match_info["id"])
-    except ValueError:
-        raise BadRequest("mapping id must be an integer", field="id") from None
+    mapping_id = id_param(request, "mapping id")
     await cx.store(request).remove_account_mapping(mapping_id, actor=cx.actor(request))
     return ok({"removed": mapping_id})
 

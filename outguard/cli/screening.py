@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import click
 
+from outguard import policy_file
 from outguard.api.checking import dry_run, offline_inputs, parse_at
 from outguard.api.policies import summarise
 from outguard.api.reports import build_report, parse_by
@@ -33,7 +34,6 @@ from outguard.cli.common import (
 )
 from outguard.store.sqlite import SQLiteStore
 from rules.errors import PolicyError
-from rules.policy import load_policy
 
 REPORT_COLUMNS = ("attempts", "allowed", "blocked", "answered", "connect_rate",
                   "avg_duration", "short_call_ratio", "complaints", "blocked_by_reason")
@@ -118,7 +118,7 @@ def policy_validate(file: str | None, config_file: str | None, store_path: str |
         raise CliError("no policy file given and the settings name none (the embedded demo "
                        "policy is always valid)", EXIT_USAGE)
     try:
-        loaded = load_policy(path)
+        loaded = policy_file.read(path)  # the checks start and reload make, all of them
     except PolicyError as exc:
         issues = [{"file": i.file, "line": i.line, "key": i.key, "message": i.message}
                   for i in exc.issues]

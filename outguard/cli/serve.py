@@ -15,6 +15,7 @@ from outguard.demo import reset as demo_reset
 from outguard.errors import OutguardError
 from outguard.server import Parts, serve as run_server
 from outguard.testing import sipp
+from rules.errors import PolicyError
 
 PART_NAMES = ("ari", "agi", "ami", "api")
 
@@ -47,6 +48,10 @@ def _run(settings: config.Settings, parts: Parts, banner: str) -> None:
         asyncio.run(main())
     except OutguardError as err:
         raise click.ClickException(str(err)) from err
+    except PolicyError as err:  # refused to start: every problem, one per line
+        lines = "\n".join(str(i) for i in err.issues)
+        raise click.ClickException(
+            f"not starting: the policy has {len(err.issues)} problem(s)\n{lines}") from err
 
 
 @click.command()

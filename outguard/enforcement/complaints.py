@@ -59,6 +59,8 @@ def _when(value: str) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(float(value), UTC)
+    except (OverflowError, OSError):
+        raise ValueError(f"time {value!r} is out of range") from None
     except ValueError:
         pass
     at = datetime.fromisoformat(value)
@@ -66,7 +68,22 @@ def _when(value: str) -> datetime | None:
 
 
 def read_rows(path: str | Path) -> Iterator[ComplaintRow | tuple[int, str]]:
-    """Rows of the file, or (line, reason) for a row that cannot be read."""
+    """Rows of the file, or (line, reason) for a row that cannot be read. A file that is
+    not UTF-8 CSV at all raises InvalidInput naming the line."""
+    line = 0
+    try:
+        for row in _read_rows(path):
+            line = row.line if isinstance(row, ComplaintRow) else row[0]
+            yield row
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: after line {line}: not UTF-8 text ({exc.reason})",
+                           field="path") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: after line {line}: not CSV ({exc})",
+                           field="path") from None
+
+
+def _read_rows(path: str | Path) -> Iterator[ComplaintRow | tuple[int, str]]:
     with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)

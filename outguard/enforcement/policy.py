@@ -159,8 +159,9 @@ def _human(seconds: float) -> str:
 class _Lines:
     """Lines of headers and keys in the files the [enforcement] table came from."""
 
-    def __init__(self) -> None:
-        self._files: dict[str, list[str]] = {}
+    def __init__(self, texts: Mapping[str, str] | None = None) -> None:
+        self._files: dict[str, list[str]] = {
+            name: text.splitlines() for name, text in (texts or {}).items()}
 
     def _text(self, file: str) -> list[str]:
         if file not in self._files:
@@ -193,10 +194,10 @@ class _Lines:
 
 
 class _Ctx:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, texts: Mapping[str, str] | None = None) -> None:
         self.origin = policy.enforcement_origin
         self.issues: list[PolicyIssue] = []
-        self.lines = _Lines()
+        self.lines = _Lines(texts)
 
     def err(self, top: str, message: str, sub: str | None = None, key: str | None = None) -> None:
         """An issue under [enforcement] key ``top`` (table ``sub`` inside it, ``key``)."""
@@ -213,11 +214,14 @@ class _Ctx:
         return next(iter(self.origin.values()), ("<policy>", 0))[0]
 
 
-def validate_enforcement(policy: Policy) -> EnforcementPolicy:
+def validate_enforcement(policy: Policy,
+                         texts: Mapping[str, str] | None = None) -> EnforcementPolicy:
     """The typed ``[enforcement]`` table of a policy; ``PolicyError`` lists every problem.
 
-    Call it before swapping a policy in: on error the previous one stays in use."""
-    ctx = _Ctx(policy)
+    Call it before swapping a policy in: on error the previous one stays in use. Issues
+    name lines of the policy's files; ``texts`` gives the text of sources that are not
+    files (``{"<request>": text}``)."""
+    ctx = _Ctx(policy, texts)
     raw = dict(policy.enforcement)
     out: dict[str, Any] = {}
     if "durations" in raw:

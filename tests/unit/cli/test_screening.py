@@ -54,6 +54,11 @@ def test_policy_validate_and_show(og: Cli, tmp_path: Path) -> None:
     result = og("policy", "validate", str(bad), code=1)
     assert "bad.toml:" in result.output
     assert og.json("policy", "validate", str(bad), code=1)["issues"]
+    typo = tmp_path / "typo.toml"  # an [enforcement] typo: start would refuse it, so must this
+    typo.write_text("[enforcement.triggers.t]\nmetric = 'complaints'\nscope = 'tenant'\n"
+                    "window = '30d'\nat_least = 2\naction = 'suspnd'\n")
+    result = og("policy", "validate", str(typo), code=1)
+    assert "typo.toml:6: enforcement.triggers.t.action:" in result.output
     shown = og.json("policy", "show")
     assert [r["id"] for r in shown["rules"]] == ["party_status", "dnc", "account_per_minute"]
     assert "party_status" in og("policy", "show").output

@@ -140,23 +140,22 @@ def test_the_demo_policy_has_a_valid_enforcement_example() -> None:
     assert "complaint_lists" in [r.id for r in policy.rules]
 
 
-async def test_the_service_starts_with_no_triggers_when_the_table_is_bad(
-    store: AsyncStore, tmp_path: Path
-) -> None:
+async def test_the_service_refuses_to_start_when_the_table_is_bad(tmp_path: Path) -> None:
+    """Not "running with no triggers" while GET /api/policy lists them: no start at all,
+    with every problem named (what `policy validate` says too)."""
     from aiohttp import web
 
-    from outguard.server import ENFORCER, SCREENER, STORE, _enforcement_ctx
-    from outguard.service import Screener
+    from outguard.config import Settings
+    from outguard.server import Parts, build_app
 
     path = tmp_path / "bad.toml"
     path.write_text(BAD, encoding="utf-8")
-    app = web.Application()
-    app[STORE] = store
-    app[SCREENER] = Screener(store, load_policy(path))
-    ctx = _enforcement_ctx(app)
-    await ctx.__anext__()
+    settings = Settings(store=str(tmp_path / "og.db"), policy=str(path))
+    runner = web.AppRunner(build_app(settings, Parts(ari=False, agi=False, ami=False,
+                                                     api=False)))
     try:
-        assert app[ENFORCER].config.triggers == ()
+        with pytest.raises(PolicyError) as caught:
+            await runner.setup()
     finally:
-        with pytest.raises(StopAsyncIteration):
-            await ctx.__anext__()
+        await runner.cleanup()
+    assert any(i.key == "enforcement.short_call_s" for i in caught.value.issues)
