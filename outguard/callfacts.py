@@ -37,6 +37,30 @@ class ChannelFacts:
         return match.group(1) if match else ""
 
 
+#: the longest account, tenant, purpose or campaign a channel variable may carry
+MAX_VARIABLE_CHARS = 128
+
+
+def channel_problems(facts: ChannelFacts) -> list[str]:
+    """What is malformed in the channel variables (empty: nothing). A call whose variables
+    are malformed is refused with reason ``channel_invalid`` and these sentences, never
+    left undecided (undecided, a fail-open dialplan would dial it unscreened)."""
+    problems = []
+    for variable, value in (("OUTGUARD_ACCOUNT", facts.account), ("OUTGUARD_TENANT", facts.tenant),
+                            ("OUTGUARD_PURPOSE", facts.purpose),
+                            ("OUTGUARD_CAMPAIGN", facts.campaign)):
+        if len(value) > MAX_VARIABLE_CHARS:
+            problems.append(f"{variable} is longer than {MAX_VARIABLE_CHARS} characters")
+        elif not value.isprintable():
+            problems.append(f"{variable} {value!r} holds control characters")
+    if not any(p.startswith("OUTGUARD_PURPOSE") for p in problems):
+        try:
+            parse_purpose(facts.purpose)
+        except ValueError as exc:
+            problems.append(f"OUTGUARD_PURPOSE: {exc}")
+    return problems
+
+
 def parse_purpose(text: str) -> Purpose:
     try:
         return Purpose(text.strip().lower()) if text.strip() else Purpose.MARKETING
@@ -55,7 +79,8 @@ def build_attempt(
     default_tenant: str,
 ) -> CallAttempt:
     """Account: the channel variable, else the store's mapping, else the endpoint name.
-    Tenant: the channel variable, else the account's tenant, else the default tenant."""
+    Tenant: the channel variable, else the account's tenant, else the default tenant.
+    Never raises: a malformed variable is for ``channel_problems`` to report."""
     account = (
         facts.account.strip()
         or resolve_account(facts.endpoint, facts.channel_name, facts.caller_id)
@@ -63,13 +88,17 @@ def build_attempt(
         or facts.channel_name
     )
     tenant = facts.tenant.strip() or tenant_of(account) or default_tenant
+    try:
+        purpose = parse_purpose(facts.purpose)
+    except ValueError:  # channel_problems() names it; the call is refused
+        purpose = Purpose.MARKETING
     return CallAttempt(
         tenant=tenant,
         account=account,
         caller_id=facts.caller_id,
         destination=facts.dialed,
         at=at,
-        purpose=parse_purpose(facts.purpose),
+        purpose=purpose,
         campaign=facts.campaign.strip() or None,
         channel_id=facts.channel_id,
         call_id=call_id,

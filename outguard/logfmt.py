@@ -7,6 +7,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from outguard.logsafe import SafeFormatter
+
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FORMATS = ("text", "json")
 
@@ -32,5 +34,6 @@ def configure(level: int, fmt: str = "text") -> None:
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
+    # text: control characters escaped (outguard.logsafe); JSON escapes them by itself
+    handler.setFormatter(JsonFormatter() if fmt == "json" else SafeFormatter(TEXT))
     logging.basicConfig(level=level, handlers=[handler])

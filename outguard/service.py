@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from outguard.callevents import CallAnswered, CallDecided, CallEnded, CallEvent
-from outguard.callfacts import ChannelFacts, build_attempt
+from outguard.callfacts import ChannelFacts, build_attempt, channel_problems
 from outguard.errors import OutguardError
 from outguard.events import EventHub
 from outguard.live import (
@@ -35,7 +35,7 @@ from outguard.store.aio import AsyncStore
 from outguard.store.base import AccountMapping, CallRecord, match_account
 from outguard.tasks import cancel_and_wait
 from rules.counters import InMemoryCounters
-from rules.engine import decide
+from rules.engine import decide, refuse_channel
 from rules.hits import RuleHits
 from rules.model import CallAttempt, PartyKind, StoreData, Verdict
 from rules.numbers import classify
@@ -287,7 +287,7 @@ class Screener:
 
     def screen(self, facts: ChannelFacts) -> Decision:
         """Decide for one new channel. Raises ScreeningUnavailable before the first
-        snapshot, ValueError for facts that cannot form an attempt."""
+        snapshot; malformed channel variables get a refusal (``channel_invalid``)."""
         snap = self.snapshot
         if snap is None:
             raise ScreeningUnavailable("no screening snapshot loaded yet")
@@ -311,7 +311,9 @@ class Screener:
             earlier = self.live.on_channel(facts.channel_id)
             if earlier is not None:  # screened again on the same channel: that call is over
                 self.ended(earlier.call_id, None)
-        verdict = decide(attempt, snap, self.counts)
+        problems = channel_problems(facts)
+        verdict = (refuse_channel(problems, snap) if problems
+                   else decide(attempt, snap, self.counts))
         caller_id = verdict.caller_id_e164 or attempt.caller_id
         destination = verdict.destination_e164 or attempt.destination
         if verdict.allowed:

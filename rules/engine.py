@@ -24,9 +24,10 @@ from rules.model import CallAttempt, Counters, RuleMode, RuleOutcome, Verdict
 from rules.numbers import normalise, segment_info, to_key
 from rules.snapshot import Snapshot
 
-__all__ = ["decide", "explain", "FORMAT_RULE"]
+__all__ = ["decide", "explain", "refuse_channel", "CHANNEL_RULE", "FORMAT_RULE"]
 
 FORMAT_RULE = "destination_format"
+CHANNEL_RULE = "channel_format"
 
 
 class _Template(dict[str, Any]):
@@ -140,6 +141,15 @@ def decide(
         True, "", "ok", "allowed", shadow=tuple(shadow),
         destination_e164=ctx.dest, caller_id_e164=ctx.caller or "",
     )
+
+
+def refuse_channel(problems: list[str], snapshot: Snapshot) -> Verdict:
+    """The verdict for a call whose channel variables are malformed (``problems`` say
+    how): refused, reason ``channel_invalid``, never undecided."""
+    snapshot.hits.add("", "decisions")
+    snapshot.hits.add(CHANNEL_RULE, "block")
+    return Verdict(False, CHANNEL_RULE, "channel_invalid", "; ".join(problems),
+                   cause=snapshot.policy.cause_for("channel_invalid"))
 
 
 def explain(

@@ -50,6 +50,7 @@ EXEMPTING_LISTS = frozenset({ListKind.ALLOW, ListKind.CONSENT})
 DEFAULT_CAUSES: Mapping[str, int] = MappingProxyType(
     {
         "destination_invalid": 28,
+        "channel_invalid": 21,
         **{f"{p}_{s}": 21 for p in ("tenant", "account", "caller_id") for s in ("suspended", "disabled", "unverified")},
         "account_unknown": 21,
         "tenant_unknown": 21,
