@@ -9,7 +9,9 @@ further by retrying. After a restart the service replays the durable call log by
 
 Sliding windows are bucketed: per-second buckets (kept 120 s) answer windows up to two
 minutes, per-minute buckets (kept 25 h) windows up to 25 hours, per-day buckets (kept 8
-days) longer ones up to a week; destinations use per-hour buckets (kept 8 days). A window
+days) longer ones up to a week; destinations use per-hour buckets (kept 8 days) in
+``rules.dest_counts``, two 64-bit words per callee, so that hundreds of thousands of new
+callees a day stay megabytes, not gigabytes. A window
 counts every bucket that overlaps it, so a count may include up to one bucket more than
 the exact window: caps err on the side of blocking. Memory is bounded: old buckets are
 dropped on write, idle keys by ``prune()`` (run automatically every five clock minutes).
@@ -27,6 +29,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+from rules.dest_counts import DestCounts, dest_key
 
 __all__ = ["InMemoryCounters", "CallRow"]
 
@@ -138,8 +142,8 @@ class InMemoryCounters:
         self._clock = clock
         self._day_offset = day_offset_s
         self._parties: dict[tuple[str, str], _Party] = {}
-        self._dests: dict[tuple[str, str], _Series] = {}
-        self._callees: dict[tuple[str, int], set[str]] = {}
+        self._dests: dict[str, DestCounts] = {}  # per tenant
+        self._callees: dict[tuple[str, int], set[int]] = {}  # (account, day) -> dest_key()s
         self._last_prune = -1e18
 
     # write side -----------------------------------------------------------------------
@@ -159,14 +163,13 @@ class InMemoryCounters:
                 if party is None:
                     party = self._parties[(scope, key)] = _Party()
                 party.add(ts)
-        dkey = (tenant, destination_e164)
-        dest = self._dests.get(dkey)
-        if dest is None:
-            dest = self._dests[dkey] = _Series(*_DEST_RES)
-        dest.add(ts)
-        self._callees.setdefault((account, self._day(ts)), set()).add(destination_e164)
+        dests = self._dests.get(tenant)
+        if dests is None:
+            dests = self._dests[tenant] = DestCounts(_DEST_RES[1])
+        dests.add(destination_e164, ts)
+        self._callees.setdefault((account, self._day(ts)), set()).add(dest_key(destination_e164))
         if ts - self._last_prune > _PRUNE_EVERY_S:
-            self.prune(max(ts, self._clock()))
+            self._prune(max(ts, self._clock()), destinations=False)
 
     def rebuild(self, rows: Iterable[CallRow | tuple[str, str, str, str, float]]) -> int:
         """Replay historical allowed calls (oldest first is fastest); returns the count."""
@@ -180,13 +183,20 @@ class InMemoryCounters:
         return n
 
     def prune(self, now: float | None = None) -> None:
-        """Drop keys with no bucket left in their retention, and past days' callee sets."""
-        ts = self._clock() if now is None else now
+        """Drop keys with no bucket left in their retention, and past days' callee sets.
+        (``record`` prunes by itself: parties every five minutes, destinations shard by
+        shard as they grow, so that no call pays for a sweep of every callee.)"""
+        self._prune(self._clock() if now is None else now, destinations=True)
+
+    def _prune(self, ts: float, *, destinations: bool) -> None:
         self._last_prune = ts
         for pkey in [k for k, p in self._parties.items() if all(s.idle(ts) for s in p.series)]:
             del self._parties[pkey]
-        for dkey in [k for k, s in self._dests.items() if s.idle(ts)]:
-            del self._dests[dkey]
+        if destinations:
+            for tenant, dests in list(self._dests.items()):
+                dests.prune(ts)
+                if not len(dests):
+                    del self._dests[tenant]
         today = self._day(ts)
         for ckey in [k for k in self._callees if k[1] < today]:
             del self._callees[ckey]
@@ -203,8 +213,8 @@ class InMemoryCounters:
         return series.count(window_s, now)
 
     def destination_attempts(self, tenant: str, e164: str, window_s: int, now: float) -> int:
-        dest = self._dests.get((tenant, e164))
-        return 0 if dest is None else dest.count(window_s, now)
+        dests = self._dests.get(tenant)
+        return 0 if dests is None else dests.count(e164, window_s, now)
 
     def distinct_callees(self, account: str, now: float) -> int:
         return len(self._callees.get((account, self._day(now)), ()))
@@ -214,7 +224,7 @@ class InMemoryCounters:
         """How many keys each table holds (for metrics and memory checks)."""
         return {
             "parties": len(self._parties),
-            "destinations": len(self._dests),
+            "destinations": sum(len(d) for d in self._dests.values()),
             "callee_days": len(self._callees),
         }
 
