@@ -50,6 +50,10 @@ class AmiUnavailable(AmiError):
     """Not connected (or the connection dropped while waiting for a reply)."""
 
 
+class AmiLoginRefused(AmiError):
+    """The manager refused the user or password (manager.conf)."""
+
+
 def parse_message(block: bytes) -> Message | None:
     """One whole message (its bytes up to the blank line), decoded at once."""
     text = block.decode("utf-8", "replace").rstrip("\r\n")
@@ -95,6 +99,7 @@ class AmiClient:
         self.ping_every_s = ping_every_s
         self.max_message_bytes = max_message_bytes
         self.connected = False
+        self.last_error = ""  # why the last session failed (/health, serve)
         self.reconnects = 0
         self.version = ""
         self._writer: asyncio.StreamWriter | None = None
@@ -117,8 +122,9 @@ class AmiClient:
                 self._disconnected(quiet=True)
                 raise
             except (OSError, asyncio.IncompleteReadError, AmiError) as err:
-                logger.warning("AMI %s:%d: %s", self.host, self.port,
-                               err or type(err).__name__)
+                self.last_error = str(err) or type(err).__name__
+                log = logger.error if isinstance(err, AmiLoginRefused) else logger.warning
+                log("AMI %s:%d: %s", self.host, self.port, self.last_error)
             except asyncio.LimitOverrunError:
                 logger.error("AMI %s:%d: a message exceeded %d bytes; reconnecting",
                              self.host, self.port, self.max_message_bytes)
@@ -142,7 +148,10 @@ class AmiClient:
             reply = await self.action("Login", Username=self.user, Secret=self._password,
                                       Events=self.events)
             if reply.get("Response") != "Success":
-                raise AmiError(f"login as {self.user!r} refused: {reply.get('Message')}")
+                raise AmiLoginRefused(
+                    f"login as {self.user!r} refused ({reply.get('Message')}): the user and "
+                    f"the password in OUTGUARD_AMI_PASSWORD do not match a user in "
+                    f"Asterisk's manager.conf")
             for expression in self.filters:
                 applied = await self.action("Filter", Operation="Add", Filter=expression)
                 if applied.get("Response") != "Success":

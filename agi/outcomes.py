@@ -187,6 +187,10 @@ class AmiListener:
     def reconnects(self) -> int:
         return self.client.reconnects
 
+    @property
+    def last_error(self) -> str:
+        return self.client.last_error
+
     def track(self, uniqueid: str) -> None:
         self.tracker.track(uniqueid)
 

@@ -155,6 +155,8 @@ class FastAgiServer:
         *,
         tracker: CallTracker | None = None,
         budget_ms: float = 200.0,
+        fail_mode: str = "closed",
+        fail_cause: int = 34,
         header_timeout_s: float = 5.0,
         command_timeout_s: float = 5.0,
         max_header_bytes: int = 64 * 1024,
@@ -164,6 +166,7 @@ class FastAgiServer:
         self.port = port
         self.tracker = tracker
         self.budget_ms = budget_ms
+        self.fail_mode, self.fail_cause = fail_mode, fail_cause  # for channels without
         self.header_timeout_s = header_timeout_s
         self.command_timeout_s = command_timeout_s
         self.max_header_bytes = max_header_bytes
@@ -282,7 +285,18 @@ class FastAgiServer:
         logger.error("FastAGI: no route %r (agi_request %s) for %s; verdict %s, the dialplan's "
                      "failure branch applies", req.script, req.env.get("agi_request", "?"),
                      req.channel, FAILED)
-        await session.set_tokens(failure_vars(FAILED, "agi_unknown_route"))
+        await self._failed(session, "agi_unknown_route")
+
+    async def _failed(self, session: AgiSession, reason: str) -> None:
+        """No verdict: hand the dialplan's failure branch the failure policy resolved by
+        the one rule (``dialplan_vars.failure_policy``): the channel's own
+        OUTGUARD_FAIL_MODE / _CAUSE, else this service's calls.fail_mode / fail_cause."""
+        channel = await session.get_vars((dv.FAIL_MODE, dv.FAIL_CAUSE))
+        mode, cause = dv.failure_policy(channel, self.fail_mode, self.fail_cause)
+        tokens = failure_vars(FAILED, reason)
+        verdict = tokens.pop(dv.VERDICT)  # the verdict last, after its details
+        await session.set_tokens({**tokens, dv.FAIL_MODE: mode, dv.FAIL_CAUSE: str(cause),
+                                  dv.VERDICT: verdict})
 
     # -- the screen route -----------------------------------------------------------------
 
@@ -307,7 +321,7 @@ class FastAgiServer:
         decision = await self._decide(facts)
         if decision is None:
             SCREENING_FAILURES.labels("agi", "dialplan").inc()
-            await session.set_tokens(failure_vars(FAILED, "screening_unavailable"))
+            await self._failed(session, "screening_unavailable")
             return
         log_decision(req.channel or req.uniqueid, decision)
         if decision.allowed and self.tracker is not None and req.uniqueid:

@@ -85,6 +85,7 @@ class StasisApp:
         self.settings = settings
         self.tracker = tracker
         self.connected = False
+        self.last_error = ""  # why the last connection attempt failed (/health, serve)
         self.reconnects = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchers: dict[str, BridgeCall] = {}  # bridge mode: channel id -> call
@@ -107,7 +108,9 @@ class StasisApp:
                     self.dispatch(event)
                 logger.warning("ARI events WebSocket closed")
             except AriUnavailable as err:
-                logger.warning("ARI unavailable: %s", err)
+                self.last_error = str(err)
+                log = logger.error if err.details.get("status") == 401 else logger.warning
+                log("ARI unavailable: %s", err)
             except Exception:
                 logger.exception("ARI session failed")
             self.connected = False
@@ -207,7 +210,8 @@ class StasisApp:
         try:
             decision = await self._decide(channel, dialed)
             if decision is None:
-                await self._fail(cid, dialed, "screening unavailable")
+                await self._fail(cid, dialed, "screening unavailable",
+                                 channel.get("channelvars") or {})
                 return
             log_decision(cid, decision)
             if not decision.allowed:
@@ -280,8 +284,10 @@ class StasisApp:
         finally:
             self._playbacks.pop(playback, None)
 
-    async def _fail(self, cid: str, dialed: str, why: str) -> None:
-        mode = self.settings.fail_mode
+    async def _fail(self, cid: str, dialed: str, why: str,
+                    channelvars: dict[str, str]) -> None:
+        mode, cause = dv.failure_policy(channelvars, self.settings.fail_mode,
+                                        self.settings.fail_cause)
         SCREENING_FAILURES.labels("ari", mode).inc()
         logger.warning("channel %s to %s: %s; failing %s", cid, dialed, why, mode)
         if mode == "open":
@@ -289,7 +295,7 @@ class StasisApp:
             await self.client.continue_in_dialplan(cid, self.settings.dial_context, dialed, 1)
         else:
             await self.client.set_vars(cid, failure_vars(dv.FAILED, "failed"))
-            await self.client.hangup(cid, self.settings.fail_cause)
+            await self.client.hangup(cid, cause)
 
     def _release(self, cid: str) -> None:
         call = self.screener.call_on_channel(cid)

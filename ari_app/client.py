@@ -53,6 +53,7 @@ class AriClient:
     ) -> None:
         self.base = base_url.rstrip("/")
         self.app = app
+        self.user = user
         self._headers = {"Authorization": aiohttp.encode_basic_auth(user, password)}
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -220,6 +221,13 @@ class AriClient:
             ws = await self.session.ws_connect(
                 url, params={"app": self.app, "subscribeAll": "false"}, heartbeat=10.0,
             )
+        except aiohttp.ClientResponseError as err:
+            if err.status == 401:
+                raise AriUnavailable(
+                    f"ARI at {self.base} refused the login (401 Unauthorized): user "
+                    f"{self.user!r} and the password in OUTGUARD_ARI_PASSWORD do not match "
+                    f"a user in Asterisk's ari.conf", status=401) from err
+            raise AriUnavailable(f"ARI events WebSocket {url}: {err}") from err
         except (aiohttp.ClientError, TimeoutError) as err:
             raise AriUnavailable(f"ARI events WebSocket {url}: {err}") from err
         if on_open is not None:

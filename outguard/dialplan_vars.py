@@ -6,15 +6,18 @@ listener all use these names; CDRs see the ones outguard sets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # Read: who is calling and why (set in the dialplan before outguard runs; all optional).
 ACCOUNT = "OUTGUARD_ACCOUNT"
 TENANT = "OUTGUARD_TENANT"
 PURPOSE = "OUTGUARD_PURPOSE"
 CAMPAIGN = "OUTGUARD_CAMPAIGN"
-FAIL_MODE = "OUTGUARD_FAIL_MODE"
+FAIL_MODE = "OUTGUARD_FAIL_MODE"  # closed | open: when outguard gives no verdict
+FAIL_CAUSE = "OUTGUARD_FAIL_CAUSE"  # Q.850 cause of a fail-closed hangup
 
 #: Variables ARI should include in every channel snapshot (ari.conf ``channelvars``).
-READ_BY_ARI = (ACCOUNT, TENANT, PURPOSE, CAMPAIGN, FAIL_MODE)
+READ_BY_ARI = (ACCOUNT, TENANT, PURPOSE, CAMPAIGN, FAIL_MODE, FAIL_CAUSE)
 
 # Set: the verdict.
 VERDICT = "OUTGUARD_VERDICT"  # allow | block (the dialplan sets unscreened / failed itself)
@@ -32,3 +35,21 @@ BLOCK = "block"
 FAILED = "failed"
 #: let through without a verdict (fail-open)
 UNSCREENED = "unscreened"
+
+
+FAIL_MODES = ("closed", "open")
+
+
+def failure_policy(channel: Mapping[str, str], default_mode: str,
+                   default_cause: int) -> tuple[str, int]:
+    """THE failure policy, one rule for the ARI app, the FastAGI server and the dialplan:
+    the channel's ``OUTGUARD_FAIL_MODE`` / ``OUTGUARD_FAIL_CAUSE`` decide (the dialplan's
+    knob: the only one that also works while outguard is down); a channel that does not
+    set them (or sets something else than closed/open, a cause outside 1-127) gets the
+    service's ``calls.fail_mode`` / ``calls.fail_cause``. Returns (mode, cause)."""
+    mode = (channel.get(FAIL_MODE) or "").strip()
+    if mode not in FAIL_MODES:
+        mode = default_mode
+    raw = (channel.get(FAIL_CAUSE) or "").strip()
+    cause = int(raw) if raw.isdigit() and 1 <= int(raw) <= 127 else default_cause
+    return mode, cause

@@ -54,10 +54,21 @@ class Parts:
     api: bool = True
 
 
+DEMO_POLICY_WARNING = (
+    "no policy is set (`policy` in the settings, OUTGUARD_POLICY or --policy): outguard "
+    "runs the embedded DEMO policy (rules/presets/demo.toml), with its demo calling hours, "
+    "caps and AUTO-SUSPENSION triggers (two complaints suspend a tenant)")
+
+
 def read_policy(settings: Settings) -> Policy:
     """The policy the settings name, with every check (``outguard.policy_file``): the
     service refuses to start with a policy that fails any of them, [enforcement] included."""
     return policy_file.read(settings.policy)
+
+
+def policy_source(settings: Settings) -> str:
+    """Where the policy in force comes from, as /health and the banner say it."""
+    return settings.policy or "embedded demo policy (rules/presets/demo.toml)"
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -73,6 +84,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _screener_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    if not settings.policy:
+        logger.warning("%s", DEMO_POLICY_WARNING)
     screener = Screener(app[STORE], read_policy(settings),
                         default_tenant=settings.default_tenant)
     await screener.start()
@@ -122,7 +135,9 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _agi_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[SETTINGS].agi
     server = FastAgiServer(app[SCREENER], cfg.host, cfg.port, tracker=app.get(AMI),
-                           budget_ms=app[SETTINGS].calls.budget_ms)
+                           budget_ms=app[SETTINGS].calls.budget_ms,
+                           fail_mode=app[SETTINGS].calls.fail_mode,
+                           fail_cause=app[SETTINGS].calls.fail_cause)
     await server.start()
     app[AGI] = server
     app[PARTS]["agi"] = server
@@ -156,7 +171,16 @@ async def health(request: web.Request) -> web.Response:
         "connected": parts,
         "live_calls": screener.live_calls(),
         "store": writes,
+        "policy": policy_source(request.app[SETTINGS]),
+        "demo_policy": not request.app[SETTINGS].policy,
     }
+    errors: dict[str, str] = {}
+    for name, part in request.app[PARTS].items():
+        why = str(getattr(part, "last_error", "") or "")
+        if why and not parts.get(name, True):
+            errors[name] = why
+    if errors:
+        body["errors"] = errors
     return web.json_response(body)
 
 
@@ -192,10 +216,35 @@ def build_app(
     return app
 
 
+@dataclass(frozen=True)
+class Started:
+    """What ``serve`` tells its caller once it listens and its parts had time to
+    connect: which parts are down and why (e.g. a refused ARI login), and whether the
+    demo policy runs."""
+
+    down: dict[str, str]
+    demo_policy: bool
+
+
+async def wait_connected(app: web.Application, timeout_s: float) -> dict[str, str]:
+    """Wait up to ``timeout_s`` for every part (ARI, AMI) to connect; the ones that did
+    not, with their last error."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        down = {name: str(getattr(part, "last_error", "") or "not connected yet")
+                for name, part in app[PARTS].items()
+                if not getattr(part, "connected", True)}
+        if not down or asyncio.get_running_loop().time() >= deadline:
+            return down
+        await asyncio.sleep(0.05)
+
+
 async def serve(
-    settings: Settings, parts: Parts = Parts(), ready: Callable[[], None] | None = None
+    settings: Settings, parts: Parts = Parts(),
+    ready: Callable[[Started], None] | None = None, connect_wait_s: float = 5.0,
 ) -> None:
-    """Run until cancelled."""
+    """Run until cancelled. ``ready`` is called once listening, after the parts had up
+    to ``connect_wait_s`` to connect."""
     app = build_app(settings, parts)
     if parts.api and settings.api.enabled:  # masked access log (outguard/api/access_log.py)
         from outguard.api.access_log import AccessLogger
@@ -208,8 +257,11 @@ async def serve(
     site = web.TCPSite(runner, settings.api.host, settings.api.port)
     await site.start()
     logger.info("outguard listening on http://%s:%d", settings.api.host, settings.api.port)
+    down = await wait_connected(app, connect_wait_s)
+    for name, why in down.items():
+        logger.error("%s is NOT connected: %s", name.upper(), why)
     if ready is not None:
-        ready()
+        ready(Started(down, not settings.policy))
     try:
         await asyncio.Event().wait()
     finally:

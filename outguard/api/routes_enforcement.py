@@ -273,6 +273,8 @@ async def risk_table(request: web.Request) -> web.Response:
 async def risk_one(request: web.Request) -> web.Response:
     """One party's rolling figures."""
     window = float(query_int(request, "window_s", 86400, lo=60, hi=90 * 86400))
-    fig = cx.enforcer(request).risk(_kind(request.match_info["kind"]), request.match_info["key"],
-                                    window_s=window)
+    enforcer = cx.enforcer(request)
+    kind, key = await enforcer.require_party(_kind(request.match_info["kind"]),
+                                             request.match_info["key"])
+    fig = enforcer.risk(kind, key, window_s=window)
     return ok(views.masked(fig.to_dict(), cx.mask(request)))

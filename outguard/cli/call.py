@@ -17,6 +17,7 @@ from outguard.cli.common import (
     EXIT_BLOCKED,
     EXIT_NOT_FOUND,
     emit_json,
+    existing_store,
     json_option,
     load_settings,
     store_options,
@@ -71,6 +72,7 @@ def call(number: str, account: str, caller_id: str, tenant: str, purpose: str, c
       outguard call 13800138000 --from seat-01 --caller-id 01088886666 --sandbox demo
     """
     target = _target(config_file, store_path, sandbox_name)
+    existing_store(target.store)  # the verdict is read from it: refuse before calling
     variables = {f"__{dv.ACCOUNT}": account}
     if tenant:
         variables[f"__{dv.TENANT}"] = tenant

@@ -22,12 +22,14 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from outguard import config
 from outguard.errors import Conflict, InvalidInput, NotFound, OutguardError
+from outguard.store import is_postgres_url
 from outguard.store import open_store as open_any_store
 from outguard.store.sqlite import SQLiteStore
 from rules.errors import PolicyError
@@ -92,11 +94,26 @@ def load_settings(config_file: str | None, store_path: str | None = None) -> con
     return settings
 
 
+def existing_store(path: str) -> str:
+    """``path`` when a store file is there; else exit 3 naming the path looked for. What
+    only reads must never create an empty store where a path was mistyped."""
+    if not Path(path).is_file():
+        raise CliError(
+            f"no outguard store at {Path(path).resolve()} (from --store, the settings "
+            f"file's `store` or OUTGUARD_STORE); check the path. Commands that only read "
+            f"never create one.", EXIT_NOT_FOUND)
+    return path
+
+
 @contextlib.contextmanager
-def open_store(config_file: str | None, store_path: str | None) -> Iterator[SQLiteStore]:
+def open_store(config_file: str | None, store_path: str | None, *,
+               create: bool = True) -> Iterator[SQLiteStore]:
     """The store named by the options, closed (and flushed) afterwards. The settings are
-    kept for ``current_settings``."""
+    kept for ``current_settings``. ``create=False`` (read-only commands): exit 3 when
+    there is no store file at that path."""
     settings = load_settings(config_file, store_path)
+    if not create:
+        existing_store(settings.store)
     with translated():
         store = open_any_store(settings.store)
     try:
@@ -192,13 +209,22 @@ def on_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def with_store(fn: F) -> F:
-    """Open the store from ``config_file`` / ``store_path`` and pass it as ``store``."""
-
+def _store_decorator(fn: F, create: bool) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, config_file: str | None, store_path: str | None,
                 **kwargs: Any) -> Any:
-        with open_store(config_file, store_path) as store:
+        with open_store(config_file, store_path, create=create) as store:
             return fn(*args, store=store, **kwargs)
 
     return store_options(wrapper)  # type: ignore[return-value]
+
+
+def with_store(fn: F) -> F:
+    """Open the store from ``config_file`` / ``store_path`` (created if absent: for
+    commands that write) and pass it as ``store``."""
+    return _store_decorator(fn, create=True)
+
+
+def with_reader(fn: F) -> F:
+    """``with_store`` for commands that only read: no store file there, exit 3."""
+    return _store_decorator(fn, create=False)

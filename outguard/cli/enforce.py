@@ -15,6 +15,7 @@ from outguard.cli.common import (
     CliError,
     actor,
     emit_json,
+    existing_store,
     json_option,
     load_settings,
     output,
@@ -38,11 +39,14 @@ def with_enforcer(config_file: str | None, store_path: str | None,
                   job: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``job(enforcer)`` against the store file, with the policy's enforcement table.
 
-    The figures are replayed from the call log first; no background task runs.
+    The figures are replayed from the call log first; no background task runs. Every
+    enforcement command acts on parties the store knows: no store file at the path,
+    exit 3 (never an empty store created by a typo).
     """
     from outguard.enforcement.api import Enforcer
 
     settings = load_settings(config_file, store_path)
+    existing_store(settings.store)
     policy = policy_of(settings)
 
     async def main() -> T:
@@ -172,6 +176,10 @@ def status(kind: str, key: str, as_json: bool, config_file: str | None,
     click.echo(f"{kind} {body['key']}: {body['state']}"
                + (f" until {body['until']}" if body["until"] else "")
                + (f" ({body['reason']})" if body["reason"] else ""))
+    if st.can_call:
+        click.echo("calls: allowed (as far as party status goes)")
+    else:
+        click.echo(f"calls: REFUSED, it cannot call: {st.why_not}")
     click.echo(f"strikes: {body['strikes']}; suspensions in history: {len(body['history'])}; "
                f"appeals: {len(body['appeals'])}")
     f = body["figures"]
@@ -272,7 +280,7 @@ def appeals_show(appeal_id: int, as_json: bool, config_file: str | None,
       outguard appeals show 12
     """
     settings = load_settings(config_file, store_path)
-    with translated(), open_any_store(settings.store) as store:
+    with translated(), open_any_store(existing_store(settings.store)) as store:
         output(views.appeal(store.get_appeal(appeal_id)), as_json)
 
 
@@ -412,7 +420,7 @@ def complaints_list(caller_id: str | None, as_json: bool, config_file: str | Non
       outguard complaints list --caller-id 01088886666
     """
     settings = load_settings(config_file, store_path)
-    with translated(), open_any_store(settings.store) as store:
+    with translated(), open_any_store(existing_store(settings.store)) as store:
         key = _key("caller_id", caller_id) if caller_id else None
         rows = [views.complaint(c) for c in store.list_complaints(caller_id=key)]
     output(rows, as_json, ["id", "kind", "caller_id", "reporter", "category", "source", "at"])

@@ -18,6 +18,7 @@ from outguard.cli.common import (
     output,
     policy_of,
     translated,
+    with_reader,
     with_store,
 )
 from outguard.cli.parties import _date
@@ -42,7 +43,7 @@ def lists() -> None:
 @click.option("--search", default="", help="Only numbers containing these digits.")
 @click.option("--limit", default=50, show_default=True, help="At most this many entries.")
 @json_option
-@with_store
+@with_reader
 def lists_show(store: SQLiteStore, name: str | None, search: str, limit: int,
                as_json: bool) -> None:
     """Without NAME: every list with its entry count. With NAME: its entries.
@@ -151,7 +152,7 @@ def lists_remove(store: SQLiteStore, name: str, numbers: tuple[str, ...]) -> Non
 @lists.command("find")
 @click.argument("number")
 @json_option
-@with_store
+@with_reader
 def lists_find(store: SQLiteStore, number: str, as_json: bool) -> None:
     """Which lists a number is on.
 
@@ -240,7 +241,7 @@ class _bar:
 @click.option("-o", "--output", "out", default="-", help="File to write (default: stdout).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
               show_default=True, help="Output format.")
-@with_store
+@with_reader
 def lists_export(store: SQLiteStore, name: str, out: str, fmt: str) -> None:
     """Export a list (streamed: constant memory for any size).
 

@@ -15,6 +15,7 @@ from outguard.cli.common import (
     e164,
     json_option,
     output,
+    with_reader,
     with_store,
 )
 from outguard.store.base import ACCOUNT_KINDS, MATCH_KINDS, ROLES, VERIFICATIONS
@@ -47,7 +48,7 @@ def tenants() -> None:
 
 @tenants.command("list")
 @json_option
-@with_store
+@with_reader
 def tenants_list(store: SQLiteStore, as_json: bool) -> None:
     """List every tenant.
 
@@ -105,7 +106,7 @@ def accounts() -> None:
 @accounts.command("list")
 @click.option("--tenant", default=None, help="Only this tenant's accounts.")
 @json_option
-@with_store
+@with_reader
 def accounts_list(store: SQLiteStore, tenant: str | None, as_json: bool) -> None:
     """List accounts.
 
@@ -174,7 +175,7 @@ def accounts_map(store: SQLiteStore, account_id: str, match_kind: str, pattern: 
 
 @accounts.command("mappings")
 @json_option
-@with_store
+@with_reader
 def accounts_mappings(store: SQLiteStore, as_json: bool) -> None:
     """List the channel -> account mappings.
 
@@ -216,7 +217,7 @@ def caller_ids() -> None:
 @caller_ids.command("list")
 @click.option("--tenant", default=None, help="Only this tenant's caller IDs.")
 @json_option
-@with_store
+@with_reader
 def caller_ids_list(store: SQLiteStore, tenant: str | None, as_json: bool) -> None:
     """List caller IDs.
 
@@ -278,7 +279,7 @@ def caller_ids_set(store: SQLiteStore, number: str, state: str | None,
 @caller_ids.command("show")
 @click.argument("number")
 @json_option
-@with_store
+@with_reader
 def caller_ids_show(store: SQLiteStore, number: str, as_json: bool) -> None:
     """Show one caller ID. Exit code 3 when it is unknown.
 
@@ -303,7 +304,7 @@ def users() -> None:
 
 @users.command("list")
 @json_option
-@with_store
+@with_reader
 def users_list(store: SQLiteStore, as_json: bool) -> None:
     """List API users.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import click
 
@@ -135,15 +136,25 @@ def status(name: str, as_json: bool) -> None:
               help="The phone hangs up this many ms after the answer (default: the carrier "
                    "hangs up).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--store", "store_path", default=None, metavar="PATH",
+              help="The serving outguard's store, where its verdicts are read (default: the "
+                   "demo's store for --name demo, else the settings' store).")
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
+              envvar="OUTGUARD_CONFIG", help="Settings file (TOML); OUTGUARD_CONFIG.")
 def call(number: str, name: str, via: str, account: str, caller_id: str, count: int,
-         hangup_after: int | None, as_json: bool) -> None:
+         hangup_after: int | None, as_json: bool, store_path: str | None,
+         config_file: str | None) -> None:
     """Place test calls from the sandbox's SIPp agent phone and print what the phone saw
-    (the SIP final response). Exit code 0 when every call got an answer (200), 1 otherwise.
+    (the SIP final response) and outguard's verdict, reason and rule for each call.
+
+    Exit code 0 when every call got an answer (200), 5 when outguard blocked one, 1
+    otherwise (another failure, or a call that got no verdict).
 
     \b
     Example:
       outguard sandbox call 13900139000 --via agi
     """
+    started = time.time()
     try:
         inst = sb.load_instance(name)
         run = sipp.place_calls(
@@ -153,16 +164,60 @@ def call(number: str, name: str, via: str, account: str, caller_id: str, count: 
         )
     except (sb.SandboxError, sipp.SippError) as err:
         raise click.ClickException(str(err)) from err
-    rows = [
-        {"call": c.number, "final": c.final, "post_dial_delay_ms": c.post_dial_delay_ms,
-         "ended_by": c.ended_by}
-        for c in sorted(run.calls.values(), key=lambda c: c.number)
-    ]
+    calls = sorted(run.calls.values(), key=lambda c: c.number)
+    screened = via not in ("direct", "native")
+    verdicts = (_verdicts(inst, number, started, len(calls), store_path, config_file)
+                if screened else [])
+    rows: list[dict[str, Any]] = []
+    for i, c in enumerate(calls):
+        v = verdicts[i] if i < len(verdicts) else None
+        rows.append({"call": c.number, "final": c.final,
+                     "post_dial_delay_ms": c.post_dial_delay_ms, "ended_by": c.ended_by,
+                     "verdict": v.verdict if v else None, "reason": v.reason if v else None,
+                     "rule": v.rule if v else None})
     if as_json:
         click.echo(json.dumps(rows))
     else:
-        for c in sorted(run.calls.values(), key=lambda c: c.number):
-            click.echo(f"call {c.number}: {c.final or 'no answer'} "
-                       f"{sipp.REASONS.get(c.final or 0, '')}".rstrip())
+        for row in rows:
+            line = (f"call {row['call']}: {row['final'] or 'no answer'} "
+                    f"{sipp.REASONS.get(int(row['final'] or 0), '')}".rstrip())
+            if row["verdict"] is not None:
+                line += (f"; outguard: {row['verdict']}, reason {row['reason']}"
+                         + (f", rule {row['rule']}" if row["rule"] else ""))
+            elif screened:
+                line += "; outguard: no verdict found in its store"
+            click.echo(line)
+    if any(row["verdict"] == "block" for row in rows):
+        raise SystemExit(5)
     if not rows or any(row["final"] != 200 for row in rows):
         raise SystemExit(1)
+
+
+def _verdicts(inst: sb.Instance, number: str, since: float, count: int,
+              store_path: str | None, config_file: str | None) -> list[Any]:
+    """outguard's decisions for the calls just placed to ``number``, oldest first, read
+    from the serving outguard's store (empty when there is no store there)."""
+    from pathlib import Path
+
+    from outguard import config
+    from outguard.demo import demo_settings
+    from outguard.store.sqlite import SQLiteStore
+    from rules.errors import NumberError
+    from rules.numbers import normalise
+
+    path = store_path or (demo_settings(inst).store if inst.name == "demo"
+                          else config.load(config_file).store)
+    if not Path(path).is_file():
+        return []
+    try:
+        e164 = normalise(number, "CN")
+    except (NumberError, ValueError):
+        e164 = number
+    deadline = time.monotonic() + 5.0
+    with SQLiteStore(path) as store:
+        while True:
+            found = [c.call for c in store.iter_calls(since - 1)
+                     if c.call.destination in (e164, number)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found[-count:]
+            time.sleep(0.1)

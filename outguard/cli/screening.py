@@ -30,6 +30,7 @@ from outguard.cli.common import (
     policy_of,
     store_options,
     translated,
+    with_reader,
     with_store,
 )
 from outguard.store.sqlite import SQLiteStore
@@ -50,7 +51,7 @@ REPORT_COLUMNS = ("attempts", "allowed", "blocked", "answered", "connect_rate",
 @click.option("--tenant", default="", help="Default: the account's tenant.")
 @click.option("--campaign", default="", help="Campaign id, for campaign-scoped lists.")
 @json_option
-@with_store
+@with_reader
 def check(store: SQLiteStore, number: str, account: str, caller_id: str, at_text: str | None,
           purpose: str, tenant: str, campaign: str, as_json: bool) -> None:
     """Dry run: what outguard would decide for a call, rule by rule, from the store and the
@@ -224,7 +225,7 @@ def _when(text: str | None, default: float) -> float:
 @click.option("--account", default=None, help="Only this account.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output (for spreadsheets).")
 @json_option
-@with_store
+@with_reader
 def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str | None,
            tenant: str | None, account: str | None, as_csv: bool, as_json: bool) -> None:
     """Calls by day, tenant and/or account: attempts, allowed, blocked by reason, answered,

@@ -13,7 +13,7 @@ from outguard import config, sandbox
 from outguard.demo import demo_settings, seed, traps
 from outguard.demo import reset as demo_reset
 from outguard.errors import OutguardError
-from outguard.server import Parts, serve as run_server
+from outguard.server import DEMO_POLICY_WARNING, Parts, Started, serve as run_server
 from outguard.testing import sipp
 from rules.errors import PolicyError
 
@@ -32,7 +32,27 @@ def _parts(only: str) -> Parts:
     return Parts(**{name: name in chosen for name in PART_NAMES})
 
 
-def _run(settings: config.Settings, parts: Parts, banner: str) -> None:
+def announce(started: Started, banner: str, settings: config.Settings,
+             demo: bool = False) -> None:
+    """The banner once serving, said loudly when a part is down or the demo policy runs:
+    never "running" over a refused ARI or AMI login."""
+    for name, why in started.down.items():
+        url = (settings.ari.url if name == "ari" else
+               f"{settings.ami.host}:{settings.ami.port}" if name == "ami" else "")
+        click.secho(f"ERROR: {name.upper()} {url} is NOT connected: {why}", fg="red",
+                    bold=True, err=True)
+    if started.down:
+        click.secho(f"outguard is listening but NOT screening through "
+                    f"{', '.join(n.upper() for n in started.down)} (it keeps retrying; "
+                    f"calls meanwhile follow the dialplan's failure policy).", fg="red",
+                    bold=True, err=True)
+    else:
+        click.echo(banner)
+    if started.demo_policy and not demo:
+        click.secho(f"WARNING: {DEMO_POLICY_WARNING}.", fg="yellow", bold=True, err=True)
+
+
+def _run(settings: config.Settings, parts: Parts, banner: str, demo: bool = False) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
@@ -40,7 +60,8 @@ def _run(settings: config.Settings, parts: Parts, banner: str) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         try:
-            await run_server(settings, parts, ready=lambda: click.echo(banner))
+            await run_server(settings, parts,
+                             ready=lambda started: announce(started, banner, settings, demo))
         except asyncio.CancelledError:
             pass
 
@@ -181,7 +202,7 @@ def demo(offset: int, no_carrier: bool, reset: bool) -> None:
     try:
         if carrier is not None:
             carrier.__enter__()
-        _run(settings, Parts(), banner)
+        _run(settings, Parts(), banner, demo=True)
     finally:
         if carrier is not None:
             carrier.__exit__(None, None, None)

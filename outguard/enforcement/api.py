@@ -92,6 +92,7 @@ class Enforcer(IntakeMixin):
         ``durations`` (which may be permanent); ``permanent=True`` disables (no end).
         Counts as a strike. Conflict if the party is already disabled."""
         party = self._party(kind, key)
+        await self.require_party(*party)
         if duration_s is not None and not duration_s > 0:
             raise InvalidInput("duration_s must be positive", field="duration_s")
         if not reason.strip():
@@ -100,11 +101,23 @@ class Enforcer(IntakeMixin):
             return await self._suspend(party, reason=reason, actor=actor, trigger=trigger,
                                        duration_s=duration_s, permanent=permanent)
 
+    async def require_party(self, kind: Kind, key: str) -> tuple[PartyKind, str]:
+        """The party, normalised; NotFound when outguard has never heard of it: no store
+        row, no call in the figures, no suspension. (Suspending a mistyped key would
+        report success and stop nothing.)"""
+        party = self._party(kind, key)
+        pk, pkey = party
+        _, row_state, _ = await self._row(party, self.clock())
+        if row_state is None and not self.book.known(pk, pkey) and not await \
+                self.store.list_suspensions(party_kind=pk, party_key=pkey):
+            raise NotFound(pk.value.replace("_", " "), pkey)
+        return party
+
     async def lift(self, kind: Kind, key: str, *, actor: str, reason: str,
                    clear_strike: bool = False) -> list[Suspension]:
         """Lift every active suspension of the party (also permanent ones). NotFound when
         none is active. ``clear_strike`` also removes them from the strike count."""
-        party = self._party(kind, key)
+        party = await self.require_party(kind, key)
         async with self._lock:
             lifted = await self._lift_all(party, actor=actor, reason=reason,
                                           clear_strike=clear_strike)
@@ -141,7 +154,11 @@ class Enforcer(IntakeMixin):
             t_state, t_row = fold(await self.store.list_suspensions(
                 party_kind=PartyKind.TENANT, party_key=tenant), now)
             if t_row is not None:
-                by_tenant = f"tenant {tenant} is {t_state.value}: {t_row.reason}"
+                until_t = (f" until {t_row.ends_at.isoformat()}"
+                           if t_row.ends_at is not None else "")
+                by_tenant = f"tenant {tenant} is {t_state.value}{until_t}: {t_row.reason}"
+            elif (await self._row((PartyKind.TENANT, tenant), now_ts))[1] == "disabled":
+                by_tenant = f"tenant {tenant} is disabled"
         strikes = sum(1 for s in history if counts_as_strike(s)
                       and s.started_at.timestamp() >= now_ts - self.config.strike_lookback_s)
         return PartyStatus(

@@ -68,9 +68,27 @@ class PartyStatus:
     #: the party's own state is ACTIVE but its tenant is suspended/disabled (calls stop too)
     blocked_by_tenant: str | None = None
 
+    @property
+    def can_call(self) -> bool:
+        """Whether calls of this party go out as far as party status goes: its own state
+        is ACTIVE and its tenant is not suspended or disabled."""
+        return self.state is PartyState.ACTIVE and self.blocked_by_tenant is None
+
+    @property
+    def why_not(self) -> str:
+        """Why the party cannot call ("" when it can)."""
+        if self.can_call:
+            return ""
+        if self.state is not PartyState.ACTIVE:
+            until = f" until {self.until.isoformat()}" if self.until is not None else ""
+            return f"{self.kind.value} {self.key} is {self.state.value}{until}" + (
+                f": {self.reason}" if self.reason else "")
+        return self.blocked_by_tenant or ""
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value, "key": self.key, "state": self.state.value,
+            "can_call": self.can_call, "cannot_call_because": self.why_not or None,
             "reason": self.reason, "until": _iso(self.until), "remaining_s": self.remaining_s,
             "strikes": self.strikes, "next_duration_s": self.next_duration_s,
             "active": [suspension_dict(s) for s in self.active],

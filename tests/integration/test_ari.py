@@ -349,10 +349,19 @@ async def test_screening_error_fails_closed_with_503(outguard: Running) -> None:
     assert run.only.final == 503
 
 
-async def test_screening_error_with_fail_open_lets_the_call_through(
-    clean_pbx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("setting", "channel", "expected"),
+    [
+        pytest.param("closed", "open", 200, id="the-dialplan-says-open-the-call-goes-through"),
+        pytest.param("open", "closed", 503, id="the-dialplan-says-closed-over-settings-open"),
+    ],
+)
+async def test_screening_error_follows_the_dialplans_failure_policy(
+    clean_pbx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    setting: str, channel: str, expected: int,
 ) -> None:
-    settings = settings_for(clean_pbx, tmp_path / "og.db", fail_mode="open")
+    """One rule with FastAGI: the channel's OUTGUARD_FAIL_MODE wins over calls.fail_mode."""
+    settings = settings_for(clean_pbx, tmp_path / "og.db", fail_mode=setting)
     runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
     try:
         og = Running(runner.app, settings, clean_pbx)
@@ -362,8 +371,8 @@ async def test_screening_error_with_fail_open_lets_the_call_through(
 
         og.screener.screen = broken  # type: ignore[method-assign]
         with sipp.Carrier(clean_pbx.inst, hold_ms=100):
-            run = await og.call(ALLOWED)
-        assert run.only.final == 200
+            run = await og.call(ALLOWED, fail_mode=channel)
+        assert run.only.final == expected
     finally:
         await runner.cleanup()
 
@@ -412,3 +421,27 @@ async def test_asterisk_restart_the_app_reconnects_and_screens_the_next_call(
     with sipp.Carrier(outguard.pbx.inst, hold_ms=100):
         run = await outguard.call(ALLOWED)
     assert run.only.final == 200
+
+
+async def test_sandbox_call_of_a_blocked_number_prints_the_verdict_and_exits_5(
+    outguard: Running,
+) -> None:
+    from click.testing import CliRunner
+
+    from outguard.cli import cli
+
+    await listed(outguard, "dnc", "dnc", "13900139000")
+
+    def sandbox_call(number: str) -> Any:
+        return CliRunner().invoke(cli, ["sandbox", "call", number, "--name",
+                                        outguard.pbx.inst.name, "--store",
+                                        outguard.settings.store])
+
+    result = await asyncio.to_thread(sandbox_call, "13900139000")
+    assert result.exit_code == 5, result.output
+    assert "403" in result.output
+    assert "outguard: block, reason dnc_listed, rule dnc" in result.output
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=100):
+        result = await asyncio.to_thread(sandbox_call, ALLOWED)
+    assert result.exit_code == 0, result.output
+    assert "outguard: allow" in result.output

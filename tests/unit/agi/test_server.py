@@ -221,6 +221,8 @@ async def test_an_unknown_route_sets_a_failed_verdict_and_logs_an_error(
     with caplog.at_level(logging.ERROR, "agi.server"):
         commands = await fake_call(server.port, env("screem"))
     assert assigned(commands) == [("OUTGUARD_REASON", "agi_unknown_route"),
+                                  ("OUTGUARD_FAIL_MODE", "closed"),
+                                  ("OUTGUARD_FAIL_CAUSE", "34"),
                                   ("OUTGUARD_VERDICT", "failed")]
     assert "no route 'screem'" in caplog.text
     assert server.screener.facts == []  # type: ignore[attr-defined]
@@ -232,8 +234,26 @@ async def test_screening_unavailable_sets_a_failed_verdict(server: FastAgiServer
     before = failures._value.get()
     commands = await fake_call(server.port, env())
     assert assigned(commands) == [("OUTGUARD_REASON", "screening_unavailable"),
+                                  ("OUTGUARD_FAIL_MODE", "closed"),
+                                  ("OUTGUARD_FAIL_CAUSE", "34"),
                                   ("OUTGUARD_VERDICT", "failed")]
     assert failures._value.get() == before + 1  # outguard_screening_failures_total
+
+
+async def test_a_failed_verdict_carries_the_channels_failure_policy_else_the_settings(
+    server: FastAgiServer,
+) -> None:
+    """The same rule as the ARI app: the channel's OUTGUARD_FAIL_MODE / _CAUSE, else the
+    service's calls.fail_mode / fail_cause, handed to the dialplan's failure branch."""
+    server.screener.snapshot = None
+    server.fail_mode, server.fail_cause = "open", 41
+    commands = await fake_call(server.port, env())
+    assert ("OUTGUARD_FAIL_MODE", "open") in assigned(commands)
+    assert ("OUTGUARD_FAIL_CAUSE", "41") in assigned(commands)
+    commands = await fake_call(server.port, env(), asterisk_answers(
+        {"OUTGUARD_FAIL_MODE": "closed", "OUTGUARD_FAIL_CAUSE": "21"}))
+    assert ("OUTGUARD_FAIL_MODE", "closed") in assigned(commands)
+    assert ("OUTGUARD_FAIL_CAUSE", "21") in assigned(commands)
 
 
 async def test_a_screening_exception_sets_a_failed_verdict(server: FastAgiServer) -> None:

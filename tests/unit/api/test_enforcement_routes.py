@@ -115,3 +115,17 @@ async def test_the_risk_table_joins_figures_and_state(api: Api) -> None:
     one = await api.json("GET", "/api/risk/account/a1?window_s=3600")
     assert one["attempts"] == 2
     assert (await api.json("GET", "/api/risk?window_s=1", status=400))["field"] == "window_s"
+
+
+async def test_enforcement_routes_on_a_party_nobody_knows_answer_404(api: Api) -> None:
+    for path, body in (
+        ("/api/suspend", {"kind": "account", "key": "a1-typo", "reason": "x",
+                          "duration_s": 60}),
+        ("/api/disable", {"kind": "tenant", "key": "t9", "reason": "x"}),
+        ("/api/lift", {"kind": "account", "key": "nobody", "reason": "x"}),
+    ):
+        answer = await api.json("POST", path, status=404, json=body)
+        assert answer["error_id"] == "not_found", (path, answer)
+    for path in ("/api/status/account/nobody", "/api/risk/account/nobody"):
+        assert (await api.json("GET", path, status=404))["error_id"] == "not_found", path
+    assert await api.json("GET", "/api/suspensions?active=false") == []

@@ -541,3 +541,27 @@ async def test_stopping_outguard_leaves_a_bridged_call_up() -> None:
     await app.stop()  # SIGTERM: the call tasks are cancelled
     assert [c[0] for c in ari.calls if c[0] in ("hangup", "destroy_bridge")] == []
     assert screener.ended_ids == []  # still live: the next outguard follows it
+
+
+@pytest.mark.parametrize(
+    ("setting", "channelvars", "expected"),
+    [
+        pytest.param("open", {"OUTGUARD_FAIL_MODE": "closed", "OUTGUARD_FAIL_CAUSE": "21"},
+                     ("hangup", "c1", 21), id="the-channel-says-closed-21-over-settings-open"),
+        pytest.param("closed", {"OUTGUARD_FAIL_MODE": "open"},
+                     ("continue", "c1", "outguard-dial", "13800138000", 1),
+                     id="the-channel-says-open-over-settings-closed"),
+        pytest.param("open", {}, ("continue", "c1", "outguard-dial", "13800138000", 1),
+                     id="no-channel-variable-the-settings-decide"),
+        pytest.param("closed", {"OUTGUARD_FAIL_MODE": "", "OUTGUARD_FAIL_CAUSE": "x"},
+                     ("hangup", "c1", 34), id="empty-or-bad-values-the-settings-decide"),
+    ],
+)
+async def test_the_channels_failure_policy_wins_over_the_settings(
+    setting: str, channelvars: dict[str, str], expected: tuple[Any, ...]
+) -> None:
+    """One rule for ARI, FastAGI and the dialplan (dialplan_vars.failure_policy)."""
+    app, ari = make(FakeScreener(error=RuntimeError("boom")), fail_mode=setting)
+    app.dispatch(start("c1", **channelvars))
+    await drain(app)
+    assert ari.calls[-1] == expected

@@ -116,6 +116,7 @@ async def test_a_blocked_call_exits_5_with_the_reason(tmp_path: Path) -> None:
 
 
 async def test_no_ari_means_exit_1_with_the_reason(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "x.db").close()
     result = await asyncio.to_thread(
         CliRunner().invoke, cli, ["call", "13800138000", "--from", "a", "--store",
                                   str(tmp_path / "x.db"), "--timeout", "3"],

@@ -84,6 +84,7 @@ async def test_nothing_to_appeal_or_lift(make_enforcer: EnforcerFactory) -> None
 async def test_disable_is_permanent_until_a_person_lifts_it(make_enforcer: EnforcerFactory,
                                                            clock: Clock) -> None:
     enforcer = await make_enforcer()
+    await enforcer.store.upsert_caller_id("+8613800000009", "t1", verification="verified")
     await enforcer.disable("caller_id", "13800000009", actor="ops", reason="fraud reports")
     with pytest.raises(Conflict):
         await enforcer.disable("caller_id", "+8613800000009", actor="ops", reason="again")
