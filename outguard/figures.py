@@ -1,6 +1,6 @@
 """One definition of every figure outguard shows or acts on.
 
-Reports (``outguard report``, ``GET /api/reports/calls``), the dashboard, the risk figures
+Reports (``outguard report``, ``GET /api/report``), the dashboard, the risk figures
 behind ``outguard status`` / ``risk`` / ``GET /api/risk`` and the enforcement triggers all
 compute their figures with the functions here, so 接通率 on the dashboard is the 接通率 a
 trigger suspends on. ``DEFINITIONS`` is the text the dashboard and the API show for each.

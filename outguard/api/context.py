@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from outguard.api import views
+from outguard import views
 from outguard.api.core import TokenCache
 from outguard.api.metrics import Collector
 from outguard.config import Settings

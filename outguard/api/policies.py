@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from outguard.api.views import jsonable
+from outguard.views import jsonable
 from rules.errors import PolicyError
 from rules.policy_types import STAGE, Policy
 

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from outguard import dialplan_vars as dv
 from outguard.api import context as cx
-from outguard.api import views
-from outguard.api.checking import dry_run, parse_at
+from outguard import views
+from outguard.checking import dry_run, parse_at
 from outguard.api.core import (
     JSON_MAX_BYTES,
     BadRequest,
@@ -27,8 +27,8 @@ from outguard.api.core import (
     route,
 )
 from outguard.api.offload import OFFLOAD
-from outguard.api.policies import summarise
-from outguard.api.reports import build_report, parse_by
+from outguard.api.policies import issues, summarise
+from outguard.reports import call_report, parse_by
 from outguard.api.testcall import FORMATS, Target, check_dial, find_call, place
 from outguard.server import ENFORCER, read_policy
 from outguard.service import ScreeningUnavailable
@@ -130,17 +130,9 @@ async def report(request: web.Request) -> web.Response:
     since = _time_param(request, "since", now - days * 86400)
     until = _time_param(request, "until", now + 1)
     tenant, account = request.query.get("tenant"), request.query.get("account")
-    store, tz = cx.store(request), cx.screener(request).policy.timezone
-
-    def build() -> dict[str, Any]:
-        calls = (c for c in store.store.iter_calls(since, until)
-                 if (not tenant or c.call.tenant == tenant)
-                 and (not account or c.call.account == account))
-        complaints = [c for c in store.store.list_complaints(since=datetime.fromtimestamp(since, UTC))
-                      if c.at.timestamp() < until and (not tenant or c.tenant_id in (None, tenant))]
-        return build_report(calls, complaints, by=by, tz=tz)
-
-    body = await store.run(build)
+    store, policy = cx.store(request), cx.screener(request).policy
+    body = await store.run(lambda: call_report(store.store, policy, by=by, since=since,
+                                               until=until, tenant=tenant, account=account))
     body.update(since=views.iso(since), until=views.iso(until))
     return ok(body)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from outguard import views
 from outguard.api import context as cx
-from outguard.api import views
 from outguard.api.core import (
     BadRequest,
     Param,
@@ -22,6 +22,7 @@ from outguard.api.core import (
     spooled_body,
 )
 from outguard.errors import InvalidInput
+from outguard.figures import DEFINITIONS
 from outguard.store.base import COMPLAINT_CATEGORIES
 from rules.model import PartyKind
 
@@ -265,7 +266,8 @@ async def risk_table(request: web.Request) -> web.Response:
             "reason": ban[1].reason if ban else "", "figures": figures.get(key)}
         rows.append(row)
     rows.sort(key=lambda r: -(r["figures"] or {}).get("attempts", 0))
-    return ok({"kind": kind.value, "window_s": window, "rows": rows})
+    return ok({"kind": kind.value, "window_s": window, "rows": rows,
+               "definitions": DEFINITIONS})
 
 
 @route("GET", "/api/risk/{kind}/{key}", tag="enforcement", params=(

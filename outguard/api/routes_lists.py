@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from outguard.api import context as cx
-from outguard.api import views
+from outguard import views
 from outguard.api.core import (
     BadRequest,
     Param,

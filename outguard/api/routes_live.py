@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from outguard.api import context as cx
-from outguard.api import views
+from outguard import views
 from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.callevents import as_dict

@@ -7,7 +7,7 @@ from datetime import datetime
 from aiohttp import web
 
 from outguard.api import context as cx
-from outguard.api import views
+from outguard import views
 from outguard.api.core import BadRequest, Param, field_of, id_param, json_body, ok, route
 from outguard.errors import InvalidInput
 from outguard.store.base import ACCOUNT_KINDS, MATCH_KINDS, ROLES, VERIFICATIONS

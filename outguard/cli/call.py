@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from outguard import dialplan_vars as dv
-from outguard.api import views
+from outguard import views
 from outguard.api.testcall import FORMATS, Target, find_call, place
 from outguard.cli.common import (
     EXIT_BLOCKED,

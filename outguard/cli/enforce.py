@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from outguard.api import views
+from outguard import views
 from outguard.cli.common import (
     EXIT_USAGE,
     CliError,

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from outguard.api import views
+from outguard import views
 from outguard.cli.common import (
     actor,
     current_settings,

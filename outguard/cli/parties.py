@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
-from outguard.api import views
+from outguard import views
 from outguard.cli.common import (
     EXIT_USAGE,
     CliError,

@@ -13,9 +13,9 @@ import aiohttp
 import click
 
 from outguard import policy_file
-from outguard.api.checking import dry_run, offline_inputs, parse_at
+from outguard.checking import dry_run, offline_inputs, parse_at
 from outguard.api.policies import summarise
-from outguard.api.reports import build_report, parse_by
+from outguard.reports import call_report, parse_by
 from outguard.cli.common import (
     EXIT_BLOCKED,
     EXIT_ERROR,
@@ -36,8 +36,9 @@ from outguard.cli.common import (
 from outguard.store.sqlite import SQLiteStore
 from rules.errors import PolicyError
 
-REPORT_COLUMNS = ("attempts", "allowed", "blocked", "answered", "connect_rate",
-                  "avg_duration", "short_call_ratio", "complaints", "blocked_by_reason")
+REPORT_COLUMNS = ("attempts", "allowed", "blocked", "ended", "answered", "connect_rate",
+                  "avg_duration", "short_calls", "short_call_ratio", "complaints",
+                  "blocked_by_reason")
 
 
 @click.command()
@@ -240,13 +241,8 @@ def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str
     now = time.time()
     start = _when(since, now - days * 86400)
     end = _when(until, now + 1)
-    calls = (c for c in store.iter_calls(start, end)
-             if (not tenant or c.call.tenant == tenant)
-             and (not account or c.call.account == account))
-    complaints = [c for c in store.list_complaints(since=datetime.fromtimestamp(start, UTC))
-                  if c.at.timestamp() < end and (not tenant or c.tenant_id in (None, tenant))]
-    body = build_report(calls, complaints, by=groups,
-                        tz=policy_of(current_settings()).timezone)
+    body = call_report(store, policy_of(current_settings()), by=groups, since=start,
+                       until=end, tenant=tenant, account=account)
     if as_json:
         emit_json(body)
         return
@@ -262,3 +258,6 @@ def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str
     click.echo(f"calls {datetime.fromtimestamp(start, UTC):%Y-%m-%d %H:%M} .. "
                f"{datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC, days in {body['timezone']}")
     output(rows if body["rows"] else [], False, columns)
+    click.echo(f"connect rate = answered / ended; a short call is answered and under "
+               f"{body['short_call_s']:g} s (the policy's short_call_s); complaints count "
+               f"against the account that last called the complainant from that caller ID")

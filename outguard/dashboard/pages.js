@@ -22,7 +22,7 @@ export function h(tag, attrs, ...children) {
 export function table(columns, rows, rowAttrs) {
   if (!rows.length) return h("p", { class: "muted" }, t("empty"));
   return h("table", { class: "grid" },
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, t(c.label))))),
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", c.title ? { title: c.title } : {}, t(c.label))))),
     h("tbody", {}, rows.map((row) => h("tr", rowAttrs ? rowAttrs(row) : {},
       columns.map((c) => h("td", { class: c.cls || "" }, c.render ? c.render(row) : fmt(row[c.key])))))));
 }
@@ -63,9 +63,12 @@ export async function overview(range) {
   const labels = rows.map((r) => (by === "hour" ? r.hour.slice(11, 16) : r.day.slice(5)));
   const total = report.total;
   const cards = document.getElementById("overview-cards");
+  const def = report.definitions || {};  // one definition per figure (outguard/figures.py)
   cards.replaceChildren(
-    card("stat.attempts", total.attempts), card("stat.answered", total.answered),
-    card("stat.connect", pct(total.connect_rate)), card("stat.complaints", total.complaints),
+    card("stat.attempts", total.attempts, def.attempts),
+    card("stat.answered", total.answered, def.answered),
+    card("stat.connect", pct(total.connect_rate), def.connect_rate),
+    card("stat.complaints", total.complaints, def.complaints),
     card("stat.decisions", stats.decisions),
     card("stat.p99", stats.latency_us.p99 == null ? "–" : `${stats.latency_us.p99} µs`));
   lineChart(document.getElementById("chart-calls"), labels, [
@@ -82,8 +85,10 @@ export async function overview(range) {
   barChart(document.getElementById("chart-reasons"), reasons, { empty: t("empty") });
 }
 
-function card(label, value) {
-  return h("div", { class: "card stat" }, h("span", {}, t(label)), h("b", {}, fmt(value)));
+function card(label, value, definition) {
+  const attrs = definition ? { class: "card stat", title: definition, "data-definition": definition }
+    : { class: "card stat" };
+  return h("div", attrs, h("span", {}, t(label)), h("b", {}, fmt(value)));
 }
 
 // -- accounts and caller IDs ----------------------------------------------------------
@@ -91,16 +96,17 @@ function card(label, value) {
 export async function parties(kind, target, isAdmin, reload) {
   const data = await api("GET", `/api/risk?kind=${kind}`);
   const f = (row, key) => (row.figures ? row.figures[key] : null);
+  const def = data.definitions || {};
   const columns = [
     { label: kind === "account" ? "col.account" : "col.caller_id", key: "key" },
     { label: "col.tenant", key: "tenant" },
     { label: "col.state", render: (r) => badge(r.state) },
     { label: "col.until", render: (r) => time(r.until) },
-    { label: "col.attempts", render: (r) => fmt(f(r, "attempts")) },
-    { label: "col.connect_rate", render: (r) => h("span", { class: "withbar" }, ratioBar(f(r, "connect_rate")), pct(f(r, "connect_rate"))) },
-    { label: "col.short_ratio", render: (r) => pct(f(r, "short_call_ratio")) },
-    { label: "col.complaints", render: (r) => fmt(f(r, "complaints")) },
-    { label: "col.marks", render: (r) => fmt(f(r, "marks")) },
+    { label: "col.attempts", title: def.attempts, render: (r) => fmt(f(r, "attempts")) },
+    { label: "col.connect_rate", title: def.connect_rate, render: (r) => h("span", { class: "withbar" }, ratioBar(f(r, "connect_rate")), pct(f(r, "connect_rate"))) },
+    { label: "col.short_ratio", title: def.short_call_ratio, render: (r) => pct(f(r, "short_call_ratio")) },
+    { label: "col.complaints", title: def.complaints, render: (r) => fmt(f(r, "complaints")) },
+    { label: "col.marks", title: def.marks, render: (r) => fmt(f(r, "marks")) },
     { label: "col.reason", key: "reason" },
   ];
   if (isAdmin && kind === "account") {

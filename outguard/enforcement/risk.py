@@ -17,6 +17,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from outguard import figures as defs
 from outguard.enforcement.records import RiskFigures
 from outguard.store.base import LoggedCall
 from rules.model import PartyKind
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 #: minute buckets are kept this long; older parts of a window are read from hour buckets
 FINE_S = 2 * 3600.0
 COARSE_BUCKET_S = 3600.0
-LISTED_REASONS = frozenset({"dnc_listed", "blacklisted", "complaint_listed", "register_listed"})
 Party = tuple[PartyKind, str]
 
 
@@ -132,8 +132,9 @@ class _Series:
 class RiskBook:
     """The figures; ``figures(kind, key, window_s, now, since)`` reads them."""
 
-    def __init__(self, *, short_call_s: float = 6.0, retention_s: float = 8 * 86400.0,
-                 bucket_s: float = 60.0, max_recent: int = 200_000) -> None:
+    def __init__(self, *, short_call_s: float = defs.DEFAULT_SHORT_CALL_S,
+                 retention_s: float = 8 * 86400.0, bucket_s: float = 60.0,
+                 max_recent: int = 200_000) -> None:
         self.short_call_s = short_call_s
         self.retention_s = retention_s
         self.bucket_s = bucket_s
@@ -178,7 +179,7 @@ class RiskBook:
         if allowed:
             values: tuple[tuple[int, float], ...] = ((ATTEMPTS, 1), (ALLOWED, 1))
         else:
-            values = ((ATTEMPTS, 1), (BLOCKED, 1), (LISTED, reason in LISTED_REASONS))
+            values = ((ATTEMPTS, 1), (BLOCKED, 1), (LISTED, defs.is_listed(reason)))
         for party in self._parties(tenant, account, caller_id):
             self._add(party, at, values, None if allowed else reason)
             self.dirty.add(party)
@@ -195,7 +196,7 @@ class RiskBook:
             values = ((ENDED, 1), (ANSWERED, 1))
         elif answered and duration is not None:
             values = ((ENDED, 1), (ANSWERED, 1), (DURATION, duration),
-                      (SHORT, duration < self.short_call_s))
+                      (SHORT, defs.is_short(duration, self.short_call_s)))
         for party in self._parties(tenant, account, caller_id):
             self._add(party, at, values)
             self.dirty.add(party)
@@ -298,9 +299,9 @@ class RiskBook:
         return RiskFigures(
             kind=kind, key=key, window_s=window_s, attempts=n[ATTEMPTS], allowed=n[ALLOWED],
             blocked=n[BLOCKED], ended=ended, answered=answered,
-            connect_rate=answered / ended if ended else None,
-            avg_duration_s=round(f[DURATION] / answered, 3) if answered else None,
-            short_calls=short, short_call_ratio=short / answered if answered else None,
+            connect_rate=defs.connect_rate(answered, ended),
+            avg_duration_s=defs.avg_duration(f[DURATION], answered),
+            short_calls=short, short_call_ratio=defs.short_call_ratio(short, answered),
             listed_blocks=n[LISTED], blocks_by_reason=by_reason,
             complaints=complaints, marks=marks,
         )

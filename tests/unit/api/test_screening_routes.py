@@ -89,7 +89,7 @@ async def test_the_report_counts_connects_durations_blocks_and_complaints(api: A
     place(api, "13900139000")
     await api.store.flush_async()
     await api.store.add_complaint("+861088886666", category="harassment", source="12321",
-                                  tenant_id="t1")
+                                  tenant_id="t1", reporter="+8613800138000")
     body = await api.json("GET", "/api/report?by=day,account", role="readonly")
     (row,) = body["rows"]
     assert row["account"] == "a1"

@@ -98,7 +98,8 @@ def _log(og: Cli) -> None:
             answered = now + i + 1 if talk is not None else None
             store.record_outcome(did, answered_at=answered, ended_at=now + i + 2,
                                  duration=talk, cause=16)
-        store.add_complaint("+861088886666", category="harassment", source="12321")
+        store.add_complaint("+861088886666", category="harassment", source="12321",
+                            reporter="+8613800138000")  # called by a1 (d1)
         store.flush()
 
 
@@ -112,6 +113,6 @@ def test_report_by_account(og: Cli) -> None:
     table = og("report", "--by", "account").output
     assert "TOTAL" in table and "dnc_listed=1" in table
     csv_text = og("report", "--by", "tenant", "--csv").stdout.splitlines()
-    assert csv_text[0].startswith("tenant,attempts") and csv_text[1].startswith("t1,4,3,1,2")
+    assert csv_text[0].startswith("tenant,attempts") and csv_text[1].startswith("t1,4,3,1,3,2,0.6667")
     og("report", "--by", "week", code=2)
     og("report", "--since", "yesterday", code=2)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from outguard.api import views
+from outguard import views
 from outguard.callfacts import parse_purpose
 from outguard.errors import InvalidInput
 from outguard.live import CallCounts, InMemoryLiveCalls

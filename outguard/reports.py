@@ -1,0 +1,171 @@
+"""Call reports from the call log: attempts, allowed, blocked by reason, ended, answered,
+connect rate (接通率), average talk time, short calls and their ratio, and complaints,
+grouped by day or hour (in the policy's time zone), tenant and/or account.
+
+Every figure is the one ``outguard.figures`` defines, as the risk figures and triggers
+use it: connect rate = answered / ended; a short call is an answered call shorter than
+the policy's ``[enforcement] short_call_s``; a complaint counts against the account and
+tenant it was attributed to when it came in (stored with it), else those of the last
+allowed call from the complained-about caller ID to the complainant before it.
+
+``call_report`` is the whole report over a store (the CLI calls it on the store file,
+the API in the store's executor); ``build_report`` is pure over iterables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from outguard import figures
+from outguard.errors import InvalidInput
+from outguard.store.base import Complaint, LoggedCall, Store
+from rules.errors import PolicyError
+from rules.policy_types import Policy
+
+GROUPS = ("day", "hour", "tenant", "account")
+
+
+@dataclass
+class Row:
+    key: tuple[str, ...]
+    attempts: int = 0
+    allowed: int = 0
+    blocked: int = 0
+    shadow: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    listed_blocks: int = 0
+    ended: int = 0
+    answered: int = 0
+    talk_s: float = 0.0
+    short_calls: int = 0
+    complaints: int = 0
+
+    def add_call(self, c: LoggedCall, short_s: float) -> None:
+        self.attempts += 1
+        if c.call.verdict == "allow":
+            self.allowed += 1
+            if c.call.shadow:
+                self.shadow += 1
+            if c.ended_at is not None:
+                self.ended += 1
+            if c.answered_at is not None:
+                self.answered += 1
+                duration = c.duration or 0.0
+                self.talk_s += duration
+                if figures.is_short(duration, short_s):
+                    self.short_calls += 1
+        else:
+            self.blocked += 1
+            reason = c.call.reason or "unknown"
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+            if figures.is_listed(reason):
+                self.listed_blocks += 1
+
+    def as_dict(self, by: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = dict(zip(by, self.key))
+        connect = figures.connect_rate(self.answered, self.ended)
+        short = figures.short_call_ratio(self.short_calls, self.answered)
+        out.update(
+            attempts=self.attempts, allowed=self.allowed, blocked=self.blocked,
+            shadow_flagged=self.shadow, blocked_by_reason=dict(sorted(self.by_reason.items())),
+            listed_blocks=self.listed_blocks, ended=self.ended, answered=self.answered,
+            connect_rate=None if connect is None else round(connect, 4),
+            avg_duration=figures.avg_duration(self.talk_s, self.answered),
+            short_calls=self.short_calls,
+            short_call_ratio=None if short is None else round(short, 4),
+            complaints=self.complaints,
+        )
+        return out
+
+
+def parse_by(text: str | Sequence[str]) -> tuple[str, ...]:
+    parts = [p.strip() for p in (text.split(",") if isinstance(text, str) else text)]
+    by = tuple(p for p in parts if p)
+    bad = [p for p in by if p not in GROUPS]
+    if bad or len(set(by)) != len(by):
+        raise InvalidInput(f"group by a comma-separated choice of {', '.join(GROUPS)}",
+                           field="by", value=",".join(by))
+    if "day" in by and "hour" in by:
+        raise InvalidInput("group by day or by hour, not both", field="by")
+    return by
+
+
+class _Keyer:
+    def __init__(self, by: Sequence[str], tz: ZoneInfo) -> None:
+        self.by, self.tz = tuple(by), tz
+
+    def __call__(self, at: float, tenant: str, account: str) -> tuple[str, ...]:
+        local = datetime.fromtimestamp(at, UTC).astimezone(self.tz)
+        values = {"day": local.strftime("%Y-%m-%d"), "hour": local.strftime("%Y-%m-%d %H:00"),
+                  "tenant": tenant, "account": account}
+        return tuple(values[g] for g in self.by)
+
+
+def build_report(
+    calls: Iterable[LoggedCall], complaints: Sequence[Complaint], *, by: Sequence[str],
+    tz: str = "Asia/Shanghai", short_s: float = figures.DEFAULT_SHORT_CALL_S,
+) -> dict[str, Any]:
+    """``{"by": [...], "timezone": tz, "short_call_s": s, "definitions": {...}, "rows":
+    [...], "total": {...}}``; rows sorted by key. ``calls`` in time order."""
+    keyer = _Keyer(by, ZoneInfo(tz))
+    rows: dict[tuple[str, ...], Row] = {}
+    total = Row(())
+    pending = sorted((c for c in complaints if c.kind == "complaint"), key=lambda c: c.at)
+    last_call: dict[tuple[str, str], tuple[str, str, float]] = {}  # (caller, callee) ->
+    i = 0
+
+    def settle(until: float) -> None:
+        nonlocal i
+        while i < len(pending) and pending[i].at.timestamp() <= until:
+            c = pending[i]
+            i += 1
+            tenant, account = figures.attribute_complaint(
+                c.tenant_id, c.account_id, last_call.get((c.caller_id, c.reporter or "")))
+            key = keyer(c.at.timestamp(), tenant or "", account or "")
+            rows.setdefault(key, Row(key)).complaints += 1
+            total.complaints += 1
+
+    for c in calls:
+        settle(c.call.at)
+        key = keyer(c.call.at, c.call.tenant, c.call.account)
+        rows.setdefault(key, Row(key)).add_call(c, short_s)
+        total.add_call(c, short_s)
+        if c.call.verdict == "allow":
+            last_call[(c.call.caller_id, c.call.destination)] = (
+                c.call.account, c.call.tenant, c.call.at)
+    settle(float("inf"))
+    return {
+        "by": list(by), "timezone": tz, "short_call_s": short_s,
+        "definitions": figures.DEFINITIONS,
+        "rows": [rows[k].as_dict(by) for k in sorted(rows)],
+        "total": total.as_dict(()),
+    }
+
+
+def short_call_s_of(policy: Policy) -> float:
+    """The policy's ``[enforcement] short_call_s``: the threshold the triggers use (the
+    default when the table is broken, as the service then runs with the defaults)."""
+    from outguard.enforcement.policy import validate_enforcement
+
+    try:
+        return validate_enforcement(policy).short_call_s
+    except PolicyError:
+        return figures.DEFAULT_SHORT_CALL_S
+
+
+def call_report(store: Store, policy: Policy, *, by: Sequence[str], since: float,
+                until: float, tenant: str | None = None,
+                account: str | None = None) -> dict[str, Any]:
+    """The report over the store's call log and complaints in [since, until), in the
+    policy's time zone and with its short-call threshold (blocking: run it off the loop)."""
+    calls = (c for c in store.iter_calls(since, until)
+             if (not tenant or c.call.tenant == tenant)
+             and (not account or c.call.account == account))
+    complaints = [c for c in store.list_complaints(since=datetime.fromtimestamp(since, UTC))
+                  if c.at.timestamp() < until and (not tenant or c.tenant_id in (None, tenant))]
+    return build_report(calls, complaints, by=by, tz=policy.timezone,
+                        short_s=short_call_s_of(policy))
