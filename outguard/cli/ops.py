@@ -12,6 +12,7 @@ from outguard.cli.common import (
     EXIT_USAGE,
     CliError,
     actor,
+    existing_store,
     json_option,
     load_settings,
     output,
@@ -41,6 +42,7 @@ def backup(dest: str, force: bool, config_file: str | None, store_path: str | No
       outguard backup /var/backups/outguard/outguard-$(date +%F).db
     """
     settings = load_settings(config_file, store_path)
+    existing_store(settings.store)
     with translated():
         done = maintenance.backup(settings.store, dest, overwrite=force)
     output({"backup": done.path, "pages": done.pages, "bytes": done.bytes,

@@ -399,7 +399,7 @@ def tokens_create(store: SQLiteStore, user: str, label: str, as_json: bool) -> N
 @tokens.command("list")
 @click.option("--user", default=None, help="Only this user's tokens.")
 @json_option
-@with_store
+@with_reader
 def tokens_list(store: SQLiteStore, user: str | None, as_json: bool) -> None:
     """List API tokens: id, user, role, label, when created, and whether revoked (the
     secrets are not stored and cannot be shown; revoke by id).

@@ -77,6 +77,8 @@ READ_ONLY: dict[str, tuple[str, ...]] = {
     "caller-ids list": (),
     "caller-ids show": ("01088886666",),
     "users list": (),
+    "tokens list": (),
+    "backup": ("/nonexistent-dir/outguard-backup.db",),
     "check": ("13800138000", "--account", "a1"),
     "report": (),
 }
@@ -86,7 +88,7 @@ WRITES = {
     "tenants add", "tenants set-state", "accounts add", "accounts set-state", "accounts map",
     "accounts unmap", "caller-ids add", "caller-ids set", "users add", "users disable",
     "users enable", "tokens create", "tokens revoke", "lists create", "lists delete",
-    "lists add", "lists remove", "lists import",
+    "lists add", "lists remove", "lists import", "prune",
 }
 ENFORCEMENT = {
     "suspend": ("account", "a1", "--reason", "x"),
