@@ -10,15 +10,22 @@
 * Short codes (``95588``, ``10086``, ``110``, ``12321``, ``96xxx``) are not E.164 numbers;
   they are written ``"+<country code>:<digits>"``, e.g. ``"+86:95588"``. A short code is
   recognised only when dialled in national form (no ``+``/``00``), is 3-6 digits long and
-  phonenumbers' shortnumberinfo deems it a possible short number for the region. The
-  canonical form itself is accepted as input. Lists may hold short codes like any number.
+  phonenumbers' shortnumberinfo deems it a valid short number for the region. The
+  canonical form itself is accepted as input (and validated the same way). Lists may hold
+  short codes like any number.
+* Every number returned is VALID in its numbering plan (phonenumbers ``is_valid_number``:
+  an allocated country code, area code / mobile prefix and length), not merely of a
+  plausible length: ``88886666`` (a CN local number without its area code), a 12-digit
+  "mobile", a 7-digit US local number, ``+1 000 ...`` are refused.
 * Everything else raises ``NumberError`` naming the problem: empty, letters, unexpected
-  character, too long (more than 15 digits), or not a possible number of the region.
+  character, too long (more than 15 digits), a local number without its area code, a
+  wrong length, or no such area code / range.
 
 The common shapes (CN mobile ``1[3-9]xxxxxxxxx`` except 179, ``+86``/``0086`` forms, CN
 fixed ``0xx-xxxxxxxx``, NANP 10 digits and ``1`` + 10 digits, ``+1`` forms, ASCII or
 full-width, with separators) go through a fast path of one precompiled regular
-expression per region (CN, US; 0.4-1 microsecond). Everything else falls back to
+expression per region (CN, US) plus a validity check cached per block of 10,000 numbers
+(``_valid_block``; about 1 microsecond in all). Everything else falls back to
 phonenumbers (about 35 microseconds). ``179xx`` is a carrier-selection prefix that
 phonenumbers strips, so those strings take the slow path. The fast path agrees with
 phonenumbers; tests/unit/rules/test_numbers_property.py checks it with hypothesis.
@@ -107,8 +114,23 @@ def normalise(raw: str, default_region: str = "CN") -> str:
         if m is not None:
             i = m.lastindex or 0
             cc = _FAST_CC[i] if default_region == "CN" else _FAST_CC_US[i]
-            return cc + m.group(i)
+            out = cc + m.group(i)
+            if _valid_block(out[:-4], len(out)):
+                return out
     return _slow(raw, s, default_region)
+
+
+@lru_cache(maxsize=1 << 18)
+def _valid_block(prefix: str, length: int) -> bool:
+    """Whether the E.164 numbers ``prefix`` + any 4 digits (``length`` characters in all)
+    are valid in their numbering plan.
+
+    For the fast-path shapes (CN mobile, CN fixed, NANP) phonenumbers' validity patterns
+    constrain at most the digits before the last four (the subscriber digits are free), so
+    one check per block is exact; tests/unit/rules/test_numbers_property.py checks it.
+    """
+    num = _phone_number(prefix + "0" * (length - len(prefix)))
+    return num is not None and pn.is_valid_number(num)
 
 
 def _slow(raw: str, s: str, region: str) -> str:
@@ -116,6 +138,9 @@ def _slow(raw: str, s: str, region: str) -> str:
     _check_text(raw, s)
     m = _CANONICAL.fullmatch(s)
     if m is not None:
+        region_of_cc = pn.region_code_for_country_code(int(m.group(1)))
+        if _short_code(m.group(2), region_of_cc) is None:
+            raise NumberError(f"{s!r} is not a valid short number of region {region_of_cc}", raw)
         return s
     if not s.startswith(("+", "0")) and 3 <= len(s) <= 6:
         code = _short_code(s, region)
@@ -130,9 +155,37 @@ def _slow(raw: str, s: str, region: str) -> str:
         digits += max(num.number_of_leading_zeros or 1, 1)
     if digits > MAX_DIGITS:
         raise NumberError(f"too long ({digits} digits; E.164 allows {MAX_DIGITS})", raw)
-    if not pn.is_possible_number(num):
-        raise NumberError(f"not a possible number of region {region} ({s!r})", raw)
+    if not pn.is_valid_number(num):
+        raise NumberError(_invalid_reason(num, s, region), raw)
     return pn.format_number(num, pn.PhoneNumberFormat.E164)
+
+
+# Subscriber numbers dialled without their area code, as PBX users do locally.
+_LOCAL_LENGTHS = {"CN": (7, 8), "US": (7,), "CA": (7,)}
+
+
+def _invalid_reason(num: pn.PhoneNumber, s: str, region: str) -> str:
+    """Why a parsed number is not valid, in words a PBX administrator acts on."""
+    why = pn.is_possible_number_with_reason(num)
+    cc = num.country_code or 0
+    place = pn.region_code_for_country_code(cc)
+    plan = f"the {place} numbering plan" if place != "ZZ" else f"country code +{cc}"
+    if cc != pn.country_code_for_region(region) and not s.startswith("+"):
+        shown = f"+{cc}{num.national_number}"
+        return f"not a valid number of region {region} ({s!r} reads as {shown}, which is not valid)"
+    local_len = _LOCAL_LENGTHS.get(region)
+    if why == pn.ValidationResult.IS_POSSIBLE_LOCAL_ONLY or (
+        local_len is not None and len(s) in local_len and s[0] in "23456789"
+    ):
+        return (f"{s!r} is a local number without its area code: dial it with the area code"
+                f" ({plan} needs the full national number)")
+    if why == pn.ValidationResult.TOO_SHORT or why == pn.ValidationResult.INVALID_LENGTH:
+        return f"not a possible number of region {region} ({s!r}: wrong length for {plan})"
+    if why == pn.ValidationResult.TOO_LONG:
+        return f"not a possible number of region {region} ({s!r}: too long for {plan})"
+    if why == pn.ValidationResult.INVALID_COUNTRY_CODE:
+        return f"not a possible number ({s!r}: no country has code +{cc})"
+    return f"not a valid number in {plan} ({s!r}: no such area code, prefix or range)"
 
 
 def _check_text(raw: str, s: str) -> None:
@@ -157,7 +210,7 @@ def _short_code(digits: str, region: str) -> str | None:
     if cc == 0:
         return None
     num = pn.PhoneNumber(country_code=cc, national_number=int(digits))
-    if digits[0] == "0" or not shortnumberinfo.is_possible_short_number_for_region(num, region):
+    if digits[0] == "0" or not shortnumberinfo.is_valid_short_number_for_region(num, region):
         return None
     return f"+{cc}:{digits}"
 

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import phonenumbers as pn
-from hypothesis import given, settings
+import pytest
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
+from phonenumbers import shortnumberinfo
 
 from rules import numbers
 from rules.errors import NumberError
 
 
 def reference(raw: str, region: str) -> str | None:
-    """phonenumbers' answer: E.164 when possible, None when it is not a number."""
+    """phonenumbers' answer: E.164 when valid, None when it is not a valid number."""
     try:
         num = pn.parse(raw, region)
     except pn.NumberParseException:
         return None
-    if not pn.is_possible_number(num):
+    if not pn.is_valid_number(num):
         return None
     return pn.format_number(num, pn.PhoneNumberFormat.E164)
 
@@ -82,9 +85,11 @@ def test_carrier_selection_prefixes_agree_with_phonenumbers(head: str, lead: str
 
 @settings(max_examples=2000, deadline=None)
 @given(cn_mobiles(), st.sampled_from(["", "+86", "0086", "+86 ", "0086-"]))
-def test_cn_mobile_fast_path_is_e164(mobile: str, head: str) -> None:
-    assert numbers.normalise(head + mobile, "CN") == "+86" + mobile
-    assert reference(head + mobile, "CN") == "+86" + mobile
+def test_cn_mobile_fast_path_agrees_with_the_numbering_plan(mobile: str, head: str) -> None:
+    expected = reference(head + mobile, "CN")  # None for unallocated segments (140, 154 ...)
+    assert ours(head + mobile, "CN") == expected
+    if expected is not None:
+        assert expected == "+86" + mobile
 
 
 @settings(max_examples=3000, deadline=None)
@@ -107,3 +112,84 @@ def test_digit_soup_agrees_with_phonenumbers(raw: str, region: str) -> None:
     if got is None or ":" in got:
         return  # our errors are stricter (letters, length); short codes are ours
     assert got == reference(raw, region)
+
+
+# -- every accepted form of one valid number normalises to the same E.164 ----------------
+
+_FULLWIDTH = {ord(str(i)): 0xFF10 + i for i in range(10)} | {ord("+"): 0xFF0B, ord("-"): 0xFF0D}
+
+
+@st.composite
+def valid_numbers(draw: st.DrawFn) -> tuple[str, str, str]:
+    """(region, national significant number, E.164) of a number valid in its plan."""
+    region = draw(st.sampled_from(["CN", "US", "GB"]))
+    kind = draw(st.sampled_from([pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE]))
+    example = pn.example_number_for_type(region, kind)
+    assert example is not None
+    nsn = pn.national_significant_number(example)
+    keep = draw(st.integers(min_value=3, max_value=len(nsn) - 4))
+    tail = draw(st.text(alphabet="0123456789", min_size=len(nsn) - keep, max_size=len(nsn) - keep))
+    candidate = nsn[:keep] + tail
+    num = pn.parse("+" + str(example.country_code) + candidate)
+    assume(pn.is_valid_number(num))
+    return region, candidate, pn.format_number(num, pn.PhoneNumberFormat.E164)
+
+
+def _forms(region: str, nsn: str, cc: str) -> list[str]:
+    """The ways a person or a PBX writes the number (all accepted by normalise)."""
+    intl = {"CN": "00", "US": "011", "GB": "00"}[region]
+    trunk = {"CN": "0", "US": "1", "GB": "0"}[region]
+    national = ("" if region == "CN" and nsn.startswith("1") else trunk) + nsn
+    half = len(nsn) // 2
+    out = [
+        national, f"+{cc}{nsn}", f"+{cc} {nsn}", f"{intl}{cc}{nsn}", f"{intl} {cc} {nsn}",
+        f"{national[:half]}-{national[half:]}", f"{national[:half]} {national[half:]}",
+        f"({national[:3]}) {national[3:]}", f"+{cc}-{nsn[:half]}-{nsn[half:]}",
+        f"{national[:half]}\u3000{national[half:]}", f"  {national}  ",
+    ]
+    return out + [f.translate(_FULLWIDTH) for f in out]
+
+
+@settings(max_examples=400, deadline=None)
+@given(valid_numbers())
+def test_every_accepted_form_normalises_to_the_same_e164(case: tuple[str, str, str]) -> None:
+    region, nsn, e164 = case
+    cc = e164[1 : len(e164) - len(nsn)]
+    for form in _forms(region, nsn, cc):
+        assert numbers.normalise(form, region) == e164, form
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="0123456789+- ", min_size=1, max_size=18), st.sampled_from(["CN", "US", "GB"]))
+def test_a_number_that_normalises_is_valid_in_its_numbering_plan(raw: str, region: str) -> None:
+    got = ours(raw, region)
+    if got is None:
+        return
+    if ":" in got:  # short code: valid short number of its country's main region
+        cc, _, code = got[1:].partition(":")
+        plan = pn.region_code_for_country_code(int(cc))
+        short = pn.PhoneNumber(country_code=int(cc), national_number=int(code))
+        assert shortnumberinfo.is_valid_short_number_for_region(short, plan)
+        return
+    assert pn.is_valid_number(pn.parse(got)), got
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "words"),
+    [
+        pytest.param("88886666", "CN", "local number without its area code", id="cn-8-digit-local"),
+        pytest.param("8888666", "CN", "local number without its area code", id="cn-7-digit-local"),
+        pytest.param("138001380001", "CN", "not a", id="cn-12-digit-mobile"),
+        pytest.param("14000138000", "CN", "not a valid number", id="cn-unallocated-mobile-segment"),
+        pytest.param("17963004961", "CN", "not a", id="cn-carrier-selection-garbage"),
+        pytest.param("5551234", "US", "local number without its area code", id="us-7-digit-local"),
+        pytest.param("+1 000 555 1234", "CN", "not a valid number", id="us-area-code-000"),
+        pytest.param("(100) 555-1234", "US", "not a", id="us-area-code-100"),
+        pytest.param("+1 999 555 1234", "US", "not a valid number", id="us-unassigned-area-code"),
+        pytest.param("+86:911", "CN", "not a valid short number", id="short-canonical-not-cn"),
+        pytest.param("911", "CN", "not a", id="short-foreign-emergency"),
+    ],
+)
+def test_invalid_or_incomplete_numbers_are_refused_with_a_reason(raw: str, region: str, words: str) -> None:
+    with pytest.raises(NumberError, match=words):
+        numbers.normalise(raw, region)
