@@ -26,6 +26,11 @@ CASES = [
     # (id, attempt kwargs, expected rule id, expected reason)
     ("allowed-plain-mobile", {}, "", "ok"),
     ("blocked-destination-letters", {"destination": "13800abc"}, "destination_format", "destination_invalid"),
+    # incomplete or invalid numbers never pass as "unknown" (they would miss list entries)
+    ("blocked-destination-local-no-area-code", {"destination": "88886666"}, "destination_format", "destination_invalid"),
+    ("blocked-destination-12-digit-mobile", {"destination": "138001380001"}, "destination_format", "destination_invalid"),
+    ("blocked-destination-unallocated-segment", {"destination": "14000138000"}, "destination_format", "destination_invalid"),
+    ("blocked-destination-us-local", {"destination": "+1 000 555 1234"}, "destination_format", "destination_invalid"),
     ("blocked-caller-id-400", {"caller_id": "400-123-4567"}, "cli", "caller_id_service_number"),
     ("blocked-caller-id-95", {"caller_id": "95588"}, "cli", "caller_id_service_number"),
     ("blocked-caller-id-96", {"caller_id": "96123"}, "cli", "caller_id_service_number"),
