@@ -41,6 +41,7 @@ from outguard.screening import (
     verdict_vars,
 )
 from outguard.service import Decision, Screener
+from outguard.privacy import mask
 
 logger = logging.getLogger(__name__)
 
@@ -229,12 +230,12 @@ class StasisApp:
             if received is not None and not bridge:
                 self.handling.add(time.perf_counter() - received)
         except ChannelGone:
-            logger.info("channel %s to %s hung up while outguard was deciding", cid, dialed)
+            logger.info("channel %s to %s hung up while outguard was deciding", cid, mask(dialed))
             self._release(cid)
         except (AriError, AriUnavailable) as err:
             # never leave the channel waiting in Stasis: hang it up (its hangup handler
             # reports the end of a call already handed to the tracker)
-            logger.error("channel %s to %s: ARI failed: %s; hanging up", cid, dialed, err)
+            logger.error("channel %s to %s: ARI failed: %s; hanging up", cid, mask(dialed), err)
             await self._hangup_quietly(cid, self.settings.fail_cause)
             self._release(cid)
         finally:
@@ -289,7 +290,7 @@ class StasisApp:
         mode, cause = dv.failure_policy(channelvars, self.settings.fail_mode,
                                         self.settings.fail_cause)
         SCREENING_FAILURES.labels("ari", mode).inc()
-        logger.warning("channel %s to %s: %s; failing %s", cid, dialed, why, mode)
+        logger.warning("channel %s to %s: %s; failing %s", cid, mask(dialed), why, mode)
         if mode == "open":
             await self.client.set_vars(cid, failure_vars(dv.UNSCREENED, "failed"))
             await self.client.continue_in_dialplan(cid, self.settings.dial_context, dialed, 1)

@@ -21,7 +21,7 @@ from agi.outcomes import AmiListener
 from agi.server import FastAgiServer
 from ari_app.app import StasisApp
 from ari_app.client import AriClient
-from outguard import policy_file
+from outguard import policy_file, privacy
 from outguard.config import Settings
 from outguard.enforcement import Enforcer
 from outguard.service import Screener
@@ -193,6 +193,7 @@ def build_app(
     """The whole service as one aiohttp application (not started)."""
     app = web.Application(client_max_size=settings.api.max_body_bytes)
     app[SETTINGS] = settings
+    privacy.configure(settings)  # the one masking setting, for every log line too
     app[PARTS] = {}
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_screener_ctx)

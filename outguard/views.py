@@ -1,7 +1,8 @@
 """Records as JSON-able dicts, shared by the HTTP API and the CLI's ``--json`` output.
 
-Numbers go through ``mask`` (the API masks per ``api.show_numbers``; the CLI, which reads
-the store file directly, shows them whole). Times are ISO 8601 UTC strings.
+Numbers go through ``mask`` (the API masks per ``api.show_numbers``, the one masking
+setting, with ``outguard.privacy.masked``; the CLI, which reads the store file directly,
+shows them whole). Times are ISO 8601 UTC strings.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from outguard.privacy import mask as privacy_mask
+from outguard.privacy import masked as masked_number
 from outguard.store.base import (
     Account,
     AccountMapping,
@@ -38,7 +39,7 @@ def plain(number: str) -> str:
 
 
 def masker(show_numbers: bool) -> Mask:
-    return plain if show_numbers else privacy_mask
+    return plain if show_numbers else masked_number
 
 
 def iso(value: datetime | float | None) -> str | None:

@@ -9,13 +9,13 @@ import re
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from outguard.privacy import mask
+from outguard.privacy import masked
 
 _NUMBER = re.compile(r"(?:\+|%2[bB])?\d[\d\-]{6,}")
 
 
 def masked_path(path: str) -> str:
-    return _NUMBER.sub(lambda m: mask(m.group(0).replace("%2B", "+").replace("%2b", "+")), path)
+    return _NUMBER.sub(lambda m: masked(m.group(0).replace("%2B", "+").replace("%2b", "+")), path)
 
 
 class AccessLogger(AbstractAccessLogger):

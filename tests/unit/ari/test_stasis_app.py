@@ -565,3 +565,15 @@ async def test_the_channels_failure_policy_wins_over_the_settings(
     app.dispatch(start("c1", **channelvars))
     await drain(app)
     assert ari.calls[-1] == expected
+
+
+async def test_every_log_line_about_a_failed_call_masks_the_dialled_number(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, _ = make(FakeScreener(error=RuntimeError("boom")), fail_mode="closed")
+    with caplog.at_level("INFO"):
+        app.dispatch(start("c1", "13800138000"))
+        await drain(app)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "138****8000" in text
+    assert "13800138000" not in text
