@@ -2,15 +2,21 @@
 
 Parameters (policy ``[[rules]]`` keys) per kind:
 
-* ``party_status``: ``parties`` (subset of tenant, account, caller_id; default all),
+* ``party_status``: applies under every policy: a policy without one gets the built-in
+  rule ``party_status`` (rules/policy_validate.py), and one that is shadowed, filtered or
+  leaves out a party is refused at validation. ``parties`` (all of tenant, account,
+  caller_id; the default),
   ``unknown`` ("allow" | "block": a tenant/account the store does not know). Reasons
   ``<party>_<state>``: account_suspended, tenant_disabled, caller_id_unverified, ...
   A suspension whose ``until`` has passed counts as active again.
 * ``caller_id``: ``forbidden_prefixes`` (digit prefixes with country code, "86400",
   "8695", "8696"), ``require_owned``, ``require_verified``, ``block_invalid``,
-  ``block_same_as_destination``, ``allow_missing``. Reasons caller_id_missing,
-  caller_id_service_number, caller_id_invalid, caller_id_is_destination,
-  caller_id_not_owned, caller_id_unverified.
+  ``block_same_as_destination``, ``allow_missing``, ``allow_short_codes`` (default false:
+  a short service number such as 10086, 12345, 110 or 95588 is never a caller ID),
+  ``domestic_regions`` (ISO codes: a call to a number of one of these regions must present
+  a caller ID of the same region). Reasons caller_id_missing, caller_id_service_number,
+  caller_id_invalid, caller_id_is_destination, caller_id_foreign, caller_id_not_owned,
+  caller_id_unverified.
 * ``lists``: ``lists`` (names; default every dnc/blacklist/complaint/register list).
   Reasons dnc_listed, blacklisted, complaint_listed, register_listed.
 * ``register_freshness``: ``lists`` (default every register list), ``max_age_days``
@@ -129,11 +135,26 @@ class CallerIdCheck(Check):
                     "that must not be presented on outbound calls",
                     {"prefix": prefix},
                 )
+        if ":" in ctx.caller and not p["allow_short_codes"]:
+            return Hit(
+                "caller_id_service_number",
+                f"caller ID {ctx.caller} is a short service number (carrier, bank or government"
+                " line) that must not be presented on outbound calls",
+                {"prefix": ctx.caller},
+            )
         info = ctx.caller_info
         if p["block_invalid"] and not info.valid:
             return Hit("caller_id_invalid", f"caller ID {ctx.caller} is not a valid number")
         if p["block_same_as_destination"] and ctx.caller == ctx.dest:
             return Hit("caller_id_is_destination", "caller ID equals the destination (spoofed)")
+        dest_region = ctx.dest_info.region
+        if dest_region in p["domestic_regions"] and info.region != dest_region:
+            return Hit(
+                "caller_id_foreign",
+                f"caller ID {ctx.caller} ({info.region or 'unknown region'}) on a domestic call"
+                f" to {dest_region}: a call within {dest_region} must present a {dest_region} number",
+                {"caller_region": info.region, "destination_region": dest_region},
+            )
         return self._ownership(ctx, ctx.caller)
 
     def _ownership(self, ctx: Ctx, caller: str) -> Hit | None:

@@ -59,6 +59,7 @@ DEFAULT_CAUSES: Mapping[str, int] = MappingProxyType(
         "caller_id_not_owned": 21,
         "caller_id_service_number": 21,
         "caller_id_is_destination": 21,
+        "caller_id_foreign": 21,
         "dnc_listed": 21,
         "blacklisted": 21,
         "complaint_listed": 21,

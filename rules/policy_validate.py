@@ -95,13 +95,61 @@ def validate(
                 ctx.err(item, "id", f"duplicate rule id {spec.id!r}")
             seen.add(spec.id)
             specs.append(spec)
+    status_ids = _party_status_always(ctx, rules, specs)
     for name, ls in list_specs.items():
         for rid in ls.exempts:
             if rid not in seen:
                 ctx.err(lists[name], "exempts", f"no rule with id {rid!r}")
+            elif rid in status_ids:
+                ctx.err(lists[name], "exempts", f"rule {rid!r} is a party_status rule: no list may"
+                        " exempt a number from suspensions (a suspended party stays suspended)")
     if issues:
         return None
+    if not status_ids:
+        specs.append(_builtin_party_status({s.id for s in specs}))
     return Policy(tuple(specs), list_specs, win_specs, cause_map, region, zone)
+
+
+ALL_PARTIES = ("tenant", "account", "caller_id")
+BUILTIN_PARTY_STATUS = "party_status"
+
+
+def _party_status_always(ctx: _Ctx, rules: list[RawItem], specs: list[RuleSpec]) -> set[str]:
+    """Party status holds under every policy: a suspended, disabled or unverified tenant,
+    account or caller ID never calls, whatever the policy includes.
+
+    A policy without a party_status rule gets the built-in one (every party, enforce, no
+    filter). A party_status rule that would let a suspended party call (shadow mode, a
+    purpose/region/province filter, or not every party) is a validation error, so such a
+    policy cannot be loaded. Returns the ids of the policy's own party_status rules.
+    """
+    ids: set[str] = set()
+    items = {r.value.get("id"): r for r in rules}
+    for spec in specs:
+        if spec.kind is not RuleKind.PARTY_STATUS:
+            continue
+        ids.add(spec.id)
+        item = items[spec.id]
+        if spec.mode is not RuleMode.ENFORCE:
+            ctx.err(item, "mode", "party_status must be enforced: in shadow mode a suspended or"
+                    " disabled party keeps calling (remove the rule to get the built-in one)")
+        for key in ("purposes", "regions", "provinces"):
+            if getattr(spec, key):
+                ctx.err(item, key, f"party_status cannot be limited by {key}: a suspension must"
+                        " stop every call of the party")
+        missing = [p for p in ALL_PARTIES if p not in spec.params.get("parties", ALL_PARTIES)]
+        if missing:
+            ctx.err(item, "parties", f"party_status must cover tenant, account and caller_id:"
+                    f" a suspended {' or '.join(missing)} would keep calling")
+    return ids
+
+
+def _builtin_party_status(taken: set[str]) -> RuleSpec:
+    rid = BUILTIN_PARTY_STATUS if BUILTIN_PARTY_STATUS not in taken else "party_status.builtin"
+    return RuleSpec(
+        id=rid, kind=RuleKind.PARTY_STATUS, params={"parties": ALL_PARTIES, "unknown": "allow"},
+        source="built-in (rules/policy_validate.py): party status applies under every policy",
+    )
 
 
 def _zone_ok(name: str) -> bool:
@@ -296,9 +344,15 @@ def _p_party(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, _w: _Wins) -> _Pa
 
 def _p_caller(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, _w: _Wins) -> _Params:
     flags = {"require_owned": True, "require_verified": True, "block_invalid": True,
-             "block_same_as_destination": True, "allow_missing": False}
-    _only(ctx, item, p, {"forbidden_prefixes", *flags})
+             "block_same_as_destination": True, "allow_missing": False,
+             "allow_short_codes": False}
+    _only(ctx, item, p, {"forbidden_prefixes", "domestic_regions", *flags})
     out = _bools(ctx, item, p, flags)
+    domestic = _strs(ctx, item, "domestic_regions", p.get("domestic_regions", [])) or []
+    for x in domestic:
+        if not re.fullmatch(r"[A-Z]{2}", x):
+            ctx.err(item, "domestic_regions", f"{x!r} is not an ISO region code like \"CN\"")
+    out["domestic_regions"] = frozenset(domestic)
     prefixes = _strs(ctx, item, "forbidden_prefixes", p.get("forbidden_prefixes", [])) or []
     for x in prefixes:
         if not _PREFIX.fullmatch(x):

@@ -63,14 +63,14 @@ def test_fast_window_agrees_with_datetime(zone: str, naive: datetime) -> None:
     snap = SNAPS[zone]
     ctx = _context(attempt(at=now), snap, FakeCounters(), now)
     assert not isinstance(ctx, str)
-    check = snap.checks[0]
+    check = snap.checks[-1]  # after the built-in party_status rule
     assert isinstance(check, TimeWindowCheck)
     assert (check.evaluate(ctx) is None) is reference_open(now, zone)
 
 
 def test_offset_memo_follows_a_dst_change() -> None:
     snap = SNAPS["America/New_York"]
-    check = snap.checks[0]
+    check = snap.checks[-1]  # after the built-in party_status rule
     # 2026-03-08: clocks go forward at 07:00 UTC. Monday 2026-03-09 12:59 UTC = 08:59 EDT.
     before = datetime(2026, 3, 6, 12, 59, tzinfo=timezone.utc)  # Friday 07:59 EST: closed
     after = before + timedelta(days=3)  # Monday 08:59 EDT: open
