@@ -34,7 +34,8 @@ phonenumbers; tests/unit/rules/test_numbers_property.py checks it with hypothesi
 ``prewarm_cn_mobiles()`` classifies every known CN mobile segment up front (~5 s).
 
 ``classify(e164)`` returns a ``NumberInfo``: region, line type, province/city (CN names
-in Chinese, split as 广东省 + 深圳市; municipalities give 北京市 for both), time zones
+in Chinese, split as 广东省 + 深圳市; municipalities give 北京市 for both; US states from
+the area code by NANPA's table, rules/nanpa_us_area_codes.csv), time zones
 and carrier. The geocoder is imported on first use (~0.5 s, ~100 MB). Results are cached
 per prefix (the number without its last four digits, plus its length): geocoding, zones
 and carriers are prefix data, so after warm-up a lookup costs well under a microsecond.
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from pathlib import Path
 from functools import lru_cache
 from typing import Any
 
@@ -419,14 +421,37 @@ def split_cn_place(text: str) -> tuple[str | None, str | None]:
     return None, text
 
 
+NANPA_TABLE = Path(__file__).parent / "nanpa_us_area_codes.csv"
+
+
+@lru_cache(maxsize=1)
+def us_area_code_states() -> dict[str, str]:
+    """Area code -> state (two letters) from NANPA's table (rules/nanpa_us_area_codes.csv)."""
+    table: dict[str, str] = {}
+    with NANPA_TABLE.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or line == "area_code,state":
+                continue
+            npa, _, state = line.partition(",")
+            table[npa] = state
+    return table
+
+
 def _place(num: Any, region: str | None) -> tuple[str | None, str | None]:
-    """Province and city: Chinese names for CN numbers, "City, ST" split for others."""
+    """Province and city: Chinese names for CN numbers; for US numbers the state from the
+    area code (NANPA's table, never geocoder text, which names only the state for many
+    overlay codes), the city from the geocoder; "City, ST" split for other countries."""
     from phonenumbers import geocoder  # heavy: imported on first use only
 
     if region == "CN":
         text: str = geocoder.description_for_valid_number(num, "zh")
         return split_cn_place(text)
     text = geocoder.description_for_valid_number(num, "en")
+    if region == "US":
+        state = us_area_code_states().get(str(num.national_number)[:3])
+        city = text.rpartition(", ")[0] if ", " in text else None
+        return state, city
     if not text or text == geocoder.country_name_for_number(num, "en"):
         return None, None
     city, sep, state = text.rpartition(", ")
