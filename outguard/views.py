@@ -95,7 +95,8 @@ def user(u: User) -> dict[str, Any]:
 def list_record(r: ListRecord, entries: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"name": r.name, "kind": r.info.kind.value, "scope": r.info.scope.value,
            "scope_key": r.info.scope_key, "description": r.description,
-           "imported_at": iso(r.info.imported_at), "created_at": iso(r.created_at)}
+           "imported_at": iso(r.info.imported_at), "released_at": iso(r.info.released_at),
+           "created_at": iso(r.created_at)}
     if entries is not None:
         out["entries"] = entries
     return out

@@ -20,7 +20,9 @@ Parameters (policy ``[[rules]]`` keys) per kind:
 * ``lists``: ``lists`` (names; default every dnc/blacklist/complaint/register list).
   Reasons dnc_listed, blacklisted, complaint_listed, register_listed.
 * ``register_freshness``: ``lists`` (default every register list), ``max_age_days``
-  (default 31; a list's own max_age_days wins). Reason register_stale.
+  (default 31; a list's own max_age_days wins). The age runs from the registry's release
+  date of the imported copy when the import gave it (``--released``), else from the
+  import time. Reason register_stale.
 """
 
 from __future__ import annotations

@@ -131,6 +131,9 @@ class ListInfo:
     scope: Scope = Scope.GLOBAL
     scope_key: str | None = None  # tenant id or campaign id for scoped lists
     imported_at: datetime | None = None  # registers: time of the last import
+    #: registers: when the imported copy was released by the registry (the import says
+    #: so); a register's age runs from here, or from imported_at when it is not known
+    released_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ class ListView:
 
     spec: ListSpec
     list_id: int  # the id the ListIndex reports for this list
-    imported_at: datetime | None = None
+    imported_at: datetime | None = None  # the copy's date: release date, else import time
     evidence: Mapping[int, str] = field(default_factory=dict)  # consent lists only
     size: int = 0  # entries kept at build time
 
@@ -57,10 +57,12 @@ def merge_specs(
                 f"{info.scope_key}, policy says {have.kind.value}/{have.scope.value}/"
                 f"{have.scope_key}; the policy wins"
             )
-        if info.imported_at is not None and info.imported_at.tzinfo is None:
-            warn(f"list {info.name!r}: imported_at has no time zone; treated as never imported")
+        copy_of = info.released_at if info.released_at is not None else info.imported_at
+        if copy_of is not None and copy_of.tzinfo is None:
+            warn(f"list {info.name!r}: imported_at/released_at has no time zone; treated as"
+                 " never imported")
         else:
-            imported[info.name] = info.imported_at
+            imported[info.name] = copy_of  # the register's age runs from its release
     return specs, imported
 
 

@@ -4,6 +4,7 @@ bulk import (the request body is the file) and streamed export."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from dataclasses import asdict
 from typing import Any
 
@@ -144,7 +145,11 @@ async def remove_entries(request: web.Request) -> web.Response:
 
 @route("POST", "/api/lists/{name}/import", tag="lists", heavy=True, role="admin", body_type="text/plain",
        params=(NAME, Param("mode", description="replace (default) or add"),
-               Param("format", description="auto (default), text, csv, us_registry")))
+               Param("format", description="auto (default), text, csv, us_registry"),
+               Param("max_reject_ratio", description="refuse the import when more than this"
+                     " share of lines is rejected (default 0.01 for replace, none for add)"),
+               Param("released", description="ISO date the registry released this copy"
+                     " (registers' age runs from it; default: the import time)")))
 async def import_list(request: web.Request) -> web.Response:
     """Import a file (the request body) into a list, all or nothing.
 
@@ -156,12 +161,15 @@ async def import_list(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "auto")
     if mode not in ("replace", "add"):
         raise InvalidInput("mode must be replace or add", field="mode")
+    ratio = _ratio(request.query.get("max_reject_ratio"))
+    released = _released(request.query.get("released"))
     await store.get_list(name)
     limit = cx.settings(request).api.max_body_bytes
     async with spooled_body(request, limit, "an import") as path:
         result = await store.import_list(
             name, path, mode=mode, fmt=fmt, region=cx.screener(request).policy.default_region,
-            actor=cx.actor(request), source=f"api:{cx.actor(request)}")
+            actor=cx.actor(request), source=f"api:{cx.actor(request)}",
+            max_reject_ratio=ratio, released_at=released)
     body = asdict(result)
     body["rejects"] = [{"line": r.line, "reason": r.reason, "text": r.text}
                        for r in result.rejects]
@@ -221,3 +229,27 @@ async def find_number(request: web.Request) -> web.Response:
     entries = await cx.store(request).find_entries(e164)
     mask = cx.mask(request)
     return ok({"e164": mask(e164), "entries": [views.entry(e, mask) for e in entries]})
+
+
+def _ratio(text: str | None) -> float | None:
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise InvalidInput("max_reject_ratio must be a number from 0 to 1 (0.01 = 1%)",
+                           field="max_reject_ratio", value=text)
+    return value
+
+
+def _released(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("released must be an ISO date or date-time, e.g. 2026-11-30",
+                           field="released", value=text) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)

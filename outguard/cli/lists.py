@@ -176,25 +176,36 @@ def lists_find(store: SQLiteStore, number: str, as_json: bool) -> None:
 @click.option("--reject-file", default=None, help="Write every rejected line here.")
 @click.option("--reason", default=None, help="Reason stored on the entries.")
 @click.option("--expires", default=None, help="Expiry of the imported entries (ISO).")
+@click.option("--max-reject-ratio", type=click.FloatRange(0, 1), default=None,
+              help="Refuse the import when more than this share of lines is rejected "
+                   "(default 0.01 = 1% for --mode replace, no limit for add).")
+@click.option("--released", default=None, metavar="DATE",
+              help="When the registry released this copy (ISO date/time; registers' age "
+                   "runs from it, default: the import time).")
 @json_option
 @with_store
 def lists_import(store: SQLiteStore, name: str, file: str, mode: str, fmt: str,
                  reject_file: str | None, reason: str | None, expires: str | None,
+                 max_reject_ratio: float | None, released: str | None,
                  as_json: bool) -> None:
     """Import a file into a list, all or nothing (a failure leaves the list as it was).
 
-    Shows a progress bar on a terminal. Exit code 1 when the import is refused.
+    A replace import with more than 1% rejected lines is refused (--max-reject-ratio), so a
+    wrong file never wipes a list. Shows a progress bar on a terminal. Exit code 1 when
+    the import is refused; every rejected line is named (file:line: reason).
 
     \b
     Example:
       outguard lists import dnc national-dnc.csv --mode replace --reject-file rejects.txt
+      outguard lists import us_national_dnc 2026-11-30.txt --released 2026-11-30
     """
     size = Path(file).stat().st_size
     with _bar(size, f"importing {Path(file).name}") as advance:
         result = store.import_list(
             name, file, mode=mode, fmt=fmt, region=_region(), source=Path(file).name,
             reason=reason, expires_at=_date(expires), reject_file=reject_file,
-            progress=advance, progress_every=20_000, actor=actor())
+            progress=advance, progress_every=20_000, actor=actor(),
+            max_reject_ratio=max_reject_ratio, released_at=_date(released))
     body = {k: getattr(result, k) for k in ("list_name", "mode", "lines", "accepted",
                                             "duplicates", "rejected", "added", "removed",
                                             "total", "seconds")}
@@ -203,11 +214,14 @@ def lists_import(store: SQLiteStore, name: str, file: str, mode: str, fmt: str,
     if as_json:
         emit_json(body)
         return
-    click.echo(f"{name}: {result.accepted} numbers accepted, {result.rejected} rejected, "
+    click.echo(f"{name}: {result.accepted} numbers accepted, {result.rejected} lines rejected, "
                f"{result.added} added, {result.removed} removed, {result.total} on the list "
                f"({result.seconds:.1f} s)")
     for r in result.rejects[:10]:
-        click.echo(f"  line {r.line}: {r.reason}  {r.text}")
+        click.echo(f"  {file}:{r.line}: {r.reason}  ({r.text})")
+    if result.rejected > 10:
+        more = "" if reject_file else "; --reject-file FILE lists them all"
+        click.echo(f"  ... and {result.rejected - 10} more rejected lines{more}")
 
 
 class _bar:

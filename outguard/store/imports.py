@@ -2,7 +2,20 @@
 
 Formats: plain text (one number per line, ``#`` comments), CSV (a column named
 number/phone/tel/电话/号码..., else the first column) and the US registry's
-``area code,number`` rows. Numbers may be in any form ``rules.numbers.normalise`` accepts.
+``area code,number`` rows (with or without that header line: a header naming an area
+code column and a number column selects the format). Numbers may be in any form
+``rules.numbers.normalise`` accepts, which takes only numbers valid in their numbering
+plan: a line that is not one (a 7-digit local number, ``17963004961``) is rejected, never
+stored as whatever its digits happen to parse to.
+
+Imports never silently destroy a list: a ``replace`` import whose rejected lines exceed
+``max_reject_ratio`` of the lines read (default ``DEFAULT_REJECT_RATIO``, 1%) is refused
+and the list stays as it was; ``add`` imports take a ratio only when given one. The
+result (and the refusal) name every rejected line's file, line number and reason (the
+first ``max_rejects_kept``; all of them in ``reject_file``).
+
+``released_at`` is the registry's release date of the copy (e.g. the date the US DNC
+registry file was downloaded); registers' freshness runs from it (else from the import).
 
 How it stays all-or-nothing: valid numbers are streamed into a TEMP staging table private
 to the import's own connection (deduplicated by its key), so parsing millions of lines
@@ -56,6 +69,10 @@ BOMS_UNSUPPORTED = {
 }
 UTF8_BOM = b"\xef\xbb\xbf"
 FORMATS = ("auto", "text", "csv", "us_registry")
+DEFAULT_REJECT_RATIO = 0.01  # replace imports: refuse when more than 1% of lines are rejected
+AREA_CODE_HEADERS = frozenset({"area code", "area_code", "areacode", "area", "npa", "区号"})
+NUMBER_HEADERS = frozenset({"number", "phone", "phone number", "phone_number", "telephone",
+                            "subscriber", "line", "号码", "电话"})
 ProgressCallback = Callable[[ImportProgress], None]
 
 
@@ -67,6 +84,12 @@ def _show(raw: bytes) -> str:
     """The start of a line, printable, for reject reports."""
     text = raw[:60].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _registry_header(cells: list[str]) -> bool:
+    """``area code,number`` (and spellings of it): the US registry's two-column header."""
+    names = [c.strip().strip('"').strip().lower() for c in cells]
+    return len(names) == 2 and names[0] in AREA_CODE_HEADERS and names[1] in NUMBER_HEADERS
 
 
 def _cells(text: str, delimiter: str) -> list[str]:
@@ -91,6 +114,7 @@ class _Importer:
         self.rejected = self.lines = self.valid = self.accepted = 0
         self.total_bytes: int | None = None
         self.bytes_read = 0
+        self.first_line = 0
 
     # -- rejects and progress --------------------------------------------------------------
 
@@ -107,8 +131,17 @@ class _Importer:
                                          self.valid, self.rejected))
 
     def fail(self, message: str, line: int | None = None) -> ImportFailed:
-        return ImportFailed(message, path=str(self.path), line=line, rejects=self.rejects,
-                            rejected=self.rejected)
+        return ImportFailed(message + self.why(), path=str(self.path), line=line,
+                            rejects=self.rejects, rejected=self.rejected)
+
+    def why(self, shown: int = 5) -> str:
+        """The first rejected lines as ``file:line: reason``, for messages."""
+        if not self.rejects:
+            return ""
+        lines = [f"\n  {self.path}:{r.line}: {r.reason} ({r.text})" for r in self.rejects[:shown]]
+        more = self.rejected - min(shown, len(self.rejects))
+        tail = f"\n  ... and {more} more rejected lines" if more > 0 else ""
+        return "".join(lines) + tail
 
     # -- row shapes ------------------------------------------------------------------------
 
@@ -121,7 +154,8 @@ class _Importer:
                 cells = [c.strip() for c in _cells(text, delimiter or ",")]
                 fmt = "us_registry" if (
                     len(cells) == 2 and len(cells[0]) == 3 and len(cells[1]) == 7
-                    and cells[0].isdigit() and cells[1].isdigit()) else "csv"
+                    and cells[0].isdigit() and cells[1].isdigit()) or _registry_header(cells) \
+                    else "csv"
             else:
                 fmt = "text"
         if fmt == "text":
@@ -130,6 +164,11 @@ class _Importer:
         cells = [c.strip().strip('"').strip() for c in _cells(text, delimiter)]
         has_digits = any(ch.isdigit() for ch in text)
         if fmt == "us_registry":
+            if not has_digits and not _registry_header(cells):
+                raise ImportFailed(
+                    f"{self.path}: line {self.first_line}: header {text[:60]!r} is not"
+                    " 'area code,number' (the US registry format)", path=str(self.path),
+                    line=self.first_line)
             return self._us_registry(delimiter), not has_digits
         column = next((i for i, c in enumerate(cells) if c.lower() in HEADER_NAMES), None)
         header = column is not None or not has_digits
@@ -208,6 +247,7 @@ class _Importer:
                 continue
             try:
                 if extract is None:
+                    self.first_line = lineno
                     extract, header = self.choose(text)
                     if header:
                         continue
@@ -330,14 +370,28 @@ def import_numbers(
     max_line: int = MAX_LINE,
     normalise: Normaliser | None = None,
     actor: str = "system",
+    max_reject_ratio: float | None = None,
+    released_at: datetime | None = None,
 ) -> ImportResult:
     """Import a file into an existing list (``mode`` replace or add); all or nothing.
 
     Raises ImportFailed (list untouched) when the file cannot be read, is UTF-16/32, has
-    no valid number (unless ``allow_empty``), or has more than ``max_rejects`` rejects.
+    no valid number (unless ``allow_empty``), has more than ``max_rejects`` rejects, or
+    rejects more than ``max_reject_ratio`` of its lines (default 1% for replace, no limit
+    for add). ``released_at`` (aware) is the registry's release date of the copy.
     """
     if mode not in ("replace", "add"):
         raise InvalidInput("mode must be replace or add", field="mode", value=mode)
+    ratio = max_reject_ratio if max_reject_ratio is not None else (
+        DEFAULT_REJECT_RATIO if mode == "replace" else None)
+    if ratio is not None and not 0 <= ratio <= 1:
+        raise InvalidInput("max_reject_ratio must be between 0 and 1 (0.01 = 1%)",
+                           field="max_reject_ratio", value=ratio)
+    if released_at is not None and released_at.tzinfo is None:
+        raise InvalidInput("released_at needs a time zone", field="released_at")
+    if released_at is not None and released_at.timestamp() > time.time() + 86400:
+        raise InvalidInput(f"released_at {released_at.isoformat()} is in the future",
+                           field="released_at")
     started = time.monotonic()
     file_path = Path(path)
     store.get_list(list_name)  # NotFound before reading anything
@@ -351,6 +405,13 @@ def import_numbers(
         if max_rejects is not None and imp.rejected > max_rejects:
             raise imp.fail(f"{file_path}: {imp.rejected} rejected lines (limit {max_rejects});"
                            f" list {list_name!r} left unchanged")
+        read = imp.valid + imp.rejected
+        if ratio is not None and read and imp.rejected / read > ratio and imp.accepted:
+            raise imp.fail(
+                f"{file_path}: {imp.rejected} of {read} lines rejected"
+                f" ({100 * imp.rejected / read:.1f}%, more than the {100 * ratio:g}% a {mode}"
+                f" import allows; raise it with max_reject_ratio / --max-reject-ratio if the"
+                f" file is right); list {list_name!r} left unchanged")
         if imp.accepted == 0 and not allow_empty:
             first = f"; first problem: line {imp.rejects[0].line}: {imp.rejects[0].reason}" \
                 if imp.rejects else ""
@@ -364,9 +425,12 @@ def import_numbers(
             lid = list_id(conn, list_name)
             added, removed, total = _merge(conn, lid, mode, (to_ts(expires_at), now, source_name,
                                                               reason, evidence))
-            conn.execute("UPDATE lists SET imported_at = ? WHERE id = ?", (now, lid))
+            conn.execute("UPDATE lists SET imported_at = ?, released_at = ? WHERE id = ?",
+                         (now, to_ts(released_at), lid))
             write_audit(conn, actor, "list.import", party_kind="list", party_key=list_name,
                         after={"file": str(file_path), "mode": mode, "lines": imp.lines,
+                               "released_at": None if released_at is None
+                               else released_at.isoformat(),
                                "accepted": imp.accepted, "rejected": imp.rejected,
                                "added": added, "removed": removed, "total": total})
             version = bump_version(conn)

@@ -29,6 +29,7 @@ def list_record(row: Any) -> ListRecord:
     info = ListInfo(
         name=row["name"], kind=ListKind(row["kind"]), scope=Scope(row["scope"]),
         scope_key=row["scope_key"], imported_at=to_dt(row["imported_at"]),
+        released_at=to_dt(row["released_at"]),
     )
     return ListRecord(row["id"], info, row["description"] or "", to_dt(row["created_at"]))
 

@@ -167,6 +167,11 @@ def _entry_expiry(db: sqlite_utils.Database) -> None:
     )
 
 
+def _list_release_date(db: sqlite_utils.Database) -> None:
+    """4: a register's copy has a release date (given at import); its age runs from it."""
+    db.execute("ALTER TABLE lists ADD COLUMN released_at REAL")
+
+
 def _complaint_account(db: sqlite_utils.Database) -> None:
     """10: the account a complaint was attributed to when it came in (explicit, or the
     last call from the caller ID to the callee), so every process counts it alike."""
@@ -198,6 +203,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
     (3, "entry expiry index", _entry_expiry),
+    (4, "list release date", _list_release_date),
     (10, "complaint account", _complaint_account),
     (11, "rule hits", _rule_hits),
     (30, "open calls: end note and index", _open_calls),
@@ -236,8 +242,12 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             f"database schema version {version} is newer than this outguard ({LATEST})",
             version=version,
         )
+    # Every migration not yet recorded runs, in ascending order: numbers have gaps
+    # (parallel branches number theirs in separate ranges), and one numbered below a
+    # migration already applied elsewhere still runs.
+    applied = {int(r[0]) for r in conn.execute("SELECT version FROM migrations")}
     for number, name, step in sorted(MIGRATIONS, key=lambda m: m[0]):
-        if number <= version or number > goal:
+        if number in applied or number > goal:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -251,5 +261,5 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             conn.execute("ROLLBACK")
             raise
         logger.info("applied store migration %d (%s)", number, name)
-        version = number
+        version = max(version, number)
     return version

@@ -96,13 +96,14 @@ def load_parties(conn: sqlite3.Connection, now_ts: float) -> list[Party]:
 def load_lists(conn: sqlite3.Connection) -> tuple[list[ListInfo], dict[int, str]]:
     lists: list[ListInfo] = []
     names: dict[int, str] = {}
-    for list_id, name, kind, scope, scope_key, imported_at in conn.execute(
-        "SELECT id, name, kind, scope, scope_key, imported_at FROM lists ORDER BY id"
+    for list_id, name, kind, scope, scope_key, imported_at, released_at in conn.execute(
+        "SELECT id, name, kind, scope, scope_key, imported_at, released_at FROM lists"
+        " ORDER BY id"
     ):
         names[list_id] = name
         lists.append(ListInfo(
             name=name, kind=ListKind(kind), scope=Scope(scope), scope_key=scope_key,
-            imported_at=to_dt(imported_at),
+            imported_at=to_dt(imported_at), released_at=to_dt(released_at),
         ))
     return lists, names
 

@@ -103,7 +103,10 @@ async def test_lists_entries_search_and_number_lookup(api: Api) -> None:
 
 async def test_a_list_is_imported_from_the_body_and_exported(api: Api) -> None:
     text = "13600136000\n13600136001\nnot-a-number\n"
-    result = await api.json("POST", "/api/lists/dnc/import?mode=replace",
+    refused = await api.json("POST", "/api/lists/dnc/import?mode=replace", status=422,
+                             data=io.BytesIO(text.encode()), headers={"Content-Type": "text/csv"})
+    assert "1 of 3 lines rejected" in refused["message"] and refused["rejects"][0]["line"] == 3
+    result = await api.json("POST", "/api/lists/dnc/import?mode=replace&max_reject_ratio=0.5",
                             data=io.BytesIO(text.encode()), headers={"Content-Type": "text/csv"})
     assert (result["accepted"], result["rejected"], result["total"]) == (2, 1, 2)
     assert result["rejects"][0]["line"] == 3

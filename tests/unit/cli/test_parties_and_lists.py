@@ -86,8 +86,11 @@ def test_lists_are_created_filled_searched_and_emptied(og: Cli) -> None:
 def test_a_list_is_imported_and_exported(og: Cli, tmp_path: Path) -> None:
     src = tmp_path / "dnc.txt"
     src.write_text("13600136000\n13600136001\nrubbish\n", encoding="utf-8")
-    out = og("lists", "import", "dnc", str(src), "--mode", "replace").output
-    assert "2 numbers accepted, 1 rejected" in out and "line 3" in out
+    refused = og("lists", "import", "dnc", str(src), "--mode", "replace", code=1).output
+    assert "1 of 3 lines rejected" in refused and f"{src}:3: letters in number" in refused
+    out = og("lists", "import", "dnc", str(src), "--mode", "replace",
+             "--max-reject-ratio", "0.5").output
+    assert "2 numbers accepted, 1 lines rejected" in out and f"{src}:3:" in out
     body = og.json("lists", "import", "dnc", str(src), "--mode", "add")
     assert body["added"] == 0 and body["total"] == 2
     exported = og("lists", "export", "dnc").stdout.splitlines()

@@ -121,6 +121,19 @@ def test_register_older_than_max_age_blocks(counters: FakeCounters) -> None:
     assert "32.5 days old (max 31 days)" in v.message
 
 
+def test_register_age_runs_from_the_copys_release_not_the_import(counters: FakeCounters) -> None:
+    from rules.model import ListInfo, ListKind
+
+    stale = [ListInfo("national", ListKind.REGISTER, imported_at=NOW - timedelta(days=1),
+                      released_at=NOW - timedelta(days=40))]
+    v = decide(attempt(destination="+1 212 555 9999", at=US_MORNING), snapshot(lists=stale), counters)
+    assert v.reason == "register_stale" and "40.5 days old" in v.message
+    fresh = [ListInfo("national", ListKind.REGISTER, imported_at=NOW - timedelta(days=1),
+                      released_at=NOW - timedelta(days=3))]
+    v = decide(attempt(destination="+1 212 555 9999", at=US_MORNING), snapshot(lists=fresh), counters)
+    assert v.reason != "register_stale"
+
+
 def test_first_block_wins_in_stage_order(counters: FakeCounters) -> None:
     suspended = Party(PartyKind.ACCOUNT, "a1", PartyState.SUSPENDED, "t1")
     snap = with_party(suspended)

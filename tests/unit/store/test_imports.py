@@ -65,7 +65,7 @@ def test_csv_without_header_uses_the_first_column(store: SQLiteStore, dnc: str, 
 
 def test_us_registry_area_code_and_number(store: SQLiteStore, dnc: str, tmp_path: Path) -> None:
     f = _write(tmp_path / "us.txt", b"201,2345678\r\n212,5550123\r\n20,12345678\r\n")
-    result = store.import_list(dnc, f, region="US")
+    result = store.import_list(dnc, f, region="US", max_reject_ratio=1.0)
     assert _numbers(store, dnc) == ["+12012345678", "+12125550123"]
     assert [(r.line, r.reason) for r in result.rejects] == [
         (3, "expected a 3-digit area code and a 7-digit number")]
@@ -87,7 +87,7 @@ def test_gb18030_file_is_decoded(store: SQLiteStore, dnc: str, tmp_path: Path) -
 def test_mixed_file_reports_every_reject_with_its_line(store: SQLiteStore, dnc: str, tmp_path: Path) -> None:
     data = b"13800138000\nhello\n12\n13800138001\x00\n\xff\xfe\x80\n13800138002\n"
     rejects_path = tmp_path / "rejects.tsv"
-    result = store.import_list(dnc, _write(tmp_path / "m.txt", data), reject_file=rejects_path)
+    result = store.import_list(dnc, _write(tmp_path / "m.txt", data), reject_file=rejects_path, max_reject_ratio=1.0)
     assert _numbers(store, dnc) == ["+8613800138000", "+8613800138002"]
     assert [r.line for r in result.rejects] == [2, 3, 4, 5]
     reasons = [r.reason for r in result.rejects]
@@ -99,7 +99,7 @@ def test_five_megabyte_line_is_rejected_without_losing_the_next_line(
     store: SQLiteStore, dnc: str, tmp_path: Path
 ) -> None:
     data = b"13800138000\n" + b"9" * (5 * 1024 * 1024) + b"\n13800138001\n"
-    result = store.import_list(dnc, _write(tmp_path / "long.txt", data))
+    result = store.import_list(dnc, _write(tmp_path / "long.txt", data), max_reject_ratio=1.0)
     assert _numbers(store, dnc) == ["+8613800138000", "+8613800138001"]
     assert result.rejects[0].line == 2 and "too long" in result.rejects[0].reason
     assert len(result.rejects[0].text) <= 60
@@ -138,7 +138,7 @@ def test_too_many_rejects_fails_the_whole_import(store: SQLiteStore, dnc: str, t
 
 def test_rejects_kept_in_memory_are_capped_but_all_counted(store: SQLiteStore, dnc: str, tmp_path: Path) -> None:
     f = _write(tmp_path / "m.txt", b"13800138000\n" + b"x\n" * 5000)
-    result = store.import_list(dnc, f, max_rejects_kept=100)
+    result = store.import_list(dnc, f, max_rejects_kept=100, max_reject_ratio=1.0)
     assert result.rejected == 5000 and len(result.rejects) == 100
 
 
@@ -191,3 +191,94 @@ def test_exports_stream_csv_and_json(store: SQLiteStore, dnc: str) -> None:
     assert audit[-1]["action"] == "list.add" and audit[-1]["after"]["count"] == 2
     out = io.StringIO()
     assert store.export_calls(out, "json") == 0 and json.loads(out.getvalue()) == []
+
+
+# -- garbage never becomes a number; a bad file never wipes a list -------------------------
+
+@pytest.mark.parametrize(
+    ("line", "region"),
+    [
+        pytest.param(b"17963004961", "CN", id="cn-carrier-prefix-garbage-not-+4961"),
+        pytest.param(b"88886666", "CN", id="cn-local-without-area-code"),
+        pytest.param(b"138001380001", "CN", id="cn-12-digit-mobile"),
+        pytest.param(b"5550123", "US", id="us-7-digit"),
+        pytest.param(b"+1 000 555 0123", "US", id="us-area-code-000"),
+    ],
+)
+def test_lines_that_are_not_valid_numbers_are_rejected_never_stored(
+    store: SQLiteStore, dnc: str, tmp_path: Path, line: bytes, region: str
+) -> None:
+    f = _write(tmp_path / "n.txt", b"+86 138 0013 8000\n+12125550123\n" + line + b"\n")
+    result = store.import_list(dnc, f, mode="add", region=region)
+    assert [r.line for r in result.rejects] == [3]
+    assert _numbers(store, dnc) == sorted([*OLD, "+12125550123", "+8613800138000"])
+
+
+@pytest.mark.parametrize("header", [b"area code,number", b"Area Code,Phone Number",
+                                    b'"area_code","number"', b"NPA,Number"])
+def test_us_registry_with_its_header_line_is_read_as_area_code_and_number(
+    store: SQLiteStore, dnc: str, tmp_path: Path, header: bytes
+) -> None:
+    f = _write(tmp_path / "us.csv", header + b"\n201,2345678\n212,5550123\n")
+    result = store.import_list(dnc, f, region="US")
+    assert (result.accepted, result.rejected) == (2, 0)
+    assert _numbers(store, dnc) == ["+12012345678", "+12125550123"]
+
+
+def test_us_registry_format_refuses_a_header_that_is_not_area_code_number(
+    store: SQLiteStore, dnc: str, tmp_path: Path
+) -> None:
+    f = _write(tmp_path / "us.csv", b"name,phone\n201,2345678\n")
+    with pytest.raises(ImportFailed, match="not 'area code,number'"):
+        store.import_list(dnc, f, fmt="us_registry", region="US")
+    assert _numbers(store, dnc) == OLD
+
+
+def test_a_replace_import_of_mostly_rejected_lines_leaves_the_list_alone(
+    store: SQLiteStore, dnc: str, tmp_path: Path
+) -> None:
+    store.add_entries(dnc, [f"+86136001{i:05d}" for i in range(1000)])
+    before = _numbers(store, dnc)
+    f = _write(tmp_path / "bad.txt", b"13800138000\n" + b"garbage\n" * 99)
+    with pytest.raises(ImportFailed) as info:
+        store.import_list(dnc, f, mode="replace")
+    message = str(info.value)
+    assert "99 of 100 lines rejected" in message and "left unchanged" in message
+    assert f"{f}:2: letters in number" in message  # file and line of each reason
+    assert info.value.rejected == 99
+    assert _numbers(store, dnc) == before
+
+
+@pytest.mark.parametrize(
+    ("bad", "mode", "ratio", "refused"),
+    [
+        pytest.param(1, "replace", None, False, id="replace-1-percent-passes"),
+        pytest.param(2, "replace", None, True, id="replace-2-percent-refused"),
+        pytest.param(2, "replace", 0.05, False, id="replace-raised-threshold"),
+        pytest.param(50, "add", None, False, id="add-has-no-default-limit"),
+        pytest.param(2, "add", 0.01, True, id="add-with-an-explicit-limit"),
+    ],
+)
+def test_reject_threshold(store: SQLiteStore, dnc: str, tmp_path: Path,
+                          bad: int, mode: str, ratio: float | None, refused: bool) -> None:
+    good = b"".join(f"1360013{i:04d}\n".encode() for i in range(100 - bad))
+    f = _write(tmp_path / "n.txt", good + b"x\n" * bad)
+    if refused:
+        with pytest.raises(ImportFailed, match=f"{bad} of 100 lines rejected"):
+            store.import_list(dnc, f, mode=mode, max_reject_ratio=ratio)
+        assert _numbers(store, dnc) == OLD
+    else:
+        result = store.import_list(dnc, f, mode=mode, max_reject_ratio=ratio)
+        assert result.rejected == bad
+
+
+def test_the_release_date_of_the_copy_is_kept(store: SQLiteStore, dnc: str, tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    released = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    store.import_list(dnc, _write(tmp_path / "n.txt", b"13800138000\n"), released_at=released)
+    info = store.get_list(dnc).info
+    assert info.released_at == released and info.imported_at is not None
+    assert info.imported_at > released
+    store.import_list(dnc, _write(tmp_path / "n.txt", b"13800138000\n"))
+    assert store.get_list(dnc).info.released_at is None  # a later copy without a date
