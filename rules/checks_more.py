@@ -14,7 +14,9 @@ Parameters per kind:
 * ``time_window``: ``window`` (a [windows.NAME] table). The call must be inside the
   window in every candidate zone of the callee (all of a multi-zone number's zones);
   when the number has no zone, or the window says callee_zone = false, the window's
-  ``zone`` or else the policy ``timezone``. Reasons quiet_hours, holiday.
+  ``zone`` or else the policy ``timezone``. Holidays are closed (or ``holiday_hours``);
+  make-up working days (``workdays``, China's 调休) open with ``workday_hours`` (default:
+  Monday's hours) whatever their weekday. Reasons quiet_hours, holiday.
 * ``cap``: ``scope`` (account, caller_id, tenant: calls in the window; destination:
   calls to this number by any account of the tenant; distinct_callees: per account per
   day; concurrent_account, concurrent_tenant: calls in progress), ``limit`` (blocks when
@@ -131,7 +133,7 @@ class TimeWindowCheck(Check):
     """Allowed hours; the hot path works on epoch seconds plus a memoised UTC offset."""
 
     kind = RuleKind.TIME_WINDOW
-    __slots__ = ("_w", "_fallback", "_by_weekday", "_holiday_days", "_memo")
+    __slots__ = ("_w", "_fallback", "_by_weekday", "_holiday_days", "_workday_days", "_memo")
 
     def __init__(self, spec: RuleSpec, parts: Parts) -> None:
         super().__init__(spec)
@@ -139,6 +141,7 @@ class TimeWindowCheck(Check):
         self._fallback = (self._w.zone or parts.policy.timezone,)
         self._by_weekday = tuple(self._w.hours.get(d, ()) for d in range(7))
         self._holiday_days = frozenset(d.toordinal() - _EPOCH_ORDINAL for d in self._w.holidays)
+        self._workday_days = frozenset(d.toordinal() - _EPOCH_ORDINAL for d in self._w.workdays)
         self._memo: dict[str, tuple[int, int]] = {}  # zone -> (offset bucket, offset s)
 
     def _offset(self, ctx: Ctx, zone: str) -> int:
@@ -157,6 +160,8 @@ class TimeWindowCheck(Check):
         day = local // 86400
         if self._holiday_days and day in self._holiday_days:
             spans = self._w.holiday_hours
+        elif self._workday_days and day in self._workday_days:
+            spans = self._w.workday_hours
         else:
             spans = self._by_weekday[(day + 3) % 7]  # 1970-01-01 was a Thursday
         minute = (local % 86400) // 60
@@ -173,7 +178,12 @@ class TimeWindowCheck(Check):
     def _local(self, now: datetime, zone: str) -> tuple[datetime, tuple[Span, ...], bool]:
         local = now.astimezone(_zone(zone))
         holiday = local.date() in self._w.holidays
-        spans = self._w.holiday_hours if holiday else self._w.hours.get(local.weekday(), ())
+        if holiday:
+            spans = self._w.holiday_hours
+        elif local.date() in self._w.workdays:
+            spans = self._w.workday_hours
+        else:
+            spans = self._w.hours.get(local.weekday(), ())
         return local, spans, holiday
 
     def evaluate(self, ctx: Ctx) -> Hit | None:

@@ -18,6 +18,7 @@ File layout::
     [windows.business]            # allowed hours; days not listed are closed
     hours = { weekdays = "09:00-21:00", sat = ["10:00-12:00", "14:00-18:00"] }
     holidays = [2026-10-01]       # closed all day unless holiday_hours is given
+    workdays = [2026-10-10]       # make-up working days (调休): weekday hours that day
     zone = "Asia/Shanghai"        # fallback zone; callee_zone = true uses the number's
 
     [[rules]]

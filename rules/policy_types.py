@@ -119,6 +119,10 @@ class WindowSpec:
     hours: Mapping[int, tuple[Span, ...]]
     holidays: frozenset[date] = frozenset()
     holiday_hours: tuple[Span, ...] = ()
+    #: make-up working days (调休): weekend dates that are working days; open with
+    #: ``workday_hours`` (default: Monday's hours)
+    workdays: frozenset[date] = frozenset()
+    workday_hours: tuple[Span, ...] = ()
     zone: str | None = None  # fallback when the number gives none; default: policy zone
     callee_zone: bool = True  # use the callee's zone(s) when the number tells them
     source: str = ""

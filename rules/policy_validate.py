@@ -242,28 +242,43 @@ def _window(ctx: _Ctx, name: str, item: RawItem) -> WindowSpec | None:
             ctx.err(item, "hours", f"unknown day {day!r} (mon..sun, daily, weekdays, weekend)")
         elif spans is not None:
             hours.update({d: spans for d in days})
-    holidays: set[date] = set()
-    listed = v.get("holidays", [])
-    if not isinstance(listed, list):
-        ctx.err(item, "holidays", f"must be a list of dates, e.g. [2026-10-01], not {listed!r}")
-        listed = []
-    for h in listed:
-        try:
-            holidays.add(h if isinstance(h, date) else date.fromisoformat(str(h)))
-        except ValueError:
-            ctx.err(item, "holidays", f"bad date {h!r}")
+    holidays = _dates(ctx, item, "holidays", v.get("holidays", []))
+    workdays = _dates(ctx, item, "workdays", v.get("workdays", []))
+    for d in sorted(holidays & workdays):
+        ctx.err(item, "workdays", f"{d} is both a holiday and a make-up working day")
     hh = _spans(ctx, item, "holiday_hours", v["holiday_hours"]) if "holiday_hours" in v else ()
+    wh = _spans(ctx, item, "workday_hours", v["workday_hours"]) if "workday_hours" in v else None
+    if wh is None:
+        wh = hours.get(0, ())
+        if workdays and not wh:
+            ctx.err(item, "workday_hours", "make-up working days need workday_hours (Monday"
+                    " has no hours to copy)")
     zone = v.get("zone")
     if zone is not None and not (isinstance(zone, str) and _zone_ok(zone)):
         ctx.err(item, "zone", f"unknown time zone {zone!r}")
     callee = v.get("callee_zone", True)
     if not isinstance(callee, bool):
         ctx.err(item, "callee_zone", "must be true or false")
-    for k in v.keys() - {"hours", "holidays", "holiday_hours", "zone", "callee_zone"}:
+    for k in v.keys() - {"hours", "holidays", "holiday_hours", "zone", "callee_zone", "workdays",
+                         "workday_hours"}:
         ctx.err(item, k, "unknown key")
     if len(ctx.issues) > n:
         return None
-    return WindowSpec(name, hours, frozenset(holidays), hh or (), zone, callee, f"{item.file}:{item.line}")
+    return WindowSpec(name, hours, frozenset(holidays), hh or (), frozenset(workdays), wh or (),
+                      zone, callee, f"{item.file}:{item.line}")
+
+
+def _dates(ctx: _Ctx, item: RawItem, key: str, values: object) -> set[date]:
+    out: set[date] = set()
+    if not isinstance(values, list):
+        ctx.err(item, key, f"must be a list of dates, e.g. [2026-10-01], not {values!r}")
+        return out
+    for h in values:
+        try:
+            out.add(h if isinstance(h, date) else date.fromisoformat(str(h)))
+        except ValueError:
+            ctx.err(item, key, f"bad date {h!r}")
+    return out
 
 
 def _rule(

@@ -135,7 +135,7 @@ def test_bad_rows_are_reported_and_skipped() -> None:
     text = "\n".join(snap.warnings)
     for words in ("not E.164", "unknown list 'nope'", "lacks a time zone", "not a ListEntry",
                   "caller ID 'not a number'", "duplicate account a1", "times without a time zone",
-                  "the policy wins", "imported_at has no time zone"):
+                  "the policy wins", "imported_at/released_at has no time zone"):
         assert words in text
     assert snap.stats["numbers"] == 1
     assert snap.stats["bad_rows"] == 5
