@@ -36,24 +36,24 @@ class _Template(dict[str, Any]):
 
 
 @lru_cache(maxsize=65536)
-def _caller(raw: str, region: str) -> tuple[str | None, str | None]:
+def _caller(raw: str, region: str, area: str | None) -> tuple[str | None, str | None]:
     """(canonical caller ID, error): callers repeat, so normalisation is cached."""
     if not raw.strip():
         return None, None
     try:
-        return normalise(raw, region), None
+        return normalise(raw, region, area), None
     except NumberError as exc:
         return None, str(exc)
 
 
 def _context(attempt: CallAttempt, snap: Snapshot, counters: Counters, now: datetime) -> Ctx | str:
     """The decision context, or the NumberError text for a bad destination."""
-    region = snap.policy.default_region
+    region, area = snap.policy.default_region, snap.policy.home_area_code
     try:
-        dest = normalise(attempt.destination, region)
+        dest = normalise(attempt.destination, region, area)
     except NumberError as exc:
         return str(exc)
-    caller, caller_error = _caller(attempt.caller_id, region)
+    caller, caller_error = _caller(attempt.caller_id, region, area)
     ts = now.timestamp()
     dest_key = to_key(dest)
     now_min = int(ts // 60)

@@ -100,10 +100,12 @@ _LINE_TYPES = {
 }
 
 
-def normalise(raw: str, default_region: str = "CN") -> str:
+def normalise(raw: str, default_region: str = "CN", home_area_code: str | None = None) -> str:
     """Return the canonical form of ``raw`` (E.164 or ``+cc:shortcode``).
 
-    Raises ``NumberError`` with a message naming what is wrong.
+    ``home_area_code`` (e.g. "10" for Beijing, "212" for Manhattan) resolves a local
+    number dialled without its area code, as a PBX dial plan does; without it such a
+    number is refused. Raises ``NumberError`` with a message naming what is wrong.
     """
     s = raw
     if not (s.isascii() and s.isdigit()):
@@ -119,7 +121,7 @@ def normalise(raw: str, default_region: str = "CN") -> str:
             out = cc + m.group(i)
             if _valid_block(out[:-4], len(out)):
                 return out
-    return _slow(raw, s, default_region)
+    return _slow(raw, s, default_region, home_area_code)
 
 
 @lru_cache(maxsize=1 << 18)
@@ -135,7 +137,7 @@ def _valid_block(prefix: str, length: int) -> bool:
     return num is not None and pn.is_valid_number(num)
 
 
-def _slow(raw: str, s: str, region: str) -> str:
+def _slow(raw: str, s: str, region: str, home_area_code: str | None = None) -> str:
     """Validate the cleaned text ``s`` and hand it to phonenumbers."""
     _check_text(raw, s)
     m = _CANONICAL.fullmatch(s)
@@ -148,6 +150,10 @@ def _slow(raw: str, s: str, region: str) -> str:
         code = _short_code(s, region)
         if code is not None:
             return code
+    if home_area_code and _is_local(s, region):
+        local = _with_area_code(s, region, home_area_code)
+        if local is not None:
+            return local
     try:
         num = pn.parse(s, region)
     except pn.NumberParseException as exc:
@@ -164,6 +170,23 @@ def _slow(raw: str, s: str, region: str) -> str:
 
 # Subscriber numbers dialled without their area code, as PBX users do locally.
 _LOCAL_LENGTHS = {"CN": (7, 8), "US": (7,), "CA": (7,)}
+_TRUNK_PREFIX = {"CN": "0", "US": "", "CA": ""}
+
+
+def _is_local(s: str, region: str) -> bool:
+    lengths = _LOCAL_LENGTHS.get(region)
+    return lengths is not None and s.isdigit() and len(s) in lengths and s[0] in "23456789"
+
+
+def _with_area_code(s: str, region: str, area_code: str) -> str | None:
+    """The local number ``s`` in the home area, if that makes a valid number."""
+    try:
+        num = pn.parse(_TRUNK_PREFIX[region] + area_code + s, region)
+    except pn.NumberParseException:
+        return None
+    if not pn.is_valid_number(num):
+        return None
+    return pn.format_number(num, pn.PhoneNumberFormat.E164)
 
 
 def _invalid_reason(num: pn.PhoneNumber, s: str, region: str) -> str:
@@ -175,12 +198,10 @@ def _invalid_reason(num: pn.PhoneNumber, s: str, region: str) -> str:
     if cc != pn.country_code_for_region(region) and not s.startswith("+"):
         shown = f"+{cc}{num.national_number}"
         return f"not a valid number of region {region} ({s!r} reads as {shown}, which is not valid)"
-    local_len = _LOCAL_LENGTHS.get(region)
-    if why == pn.ValidationResult.IS_POSSIBLE_LOCAL_ONLY or (
-        local_len is not None and len(s) in local_len and s[0] in "23456789"
-    ):
+    if why == pn.ValidationResult.IS_POSSIBLE_LOCAL_ONLY or _is_local(s, region):
         return (f"{s!r} is a local number without its area code: dial it with the area code"
-                f" ({plan} needs the full national number)")
+                f" ({plan} needs the full national number) or set home_area_code in the"
+                " policy")
     if why == pn.ValidationResult.TOO_SHORT or why == pn.ValidationResult.INVALID_LENGTH:
         return f"not a possible number of region {region} ({s!r}: wrong length for {plan})"
     if why == pn.ValidationResult.TOO_LONG:

@@ -4,6 +4,7 @@ File layout::
 
     include = ["cn"]              # presets (rules/presets/<name>.toml) or relative paths
     default_region = "CN"         # region for national-form numbers
+    home_area_code = "10"         # optional: completes local numbers dialled without one
     timezone = "Asia/Shanghai"    # zone when neither the number nor the window gives one
 
     [causes]                      # Q.850 cause per reason code (overrides the defaults)
@@ -176,6 +177,7 @@ def parse_policy(
         source=filename,
         enforcement={k: v.value for k, v in raw.enforcement.items()},
         enforcement_origin={k: (v.file, v.line) for k, v in raw.enforcement.items()},
+        home_area_code=policy.home_area_code,
     )
 
 

@@ -142,6 +142,9 @@ class Policy:
     #: outguard.enforcement, with the (file, line) each key came from
     enforcement: Mapping[str, Any] = field(default_factory=dict)
     enforcement_origin: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    #: area code that completes local numbers dialled without one (PBX dial-plan style);
+    #: None: such numbers are refused as destination_invalid
+    home_area_code: str | None = None
 
     def cause_for(self, reason: str) -> int:
         return self.causes.get(reason, DEFAULT_CAUSES.get(reason, 21))

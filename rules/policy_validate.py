@@ -73,9 +73,12 @@ def validate(
 ) -> Policy | None:
     ctx = _Ctx(issues)
     region, zone = "CN", "Asia/Shanghai"
+    area: str | None = None
     for key, item in top.items():
         if key == "default_region" and isinstance(item.value, str) and re.fullmatch(r"[A-Z]{2}", item.value):
             region = item.value
+        elif key == "home_area_code" and isinstance(item.value, str) and re.fullmatch(r"0?[1-9]\d{1,2}", item.value):
+            area = item.value.removeprefix("0")
         elif key == "timezone" and isinstance(item.value, str) and _zone_ok(item.value):
             zone = item.value
         else:
@@ -103,11 +106,34 @@ def validate(
             elif rid in status_ids:
                 ctx.err(lists[name], "exempts", f"rule {rid!r} is a party_status rule: no list may"
                         " exempt a number from suspensions (a suspended party stays suspended)")
+    if area is not None and "home_area_code" in top:
+        _check_area_code(ctx, top["home_area_code"], region, area)
     if issues:
         return None
     if not status_ids:
         specs.append(_builtin_party_status({s.id for s in specs}))
-    return Policy(tuple(specs), list_specs, win_specs, cause_map, region, zone)
+    return Policy(tuple(specs), list_specs, win_specs, cause_map, region, zone,
+                  home_area_code=area)
+
+
+def _check_area_code(ctx: _Ctx, item: RawItem, region: str, area: str) -> None:
+    """A home area code must complete a local number into a valid one of the region."""
+    from rules.numbers import NumberError, normalise
+
+    samples = {"CN": ("62345678", "2345678"), "US": ("2345678",)}.get(region)
+    if samples is None:
+        ctx.err(item, None, f"home_area_code is supported for CN and US numbers, not {region}")
+        return
+    import phonenumbers as pn
+
+    for sample in samples:
+        try:
+            full = pn.parse(normalise(sample, region, area))
+        except NumberError:
+            continue
+        if pn.length_of_geographical_area_code(full) == len(area):
+            return
+    ctx.err(item, None, f"{item.value!r} is not an area code of {region}")
 
 
 ALL_PARTIES = ("tenant", "account", "caller_id")

@@ -46,4 +46,11 @@ TABLE = [
                  id="suspended-account-480"),
     pytest.param(nothing, ALLOWED, {"caller_id": "4008123123"}, 403, None,
                  id="service-number-caller-id-403"),
+    pytest.param(nothing, ALLOWED, {"caller_id": "10086"}, 403, "caller_id_service_number",
+                 id="carrier-short-number-caller-id-403"),
+    # incomplete numbers never pass as "unknown": 484 Address Incomplete (Q.850 28)
+    pytest.param(nothing, "88886666", {}, 484, "destination_invalid",
+                 id="local-number-without-area-code-484"),
+    pytest.param(nothing, "138001380001", {}, 484, "destination_invalid",
+                 id="twelve-digit-mobile-484"),
 ]

@@ -229,3 +229,28 @@ def test_lists_only_from_the_store_are_screened(counters: FakeCounters) -> None:
         entries=[ListEntry("imported_dnc", "+8613700137000")],
     )
     assert decide(attempt(), snap, counters).reason == "dnc_listed"
+
+
+def test_home_area_code_resolves_local_dialling_so_the_dnc_entry_still_matches(
+    counters: FakeCounters,
+) -> None:
+    from rules.policy import parse_policy
+
+    text = 'home_area_code = "010"\n' + TEST_POLICY
+    snap = snapshot(policy=parse_policy(text), entries=[ListEntry("dnc", "+861062345678")])
+    v = decide(attempt(destination="6234 5678"), snap, counters)
+    assert (v.rule_id, v.reason, v.destination_e164) == ("dnc", "dnc_listed", "+861062345678")
+    plain = snapshot(entries=[ListEntry("dnc", "+861062345678")])
+    v = decide(attempt(destination="6234 5678"), plain, counters)
+    assert v.reason == "destination_invalid" and "home_area_code" in v.message
+
+
+def test_a_home_area_code_that_is_not_one_is_a_policy_error() -> None:
+    from rules.errors import PolicyError
+    from rules.policy import parse_policy
+
+    with pytest.raises(PolicyError, match="home_area_code"):
+        parse_policy('home_area_code = "9999"\n' + TEST_POLICY)
+    with pytest.raises(PolicyError, match="not an area code of CN"):
+        parse_policy('home_area_code = "100"\n' + TEST_POLICY)  # Beijing is 10
+    assert parse_policy('home_area_code = "0999"\n' + TEST_POLICY).home_area_code == "999"

@@ -193,3 +193,17 @@ def test_a_number_that_normalises_is_valid_in_its_numbering_plan(raw: str, regio
 def test_invalid_or_incomplete_numbers_are_refused_with_a_reason(raw: str, region: str, words: str) -> None:
     with pytest.raises(NumberError, match=words):
         numbers.normalise(raw, region)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "area", "expected"),
+    [
+        pytest.param("88886666", "CN", "10", "+861088886666", id="beijing-8-digit"),
+        pytest.param("23456789", "CN", "0755", "+8675523456789", id="area-with-trunk-0"),
+        pytest.param("5550123", "US", "212", "+12125550123", id="manhattan-7-digit"),
+        pytest.param("13800138000", "CN", "10", "+8613800138000", id="mobile-untouched"),
+        pytest.param("010-62345678", "CN", "755", "+861062345678", id="full-number-untouched"),
+    ],
+)
+def test_home_area_code_completes_local_numbers(raw: str, region: str, area: str, expected: str) -> None:
+    assert numbers.normalise(raw, region, area.removeprefix("0")) == expected
