@@ -140,6 +140,13 @@ def wait_port_free(port: int, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
+# SIPp's media and control ports, relative to its SIP port. Not +2000/+1000: sandboxes run
+# side by side with port offsets 1000 apart, and one's SIPp control port then landed on the
+# other's carrier SIP port (SIPp exits at once when its control port is taken).
+MEDIA_SHIFT = 2041
+CONTROL_SHIFT = 1037
+
+
 def _common_args(scenario: str, port: int, media_port: int, control_port: int) -> list[str]:
     return [
         sipp_binary(), "-sf", str(resource_dir("sipp") / scenario),
@@ -169,7 +176,7 @@ class Carrier:
     def __enter__(self) -> Carrier:
         port = self.inst.ports.carrier
         wait_port_free(port)
-        args = _common_args(self.scenario, port, port + 2000, port + 1000)
+        args = _common_args(self.scenario, port, port + MEDIA_SHIFT, port + CONTROL_SHIFT)
         args += ["-d", str(self.hold_ms), "-log_file", str(self.log),
                  "-timeout", f"{int(self.limit_s)}s"]
         out = open(self._dir / "stdout", "wb")
@@ -229,7 +236,7 @@ def place_calls(
     scenario = "agent_call.xml" if agent_hangs_up_after_ms is None else "agent_call_hangup.xml"
     with tempfile.TemporaryDirectory(prefix="og-agent-") as tmp:
         log = Path(tmp) / "agent.log"
-        args = _common_args(scenario, port, port + 2000, port + 1000)
+        args = _common_args(scenario, port, port + MEDIA_SHIFT, port + CONTROL_SHIFT)
         args += [
             f"127.0.0.1:{inst.ports.sip}", "-s", number, "-m", str(count),
             "-r", f"{rate:g}", "-l", str(max(3, int(rate * 3))),
