@@ -4,7 +4,9 @@ them (AMI Originate of a Local channel), and outguard's AMI listener logged in a
 least-rights user of the samples.
 
 - FreePBX 17: from-internal -> outbound-allroutes -> outrt-N -> macro-dialout-trunk, which
-  sets OUTNUM, runs [macro-dialout-trunk-predial-hook] (the recipe, from
+  sets OUTNUM and the trunk's outbound caller ID (macro-outbound-callerid; here a plain
+  Set: the extension's own "1001" is not a number a call may present), runs
+  [macro-dialout-trunk-predial-hook] (the recipe, from
   extensions_custom.conf) and dials the trunk unless the hook ended the call.
 - VICIdial: the dialer originates Local/<dial prefix><number>@<context> and the carrier's
   "Dialplan Entry" (the recipe) runs there; the prefix picks the campaign's account.
@@ -47,6 +49,7 @@ exten => _1XXXXXXXXXX,1,Set(AMPUSER=${CALLERID(num)})
 exten => s,1,Set(DIAL_TRUNK=${ARG1})
  same => n,Set(OUTNUM=${ARG2})
  same => n,Set(DIAL_TRUNK_OPTIONS=Tt)
+ same => n,Set(CALLERID(num)=01088886666)
  same => n,Gosub(macro-dialout-trunk-predial-hook,s,1())
  same => n,GotoIf($["${PREDIAL_HOOK_RET}" = "BYPASS"]?bypass)
  same => n,Dial(PJSIP/${OUTNUM}@carrier,300,${DIAL_TRUNK_OPTIONS})
