@@ -40,8 +40,8 @@ from outguard.screening import (
     plainly_allowed,
     verdict_vars,
 )
-from outguard.service import Decision, Screener
 from outguard.privacy import mask
+from outguard.service import Decision, Screener
 
 logger = logging.getLogger(__name__)
 
