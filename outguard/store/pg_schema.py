@@ -119,6 +119,8 @@ _ENTRY_EXPIRY = [
     " WHERE expires_at IS NOT NULL",
 ]
 
+_LIST_RELEASE_DATE = ["ALTER TABLE lists ADD COLUMN released_at DOUBLE PRECISION"]
+
 _COMPLAINT_ACCOUNT = ["ALTER TABLE complaints ADD COLUMN account_id TEXT"]
 
 _RULE_HITS = [
@@ -136,6 +138,7 @@ MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (1, "core schema", _CORE),
     (2, "lookup indexes", _LOOKUP_INDEXES),
     (3, "entry expiry index", _ENTRY_EXPIRY),
+    (4, "list release date", _LIST_RELEASE_DATE),
     (10, "complaint account", _COMPLAINT_ACCOUNT),
     (11, "rule hits", _RULE_HITS),
     (30, "open calls: end note and index", _OPEN_CALLS),
