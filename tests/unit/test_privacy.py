@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from outguard import privacy
-from outguard.api import views
+from outguard import views
 from outguard.config import ApiConfig, Settings
 
 
