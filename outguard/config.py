@@ -67,9 +67,12 @@ class ApiConfig:
     show_numbers: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
     #: heavy requests (policy checks, reports, imports, exports, dry runs) running at once,
-    #: per token and in all; more get 429 with Retry-After
+    #: per token and in all; more wait in a short queue (max_work_queue_per_token, at most
+    #: max_work_wait_s seconds), past that they get 429 with Retry-After
     max_work_per_token: int = 1
     max_work: int = 4
+    max_work_queue_per_token: int = 8
+    max_work_wait_s: float = 10.0
     #: live-event streams (/api/events) open at once, per token and in all; more get 429
     max_streams_per_token: int = 4
     max_streams: int = 32

@@ -150,12 +150,13 @@ def _party_status_always(ctx: _Ctx, rules: list[RawItem], specs: list[RuleSpec])
     policy cannot be loaded. Returns the ids of the policy's own party_status rules.
     """
     ids: set[str] = set()
-    items = {r.value.get("id"): r for r in rules}
+    items = {rid: r for r in rules
+             if isinstance(r.value, dict) and isinstance(rid := r.value.get("id"), str)}
     for spec in specs:
         if spec.kind is not RuleKind.PARTY_STATUS:
             continue
         ids.add(spec.id)
-        item = items[spec.id]
+        item = items.get(spec.id, rules[0])
         if spec.mode is not RuleMode.ENFORCE:
             ctx.err(item, "mode", "party_status must be enforced: in shadow mode a suspended or"
                     " disabled party keeps calling (remove the rule to get the built-in one)")

@@ -68,7 +68,7 @@ def guarded(spec: RouteSpec) -> Handler:
         require(user, spec.role or "admin")
         request[cx.USER] = user
         if spec.heavy:
-            with request.app[LIMITS].hold("work", request[TOKEN_KEY]):
+            async with request.app[LIMITS].queued("work", request[TOKEN_KEY]):
                 return await spec.handler(request)
         return await spec.handler(request)
 
@@ -102,7 +102,7 @@ def setup_api(app: web.Application) -> None:
     app[cx.TOKENS] = TokenCache()
     api = app[SETTINGS].api
     app[LIMITS] = Limits(api.max_work_per_token, api.max_work, api.max_streams_per_token,
-                         api.max_streams)
+                         api.max_streams, api.max_work_queue_per_token, api.max_work_wait_s)
     app[cx.REGISTRY] = registry()
     app[CLOSING] = asyncio.Event()
     app.middlewares.append(error_middleware)

@@ -79,27 +79,49 @@ class TooBusy(OutguardError):
 class Limits:
     """Bounds on what API clients may run at once, so that no client (the lowest role
     included) can slow the calls: heavy requests and live streams, per token and in all.
-    Over a bound the request is refused at once (``TooBusy``), never queued."""
+
+    Live streams over a bound are refused at once (``TooBusy``). A heavy request over a
+    bound waits in a short queue (at most ``queue_per_token`` waiting per token, at most
+    ``wait_s`` seconds each) so that a page asking for a few things at once is served
+    one after another; past either bound it is refused. Waiting costs nothing on the loop.
+    """
 
     def __init__(self, work_per_token: int = 1, work: int = 4, streams_per_token: int = 4,
-                 streams: int = 32) -> None:
+                 streams: int = 32, queue_per_token: int = 8, wait_s: float = 10.0) -> None:
         self.bounds = {"work": (work_per_token, work), "streams": (streams_per_token, streams)}
+        self.queue_per_token = queue_per_token
+        self.wait_s = wait_s
         self._held: dict[str, dict[str, int]] = {"work": {}, "streams": {}}
+        self._waiting: dict[str, int] = {}
+        self._freed: asyncio.Condition | None = None
 
     def held(self, kind: str, token_key: str | None = None) -> int:
         held = self._held[kind]
         return held.get(token_key, 0) if token_key is not None else sum(held.values())
 
-    @contextlib.contextmanager
-    def hold(self, kind: str, token_key: str) -> Iterator[None]:
+    def waiting(self, token_key: str | None = None) -> int:
+        """Heavy requests queued for a slot (of one token, or in all)."""
+        if token_key is not None:
+            return self._waiting.get(token_key, 0)
+        return sum(self._waiting.values())
+
+    def _refusal(self, kind: str, token_key: str) -> TooBusy | None:
         per_token, total = self.bounds[kind]
         what = "heavy requests" if kind == "work" else "live streams"
         if self.held(kind, token_key) >= per_token:
-            raise TooBusy(f"this token already has {per_token} {what} running; retry when "
-                          "one has finished", limit=per_token)
+            return TooBusy(f"this token already has {per_token} {what} running; retry when "
+                           "one has finished", limit=per_token)
         if self.held(kind) >= total:
-            raise TooBusy(f"the service already runs {total} {what}; retry shortly",
-                          limit=total)
+            return TooBusy(f"the service already runs {total} {what}; retry shortly",
+                           limit=total)
+        return None
+
+    @contextlib.contextmanager
+    def hold(self, kind: str, token_key: str) -> Iterator[None]:
+        """Take a slot now or raise ``TooBusy``."""
+        refusal = self._refusal(kind, token_key)
+        if refusal is not None:
+            raise refusal
         held = self._held[kind]
         held[token_key] = held.get(token_key, 0) + 1
         try:
@@ -110,6 +132,50 @@ class Limits:
                 held[token_key] = left
             else:
                 del held[token_key]
+            if self._freed is not None:
+                self._notify()
+
+    def _notify(self) -> None:
+        freed = self._freed
+        assert freed is not None
+
+        async def wake() -> None:
+            async with freed:
+                freed.notify_all()
+
+        asyncio.get_running_loop().create_task(wake())
+
+    @contextlib.asynccontextmanager
+    async def queued(self, kind: str, token_key: str) -> AsyncIterator[None]:
+        """Take a slot, waiting in the bounded queue for one if need be."""
+        if self._refusal(kind, token_key) is None:
+            with self.hold(kind, token_key):
+                yield
+            return
+        if self.waiting(token_key) >= self.queue_per_token:
+            raise TooBusy(f"this token already has {self.queue_per_token} heavy requests"
+                          " waiting; retry when one has finished", limit=self.queue_per_token)
+        if self._freed is None:
+            self._freed = asyncio.Condition()
+        freed = self._freed
+        self._waiting[token_key] = self._waiting.get(token_key, 0) + 1
+        try:
+            async with freed:
+                await asyncio.wait_for(
+                    freed.wait_for(lambda: self._refusal(kind, token_key) is None), self.wait_s)
+        except TimeoutError:
+            refusal = self._refusal(kind, token_key)
+            why = refusal.message if refusal is not None else "no slot came free"
+            raise TooBusy(f"{why} (waited {self.wait_s:g} s)",
+                          limit=self.bounds[kind][0]) from None
+        finally:
+            left = self._waiting[token_key] - 1
+            if left:
+                self._waiting[token_key] = left
+            else:
+                del self._waiting[token_key]
+        with self.hold(kind, token_key):
+            yield
 
 
 @dataclass(frozen=True)

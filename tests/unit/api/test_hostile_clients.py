@@ -172,6 +172,7 @@ async def test_live_streams_are_bounded_per_token_and_in_all(api: Api) -> None:
 async def test_heavy_requests_are_bounded_per_token(api: Api) -> None:
     limits: Limits = api.client.app[LIMITS]
     key = TokenCache.key(api.tokens["readonly"])
+    limits.wait_s = 0.2  # a queued request gives up after this long
     with limits.hold("work", key):  # as if a report of this token were still running
         got = await api.json("POST", "/api/policy/validate", role="readonly",
                              data=b"", status=429)
@@ -187,3 +188,43 @@ def test_limits_refuse_over_the_total() -> None:
             with limits.hold("work", "c"):
                 pass
     assert limits.held("work") == 0
+
+
+async def test_heavy_requests_over_the_bound_wait_their_turn_then_run() -> None:
+    limits = Limits(work_per_token=1, work=4, queue_per_token=2, wait_s=5.0)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with limits.queued("work", "t"):
+            order.append("first")
+            await release.wait()
+
+    async def later(name: str) -> None:
+        async with limits.queued("work", "t"):
+            order.append(name)
+
+    tasks = [asyncio.create_task(first())]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(later("second")), asyncio.create_task(later("third"))]
+    for _ in range(100):
+        if limits.waiting("t") == 2:
+            break
+        await asyncio.sleep(0.001)
+    assert limits.waiting("t") == 2 and order == ["first"]
+    with pytest.raises(TooBusy, match="already has 2 heavy requests waiting"):
+        async with limits.queued("work", "t"):
+            pass
+    release.set()
+    await asyncio.gather(*tasks)
+    assert sorted(order[1:]) == ["second", "third"] and order[0] == "first"
+    assert limits.held("work") == 0 and limits.waiting() == 0
+
+
+async def test_a_heavy_request_that_waits_too_long_is_refused() -> None:
+    limits = Limits(work_per_token=1, work=4, wait_s=0.05)
+    with limits.hold("work", "t"):
+        with pytest.raises(TooBusy, match=r"already has 1 heavy requests running; .*\(waited 0.05 s\)"):
+            async with limits.queued("work", "t"):
+                pass
+    assert limits.held("work") == 0 and limits.waiting() == 0

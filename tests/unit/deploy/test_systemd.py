@@ -76,9 +76,14 @@ def test_the_units_environment_is_read_by_outguard(tmp_path: Path) -> None:
     store = tmp_path / "state" / "outguard.db"
     store.parent.mkdir()
     env.update(OUTGUARD_CONFIG=str(config), OUTGUARD_STORE=str(store))
-    result = CliRunner().invoke(cli, ["tenants", "list", "--json"], env=env,
+    # a write creates the store named by OUTGUARD_STORE; a read then finds the tenant there
+    result = CliRunner().invoke(cli, ["tenants", "add", "acme", "ACME"], env=env,
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert store.exists()  # the store named by OUTGUARD_STORE was used
+    result = CliRunner().invoke(cli, ["tenants", "list", "--json"], env=env,
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "acme" in result.output
     (exec_start,) = unit_lines("ExecStart")
     assert exec_start.split()[1:] == ["serve"]
