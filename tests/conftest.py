@@ -83,3 +83,14 @@ def pg_server() -> Iterator[servers.PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _masking_setting_restored() -> Iterator[None]:
+    """The masking setting is process-wide (one service per process); a test that starts a
+    service with ``show_numbers = true`` must not leave numbers shown for the next test."""
+    from outguard import privacy
+
+    shown = privacy.showing_numbers()
+    yield
+    privacy.show_numbers(shown)

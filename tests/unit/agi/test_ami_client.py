@@ -13,6 +13,7 @@ from agi.ami import AmiClient, format_action
 from agi.outcomes import AmiListener
 from outguard.config import AmiConfig
 from outguard.live import InMemoryLiveCalls, LiveCall
+from tests.waiting import eventually
 
 Script = Callable[[dict[str, str], asyncio.StreamWriter], Awaitable[None]]
 
@@ -198,11 +199,8 @@ async def test_reconnects_after_the_manager_drops_the_connection(manager: FakeMa
         await client.wait_connected(2)
         for writer in manager.writers:
             writer.close()
-        for _ in range(100):
-            if manager.connections == 2 and client.connected:
-                break
-            await asyncio.sleep(0.02)
-        assert manager.connections == 2 and client.connected
+        await eventually(lambda: manager.connections == 2 and client.connected,
+                         "the second connection", interval=0.02)
         assert client.reconnects == 1
     finally:
         await stop_client(client, task)
@@ -216,11 +214,7 @@ async def test_an_unanswered_ping_drops_the_connection(manager: FakeManager) -> 
     client, task = await run_client(manager, ping_every_s=0.05, action_timeout_s=0.1)
     try:
         await client.wait_connected(2)
-        for _ in range(100):
-            if manager.connections >= 2:
-                break
-            await asyncio.sleep(0.02)
-        assert manager.connections >= 2
+        await eventually(lambda: manager.connections >= 2, "the reconnection", interval=0.02)
     finally:
         await stop_client(client, task)
 
@@ -281,10 +275,7 @@ async def test_after_a_reconnect_calls_that_ended_meanwhile_are_released(
     listener = AmiListener(outcomes, AmiConfig(port=manager.port))
     task = asyncio.get_running_loop().create_task(listener.run())
     try:
-        for _ in range(100):
-            if ended:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: ended, "the vanished call's end", interval=0.02)
         assert ended == [("d-gone", None)]
         assert [c.channel_id for c in outcomes.live.calls()] == ["still.up"]
     finally:

@@ -17,6 +17,7 @@ import pytest
 from outguard.api.core import JSON_MAX_BYTES, LIMITS, ROUTES, Limits, TokenCache, TooBusy
 from outguard.api.offload import OFFLOAD
 from tests.unit.api.conftest import Api
+from tests.waiting import eventually
 
 JUNK_PARAMS = ["x1", "%00", "..%2F..%2Fetc%2Fpasswd", "%C3%BC%FF", "9" * 400, "-1", "1e999"]
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
@@ -162,11 +163,8 @@ async def test_live_streams_are_bounded_per_token_and_in_all(api: Api) -> None:
     finally:
         for response in opened:
             response.close()
-    for _ in range(200):  # the server notices the closed streams
-        if limits.held("streams") == 0:
-            break
-        await asyncio.sleep(0.01)
-    assert limits.held("streams") == 0
+    await eventually(lambda: limits.held("streams") == 0, "the server to notice the closed"
+                     " streams", interval=0.01)
 
 
 async def test_heavy_requests_are_bounded_per_token(api: Api) -> None:
@@ -207,11 +205,8 @@ async def test_heavy_requests_over_the_bound_wait_their_turn_then_run() -> None:
     tasks = [asyncio.create_task(first())]
     await asyncio.sleep(0)
     tasks += [asyncio.create_task(later("second")), asyncio.create_task(later("third"))]
-    for _ in range(100):
-        if limits.waiting("t") == 2:
-            break
-        await asyncio.sleep(0.001)
-    assert limits.waiting("t") == 2 and order == ["first"]
+    await eventually(lambda: limits.waiting("t") == 2, "two queued requests", interval=0.001)
+    assert order == ["first"]
     with pytest.raises(TooBusy, match="already has 2 heavy requests waiting"):
         async with limits.queued("work", "t"):
             pass

@@ -20,6 +20,7 @@ from outguard.cli import cli
 from outguard.config import ApiConfig, Settings
 from outguard.server import ENFORCER, Parts, build_app
 from tests.unit.api.conftest import POLICY, Api, seed_tokens
+from tests.waiting import eventually
 
 CALLER = "01088886666"
 
@@ -70,12 +71,12 @@ async def test_reports_and_risk_figures_use_one_definition(api10: Api) -> None:
         "callee": "13800138001", "caller_id": CALLER, "category": "harassment",
         "source": "12321"})
     enforcer = api.client.app[ENFORCER]
-    for _ in range(500):  # the enforcer folds the call events in the background
+    def folded() -> bool:  # the enforcer folds the call events in the background
         enforcer.pump()
-        if (enforcer.risk("account", "a1").ended, enforcer.risk("account", "a2").ended) \
-                == (3, 2):
-            break
-        await asyncio.sleep(0.01)
+        return (enforcer.risk("account", "a1").ended,
+                enforcer.risk("account", "a2").ended) == (3, 2)
+
+    await eventually(folded, "the enforcer to fold every call event", interval=0.01)
 
     report = await api.json("GET", "/api/report?by=account")
     rows = {r["account"]: r for r in report["rows"]}

@@ -16,6 +16,7 @@ from outguard import probes
 from outguard.live import UNKNOWN_AFTER_RESTART, InMemoryLiveCalls, LiveCall
 from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
+from tests.waiting import eventually
 
 ALLOW = Verdict(True, "", "ok", "allowed", destination_e164="+8613800138000")
 SHADOWED = Verdict(True, "", "ok", "allowed", shadow=("quiet",))
@@ -154,11 +155,7 @@ def make(screener: FakeScreener, tracker: FakeTracker | None = None,
 
 
 async def drain(app: StasisApp) -> None:
-    for _ in range(200):
-        if not app._tasks:
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("call tasks did not finish")
+    await eventually(lambda: not app._tasks, "the call tasks to finish", interval=0.001)
 
 
 async def test_an_allowed_call_with_ami_is_one_request_into_the_allow_context() -> None:
@@ -337,11 +334,8 @@ async def test_calls_are_handled_concurrently_not_behind_each_other() -> None:
     ari.set_vars = slow_for_c1  # type: ignore[method-assign]
     app.dispatch(start("c1"))
     app.dispatch(start("c2"))
-    for _ in range(100):
-        if ("continue", "c2", "outguard-dial", "13800138000", 1) in ari.calls:
-            break
-        await asyncio.sleep(0.001)
-    assert ("continue", "c2", "outguard-dial", "13800138000", 1) in ari.calls
+    await eventually(lambda: ("continue", "c2", "outguard-dial", "13800138000", 1) in ari.calls,
+                     "c2's continue", interval=0.001)
     assert "continue" not in ari.kinds("c1")
     release.set()
     await drain(app)
@@ -444,10 +438,9 @@ async def test_bridge_failure_after_the_answer_hangs_up_both_legs() -> None:
     ari = FakeBridgeAri()
     app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
     app.dispatch(start("c1", "13800138000", "bridge"))
-    for _ in range(100):  # wait for the originate, then the callee answers
-        if any(c[0] == "originate" for c in ari.calls):
-            break
-        await asyncio.sleep(0.001)
+    # wait for the originate, then the callee answers
+    await eventually(lambda: any(c[0] == "originate" for c in ari.calls), "the originate",
+                     interval=0.001)
     outbound = next(c[1] for c in ari.calls if c[0] == "originate")
     app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
                   "channel": {"id": outbound, "name": "PJSIP/carrier-00000002"}})
@@ -503,11 +496,8 @@ async def test_after_a_restart_a_ringing_bridge_call_is_bridged_when_the_callee_
     await app.reconcile()
     app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
                   "channel": {"id": "og-out-d1", "name": "PJSIP/carrier-00000002"}})
-    for _ in range(100):
-        if ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls:
-            break
-        await asyncio.sleep(0.001)
-    assert ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls
+    await eventually(lambda: ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls,
+                     "both legs in the bridge", interval=0.001)
     assert screener.answered_ids == ["d1"]
     app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16})
     await drain(app)
@@ -521,11 +511,8 @@ async def test_an_answered_carrier_leg_of_a_restored_call_is_bridged_not_hung_up
     restored(screener, "c1", "d1")
     app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
                   "channel": {"id": "og-out-d1", "name": "PJSIP/carrier-00000002"}})
-    for _ in range(100):
-        if ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls:
-            break
-        await asyncio.sleep(0.001)
-    assert ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls
+    await eventually(lambda: ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls,
+                     "both legs in the bridge", interval=0.001)
     assert ("hangup", "og-out-d1", 16) not in ari.calls
     await app.stop()
 

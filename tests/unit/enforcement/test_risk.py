@@ -15,6 +15,7 @@ from rules.model import PartyKind, PartyState
 from tests.unit.enforcement.conftest import (
     DAY, HOUR, Clock, EnforcerFactory, PolicyFactory, play_call,
 )
+from tests.waiting import eventually
 
 
 def test_windows_roll() -> None:
@@ -86,11 +87,10 @@ at_least = 2
                                      source="12321", actor="ops", account="a2")
         await enforcer.add_complaint("13900000002", "13800000001", category="fraud",
                                      source="12321", actor="ops", account="a2")
-        for _ in range(200):
-            if (await enforcer.status("account", "a2")).state is PartyState.SUSPENDED:
-                break
-            await asyncio.sleep(0.01)
-        assert (await enforcer.status("account", "a2")).state is PartyState.SUSPENDED
+        async def suspended() -> bool:
+            return (await enforcer.status("account", "a2")).state is PartyState.SUSPENDED
+
+        await eventually(suspended, "a2's suspension", interval=0.01)
     finally:
         await enforcer.stop()
 
