@@ -36,6 +36,7 @@ def pct(samples: list[float], p: float) -> float:
 async def reservation(url: str, calls: int) -> dict[str, float]:
     caps = RedisCaps.from_url(url, prefix="bench:", timeout_s=5)
     now = time.time()
+    await caps.mark_complete(now)
     specs = lambda i: [  # noqa: E731
         CapSpec("caller_daily", "caller_id", f"+8610{i % 50:04d}", DAY, 10**6),
         CapSpec("acct_hour", "account", f"a{i % 200}", 3600, 10**6),

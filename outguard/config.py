@@ -79,6 +79,29 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Cluster mode's shared counters (README "Cluster mode")."""
+
+    #: Redis / Valkey URL (redis://host:6379/0) holding every instance's caps and
+    #: live-call slots; empty = caps counted in this process's memory (embedded mode)
+    redis: str = ""
+    #: key prefix: instances with the same prefix share their counts
+    prefix: str = "og:"
+    #: a live-call slot lasts this long unless its instance refreshes it (every third of
+    #: it): the calls of an instance killed stop counting after at most this long
+    slot_ttl_s: float = 7200.0
+    #: the reservation's round-trip budget; past it the caps' failure policy applies
+    timeout_ms: float = 250.0
+
+    def __post_init__(self) -> None:
+        if self.redis and not self.redis.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"cluster.redis: {self.redis!r} is not a redis://, rediss:// or"
+                             " unix:// URL")
+        if self.slot_ttl_s < 3 or self.timeout_ms <= 0:
+            raise ValueError("cluster.slot_ttl_s must be >= 3 and cluster.timeout_ms > 0")
+
+
+@dataclass(frozen=True)
 class Settings:
     store: str = "outguard.db"
     #: where call-log rows wait while the store refuses writes (read-only, disk full);
@@ -95,6 +118,7 @@ class Settings:
     ami: AmiConfig = field(default_factory=AmiConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     calls: CallSettings = field(default_factory=CallSettings)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict for display: secrets are only ever env var names."""
@@ -102,7 +126,7 @@ class Settings:
 
 
 _SECTIONS = {"ari": AriConfig, "agi": AgiConfig, "ami": AmiConfig, "api": ApiConfig,
-             "calls": CallSettings}
+             "calls": CallSettings, "cluster": ClusterConfig}
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:

@@ -28,9 +28,14 @@ logger = logging.getLogger(__name__)
 class Screens(Protocol):
     """The part of the Screener the adapters decide through."""
 
+    #: True in cluster mode: the caps are reserved in a shared store (one await)
+    reserves: bool
+
     async def wait_ready(self, timeout_s: float) -> bool: ...
 
     def screen(self, facts: ChannelFacts) -> Decision: ...
+
+    async def screen_reserving(self, facts: ChannelFacts) -> Decision: ...
 
 
 async def decide(screener: Screens, facts: ChannelFacts, budget_ms: float) -> Decision | None:
@@ -38,6 +43,8 @@ async def decide(screener: Screens, facts: ChannelFacts, budget_ms: float) -> De
     budget (no snapshot yet, an engine error): the caller applies the failure policy."""
     try:
         await screener.wait_ready(budget_ms / 1000)
+        if screener.reserves:
+            return await screener.screen_reserving(facts)
         return screener.screen(facts)
     except ScreeningUnavailable:
         logger.warning("%s to %s: screening unavailable; the failure policy applies",

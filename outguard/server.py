@@ -9,11 +9,12 @@ The admin API and dashboard are routes on the same application.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -31,6 +32,9 @@ from outguard.store import open_store as open_any_store
 from outguard.store.spool import default_spool_dir
 from outguard.tasks import cancel_and_wait
 from rules.policy_types import Policy
+
+if TYPE_CHECKING:  # redis-py is only needed in cluster mode
+    from outguard.cluster.guard import GuardedCaps
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +90,31 @@ async def _screener_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.policy:
         logger.warning("%s", DEMO_POLICY_WARNING)
+    shared = shared_caps(settings, app[STORE]) if settings.cluster.redis else None
     screener = Screener(app[STORE], read_policy(settings),
-                        default_tenant=settings.default_tenant)
-    await screener.start()
-    app[SCREENER] = screener
-    yield
-    await screener.stop()
+                        default_tenant=settings.default_tenant, shared=shared,
+                        slot_ttl_s=settings.cluster.slot_ttl_s)
+    try:
+        await screener.start()
+        app[SCREENER] = screener
+        yield
+        await screener.stop()
+    finally:
+        if shared is not None:
+            await shared.caps.aclose()
+
+
+def shared_caps(settings: Settings, store: AsyncStore) -> GuardedCaps:
+    """Cluster mode's caps and live-call slots on Redis, behind each cap's failure policy;
+    an emptied Redis is rebuilt from the call log."""
+    from outguard.cluster.caps import RedisCaps
+    from outguard.cluster.guard import GuardedCaps
+
+    cfg = settings.cluster
+    caps = RedisCaps.from_url(cfg.redis, prefix=cfg.prefix, ttl_s=cfg.slot_ttl_s,
+                              timeout_s=max(0.5, cfg.timeout_ms / 1000 * 2))
+    return GuardedCaps(caps, history=store.store.iter_allowed_calls_since,
+                       timeout_s=cfg.timeout_ms / 1000)
 
 
 async def _enforcement_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -99,13 +122,58 @@ async def _enforcement_ctx(app: web.Application) -> AsyncIterator[None]:
     fed by the screener's events. The policy's [enforcement] table was checked with the
     rest of it (``read_policy``): a policy whose triggers cannot run never gets here."""
     screener = app[SCREENER]
-    enforcer = Enforcer(app[STORE], screener.policy, events=screener.events)
-    fired = await enforcer.start()
-    if any(f.suspension is not None for f in fired):  # suspended at start on the rebuilt figures: in force before the first call
-        await screener.rebuild()
-    app[ENFORCER] = enforcer
-    yield
-    await enforcer.stop()
+    settings = app[SETTINGS]
+    if not settings.cluster.redis:
+        enforcer = Enforcer(app[STORE], screener.policy, events=screener.events)
+        fired = await enforcer.start()
+        if any(f.suspension is not None for f in fired):  # suspended at start on the rebuilt figures: in force before the first call
+            await screener.rebuild()
+        app[ENFORCER] = enforcer
+        yield
+        await enforcer.stop()
+        return
+    async with _cluster_enforcement(app) as enforcer:
+        app[ENFORCER] = enforcer
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _cluster_enforcement(app: web.Application) -> AsyncIterator[Enforcer]:
+    """Cluster mode: this instance shares its call events on the call feed and folds
+    everyone's into its risk figures; the one holding the PostgreSQL advisory lock runs
+    the triggers and the sweep (``outguard.cluster.leader``)."""
+    import redis.asyncio as aioredis
+
+    from outguard.cluster.feed import CallFeed
+    from outguard.cluster.leader import AdvisoryLeader
+
+    settings, screener, store = app[SETTINGS], app[SCREENER], app[STORE]
+    client = aioredis.Redis.from_url(settings.cluster.redis, socket_timeout=5,
+                                     socket_connect_timeout=2)
+    feed = CallFeed(client, settings.cluster.prefix)
+    leader = AdvisoryLeader(settings.store) if is_postgres_url(settings.store) else None
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(feed.publisher(screener.events))]
+    try:
+        if leader is not None:
+            await leader.step()  # the first instance up leads from its start
+        enforcer = Enforcer(store, screener.policy, events=screener.events, feed=feed,
+                            leads=leader.leads if leader is not None else None)
+        if leader is not None:
+            leader.on_change = enforcer.leadership_changed
+            tasks.append(loop.create_task(leader.run()))
+        fired = await enforcer.start()
+        if any(f.suspension is not None for f in fired):
+            await screener.rebuild()
+        try:
+            yield enforcer
+        finally:
+            await enforcer.stop()
+    finally:
+        await cancel_and_wait(tasks)
+        if leader is not None:
+            await leader.close()
+        await client.aclose()
 
 
 async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -164,6 +232,9 @@ async def health(request: web.Request) -> web.Response:
                        f" {writes['spool_rows']} rows spooled")
     elif writes.get("spool_rows"):
         reasons.append(f"{writes['spool_rows']} call-log rows waiting in the spool")
+    if screener.shared is not None and not screener.shared.health.available:
+        reasons.append("cap store (Redis) unavailable: caps follow their failure policy"
+                       " (when_unavailable)")
     status = "starting" if screener.snapshot is None else "degraded" if reasons else "ok"
     body: dict[str, Any] = {
         "status": status,

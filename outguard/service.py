@@ -5,6 +5,12 @@ The hot path (``screen``) is synchronous CPU work: build the attempt, ``rules.de
 the current snapshot, count, and hand the call-log row to the store's writer queue. No
 database round trip, no await. The snapshot is rebuilt off the loop when the store changes
 (or the policy is reloaded) and swapped in with one assignment.
+
+Cluster mode (a ``SharedCaps``, Redis: ``outguard.cluster``): ``screen_reserving`` decides
+every rule but the caps from the same snapshot, then checks and reserves every cap that
+applies in the shared store in one round trip (the one await) and settles the verdict
+(``rules.deferred``). Only allowed calls count; a call's slots are given back when it ends
+(in the background, once), refreshed while it is up, and expire if this process dies.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from outguard.callevents import CallAnswered, CallDecided, CallEnded, CallEvent
 from outguard.callfacts import ChannelFacts, build_attempt, channel_problems
+from outguard.cluster.model import CallKeys, CapHealth, Reservation
 from outguard.errors import OutguardError
 from outguard.events import EventHub
 from outguard.live import (
@@ -35,6 +42,7 @@ from outguard.store.aio import AsyncStore
 from outguard.store.base import AccountMapping, CallRecord, match_account
 from outguard.tasks import cancel_and_wait
 from rules.counters import InMemoryCounters
+from rules.deferred import CapDemands, CapSpec, defer_caps, settle
 from rules.engine import decide, refuse_channel
 from rules.hits import RuleHits
 from rules.model import CallAttempt, PartyKind, StoreData, Verdict
@@ -49,6 +57,22 @@ REPLAY_S = 8 * 86400
 #: channel ids used as decision ids, remembered so that a channel screened twice gets a
 #: second id (the call log's key must not repeat)
 RECENT_IDS = 100_000
+
+
+class SharedCaps(Protocol):
+    """The caps and live-call slots several instances share (``cluster.GuardedCaps``):
+    never raises; when the store cannot answer, each cap's failure policy decides."""
+
+    health: CapHealth
+
+    async def reserve(self, call: CallKeys, caps: Sequence[CapSpec],
+                      now: float) -> Reservation: ...
+
+    async def release(self, call_id: str, now: float) -> bool: ...
+
+    async def refresh(self, calls: Sequence[tuple[str, str, str]], now: float) -> int: ...
+
+    async def check(self) -> bool: ...
 
 
 class ScreeningUnavailable(OutguardError):
@@ -103,6 +127,8 @@ class Screener:
         refresh_every_s: float = 300.0,
         hits_every_s: float = 5.0,
         live: LiveCalls | None = None,
+        shared: SharedCaps | None = None,
+        slot_ttl_s: float = 7200.0,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -128,6 +154,11 @@ class Screener:
         self._dirty = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._unsubscribe: Callable[[], None] | None = None
+        #: cluster mode: caps and slots in a shared store (None: embedded, in memory)
+        self.shared = shared
+        self.reserves = shared is not None
+        self.slot_ttl_s = slot_ttl_s
+        self._releases: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -135,6 +166,8 @@ class Screener:
         """Warm the number classifier, replay the call log into the counters, build the
         first snapshot, watch changes."""
         await asyncio.to_thread(warm_numbers)
+        if self.shared is not None:  # reconcile (rebuild an emptied Redis) if it answers
+            await self.shared.check()
         since = self.clock() - REPLAY_S
         replayed = await self.store.replay_counters(self.counters, since)
         logger.info("replayed %d calls of the last %d days into the counters",
@@ -147,6 +180,9 @@ class Screener:
         self._tasks.append(self.store.start_polling())
         self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))
         self._tasks.append(asyncio.get_running_loop().create_task(self._persist_hits()))
+        if self.shared is not None:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._release_slots()))
+            self._tasks.append(asyncio.get_running_loop().create_task(self._keep_slots()))
 
     async def restore_live_calls(self) -> int:
         """Calls in progress when outguard stopped (the call log's open rows) hold their
@@ -167,6 +203,9 @@ class Screener:
                 destination=c.destination, started=c.at, answered_at=logged.answered_at,
             ))
         n = self.live.restore(restored)
+        if n and self.shared is not None:  # take their slots again if they expired
+            await self.shared.refresh([(c.call_id, c.tenant, c.account) for c in restored],
+                                      now)
         if n:
             logger.warning("%d call(s) were in progress when outguard stopped; they hold "
                            "their concurrency slots until their channel is seen ending", n)
@@ -175,6 +214,12 @@ class Screener:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self.shared is not None:  # give back what ended; the rest expire
+            try:
+                await asyncio.wait_for(self._drain_releases(), 2.0)
+            except TimeoutError:
+                logger.warning("%d slot release(s) not sent at stop; they expire after"
+                               " %.0f s", self._releases.qsize(), self.slot_ttl_s)
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.save_hits()
@@ -196,6 +241,33 @@ class Screener:
             except Exception as exc:  # the store may come back; the counts stay in memory
                 logger.warning("saving rule hit counts failed: %s", exc)
 
+    async def _release_slots(self) -> None:
+        """Give the shared slots of the calls that ended back, in order, once each."""
+        while True:
+            call_id, at = await self._releases.get()
+            await self.shared.release(call_id, at)  # type: ignore[union-attr]
+
+    async def _drain_releases(self) -> None:
+        while not self._releases.empty() and self.shared is not None:
+            call_id, at = self._releases.get_nowait()
+            await self.shared.release(call_id, at)
+
+    async def _keep_slots(self) -> None:
+        """Probe the shared store every second (reconciling when it returns) and extend
+        the slots of the calls still up every third of their TTL, at least every 10 s (a
+        Redis restarted empty gets them back within that)."""
+        assert self.shared is not None
+        every = max(1.0, min(10.0, self.slot_ttl_s / 3))
+        last = self.clock()
+        while True:
+            await asyncio.sleep(1.0)
+            await self.shared.check()
+            now = self.clock()
+            if now - last >= every:
+                last = now
+                await self.shared.refresh(
+                    [(c.call_id, c.tenant, c.account) for c in self.live.calls()], now)
+
     async def rebuild(self) -> Snapshot:
         """Build a snapshot from the store off the loop and swap it in whole."""
         async with self._rebuild_lock:
@@ -207,7 +279,8 @@ class Screener:
             def build(data: StoreData) -> tuple[Snapshot, tuple[AccountMapping, ...]]:
                 found = data.extra.get("account_map", ())
                 mappings = tuple(found) if isinstance(found, (tuple, list)) else ()
-                return build_snapshot(policy, data, now, self.hits), mappings
+                snap = build_snapshot(policy, data, now, self.hits)
+                return (defer_caps(snap) if self.reserves else snap), mappings
 
             snap, mappings = await self.store.build_snapshot(now, build)
             # both swapped with no await in between: readers never see a mix
@@ -286,13 +359,50 @@ class Screener:
         return party.tenant if party is not None else None
 
     def screen(self, facts: ChannelFacts) -> Decision:
-        """Decide for one new channel. Raises ScreeningUnavailable before the first
-        snapshot; malformed channel variables get a refusal (``channel_invalid``)."""
+        """Decide for one new channel (embedded mode: caps counted in memory). Raises
+        ScreeningUnavailable before the first snapshot; malformed channel variables get a
+        refusal (``channel_invalid``)."""
+        snap = self._current()
+        started = time.perf_counter_ns()
+        now = self.clock()
+        decision_id, attempt, problems = self._attempt(facts, now)
+        verdict = (refuse_channel(problems, snap) if problems
+                   else decide(attempt, snap, self.counts))
+        return self._conclude(facts, decision_id, attempt, verdict, now, started)
+
+    async def screen_reserving(self, facts: ChannelFacts) -> Decision:
+        """Decide for one new channel in cluster mode: every rule but the caps from the
+        snapshot, then the caps checked and reserved in the shared store, one round trip
+        for an allowed call (none for a call another rule blocks)."""
+        snap = self._current()
+        started = time.perf_counter_ns()
+        now = self.clock()
+        decision_id, attempt, problems = self._attempt(facts, now)
+        if problems:
+            return self._conclude(facts, decision_id, attempt, refuse_channel(problems, snap),
+                                 now, started)
+        demands = CapDemands()
+        verdict = decide(attempt, snap, demands)
+        if verdict.allowed and self.shared is not None:
+            answer = await self.shared.reserve(CallKeys(
+                decision_id, attempt.tenant, attempt.account,
+                verdict.caller_id_e164 or attempt.caller_id,
+                verdict.destination_e164 or attempt.destination), demands.caps, now)
+            verdict = settle(verdict, snap, demands,
+                             blocked_by="" if answer.allowed else answer.rule_id,
+                             count=answer.count, shadow=answer.shadow,
+                             unavailable=answer.unavailable)
+        return self._conclude(facts, decision_id, attempt, verdict, now, started)
+
+    def _current(self) -> Snapshot:
         snap = self.snapshot
         if snap is None:
             raise ScreeningUnavailable("no screening snapshot loaded yet")
-        started = time.perf_counter_ns()
-        now = self.clock()
+        return snap
+
+    def _attempt(self, facts: ChannelFacts, now: float) -> tuple[str, CallAttempt, list[str]]:
+        """The decision id, the attempt, and what is wrong with the channel's variables.
+        A call still live on the channel (screened again) ends here."""
         # the call log is keyed by the channel's unique id, which the dialplan knows too
         # (no decision-id variable to send); a second screening of the same channel (a
         # dialplan that screens twice) gets an id of its own
@@ -311,9 +421,11 @@ class Screener:
             earlier = self.live.on_channel(facts.channel_id)
             if earlier is not None:  # screened again on the same channel: that call is over
                 self.ended(earlier.call_id, None)
-        problems = channel_problems(facts)
-        verdict = (refuse_channel(problems, snap) if problems
-                   else decide(attempt, snap, self.counts))
+        return decision_id, attempt, channel_problems(facts)
+
+    def _conclude(self, facts: ChannelFacts, decision_id: str, attempt: CallAttempt,
+                 verdict: Verdict, now: float, started: int) -> Decision:
+        """Take the allowed call's local slots, count the decision, publish it."""
         caller_id = verdict.caller_id_e164 or attempt.caller_id
         destination = verdict.destination_e164 or attempt.destination
         if verdict.allowed:
@@ -356,6 +468,8 @@ class Screener:
         if call is None:
             return False
         end = self.clock() if at is None else at
+        if self.shared is not None:
+            self._releases.put_nowait((decision_id, end))
         duration: float | None = 0.0
         if call.answered_at is not None:
             duration = None if note is not None else round(end - call.answered_at, 3)

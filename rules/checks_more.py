@@ -228,9 +228,10 @@ class CapCheck(Check):
 
     def evaluate(self, ctx: Ctx) -> Hit | None:
         n, key = self.count(ctx)
-        return None if n < self._limit else self._hit(n, key)
+        return None if n < self._limit else self.hit(n, key)
 
-    def _hit(self, n: int, key: str) -> Hit:
+    def hit(self, n: int, key: str) -> Hit:
+        """The hit of this cap at count ``n`` for ``key``."""
         span = "in progress" if self.reason == "concurrency_cap" else f"in {self._window_text()}"
         return Hit(
             self.reason,
@@ -258,7 +259,7 @@ class _AccountRate(CapCheck):
 
     def evaluate(self, ctx: Ctx) -> Hit | None:  # inlined: the hot path runs several caps
         n = ctx.counters.attempts("account", ctx.attempt.account, self._window_s, ctx.ts)
-        return None if n < self._limit else self._hit(n, ctx.attempt.account)
+        return None if n < self._limit else self.hit(n, ctx.attempt.account)
 
 
 class _TenantRate(CapCheck):
@@ -279,7 +280,7 @@ class _CallerRate(CapCheck):
     def evaluate(self, ctx: Ctx) -> Hit | None:
         key = ctx.caller or ctx.attempt.caller_id
         n = ctx.counters.attempts("caller_id", key, self._window_s, ctx.ts)
-        return None if n < self._limit else self._hit(n, key)
+        return None if n < self._limit else self.hit(n, key)
 
 
 class _DestinationRate(CapCheck):

@@ -73,12 +73,13 @@ def _context(attempt: CallAttempt, snap: Snapshot, counters: Counters, now: date
     )
 
 
-def _message(check: Check, hit: Hit, ctx: Ctx) -> str:
+def render_message(check: Check, hit: Hit, number: str) -> str:
+    """The verdict's message: the rule's template filled with the hit's figures."""
     template = check.spec.message
     if not template:
         return hit.detail
     values = _Template(hit.figures)
-    values.update(detail=hit.detail, number=ctx.dest, rule=check.spec.id, reason=hit.reason)
+    values.update(detail=hit.detail, number=number, rule=check.spec.id, reason=hit.reason)
     try:
         return template.format_map(values)
     except (ValueError, IndexError, KeyError, AttributeError, TypeError):
@@ -129,7 +130,7 @@ def decide(
             allowed=False,
             rule_id=spec.id,
             reason=hit.reason,
-            message=_message(check, hit, ctx),
+            message=render_message(check, hit, ctx.dest),
             cause=_cause(check, hit, snapshot),
             announcement=spec.announcement,
             shadow=tuple(shadow),
@@ -194,6 +195,6 @@ def _explain_one(check: Check, ctx: Ctx, snap: Snapshot, decided: bool) -> RuleO
         return RuleOutcome(**base, outcome="passed", figures=figures)
     decisive = not decided and spec.mode is RuleMode.ENFORCE
     return RuleOutcome(
-        **base, outcome="matched", reason=hit.reason, message=_message(check, hit, ctx),
+        **base, outcome="matched", reason=hit.reason, message=render_message(check, hit, ctx.dest),
         figures={**hit.figures, **figures}, decisive=decisive, cause=_cause(check, hit, snap),
     )

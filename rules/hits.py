@@ -22,6 +22,15 @@ class RuleHits:
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
 
+    def retract(self, rule_id: str, outcome: str) -> None:
+        """Take back one ``add`` (a verdict changed after the engine counted it)."""
+        key = (rule_id, outcome)
+        left = self._counts.get(key, 0) - 1
+        if left > 0:
+            self._counts[key] = left
+        else:
+            self._counts.pop(key, None)
+
     def get(self, rule_id: str, outcome: str) -> int:
         return self._counts.get((rule_id, outcome), 0)
 

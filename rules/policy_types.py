@@ -74,6 +74,7 @@ DEFAULT_CAUSES: Mapping[str, int] = MappingProxyType(
         "destination_cap": 21,
         "distinct_callees_cap": 34,
         "concurrency_cap": 17,
+        "cap_store_unavailable": 34,
     }
 )
 

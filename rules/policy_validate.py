@@ -463,7 +463,7 @@ def _p_time(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, windows: _Wins) ->
 
 
 def _p_cap(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, _w: _Wins) -> _Params:
-    _only(ctx, item, p, {"scope", "limit", "window"})
+    _only(ctx, item, p, {"scope", "limit", "window", "when_unavailable"})
     scope = p.get("scope")
     if scope not in CAP_SCOPES:
         ctx.err(item, "scope", f"{scope!r} is not one of: {', '.join(CAP_SCOPES)}")
@@ -474,7 +474,12 @@ def _p_cap(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, _w: _Wins) -> _Para
     secs = _WINDOWS.get(window) if isinstance(window, str) else window
     if not isinstance(secs, int) or isinstance(secs, bool) or not 1 <= secs <= 7 * 86400:
         ctx.err(item, "window", "must be minute, hour, day, week or seconds up to a week")
-    return {"scope": scope, "limit": limit, "window_s": secs, "window": window}
+    fail = p.get("when_unavailable", "block")
+    if fail not in ("block", "allow"):
+        ctx.err(item, "when_unavailable",
+                f"{fail!r} is not block (fail closed) or allow (fail open)")
+    return {"scope": scope, "limit": limit, "window_s": secs, "window": window,
+            "when_unavailable": fail}
 
 
 PARAMS: dict[RuleKind, Callable[[_Ctx, RawItem, _Params, _Lists, _Wins], _Params]] = {

@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector as PromCollector
 
 from outguard import probes
 from outguard.callevents import CallAnswered, CallDecided, CallEnded
+from outguard.cluster.model import CapHealth
 from outguard.events import Event, EventHub
 
 #: decision latency buckets, seconds (decisions take tens of microseconds)
@@ -105,6 +106,8 @@ class Scrape:
     snapshot_age_s: float | None = None
     #: call-log writes (``SQLiteStore.write_health``): spool depth, drops, degraded
     store: Mapping[str, Any] = field(default_factory=dict)
+    #: cluster mode: the shared cap store's health (``cluster.model.CapHealth``)
+    caps: CapHealth | None = None
 
 
 def families(c: Collector, s: Scrape) -> Iterator[Metric]:
@@ -150,10 +153,36 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
                    {"": float(s.store.get("rows_dropped", 0))})
     yield _gauge("outguard_store_degraded", "1 while the store refuses call-log writes.",
                  None, {"": 1.0 if s.store.get("degraded") else 0.0})
+    if s.caps is not None:
+        yield from _cap_store(s.caps)
     if s.snapshot_age_s is not None:
         yield _gauge("outguard_snapshot_age_seconds",
                      "Seconds since the screening snapshot in use was built.", None,
                      {"": s.snapshot_age_s})
+
+
+def _cap_store(h: CapHealth) -> Iterator[Metric]:
+    """Cluster mode: how the shared caps (Redis) fare."""
+    yield _gauge("outguard_cap_store_up",
+                 "1 while the shared cap store (Redis) answers; 0: the caps' failure policy"
+                 " (when_unavailable) decides.", None, {"": 1.0 if h.available else 0.0})
+    yield _counter("outguard_cap_store_failures",
+                   "Round trips to the shared cap store that failed or timed out.", None,
+                   {"": float(h.failures)})
+    yield _counter("outguard_cap_store_fallbacks",
+                   "Calls decided by the caps' failure policy while the cap store could not"
+                   " answer (blocked: a cap failing closed; allowed: let through uncounted).",
+                   "verdict", {"blocked": float(h.failed_closed),
+                               "allowed": float(h.failed_open)})
+    yield _gauge("outguard_cap_store_pending",
+                 "Calls let through uncounted, waiting to be counted when the cap store"
+                 " returns.", None, {"": float(len(h.pending))})
+    yield _counter("outguard_cap_store_replayed",
+                   "Calls let through uncounted that were counted once the cap store"
+                   " returned.", None, {"": float(h.replayed)})
+    yield _counter("outguard_cap_store_rebuilds",
+                   "Times the shared counters were rebuilt from the call log (Redis came back"
+                   " empty).", None, {"": float(h.rebuilds)})
 
 
 def _counter(name: str, help_text: str, label: str | None,

@@ -49,7 +49,8 @@ async def metrics(request: web.Request) -> web.Response:
         snapshot={k: float(v) for k, v in snap.stats.items()} if snap is not None else {},
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)
                         if snap is not None else None),
-        store=store_health(request.app))
+        store=store_health(request.app),
+        caps=screener.shared.health if screener.shared is not None else None)
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
                                             "X-Content-Type-Options": "nosniff"})

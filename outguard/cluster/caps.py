@@ -23,63 +23,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
+
+from outguard.cluster.model import CallKeys, Reservation
+from rules.deferred import CapSpec
+from rules.policy_validate import CAP_SCOPES
+
+__all__ = ["CapSpec", "CallKeys", "CountsIncomplete", "Reservation", "RedisCaps", "SCOPES"]
 
 logger = logging.getLogger(__name__)
 
-SCOPES = ("account", "caller_id", "tenant", "destination", "distinct_callees",
-          "concurrent_account", "concurrent_tenant")
+SCOPES = CAP_SCOPES
 SCRIPT = resources.files("outguard.cluster").joinpath("reserve.lua").read_text(encoding="utf-8")
 
 
-@dataclass(frozen=True, slots=True)
-class CapSpec:
-    """One cap as it applies to one call: the rule, what it counts, for whom, its limit."""
-
-    rule_id: str
-    scope: str  # one of SCOPES
-    key: str  # account id, caller ID, tenant, destination E.164
-    window_s: int
-    limit: int
-    enforce: bool = True  # False: shadow mode (reported, never blocks)
-    when_unavailable: str = "block"  # or "allow": the failure policy when Redis is down
-
-    def __post_init__(self) -> None:
-        if self.scope not in SCOPES:
-            raise ValueError(f"unknown cap scope {self.scope!r}")
-        if self.when_unavailable not in ("block", "allow"):
-            raise ValueError(f"when_unavailable must be block or allow, not"
-                             f" {self.when_unavailable!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class CallKeys:
-    """Who the call counts for."""
-
-    call_id: str
-    tenant: str
-    account: str
-    caller_id: str
-    destination: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """The script's answer: allowed (and reserved), or the first enforced cap reached."""
-
-    allowed: bool
-    rule_id: str = ""
-    count: int = 0
-    limit: int = 0
-    shadow: tuple[str, ...] = ()  # shadow-mode caps that were reached
-    duplicate: bool = False  # the call id had been seen: nothing was counted this time
-    unavailable: bool = False  # Redis could not answer: decided by the failure policy
+class CountsIncomplete(RedisError):
+    """Redis answers but its counters are not complete (emptied and not yet rebuilt from
+    the call log): the caps' failure policy applies until they are."""
 
 
 class RedisCaps:
@@ -149,6 +114,8 @@ class RedisCaps:
                      "1" if cap.enforce else "0"]
         verdict, rule, count, limit, shadow = await self._run(*args)
         verdict = _text(verdict)
+        if verdict == "unready":
+            raise CountsIncomplete("the shared counters are not rebuilt yet")
         duplicate = verdict.startswith("dup-")
         verdict = verdict.removeprefix("dup-")
         return Reservation(
@@ -157,16 +124,25 @@ class RedisCaps:
             duplicate=duplicate,
         )
 
+    async def mark_complete(self, now: float) -> None:
+        """Declare the counters complete (a fresh cluster, or rebuilt from the call log):
+        reserves answer from now on."""
+        await self.client.set(self.prefix + "epoch", repr(float(now)))
+
     async def release(self, call_id: str, now: float) -> bool:
         """The call ended: free its slots. True the first time, False after (a no-op)."""
         return bool(await self._run("release", call_id, repr(float(now))))
 
-    async def refresh(self, call_ids: Iterable[str], now: float) -> int:
-        """Extend the slots of calls still up by ``ttl_s``; return how many were live."""
-        ids = list(call_ids)
-        if not ids:
+    async def refresh(self, calls: Iterable[tuple[str, str, str]], now: float) -> int:
+        """Extend the slots of the calls still up, (call id, tenant, account) each, by
+        ``ttl_s`` (a call Redis forgot, emptied, takes its slots again); return how many
+        were live."""
+        args: list[str] = []
+        for call_id, tenant, account in calls:
+            args += [call_id, tenant, account]
+        if not args:
             return 0
-        return int(await self._run("refresh", repr(float(now)), repr(float(self.ttl_s)), *ids))
+        return int(await self._run("refresh", repr(float(now)), repr(float(self.ttl_s)), *args))
 
     # -- reads and recovery ----------------------------------------------------------------
 

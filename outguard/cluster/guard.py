@@ -1,7 +1,7 @@
 """The caps' failure policy when Redis cannot answer, and reconciliation when it returns.
 
 ``GuardedCaps.reserve`` never raises: when the round trip fails (connection refused,
-timeout, Redis loading), each enforced cap that applies to the call decides by its own
+timeout, Redis loading, or counters emptied and not rebuilt yet), each enforced cap that applies to the call decides by its own
 ``when_unavailable`` (``block`` by default, ``allow`` per rule): one ``block`` cap blocks
 the call (reason ``cap_store_unavailable``, the rule named); if all allow, the call goes
 through uncounted and is remembered. Releases that fail are remembered too.
@@ -9,8 +9,10 @@ through uncounted and is remembered. Releases that fail are remembered too.
 When Redis answers again, ``reconcile`` (run by the first successful round trip, and by
 ``check``) replays what was remembered (idempotent per call id) and, if Redis came back
 empty (restarted without persistence: its ``epoch`` marker is gone), rebuilds the
-counters from the call log through ``history`` first: one instance does it (``SET NX``),
-the others' replays are no-ops by call id. Transitions are logged once each way; the
+counters from the call log through ``history`` first: one instance does it (``SET NX``,
+for at most 120 s), and until it is done every instance's reserves answer "unready" (the
+failure policy applies: no call is admitted on incomplete counts); replays are
+idempotent per call id. Transitions are logged once each way; the
 figures are in ``health`` (for /metrics).
 """
 
@@ -19,34 +21,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
 from outguard.cluster.caps import CallKeys, CapSpec, RedisCaps, Reservation
+from outguard.cluster.model import CapHealth
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE = "cap_store_unavailable"
 HISTORY_S = 8 * 86400  # the longest window any cap counts, plus a day
 History = Callable[[float], Iterable[tuple[str, str, str, str, str, float]]]
-
-
-@dataclass
-class CapHealth:
-    """What the guard saw; exported as metrics."""
-
-    available: bool = True
-    failures: int = 0  # round trips that failed
-    failed_open: int = 0  # calls let through uncounted
-    failed_closed: int = 0  # calls blocked because Redis could not answer
-    replayed: int = 0  # remembered calls counted after the return
-    rebuilds: int = 0  # counters rebuilt from the call log
-    dropped: int = 0  # remembered calls dropped (more than max_pending)
-    pending: deque[tuple[str, str, str, str, str, float]] = field(default_factory=deque)
-    releases: set[str] = field(default_factory=set)
 
 
 class GuardedCaps:
@@ -84,6 +69,15 @@ class GuardedCaps:
         if not self.health.available:
             await self._back()
         return released
+
+    async def refresh(self, calls: Sequence[tuple[str, str, str]], now: float) -> int:
+        """Extend the slots of the calls still up, (call id, tenant, account) each (-1
+        when Redis cannot answer: the next refresh that reaches it takes them again)."""
+        try:
+            return await asyncio.wait_for(self.caps.refresh(calls, now), self.timeout_s * 4)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._down(exc)
+            return -1
 
     def _fallback(self, call: CallKeys, caps: Sequence[CapSpec], now: float,
                   exc: BaseException) -> Reservation:
@@ -152,16 +146,17 @@ class GuardedCaps:
         client, epoch = self.caps.client, self.caps.prefix + "epoch"
         if await client.exists(epoch):
             return
-        if self.history is None or not await client.set(
-                self.caps.prefix + "rebuilding", "1", nx=True, ex=600):
-            await client.set(epoch, str(self.clock()), nx=True)
+        if self.history is None:
+            await self.caps.mark_complete(self.clock())
             return
+        if not await client.set(self.caps.prefix + "rebuilding", "1", nx=True, ex=120):
+            return  # another instance rebuilds; reserves answer "unready" until it is done
         since = self.clock() - HISTORY_S
         history = self.history
         rows = await asyncio.get_running_loop().run_in_executor(None, lambda: list(history(since)))
         counted = await self.caps.rebuild(rows)
         self.health.rebuilds += 1
-        await client.set(epoch, str(self.clock()))
+        await self.caps.mark_complete(self.clock())
         await client.delete(self.caps.prefix + "rebuilding")
         logger.warning("cap counters rebuilt from the call log: %d calls replayed, %d new",
                        len(rows), counted)

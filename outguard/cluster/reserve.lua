@@ -5,7 +5,7 @@
 --   reserve  call_id now ttl_s dedup_s day tenant account caller_id destination n_caps
 --            then n_caps x (rule_id scope key window_s limit enforce)
 --   release  call_id now
---   refresh  now ttl_s call_id...
+--   refresh  now ttl_s then (call_id tenant account)...
 --   record   call_id now dedup_s day tenant account caller_id destination   (replay)
 --   count    now scope key window_s day
 --
@@ -15,6 +15,9 @@
 -- the slot's expiry). The call record (P.."call:"..id) makes every op idempotent per
 -- call id: a second reserve returns the first answer and counts nothing, a release
 -- frees the slots once, a late reserve after the release reserves nothing.
+-- A reserve answers 'unready' while the epoch marker (P.."epoch") is missing: the
+-- counters are complete only once it is set (``RedisCaps.mark_complete``, after a
+-- rebuild from the call log).
 -- Slots expire unless refreshed: the calls of an instance that died stop counting
 -- after ttl_s. Counts are cardinalities and sums of increments: never negative.
 
@@ -136,6 +139,11 @@ if op == 'reserve' then
   local call_id, now, ttl, dedup = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   local day, tenant, account, caller_id, destination = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
   local n_caps = tonumber(ARGV[12])
+  if redis.call('EXISTS', P .. 'epoch') == 0 then
+    -- emptied (restarted without persistence, flushed) and not rebuilt yet: the counts
+    -- are incomplete, so nothing is decided on them (the caps' failure policy applies)
+    return {'unready', '', 0, 0, ''}
+  end
   local ckey = P .. 'call:' .. call_id
   local seen = redis.call('HMGET', ckey, 'verdict', 'rule', 'count', 'limit', 'shadow')
   if seen[1] then
@@ -196,13 +204,27 @@ elseif op == 'release' then
 elseif op == 'refresh' then
   local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
   local alive = 0
-  for i = 5, #ARGV do
-    local call_id = ARGV[i]
+  for i = 5, #ARGV, 3 do
+    local call_id, tenant, account = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local ckey = P .. 'call:' .. call_id
-    if redis.call('HGET', ckey, 'state') == 'live' then
+    local state = redis.call('HGET', ckey, 'state')
+    if not state then
+      -- Redis forgot the call (emptied) while it is up: its slots are taken again (its
+      -- rates came back with the rebuild from the call log)
+      local slots = {}
+      for _, party in ipairs({{'tenant', tenant}, {'account', account}}) do
+        if party[2] ~= '' then slots[#slots + 1] = conc_key(party[1], party[2]) end
+      end
+      redis.call('HSET', ckey, 'verdict', 'allow', 'rule', '', 'count', 0, 'limit', 0,
+                 'shadow', '', 'slots', table.concat(slots, '\n'), 'state', 'live')
+      state = 'live'
+    end
+    if state == 'live' then
       local slots = redis.call('HGET', ckey, 'slots') or ''
       for key in string.gmatch(slots, '[^\n]+') do
-        redis.call('ZADD', key, 'XX', now + ttl, call_id)
+        -- GT, not XX: a slot that expired while its call is still up (an instance
+        -- restarted, or Redis lagged) is taken again; a released call is never re-added
+        redis.call('ZADD', key, 'GT', now + ttl, call_id)
         expire_at_least(key, ttl + 60)
       end
       expire_at_least(ckey, ttl)

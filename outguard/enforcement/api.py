@@ -28,7 +28,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from outguard.enforcement.base import Kind
+from outguard.enforcement.base import CallSource, Kind
 from outguard.enforcement.intake import IntakeMixin
 from outguard.enforcement.ledger import STRIKE_CLEARED, VERIFICATION, counts_as_strike, fold
 from outguard.enforcement.policy import EnforcementPolicy, TriggerSpec, validate_enforcement
@@ -72,8 +72,10 @@ class Enforcer(IntakeMixin):
 
     def __init__(self, store: AsyncStore, policy: Policy, *, events: EventHub | None = None,
                  clock: Callable[[], float] = time.time,
-                 config: EnforcementPolicy | None = None) -> None:
-        super().__init__(store, policy, events=events, clock=clock, config=config)
+                 config: EnforcementPolicy | None = None, feed: CallSource | None = None,
+                 leads: Callable[[], bool] | None = None) -> None:
+        super().__init__(store, policy, events=events, clock=clock, config=config,
+                         feed=feed, leads=leads)
 
     def set_policy(self, policy: Policy) -> EnforcementPolicy:
         """Validate the policy's ``[enforcement]`` table and swap it in. On PolicyError
@@ -316,6 +318,8 @@ class Enforcer(IntakeMixin):
         return firings
 
     async def _act(self, c: Crossing) -> Firing | None:
+        if not self.leads():  # cluster mode: only the leader acts, once for the cluster
+            return None
         spec, target = c.trigger, c.target
         now = self.clock()
         actor = f"trigger:{spec.name}"
@@ -462,6 +466,10 @@ class Enforcer(IntakeMixin):
             self._wake.clear()
             await asyncio.sleep(self.config.evaluate_every_ms / 1000)
             now = self.clock()
+            if not self.leads():  # cluster mode: another instance enforces
+                self.book.dirty.clear()
+                last_full = last_sweep = now
+                continue
             try:
                 if self._full_pending:
                     self._full_pending = False

@@ -7,20 +7,20 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from outguard.enforcement.ledger import Ledger
 from outguard.enforcement.policy import EnforcementPolicy, validate_enforcement
 from outguard.enforcement.risk import RiskBook
 from outguard.enforcement.webhooks import WebhookSender
-from outguard.callevents import CallDecided, CallEnded
+from outguard.callevents import CallDecided, CallEnded, CallEvent
 from outguard.errors import InvalidInput
 from outguard.events import Event, EventHub, Subscription
 from outguard.store.aio import AsyncStore
 from outguard.figures import attribute_complaint
-from outguard.store.base import Complaint, Suspension
+from outguard.store.base import Complaint, LoggedCall, Suspension
 from outguard.tasks import cancel_and_wait
 from rules.errors import NumberError
 from rules.model import PartyKind
@@ -33,11 +33,31 @@ Kind = PartyKind | str
 PartyKey = tuple[PartyKind, str]
 
 
+class CallSource(Protocol):
+    """Where the risk figures' call events come from in cluster mode: every instance's
+    calls (``outguard.cluster.feed.CallFeed``) instead of this process's event hub."""
+
+    async def mark(self) -> str: ...
+
+    def events(self, after: str) -> AsyncIterator[CallEvent]: ...
+
+
+#: how far back the replay's call ids are kept to skip the feed's copies of them
+FEED_OVERLAP_S = 300.0
+
+
 class EnforcerBase:
     def __init__(self, store: AsyncStore, policy: Policy, *, events: EventHub | None = None,
                  clock: Callable[[], float] = time.time,
-                 config: EnforcementPolicy | None = None, poll_s: float = 1.0) -> None:
+                 config: EnforcementPolicy | None = None, poll_s: float = 1.0,
+                 feed: CallSource | None = None,
+                 leads: Callable[[], bool] | None = None) -> None:
         self.store = store
+        #: cluster mode: every instance's calls; None: this process's hub
+        self.feed = feed
+        #: cluster mode: True on the one instance that runs automatic enforcement
+        self.leads: Callable[[], bool] = leads if leads is not None else (lambda: True)
+        self._replayed: dict[str, bool] = {}  # call id -> ended, the replay's last minutes
         self.poll_s = poll_s
         self.policy = policy
         self.events = events if events is not None else EventHub()
@@ -76,11 +96,21 @@ class EnforcerBase:
         figures, then start event intake, the complaint feed, the debounced evaluation
         and the sweep. Returns what that first evaluation did: the caller rebuilds the
         call path's snapshot before the first call when it suspended anyone."""
+        position = await self.feed.mark() if self.feed is not None else ""
         if replay:
             since = self.clock() - self.book.retention_s
             inner = self.store.store
-            calls = await self.store.run(
-                lambda: self.book.replay(inner.iter_calls_since(since, allowed_only=False)))
+            recent, seen = self.clock() - FEED_OVERLAP_S, self._replayed
+
+            def rows() -> Iterator[LoggedCall]:  # remembers the ids the feed may repeat
+                for c in inner.iter_calls_since(since, allowed_only=False):
+                    if c.call.at >= recent:
+                        seen[c.call.decision_id] = c.ended_at is not None
+                    yield c
+
+            calls = await self.store.run(lambda: self.book.replay(
+                rows() if self.feed is not None else inner.iter_calls_since(
+                    since, allowed_only=False)))
             upto = await self.store.max_complaint_id()
             complaints = await self._pull_complaints(
                 since=datetime.fromtimestamp(since, UTC), upto=upto)
@@ -92,13 +122,18 @@ class EnforcerBase:
             self._complaint_mark = await self.store.max_complaint_id()
         await self._refresh()
         self._unsubscribe = self.store.subscribe(self._store_changed)
-        self._sub = self.events.subscribe(size=20_000)
+        if self.feed is None:
+            self._sub = self.events.subscribe(size=20_000)
         self.webhooks.start()
         fired: list[Any] = []
         if background:
-            fired = await self.evaluate(everything=True)
+            if self.leads():
+                fired = await self.evaluate(everything=True)
             loop = asyncio.get_running_loop()
-            self._tasks.append(loop.create_task(self._intake(self._sub)))
+            if self.feed is not None:
+                self._tasks.append(loop.create_task(self._feed_intake(self.feed, position)))
+            elif self._sub is not None:
+                self._tasks.append(loop.create_task(self._intake(self._sub)))
             self._tasks.append(loop.create_task(self._loop()))
             self._tasks.append(loop.create_task(self._complaint_feed()))
             self._tasks.append(loop.create_task(self._first_sweep()))
@@ -118,7 +153,16 @@ class EnforcerBase:
         self._tasks.clear()
         await self.webhooks.stop()
 
+    def leadership_changed(self, leading: bool) -> None:
+        """Cluster mode: this instance became (or stopped being) the enforcement leader;
+        a new leader checks every party at once."""
+        if leading:
+            self._full_pending = True
+            self._wake.set()
+
     async def _first_sweep(self) -> None:
+        if not self.leads():
+            return
         try:
             await self.sweep_caller_ids()
         except Exception:
@@ -150,6 +194,19 @@ class EnforcerBase:
     async def _intake(self, sub: Subscription) -> None:
         while True:
             event = await sub.get()
+            try:
+                self.observe(event)
+            except Exception:
+                logger.exception("enforcement: bad event %r", event)
+
+    async def _feed_intake(self, feed: CallSource, position: str) -> None:
+        """Cluster mode: fold every instance's call events (skipping those the replay
+        already counted)."""
+        seen = self._replayed
+        async for event in feed.events(position):
+            if seen and event.call_id in seen:
+                if isinstance(event, CallDecided) or seen[event.call_id]:
+                    continue  # counted by the replay (a decision, or an outcome it had)
             try:
                 self.observe(event)
             except Exception:

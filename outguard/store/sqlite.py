@@ -295,6 +295,12 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
         """Allowed calls since ``ts`` as (tenant, account, caller_id, destination, at), oldest
         first: the shape ``rules.counters.InMemoryCounters.rebuild`` replays. Calls waiting
         in the spool count too: a restart while the store refuses writes keeps every cap."""
+        for row in self.iter_allowed_calls_since(ts):
+            yield row[1], row[2], row[3], row[4], row[5]
+
+    def iter_allowed_calls_since(self, ts: float) -> Iterator[tuple[str, str, str, str, str, float]]:
+        """``iter_counter_rows_since`` with the decision id first: the shape the shared
+        counters (``outguard.cluster``) replay, idempotent per call."""
         spooled = [(c.call.decision_id, c.call.tenant, c.call.account, c.call.caller_id,
                     c.call.destination, c.call.at) for c in self._spooled_calls(ts, True)]
         seen = {row[0] for row in spooled}
@@ -310,7 +316,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
                     yield from (row for row in rows if row[0] not in seen)
 
             for row in heapq.merge(stored(), spooled, key=lambda r: r[5]):
-                yield row[1], row[2], row[3], row[4], row[5]
+                yield row[0], row[1], row[2], row[3], row[4], row[5]
         finally:
             conn.close()
 

@@ -1,27 +1,37 @@
-"""Two sandbox Asterisk instances, two outguard instances, one PostgreSQL store.
+"""Two sandbox Asterisk instances, two outguard instances, one PostgreSQL store, one Redis.
 
 What is pinned here: a list entry made through one instance blocks the next call on the
 other PBX (the change is pushed by LISTEN/NOTIFY and the other snapshot rebuilt at once),
-and both instances write one call log.
+and both instances write one call log; a per-caller-ID daily cap of N admits exactly N of
+the calls arriving at once from both PBXes; Redis restarted mid-load makes the cap fail
+closed, then recover with its counts rebuilt; an instance killed with kill -9 mid-load
+loses no committed call-log row and its live-call slots expire after their TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from outguard import sandbox
+from outguard.cluster.caps import RedisCaps
+from outguard.config import ClusterConfig, Settings
 from outguard.server import Parts
 from outguard.testing import sipp
-from outguard.testing.servers import PostgresServer
+from outguard.testing.servers import REDIS_BASE_PORT, PostgresServer, RedisServer
+from rules.model import PartyKind
 from tests.conftest import TEST_INSTANCE, TEST_PORT_OFFSET
-from tests.integration.conftest import Running, settings_for, start_outguard
+from tests.integration.conftest import POLICIES, Running, settings_for, start_outguard
+from tests.integration.test_restart import OutguardProcess, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,18 +55,80 @@ def pbx_b(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
         box.stop()
 
 
+@pytest.fixture(scope="module")
+def cluster_redis() -> Iterator[RedisServer]:
+    """The cluster's Redis, of this module's own (to kill and restart): port 17000 +
+    offset + 60."""
+    server = RedisServer(REDIS_BASE_PORT + TEST_PORT_OFFSET + 60, f"{TEST_INSTANCE}-cluster")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclasses.dataclass
+class Shared:
+    """What the two instances of a test share: the database URL, the Redis, the prefix."""
+
+    url: str
+    redis: RedisServer
+    prefix: str
+
+    def cluster(self, slot_ttl_s: float = 7200.0) -> ClusterConfig:
+        return ClusterConfig(redis=self.redis.url, prefix=self.prefix, slot_ttl_s=slot_ttl_s,
+                             timeout_ms=500)
+
+    async def slots_drain(self, tenant: str, timeout: float) -> int:
+        """Wait (at most ``timeout``) for the tenant's live-call slots to reach 0; the
+        count left."""
+        deadline = time.monotonic() + timeout
+        while (left := await self.count("concurrent_tenant", tenant)) and \
+                time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return left
+
+    async def count(self, scope: str, key: str, window_s: int = 86400) -> int:
+        reader = RedisCaps.from_url(self.redis.url, prefix=self.prefix, timeout_s=5)
+        try:
+            return await reader.count(scope, key, window_s, time.time())
+        finally:
+            await reader.aclose()
+
+
 @pytest.fixture
-async def pair(
-    clean_pbx: sandbox.Sandbox, pbx_b: sandbox.Sandbox, pg_server: PostgresServer,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[tuple[Running, Running]]:
-    pbx_b.hangup_all()
+def shared(pg_server: PostgresServer, cluster_redis: RedisServer) -> Iterator[Shared]:
+    if cluster_redis.proc is None or cluster_redis.proc.poll() is not None:
+        cluster_redis.restart()
     name = f"cl_{uuid.uuid4().hex[:12]}"
     url = pg_server.create_database(name)
-    one = settings_for(clean_pbx, tmp_path / "unused.db")
-    two = settings_for(pbx_b, tmp_path / "unused.db")
-    one = dataclasses.replace(one, store=url, spool_dir=str(tmp_path / "spool-one"))
-    two = dataclasses.replace(two, store=url, spool_dir=str(tmp_path / "spool-two"))
+    try:
+        yield Shared(url, cluster_redis, f"{name}:")
+    finally:
+        pg_server.drop_database(name)
+
+
+def cluster_settings(pbx: sandbox.Sandbox, shared: Shared, spool: Path,
+                     policy: str = "cluster.toml") -> Settings:
+    base = settings_for(pbx, spool.parent / "unused.db")
+    return dataclasses.replace(base, store=shared.url, spool_dir=str(spool),
+                               policy=str(POLICIES / policy), cluster=shared.cluster())
+
+
+@pytest.fixture
+def policy_name() -> str:
+    """The pair's policy (a test parametrizes it to change it)."""
+    return "cluster.toml"
+
+
+@pytest.fixture
+async def pair(
+    clean_pbx: sandbox.Sandbox, pbx_b: sandbox.Sandbox, shared: Shared,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy_name: str,
+) -> AsyncIterator[tuple[Running, Running]]:
+    pbx_b.hangup_all()
+    one = cluster_settings(clean_pbx, shared, tmp_path / "spool-one", policy_name)
+    two = cluster_settings(pbx_b, shared, tmp_path / "spool-two", policy_name)
     runner_one = await start_outguard(clean_pbx, one, Parts(agi=False, ami=False), monkeypatch)
     monkeypatch.setenv("OUTGUARD_ARI_PASSWORD", pbx_b.inst.ari_password)
     monkeypatch.setenv("OUTGUARD_AMI_PASSWORD", pbx_b.inst.ami_password)
@@ -69,7 +141,6 @@ async def pair(
     finally:
         await runner_one.cleanup()
         pbx_b.hangup_all()
-        pg_server.drop_database(name)
 
 
 async def test_a_list_entry_made_through_one_instance_blocks_the_next_call_on_the_other_pbx(
@@ -105,3 +176,176 @@ async def test_a_list_entry_made_through_one_instance_blocks_the_next_call_on_th
     await two.settle()
     log = await one.logged()
     assert [c.call.verdict for c in log] == ["allow", "block"]
+
+
+CALLER = "01088880001"  # the caller ID of the cap tests (+861088880001)
+
+
+async def test_a_daily_caller_id_cap_of_n_admits_exactly_n_of_calls_arriving_at_once_from_both_pbxes(
+    pair: tuple[Running, Running], shared: Shared,
+) -> None:
+    one, two = pair
+    with sipp.Carrier(one.pbx.inst, hold_ms=100) as carrier_one, \
+            sipp.Carrier(two.pbx.inst, hold_ms=100) as carrier_two:
+        runs = await asyncio.gather(*(
+            side.call("13800138010", count=10, rate=20, caller_id=CALLER, account=f"a-{n}")
+            for n, side in enumerate(pair)))
+        invites = len(carrier_one.invites()) + len(carrier_two.invites())
+    finals = sorted(f for run in runs for f in run.finals())
+    assert finals == [200] * 6 + [486] * 14, finals  # the cap is 6 for the whole cluster
+    assert invites == 6
+    await one.settle()
+    await two.settle()
+    log = await one.logged()
+    assert sorted((c.call.verdict, c.call.reason) for c in log) == sorted(
+        [("allow", "ok")] * 6 + [("block", "rate_cap")] * 14)
+    assert await shared.count("caller_id", "+861088880001") == 6  # blocked calls never count
+    assert await shared.slots_drain("t1", 5) == 0  # every slot given back
+
+
+async def test_redis_restarted_mid_load_fails_the_cap_closed_then_recovers_with_its_counts(
+    pair: tuple[Running, Running], shared: Shared,
+) -> None:
+    one, two = pair
+    with sipp.Carrier(one.pbx.inst, hold_ms=100), sipp.Carrier(two.pbx.inst, hold_ms=100):
+        before = await one.call("13800138011", count=2, rate=10, caller_id=CALLER)
+        assert before.finals() == [200, 200]
+        await one.settle()  # the two allowed calls are in the call log
+        rebuilt = sum(r.screener.shared.health.rebuilds for r in pair)  # type: ignore[union-attr]
+        shared.redis.kill()
+        try:
+            during = await asyncio.gather(
+                one.call("13800138012", caller_id=CALLER), two.call("13800138013",
+                                                                    caller_id=CALLER))
+            assert [r.only.final for r in during] == [503, 503]  # when_unavailable = block
+            assert not one.screener.shared.health.available  # type: ignore[union-attr]
+        finally:
+            shared.redis.restart()  # back, empty (no persistence)
+        deadline = time.monotonic() + 10  # each instance probes every second
+        while not all(r.screener.shared.health.available  # type: ignore[union-attr]
+                      for r in pair) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        after = await asyncio.gather(
+            one.call("13800138014", count=3, rate=10, caller_id=CALLER),
+            two.call("13800138015", count=3, rate=10, caller_id=CALLER))
+    finals = sorted(f for run in after for f in run.finals())
+    assert finals == [200] * 4 + [486] * 2, finals  # 2 counted before + 4 = the cap of 6
+    assert await shared.count("caller_id", "+861088880001") == 6
+    health = [r.screener.shared.health for r in pair]  # type: ignore[union-attr]
+    assert sum(h.failed_closed for h in health) == 2
+    assert sum(h.rebuilds for h in health) == rebuilt + 1  # one instance rebuilt the counts
+    await two.settle()
+    log = await one.logged()
+    assert sorted(c.call.reason for c in log if c.call.verdict == "block") == [
+        "cap_store_unavailable"] * 2 + ["rate_cap"] * 2
+
+
+class ClusterProcess(OutguardProcess):
+    """``outguard serve`` in a process of its own on the cluster's PostgreSQL and Redis."""
+
+    def __init__(self, pbx: sandbox.Sandbox, workdir: Path, shared: Shared,
+                 slot_ttl_s: float) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(pbx, workdir, "ari,api")
+        self.url = shared.url
+        text = self.settings.read_text(encoding="utf-8").split("\n", 2)[2]  # store, policy
+        self.settings.write_text(
+            f'store = "{shared.url}"\nspool_dir = "{workdir / "spool"}"\n'
+            f'policy = "{POLICIES / "cluster.toml"}"\n{text}'
+            f'[cluster]\nredis = "{shared.redis.url}"\nprefix = "{shared.prefix}"\n'
+            f'slot_ttl_s = {slot_ttl_s}\n', encoding="utf-8")
+
+    caller_id = "+861088880002"  # the caller ID of the calls placed on this PBX
+
+    def rows(self) -> list[dict[str, Any]]:
+        """This PBX's call-log rows, as PostgreSQL has them committed."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(
+                "SELECT decision_id, verdict, ended_at, end_note FROM calls"
+                " WHERE caller_id = %s ORDER BY at", (self.caller_id,))
+            names = [d.name for d in cur.description or ()]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+async def test_an_instance_killed_mid_load_loses_no_committed_row_and_its_slots_expire(
+    clean_pbx: sandbox.Sandbox, pbx_b: sandbox.Sandbox, shared: Shared, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pbx_b.hangup_all()
+    ttl = 3.0
+    settings = dataclasses.replace(cluster_settings(clean_pbx, shared, tmp_path / "spool-one"),
+                                   cluster=shared.cluster(slot_ttl_s=ttl))
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
+    one = Running(runner.app, settings, clean_pbx)
+    two = ClusterProcess(pbx_b, tmp_path / "two", shared, ttl)
+    two.start()
+    try:
+        with sipp.Carrier(clean_pbx.inst, hold_ms=1500), sipp.Carrier(pbx_b.inst, hold_ms=1500):
+            load_two = asyncio.ensure_future(asyncio.to_thread(
+                sipp.place_calls, pbx_b.inst, "13800138020", count=6, rate=3,
+                caller_id="01088880002", timeout_s=30))
+            load_one = asyncio.ensure_future(one.call(
+                "13800138021", count=6, rate=3, caller_id="01088880003", timeout_s=30))
+            await wait_for(lambda: sum(r["verdict"] == "allow" for r in two.rows()) >= 2,
+                           "the second instance to let two calls through")
+            two.stop(signal.SIGKILL)  # mid-load, with calls up
+            committed = {r["decision_id"] for r in two.rows()}
+            run_one = await load_one
+            await load_two
+        assert run_one.finals() == [200] * 6  # the survivor kept deciding
+        pbx_b.hangup_all()
+        await one.settle()
+        assert await shared.slots_drain("t1", ttl + 10) == 0  # the dead one's slots expired
+
+        two.start()  # back: its open rows are closed against what Asterisk reports
+        await wait_for(lambda: all(r["ended_at"] is not None for r in two.rows()),
+                       "every row of the killed instance closed")
+        after = {r["decision_id"] for r in two.rows()}
+        assert committed <= after and len(committed) >= 2  # no committed row lost
+        assert await shared.slots_drain("t1", 10) == 0  # restored, then released
+        assert await shared.count("caller_id", "+861088880002") == sum(
+            r["verdict"] == "allow" for r in two.rows())
+    finally:
+        two.stop(signal.SIGKILL)
+        await runner.cleanup()
+        pbx_b.hangup_all()
+
+
+@pytest.mark.parametrize("policy_name", ["cluster-enforcement.toml"])
+async def test_a_trigger_fires_once_for_the_cluster_on_calls_from_both_pbxes(
+    pair: tuple[Running, Running],
+) -> None:
+    one, two = pair
+    assert one.enforcer.leads() and not two.enforcer.leads()  # the first one up leads
+    await one.store.create_tenant("t1", "tenant one")
+    await one.store.create_account("a-enf", "t1")
+    with sipp.Carrier(one.pbx.inst, hold_ms=100), sipp.Carrier(two.pbx.inst, hold_ms=100):
+        runs = await asyncio.gather(*(
+            side.call("13800138030", count=2, rate=10, caller_id="01088880004",
+                      account="a-enf") for side in pair))
+        assert [f for run in runs for f in run.finals()] == [200] * 4
+        deadline = time.monotonic() + 10  # the leader folds both PBXes' calls, then acts
+        while not await one.store.list_suspensions(party_key="a-enf"):
+            assert time.monotonic() < deadline, "the trigger did not fire"
+            await asyncio.sleep(0.05)
+        suspended = time.monotonic()
+        while not _suspended(two, "a-enf"):  # pushed to the other instance's snapshot
+            assert time.monotonic() - suspended < 1.0, "not blocked on the other PBX in 1 s"
+            await asyncio.sleep(0.02)
+        blocked = await two.call("13800138031", caller_id="01088880004", account="a-enf")
+    assert blocked.only.final == 480  # party_status
+    # both instances counted all four calls; the follower acts on none of it
+    assert one.enforcer.risk("account", "a-enf").allowed == 4
+    deadline = time.monotonic() + 5
+    while two.enforcer.risk("account", "a-enf").allowed < 4:
+        assert time.monotonic() < deadline, "the follower's figures lag"
+        await asyncio.sleep(0.05)
+    assert await two.enforcer.evaluate() == [] and await one.enforcer.evaluate() == []
+    rows = await one.store.list_suspensions(party_key="a-enf")
+    assert [(s.trigger, s.created_by) for s in rows] == [("busy_account", "trigger:busy_account")]
+
+
+def _suspended(side: Running, account: str) -> bool:
+    snap = side.screener.snapshot
+    party = snap.party(PartyKind.ACCOUNT, account) if snap is not None else None
+    return party is not None and party.state.value != "active"

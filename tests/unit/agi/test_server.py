@@ -33,6 +33,11 @@ class FakeScreener:
     async def wait_ready(self, timeout_s: float) -> bool:
         return self.snapshot is not None
 
+    reserves = False  # embedded mode: screen_reserving is never called
+
+    async def screen_reserving(self, facts: ChannelFacts) -> Decision:
+        raise AssertionError("embedded mode does not reserve")
+
     def screen(self, facts: ChannelFacts) -> Decision:
         if self.snapshot is None:
             raise ScreeningUnavailable("no snapshot")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from outguard.cluster.caps import CallKeys, CapSpec, RedisCaps
+from outguard.cluster.caps import CallKeys, CapSpec, CountsIncomplete, RedisCaps
 from outguard.testing.servers import RedisServer
 from rules.counters import InMemoryCounters
 
@@ -22,6 +22,7 @@ async def caps(redis_server: RedisServer) -> AsyncIterator[RedisCaps]:
     """A RedisCaps on the session's Redis, with a key prefix of the test's own."""
     c = RedisCaps.from_url(redis_server.url, prefix=f"t{uuid.uuid4().hex[:10]}:", ttl_s=60,
                            timeout_s=10)
+    await c.mark_complete(NOW)
     try:
         yield c
     finally:
@@ -96,12 +97,30 @@ async def test_slots_of_a_dead_instance_expire_after_the_ttl_unless_refreshed(ca
     for i in range(4):
         assert (await caps.reserve(call(i), [cap], NOW)).allowed
     # the live instance refreshes c0 and c1; c2 and c3 belonged to an instance that died
-    assert await caps.refresh(["c0", "c1", "c-unknown"], NOW + 50) == 2
+    assert await caps.refresh([("c0", "t1", "a1"), ("c1", "t1", "a1")], NOW + 50) == 2
     assert await caps.count("concurrent_tenant", "t1", 0, NOW + 59) == 4
     assert await caps.count("concurrent_tenant", "t1", 0, NOW + 61) == 2
     assert await caps.count("concurrent_tenant", "t1", 0, NOW + 111) == 0
     assert await caps.release("c0", NOW + 120) is True  # a late hangup: still no negative
     assert await caps.count("concurrent_tenant", "t1", 0, NOW + 120) == 0
+
+
+async def test_a_call_still_up_after_redis_was_emptied_takes_its_slots_again_at_refresh(
+    caps: RedisCaps,
+) -> None:
+    cap = CapSpec("conc", "concurrent_tenant", "t1", 0, 10)
+    for i in range(3):
+        assert (await caps.reserve(call(i), [cap], NOW)).allowed
+    assert await caps.release("c2", NOW + 1) is True
+    keys = await caps.client.keys(caps.prefix + "*")
+    await caps.client.delete(*keys)  # Redis restarted without persistence
+    assert await caps.count("concurrent_tenant", "t1", 0, NOW + 2) == 0
+    # the instance refreshes the calls it still has up (c2 ended: not among them)
+    assert await caps.refresh([("c0", "t1", "a1"), ("c1", "t1", "a1")], NOW + 3) == 2
+    assert await caps.count("concurrent_tenant", "t1", 0, NOW + 4) == 2
+    assert await caps.count("concurrent_account", "a1", 0, NOW + 4) == 2
+    assert await caps.release("c0", NOW + 5) is True and not await caps.release("c0", NOW + 6)
+    assert await caps.count("concurrent_tenant", "t1", 0, NOW + 7) == 1
 
 
 async def test_every_cap_is_checked_and_the_first_enforced_one_reached_blocks(caps: RedisCaps) -> None:
@@ -161,8 +180,11 @@ async def test_counters_rebuilt_from_the_call_log_after_redis_was_emptied(caps: 
     keys = await caps.client.keys(caps.prefix + "*")
     await caps.client.delete(*keys)  # Redis emptied (restarted without persistence)
     assert await caps.count("caller_id", "+8610", DAY, NOW) == 0
+    with pytest.raises(CountsIncomplete):  # nothing is decided on emptied counters
+        await caps.reserve(CallKeys(*rows[0][:5]), [], NOW)
     assert await caps.rebuild(rows) == 200
     assert await caps.rebuild(rows) == 0  # idempotent: a second replay counts nothing
+    await caps.mark_complete(NOW)
     again = await caps.reserve(CallKeys(*rows[0][:5]), [], NOW)
     assert again.duplicate and again.allowed  # a replayed call is known by its id
     after = [await caps.count("caller_id", "+8610", w, NOW) for w in windows] + \

@@ -84,6 +84,7 @@ cause = 500
         pytest.param('[[rules]]\nid = "x"\nkind = "prefix"\ndeny = ["86a"]\n', "rules[0].deny", "not digit prefixes", id="bad-prefix"),
         pytest.param('[[rules]]\nid = "x"\nkind = "line_type"\ndeny = ["fax"]\n', "rules[0].deny", "not one of", id="bad-line-type"),
         pytest.param('[[rules]]\nid = "x"\nkind = "cap"\nscope = "moon"\nlimit = 1\n', "rules[0].scope", "not one of", id="bad-cap-scope"),
+        pytest.param('[[rules]]\nid = "x"\nkind = "cap"\nscope = "account"\nlimit = 1\nwhen_unavailable = "open"\n', "rules[0].when_unavailable", "not block (fail closed) or allow", id="bad-cap-failure-policy"),
         pytest.param('[[rules]]\nid = "x"\nkind = "caller_id"\nfoo = 1\n', "rules[0].foo", "unknown parameter", id="typo-param"),
         pytest.param('[windows.w]\nhours = { mon = "21:00-09:00" }\n', "windows.w.hours", "start must be before end", id="reversed-span"),
         pytest.param('[windows.w]\nhours = { someday = "09:00-10:00" }\n', "windows.w.hours", "unknown day", id="bad-day"),

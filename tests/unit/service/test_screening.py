@@ -29,6 +29,11 @@ class Waiting:
             return False
         return True
 
+    reserves = False  # embedded mode: screen_reserving is never called
+
+    async def screen_reserving(self, facts: ChannelFacts) -> Decision:
+        raise AssertionError("embedded mode does not reserve")
+
     def screen(self, facts: ChannelFacts) -> Decision:
         if not self.ready.is_set():
             raise ScreeningUnavailable("no snapshot")

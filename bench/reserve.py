@@ -1,0 +1,139 @@
+"""Decide with a Redis reservation (cluster mode) against the in-memory path, in one run.
+
+    .venv/bin/python bench/reserve.py --calls 3000
+
+Two Screeners over the same policy (six caps that apply to every call: caller ID per day,
+account per hour and per minute, destination per day, distinct callees, concurrent calls;
+limits high enough that every call is allowed, so every cluster decision is a round trip)
+and a SQLite store each: one embedded (``screen``, caps in memory), one in cluster mode
+(``screen_reserving`` against a redis-server this script starts on 127.0.0.1, port 17000 +
+OUTGUARD_TEST_OFFSET, default 900). Calls alternate between the two in rounds of 100, so
+both see the same load; each call ends right after it is decided (its release goes out in
+the background, as in service). Prints a Markdown section for bench/RESULTS.md with the
+commit; the figures that matter are the ratios within the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from outguard.callfacts import ChannelFacts
+from outguard.cluster.caps import RedisCaps
+from outguard.cluster.guard import GuardedCaps
+from outguard.service import Screener
+from outguard.store.aio import AsyncStore
+from outguard.store.sqlite import SQLiteStore
+from outguard.testing.servers import REDIS_BASE_PORT, RedisServer
+from rules.policy import parse_policy
+
+POLICY = """
+default_region = "CN"
+timezone = "Asia/Shanghai"
+"""
+CAPS = (("caller_daily", "caller_id", "day"), ("acct_hour", "account", "hour"),
+        ("acct_minute", "account", "minute"), ("dest_day", "destination", "day"),
+        ("callees", "distinct_callees", "day"), ("conc", "concurrent_account", "day"))
+for rule, scope, window in CAPS:
+    POLICY += (f'\n[[rules]]\nid = "{rule}"\nkind = "cap"\nscope = "{scope}"\n'
+               f'limit = 1000000\nwindow = "{window}"\n')
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def facts(i: int, tag: str) -> ChannelFacts:
+    return ChannelFacts(adapter="ari", channel_id=f"{tag}-{i}", channel_name="PJSIP/agent-1",
+                        dialed=f"139{i:08d}", caller_id=f"01088{i % 50:06d}",
+                        account=f"a{i % 200}")
+
+
+async def measure(url: str, calls: int, workdir: Path) -> dict[str, float]:
+    policy = parse_policy(POLICY)
+    local_store = AsyncStore(SQLiteStore(workdir / "local.db"))
+    shared_store = AsyncStore(SQLiteStore(workdir / "shared.db"))
+    caps = RedisCaps.from_url(url, prefix="bench:", timeout_s=5)
+    guard = GuardedCaps(caps, history=shared_store.store.iter_allowed_calls_since,
+                        timeout_s=5)
+    local = Screener(local_store, policy)
+    cluster = Screener(shared_store, policy, shared=guard)
+    await local.start()
+    await cluster.start()
+    in_memory: list[float] = []
+    reserving: list[float] = []
+    try:
+        for i in range(200):  # warm up both: caches, the script loaded, the connection open
+            local.ended(local.screen(facts(i, "wl")).id, 16)
+            cluster.ended((await cluster.screen_reserving(facts(i, "wc"))).id, 16)
+        for start in range(0, calls, 100):
+            for i in range(start, min(calls, start + 100)):
+                t0 = time.perf_counter()
+                d = local.screen(facts(i, "l"))
+                in_memory.append((time.perf_counter() - t0) * 1e6)
+                assert d.allowed, d.verdict
+                local.ended(d.id, 16)
+            for i in range(start, min(calls, start + 100)):
+                t0 = time.perf_counter()
+                d = await cluster.screen_reserving(facts(i, "c"))
+                reserving.append((time.perf_counter() - t0) * 1e6)
+                assert d.allowed, d.verdict
+                cluster.ended(d.id, 16)
+            await asyncio.sleep(0)  # let the releases go out
+        ping: list[float] = []
+        for _ in range(min(calls, 2000)):
+            t0 = time.perf_counter()
+            await caps.client.ping()
+            ping.append((time.perf_counter() - t0) * 1e6)
+    finally:
+        await local.stop()
+        await cluster.stop()
+        await local_store.aclose()
+        await shared_store.aclose()
+        await caps.aclose()
+    return {"calls": calls,
+            "mem_p50": pct(in_memory, 50), "mem_p99": pct(in_memory, 99),
+            "res_p50": pct(reserving, 50), "res_p99": pct(reserving, 99),
+            "ping_p50": pct(ping, 50), "ping_p99": pct(ping, 99)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=3000)
+    args = ap.parse_args()
+    offset = int(os.environ.get("OUTGUARD_TEST_OFFSET", "900"))
+    commit = subprocess.run(["git", "log", "-1", "--format=%h"], capture_output=True,
+                            text=True).stdout.strip()
+    redis = RedisServer(REDIS_BASE_PORT + offset, "bench-reserve")
+    redis.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="outguard-bench-") as tmp:
+            r = asyncio.run(measure(redis.url, args.calls, Path(tmp)))
+    finally:
+        redis.stop()
+    load = os.getloadavg()
+    print(f"""## Decide with a Redis reservation vs in memory (bench/reserve.py)
+
+Command: `OUTGUARD_TEST_OFFSET={offset} .venv/bin/python bench/reserve.py --calls {args.calls}`;
+code: git {commit}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average
+{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared 2-core host). Six caps apply to every
+call; every call is allowed; {r['calls']:.0f} calls each way, alternating in rounds of 100.
+
+| path | p50 | p99 |
+|---|---|---|
+| embedded: `Screener.screen`, caps in memory | {r['mem_p50']:.0f} us | {r['mem_p99']:.0f} us |
+| cluster: `Screener.screen_reserving`, one EVALSHA to redis-server on 127.0.0.1 | {r['res_p50']:.0f} us | {r['res_p99']:.0f} us |
+| bare PING to the same Redis, same run | {r['ping_p50']:.0f} us | {r['ping_p99']:.0f} us |
+| ratio cluster / embedded | {r['res_p50'] / r['mem_p50']:.1f}x | {r['res_p99'] / r['mem_p99']:.1f}x |
+""")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""What the call path and the shared cap store exchange (no Redis import: the embedded
+mode loads this without redis-py)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class CallKeys:
+    """Who the call counts for."""
+
+    call_id: str
+    tenant: str
+    account: str
+    caller_id: str
+    destination: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """The script's answer: allowed (and reserved), or the first enforced cap reached."""
+
+    allowed: bool
+    rule_id: str = ""
+    count: int = 0
+    limit: int = 0
+    shadow: tuple[str, ...] = ()  # shadow-mode caps that were reached
+    duplicate: bool = False  # the call id had been seen: nothing was counted this time
+    unavailable: bool = False  # Redis could not answer: decided by the failure policy
+
+
+@dataclass
+class CapHealth:
+    """What the guard saw; exported as metrics."""
+
+    available: bool = True
+    failures: int = 0  # round trips that failed
+    failed_open: int = 0  # calls let through uncounted
+    failed_closed: int = 0  # calls blocked because Redis could not answer
+    replayed: int = 0  # remembered calls counted after the return
+    rebuilds: int = 0  # counters rebuilt from the call log
+    dropped: int = 0  # remembered calls dropped (more than max_pending)
+    pending: deque[tuple[str, str, str, str, str, float]] = field(default_factory=deque)
+    releases: set[str] = field(default_factory=set)
