@@ -86,6 +86,8 @@ async def measure(url: str, calls: int, workdir: Path) -> dict[str, float]:
                 assert d.allowed, d.verdict
                 cluster.ended(d.id, 16)
             await asyncio.sleep(0)  # let the releases go out
+        stats = await caps.client.info("commandstats")
+        script_us = float(stats.get("cmdstat_evalsha", {}).get("usec_per_call", 0.0))
         ping: list[float] = []
         for _ in range(min(calls, 2000)):
             t0 = time.perf_counter()
@@ -100,7 +102,7 @@ async def measure(url: str, calls: int, workdir: Path) -> dict[str, float]:
     return {"calls": calls,
             "mem_p50": pct(in_memory, 50), "mem_p99": pct(in_memory, 99),
             "res_p50": pct(reserving, 50), "res_p99": pct(reserving, 99),
-            "ping_p50": pct(ping, 50), "ping_p99": pct(ping, 99)}
+            "ping_p50": pct(ping, 50), "ping_p99": pct(ping, 99), "script_us": script_us}
 
 
 def main() -> None:
@@ -132,6 +134,9 @@ call; every call is allowed; {r['calls']:.0f} calls each way, alternating in rou
 | cluster: `Screener.screen_reserving`, one EVALSHA to redis-server on 127.0.0.1 | {r['res_p50']:.0f} us | {r['res_p99']:.0f} us |
 | bare PING to the same Redis, same run | {r['ping_p50']:.0f} us | {r['ping_p99']:.0f} us |
 | ratio cluster / embedded | {r['res_p50'] / r['mem_p50']:.1f}x | {r['res_p99'] / r['mem_p99']:.1f}x |
+
+Redis's own time in the script (INFO commandstats, EVALSHA usec_per_call, reserves and
+releases together): {r['script_us']:.0f} us per call.
 """)
 
 

@@ -243,9 +243,10 @@ class Screener:
 
     async def _release_slots(self) -> None:
         """Give the shared slots of the calls that ended back, in order, once each."""
+        assert self.shared is not None
         while True:
             call_id, at = await self._releases.get()
-            await self.shared.release(call_id, at)  # type: ignore[union-attr]
+            await self.shared.release(call_id, at)
 
     async def _drain_releases(self) -> None:
         while not self._releases.empty() and self.shared is not None:

@@ -30,6 +30,7 @@ from outguard.events import EventHub, Subscription
 logger = logging.getLogger(__name__)
 
 START = "0-0"
+NEXT = "$"
 
 
 class CallFeed:
@@ -46,8 +47,15 @@ class CallFeed:
         self.missed = 0  # events this instance skipped as unreadable
 
     async def mark(self) -> str:
-        """The stream's newest id now (START when empty)."""
-        newest: Any = await self.client.xrevrange(self.key, count=1)
+        """The stream's newest id now (START when empty; "$", whatever comes next, when
+        Redis cannot answer: an instance starts while Redis is down, and the events shared
+        until it reads again reach its figures only through its next start's replay)."""
+        try:
+            newest: Any = await self.client.xrevrange(self.key, count=1)
+        except (RedisError, OSError) as exc:
+            logger.warning("call feed: Redis cannot answer (%s); reading from the next"
+                           " event shared", exc)
+            return NEXT
         return _text(newest[0][0]) if newest else START
 
     def publisher(self, hub: EventHub) -> Coroutine[Any, Any, None]:

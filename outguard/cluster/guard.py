@@ -51,9 +51,10 @@ class GuardedCaps:
     # -- the call path ---------------------------------------------------------------------
 
     async def reserve(self, call: CallKeys, caps: Sequence[CapSpec], now: float) -> Reservation:
-        try:
-            answer = await asyncio.wait_for(self.caps.reserve(call, caps, now), self.timeout_s)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        try:  # asyncio.timeout, not wait_for: no task per call on the call path
+            async with asyncio.timeout(self.timeout_s):
+                answer = await self.caps.reserve(call, caps, now)
+        except (RedisError, OSError, TimeoutError) as exc:
             return self._fallback(call, caps, now, exc)
         if not self.health.available:
             await self._back()

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from outguard.config import ApiConfig, Settings
+from outguard.config import ApiConfig, ClusterConfig, Settings
 from outguard.server import SCREENER, STORE, Parts, build_app
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
@@ -72,13 +72,15 @@ class Api:
 
 async def start_api(tmp_path: Path, show_numbers: bool = False,
                     max_body_bytes: int = 64 * 1024 * 1024, store: str | None = None,
-                    tokens: dict[str, str] | None = None) -> Api:
+                    tokens: dict[str, str] | None = None,
+                    cluster: ClusterConfig | None = None) -> Api:
     """The app on a store seeded here, or (``tokens`` given) on one seeded before."""
     db = store or str(tmp_path / "outguard.db")
     tokens = tokens if tokens is not None else seed_tokens(db)
     spool = tempfile.mkdtemp(prefix="spool-", dir=tmp_path)  # one per instance, in tmp_path
     settings = Settings(store=str(db), default_tenant="t1", policy=str(POLICY), spool_dir=spool,
-                        api=ApiConfig(show_numbers=show_numbers, max_body_bytes=max_body_bytes))
+                        api=ApiConfig(show_numbers=show_numbers, max_body_bytes=max_body_bytes),
+                        cluster=cluster or ClusterConfig())
     app = build_app(settings, Parts(ari=False, agi=False, ami=False))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
