@@ -31,7 +31,8 @@ from outguard.testing.servers import REDIS_BASE_PORT, PostgresServer, RedisServe
 from rules.model import PartyKind
 from tests.conftest import TEST_INSTANCE, TEST_PORT_OFFSET
 from tests.integration.conftest import POLICIES, Running, settings_for, start_outguard
-from tests.integration.test_restart import OutguardProcess, wait_for
+from tests.integration.test_restart import OutguardProcess
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -79,14 +80,12 @@ class Shared:
         return ClusterConfig(redis=self.redis.url, prefix=self.prefix, slot_ttl_s=slot_ttl_s,
                              timeout_ms=500)
 
-    async def slots_drain(self, tenant: str, timeout: float) -> int:
-        """Wait (at most ``timeout``) for the tenant's live-call slots to reach 0; the
-        count left."""
-        deadline = time.monotonic() + timeout
-        while (left := await self.count("concurrent_tenant", tenant)) and \
-                time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        return left
+    async def slots_drain(self, tenant: str) -> None:
+        """Wait until the tenant holds no live-call slot in Redis."""
+        async def drained() -> bool:
+            return await self.count("concurrent_tenant", tenant) == 0
+
+        await eventually(drained, f"tenant {tenant}'s live-call slots to drain", interval=0.1)
 
     async def count(self, scope: str, key: str, window_s: int = 86400) -> int:
         reader = RedisCaps.from_url(self.redis.url, prefix=self.prefix, timeout_s=5)
@@ -200,7 +199,7 @@ async def test_a_daily_caller_id_cap_of_n_admits_exactly_n_of_calls_arriving_at_
     assert sorted((c.call.verdict, c.call.reason) for c in log) == sorted(
         [("allow", "ok")] * 6 + [("block", "rate_cap")] * 14)
     assert await shared.count("caller_id", "+861088880001") == 6  # blocked calls never count
-    assert await shared.slots_drain("t1", 5) == 0  # every slot given back
+    await shared.slots_drain("t1")  # every slot given back
 
 
 async def test_redis_restarted_mid_load_fails_the_cap_closed_then_recovers_with_its_counts(
@@ -221,10 +220,8 @@ async def test_redis_restarted_mid_load_fails_the_cap_closed_then_recovers_with_
             assert not one.screener.shared.health.available  # type: ignore[union-attr]
         finally:
             shared.redis.restart()  # back, empty (no persistence)
-        deadline = time.monotonic() + 10  # each instance probes every second
-        while not all(r.screener.shared.health.available  # type: ignore[union-attr]
-                      for r in pair) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: all(r.screener.shared.health.available  # type: ignore[union-attr]
+                                     for r in pair), "both instances to see Redis back")
         after = await asyncio.gather(
             one.call("13800138014", count=3, rate=10, caller_id=CALLER),
             two.call("13800138015", count=3, rate=10, caller_id=CALLER))
@@ -286,8 +283,8 @@ async def test_an_instance_killed_mid_load_loses_no_committed_row_and_its_slots_
                 caller_id="01088880002", timeout_s=30))
             load_one = asyncio.ensure_future(one.call(
                 "13800138021", count=6, rate=3, caller_id="01088880003", timeout_s=30))
-            await wait_for(lambda: sum(r["verdict"] == "allow" for r in two.rows()) >= 2,
-                           "the second instance to let two calls through")
+            await eventually(lambda: sum(r["verdict"] == "allow" for r in two.rows()) >= 2,
+                             "the second instance to let two calls through", interval=0.05)
             two.stop(signal.SIGKILL)  # mid-load, with calls up
             committed = {r["decision_id"] for r in two.rows()}
             run_one = await load_one
@@ -295,14 +292,14 @@ async def test_an_instance_killed_mid_load_loses_no_committed_row_and_its_slots_
         assert run_one.finals() == [200] * 6  # the survivor kept deciding
         pbx_b.hangup_all()
         await one.settle()
-        assert await shared.slots_drain("t1", ttl + 10) == 0  # the dead one's slots expired
+        await shared.slots_drain("t1")  # the dead one's slots expired (ttl 3 s)
 
         two.start()  # back: its open rows are closed against what Asterisk reports
-        await wait_for(lambda: all(r["ended_at"] is not None for r in two.rows()),
-                       "every row of the killed instance closed")
+        await eventually(lambda: all(r["ended_at"] is not None for r in two.rows()),
+                         "every row of the killed instance closed", interval=0.05)
         after = {r["decision_id"] for r in two.rows()}
         assert committed <= after and len(committed) >= 2  # no committed row lost
-        assert await shared.slots_drain("t1", 10) == 0  # restored, then released
+        await shared.slots_drain("t1")  # restored, then released
         assert await shared.count("caller_id", "+861088880002") == sum(
             r["verdict"] == "allow" for r in two.rows())
     finally:
@@ -324,10 +321,9 @@ async def test_a_trigger_fires_once_for_the_cluster_on_calls_from_both_pbxes(
             side.call("13800138030", count=2, rate=10, caller_id="01088880004",
                       account="a-enf") for side in pair))
         assert [f for run in runs for f in run.finals()] == [200] * 4
-        deadline = time.monotonic() + 10  # the leader folds both PBXes' calls, then acts
-        while not await one.store.list_suspensions(party_key="a-enf"):
-            assert time.monotonic() < deadline, "the trigger did not fire"
-            await asyncio.sleep(0.05)
+        # the leader folds both PBXes' calls, then acts
+        await eventually(lambda: one.store.list_suspensions(party_key="a-enf"),
+                         "the trigger to fire")
         suspended = time.monotonic()
         while not _suspended(two, "a-enf"):  # pushed to the other instance's snapshot
             assert time.monotonic() - suspended < 1.0, "not blocked on the other PBX in 1 s"
@@ -336,10 +332,8 @@ async def test_a_trigger_fires_once_for_the_cluster_on_calls_from_both_pbxes(
     assert blocked.only.final == 480  # party_status
     # both instances counted all four calls; the follower acts on none of it
     assert one.enforcer.risk("account", "a-enf").allowed == 4
-    deadline = time.monotonic() + 5
-    while two.enforcer.risk("account", "a-enf").allowed < 4:
-        assert time.monotonic() < deadline, "the follower's figures lag"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: two.enforcer.risk("account", "a-enf").allowed == 4,
+                     "the follower's figures to count all four calls")
     assert await two.enforcer.evaluate() == [] and await one.enforcer.evaluate() == []
     rows = await one.store.list_suspensions(party_key="a-enf")
     assert [(s.trigger, s.created_by) for s in rows] == [("busy_account", "trigger:busy_account")]
