@@ -133,16 +133,17 @@ class AmiClient:
             self.reconnects += 1
 
     async def wait_connected(self, timeout: float) -> None:
-        await asyncio.wait_for(self._ready.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._ready.wait()
 
     async def _session(self) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, limit=self.max_message_bytes),
-            self.action_timeout_s,
-        )
+        async with asyncio.timeout(self.action_timeout_s):
+            reader, writer = await asyncio.open_connection(
+                self.host, self.port, limit=self.max_message_bytes)
         self._writer = writer
         try:
-            banner = await asyncio.wait_for(reader.readline(), self.action_timeout_s)
+            async with asyncio.timeout(self.action_timeout_s):
+                banner = await reader.readline()
             self.version = banner.decode("utf-8", "replace").strip().partition("/")[2]
             reading = self._spawn(self._read(reader))
             reply = await self.action("Login", Username=self.user, Secret=self._password,
@@ -255,7 +256,8 @@ class AmiClient:
         writer.write(format_action(name, action_id, headers))
         try:
             with roundtrip("ami", name):
-                return await asyncio.wait_for(future, self.action_timeout_s)
+                async with asyncio.timeout(self.action_timeout_s):
+                    return await future
         except TimeoutError:
             raise AmiUnavailable(f"no reply to {name} within {self.action_timeout_s:g} s") \
                 from None

@@ -94,7 +94,8 @@ class AgiSession:
         with roundtrip("agi", agi_operation(line)):
             self.writer.write(line.encode("utf-8") + b"\n")
             await self.writer.drain()
-            return await asyncio.wait_for(self._reply(), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                return await self._reply()
 
     async def _reply(self) -> AgiReply:
         while True:
@@ -263,7 +264,8 @@ class FastAgiServer:
         when the peer does not send a whole one."""
         peer = writer.get_extra_info("peername")
         try:
-            block = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.header_timeout_s)
+            async with asyncio.timeout(self.header_timeout_s):
+                block = await reader.readuntil(b"\n\n")
             return parse_env(block)
         except asyncio.IncompleteReadError as err:
             why = f"closed after {len(err.partial)} bytes, before the end of the environment"

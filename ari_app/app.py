@@ -279,7 +279,8 @@ class StasisApp:
         try:
             media = sound if ":" in sound else f"sound:{sound}"
             await self.client.play(cid, media, playback)
-            await asyncio.wait_for(finished, self.settings.announce_timeout_s)
+            async with asyncio.timeout(self.settings.announce_timeout_s):
+                await finished
         except TimeoutError:
             logger.warning("announcement %s on %s did not finish in time", sound, cid)
         finally:

@@ -79,7 +79,8 @@ class BridgeCall:
 
     async def _next(self, timeout: float) -> dict[str, Any] | None:
         try:
-            return await asyncio.wait_for(self.queue.get(), max(0.0, timeout))
+            async with asyncio.timeout(max(0.0, timeout)):
+                return await self.queue.get()
         except TimeoutError:
             return None
 

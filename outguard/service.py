@@ -216,7 +216,8 @@ class Screener:
             self._unsubscribe()
         if self.shared is not None:  # give back what ended; the rest expire
             try:
-                await asyncio.wait_for(self._drain_releases(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self._drain_releases()
             except TimeoutError:
                 logger.warning("%d slot release(s) not sent at stop; they expire after"
                                " %.0f s", self._releases.qsize(), self.slot_ttl_s)
@@ -302,7 +303,8 @@ class Screener:
         if self.snapshot is not None:
             return True
         try:
-            await asyncio.wait_for(self.ready.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self.ready.wait()
         except TimeoutError:
             return False
         return True

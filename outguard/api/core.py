@@ -160,9 +160,8 @@ class Limits:
         freed = self._freed
         self._waiting[token_key] = self._waiting.get(token_key, 0) + 1
         try:
-            async with freed:
-                await asyncio.wait_for(
-                    freed.wait_for(lambda: self._refusal(kind, token_key) is None), self.wait_s)
+            async with asyncio.timeout(self.wait_s), freed:
+                await freed.wait_for(lambda: self._refusal(kind, token_key) is None)
         except TimeoutError:
             refusal = self._refusal(kind, token_key)
             why = refusal.message if refusal is not None else "no slot came free"

@@ -42,7 +42,8 @@ class Offload:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor(), check_text, text, policy_dir)
         try:
-            return await asyncio.wait_for(future, self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                return await future
         except asyncio.TimeoutError:
             self._replace("took longer than %s s" % self.timeout_s)
             reason = f"checking took longer than {self.timeout_s:g} s"

@@ -73,7 +73,8 @@ async def place(target: Target, number: str, variables: dict[str, str], context:
 
         reader = asyncio.ensure_future(pump())
         try:
-            await asyncio.wait_for(_first(opened, reader), 10)
+            async with asyncio.timeout(10):
+                await _first(opened, reader)
             await client.request("POST", "/channels", params={
                 "endpoint": f"Local/{number}@{context}", "app": app, "channelId": caller,
                 "otherChannelId": dialled, "callerId": caller_id or None,
@@ -115,7 +116,8 @@ async def _follow(client: AriClient, events: asyncio.Queue[dict[str, Any]], call
             deadline = now + 5
             wait = 5
         try:
-            event = await asyncio.wait_for(events.get(), wait)
+            async with asyncio.timeout(wait):
+                event = await events.get()
         except TimeoutError:
             continue
         cid = (event.get("channel") or {}).get("id")

@@ -62,7 +62,8 @@ class GuardedCaps:
 
     async def release(self, call_id: str, now: float) -> bool:
         try:
-            released = await asyncio.wait_for(self.caps.release(call_id, now), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                released = await self.caps.release(call_id, now)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             self._down(exc)
             self.health.releases.add(call_id)
@@ -75,7 +76,8 @@ class GuardedCaps:
         """Extend the slots of the calls still up, (call id, tenant, account) each (-1
         when Redis cannot answer: the next refresh that reaches it takes them again)."""
         try:
-            return await asyncio.wait_for(self.caps.refresh(calls, now), self.timeout_s * 4)
+            async with asyncio.timeout(self.timeout_s * 4):
+                return await self.caps.refresh(calls, now)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             self._down(exc)
             return -1
@@ -114,7 +116,8 @@ class GuardedCaps:
     async def check(self) -> bool:
         """Probe Redis (a periodic task calls this); reconcile if it is back. True if up."""
         try:
-            await asyncio.wait_for(self.caps.ping(), self.timeout_s * 4)
+            async with asyncio.timeout(self.timeout_s * 4):
+                await self.caps.ping()
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             self._down(exc)
             return False

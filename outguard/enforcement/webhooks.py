@@ -80,7 +80,8 @@ class WebhookSender:
         if self._task is None:
             return
         try:
-            await asyncio.wait_for(self._queue.join(), drain_s)
+            async with asyncio.timeout(drain_s):
+                await self._queue.join()
         except asyncio.TimeoutError:
             logger.warning("webhooks: %d event(s) not delivered at shutdown",
                            self._queue.qsize())

@@ -127,16 +127,20 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         logger.warning("SIPp pid %d did not exit after SIGKILL", proc.pid)
 
 
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
 def wait_port_free(port: int, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SippError(f"UDP port {port} is still taken") from None
+    while _port_taken(port):
+        if time.monotonic() > deadline:
+            raise SippError(f"UDP port {port} is still taken")
         time.sleep(0.05)
 
 
@@ -185,9 +189,16 @@ class Carrier:
             cwd=self._dir, start_new_session=True,
         )
         out.close()
-        time.sleep(0.1)
-        if self.proc.poll() is not None:
-            raise SippError(f"carrier SIPp exited at once: {self.output()}")
+        # ready once its SIP port is bound: from then on an INVITE waits in its socket
+        # (a fixed pause was too short under CPU load: the first INVITE met a closed port)
+        deadline = time.monotonic() + 30
+        while not _port_taken(port):
+            if self.proc.poll() is not None:
+                raise SippError(f"carrier SIPp exited at once: {self.output()}")
+            if time.monotonic() > deadline:
+                _kill_group(self.proc)
+                raise SippError(f"carrier SIPp did not bind UDP port {port} in 30 s")
+            time.sleep(0.01)
         return self
 
     def output(self) -> str:

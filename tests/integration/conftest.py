@@ -65,6 +65,25 @@ class Running:
         """Place calls from the SIPp agent without blocking the event loop."""
         return await asyncio.to_thread(sipp.place_calls, self.pbx.inst, number, **kwargs)
 
+    async def calls_in_turn(self, number: str, count: int, *, account: str,
+                            **kwargs: Any) -> list[sipp.CallResult]:
+        """Place ``count`` calls from ``account`` one after the other, each once outguard
+        has released the previous one's slot. (The test policy lets an account have one
+        call at a time; SIPp placing calls at a rate would race outguard's release of the
+        slot, which follows the hangup, and meet the concurrency cap under CPU load.)"""
+        results = []
+        for _ in range(count):
+            run = await self.call(number, account=account, **kwargs)
+            results.append(run.only)
+            await self.released(account)
+        return results
+
+    async def released(self, account: str, timeout_s: float = 30.0) -> None:
+        """Wait until ``account`` has no live call in outguard."""
+        async with asyncio.timeout(timeout_s):
+            while self.screener.live.concurrent("account", account):
+                await asyncio.sleep(0.01)
+
     async def listed(self, list_name: str, kind: str, *numbers: str) -> None:
         """Create a list with these numbers and rebuild the snapshot now."""
         await self.store.create_list(list_name, kind)

@@ -201,8 +201,9 @@ async def test_rate_cap_blocks_the_fourth_call_in_a_minute_with_503(
     outguard_agi: Running,
 ) -> None:
     with sipp.Carrier(outguard_agi.pbx.inst, hold_ms=50):
-        run = await call(outguard_agi, ALLOWED, account="a-rate", count=4, rate=5)
-    assert run.finals() == [200, 200, 200, 503]
+        calls = await outguard_agi.calls_in_turn(ALLOWED, 4, account="a-rate",
+                                                 from_user=AGENT)
+    assert [c.final for c in calls] == [200, 200, 200, 503]
 
 
 async def test_concurrency_cap_gives_486_while_the_first_call_is_up(
@@ -384,12 +385,13 @@ async def test_a_half_open_client_does_not_stall_other_calls(outguard_agi: Runni
         agent = og.pbx.inst.ports.agent
         with sipp.Carrier(og.pbx.inst, hold_ms=50):  # the policy allows 3/min, 1 at a time
             runs = await asyncio.gather(*(
-                call(og, ALLOWED, account=f"a-half-{n}", count=3, rate=4, port=agent + 3 * n)
+                og.calls_in_turn(ALLOWED, 3, account=f"a-half-{n}", from_user=AGENT,
+                                 port=agent + 3 * n)
                 for n in range(2)
             ))
         tick.cancel()
-        assert [run.finals() for run in runs] == [[200] * 3] * 2
-        delays = [c.post_dial_delay_ms or 10**6 for run in runs for c in run.calls.values()]
+        assert [[c.final for c in run] for run in runs] == [[200] * 3] * 2
+        delays = [c.post_dial_delay_ms or 10**6 for run in runs for c in run]
         assert max(delays) < 500, delays  # each call screened well within its budget
         assert ticks > 20
         assert og.agi.rejected >= 1  # the one that closed early is gone already
