@@ -4,7 +4,9 @@ The Screener publishes each event once (``Screener.publish``); the call log and 
 counters consume it in process, synchronously, before the hub hands it to the
 subscribers that read at their own pace: the risk figures (``outguard.enforcement``), the
 metrics collector and the live stream (``/api/events``, through :func:`as_dict`, the one
-serialiser). Nobody re-parses an untyped dict by key.
+serialiser of call events; ``outguard.events.wire`` serialises every hub event). Nobody
+re-parses an untyped dict by key: snapshot swaps and enforcement events are typed too
+(``outguard.events``).
 
 * :class:`CallDecided` - a verdict was given (allowed, blocked, or allowed with shadow hits)
 * :class:`CallAnswered` - an allowed call was answered (the first report)

@@ -1,5 +1,8 @@
-"""In-process publish/subscribe of call events (typed: ``outguard.callevents``), snapshot
-swaps and enforcement events (dicts) for the risk figures, metrics and the live feed.
+"""In-process publish/subscribe of typed events: the call events
+(``outguard.callevents``), snapshot swaps and enforcement events (here), for the call log,
+counters, risk figures, metrics, webhooks and the live stream. Nobody re-parses an untyped
+dict by key: consumers match on the type, and :func:`wire` is the one serialiser of every
+event for the live stream.
 
 Publishing never blocks and never fails: a subscriber that falls behind loses its oldest
 events (it is told how many it missed).
@@ -8,11 +11,54 @@ events (it is told how many it missed).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from outguard.callevents import CallEvent
+from outguard.callevents import CallEvent, as_dict
 
-Event = CallEvent | dict[str, Any]
+__all__ = ["EnforcementAnnounced", "Event", "EventHub", "SnapshotSwapped", "Subscription",
+           "wire"]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSwapped:
+    """A new screening snapshot took over (``Screener.rebuild``)."""
+
+    type: ClassVar[str] = "snapshot"
+
+    stats: Mapping[str, float]  # entries by kind, as the snapshot counts them
+    warnings: int  # rows reported and skipped while building it
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcementAnnounced:
+    """Something enforcement did (``suspension.created``, ``appeal.approved`` ...): on the
+    hub for the live stream, and queued for the webhooks."""
+
+    type: ClassVar[str] = "enforcement"
+
+    id: str  # the delivery id webhooks send (idempotency key for receivers)
+    kind: str  # "suspension.created", "trigger.warned", ...
+    at: str  # ISO 8601, UTC
+    data: Mapping[str, Any]
+
+    def webhook_body(self) -> dict[str, Any]:
+        """What a webhook POSTs (its ``type`` is the kind: receivers switch on it)."""
+        return {"id": self.id, "type": self.kind, "at": self.at, "data": dict(self.data)}
+
+
+Event = CallEvent | SnapshotSwapped | EnforcementAnnounced
+
+
+def wire(event: Event) -> dict[str, Any]:
+    """An event as the live stream sends it (field names as the API documents)."""
+    if isinstance(event, SnapshotSwapped):
+        return {"type": event.type, "stats": dict(event.stats), "warnings": event.warnings}
+    if isinstance(event, EnforcementAnnounced):
+        return {"type": event.type, "event": event.kind, "id": event.id, "at": event.at,
+                "data": dict(event.data)}
+    return as_dict(event)
 
 
 class Subscription:

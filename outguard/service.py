@@ -29,7 +29,7 @@ from outguard.callevents import CallAnswered, CallDecided, CallEnded, CallEvent
 from outguard.callfacts import ChannelFacts, build_attempt, channel_problems
 from outguard.cluster.model import CallKeys, CapHealth, Reservation
 from outguard.errors import OutguardError
-from outguard.events import EventHub
+from outguard.events import EventHub, SnapshotSwapped
 from outguard.live import (
     MAX_CALL_AGE_S,
     NEVER_SEEN_ENDING,
@@ -292,8 +292,7 @@ class Screener:
                 logger.warning("snapshot: %s", warning)
             logger.info("snapshot built in %.3f s: %s", time.monotonic() - started,
                         dict(snap.stats))
-            self.events.publish({"type": "snapshot", "stats": dict(snap.stats),
-                                 "warnings": len(snap.warnings)})
+            self.events.publish(SnapshotSwapped(dict(snap.stats), len(snap.warnings)))
         if self._dirty:
             return await self.rebuild()
         return snap

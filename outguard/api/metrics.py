@@ -34,7 +34,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector as PromCollector
 
 from outguard import probes
-from outguard.callevents import CallAnswered, CallDecided, CallEnded
+from outguard.callevents import CallDecided, CallEnded
 from outguard.cluster.model import CapHealth
 from outguard.events import Event, EventHub
 
@@ -83,9 +83,7 @@ class Collector:
             result = "answered" if event.answered else "unanswered"
             self.outcomes[result] = self.outcomes.get(result, 0) + 1
         else:
-            kind = event.type if isinstance(event, CallAnswered) else str(event.get("type", ""))
-            if kind:
-                self.other[kind] = self.other.get(kind, 0) + 1
+            self.other[event.type] = self.other.get(event.type, 0) + 1
 
     async def run(self, hub: EventHub) -> None:
         with hub.subscribe(10_000) as sub:

@@ -19,8 +19,7 @@ from outguard.api import context as cx
 from outguard import views
 from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
-from outguard.callevents import as_dict
-from outguard.events import Event
+from outguard.events import wire
 from outguard.server import PARTS, store_health
 
 logger = logging.getLogger(__name__)
@@ -99,11 +98,6 @@ async def _stream(request: web.Request) -> web.StreamResponse:
         if get is not None:
             get.cancel()
     return response
-
-
-def wire(event: Event) -> dict[str, Any]:
-    """A hub event as the stream sends it: call events through their one serialiser."""
-    return event if isinstance(event, dict) else as_dict(event)
 
 
 def _sse(event: dict[str, Any]) -> bytes:

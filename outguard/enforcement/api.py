@@ -8,7 +8,7 @@ Screener rebuilds its snapshot, and the ``party_status`` rule blocks the party (
 suspension's end, which the rule honours by itself).
 
 Every method that changes something writes an audit record (the store's audited CRUD or
-``add_audit``) and announces it on the event hub (``{"type": "enforcement", ...}``) and to
+``add_audit``) and announces it on the event hub (``outguard.events.EnforcementAnnounced``) and to
 the configured webhooks.
 
 Errors: ``outguard.errors.NotFound`` (no such appeal / nothing active to lift or appeal),

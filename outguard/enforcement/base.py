@@ -17,7 +17,7 @@ from outguard.enforcement.risk import RiskBook
 from outguard.enforcement.webhooks import WebhookSender
 from outguard.callevents import CallDecided, CallEnded, CallEvent
 from outguard.errors import InvalidInput
-from outguard.events import Event, EventHub, Subscription
+from outguard.events import EnforcementAnnounced, Event, EventHub, Subscription
 from outguard.store.aio import AsyncStore
 from outguard.figures import attribute_complaint
 from outguard.store.base import Complaint, LoggedCall, Suspension
@@ -312,8 +312,7 @@ class EnforcerBase:
 
     def _announce(self, kind: str, data: dict[str, Any]) -> None:
         """Publish an enforcement event on the hub and queue it for the webhooks."""
-        event = {"id": uuid.uuid4().hex, "type": kind,
-                 "at": datetime.fromtimestamp(self.clock(), UTC).isoformat(), "data": data}
-        self.events.publish({"type": "enforcement", "event": kind, "id": event["id"],
-                             "at": event["at"], "data": data})
+        event = EnforcementAnnounced(
+            uuid.uuid4().hex, kind, datetime.fromtimestamp(self.clock(), UTC).isoformat(), data)
+        self.events.publish(event)
         self.webhooks.announce(event)

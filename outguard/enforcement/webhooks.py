@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from outguard.enforcement.policy import WebhookSpec
+from outguard.events import EnforcementAnnounced
 from outguard.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class WebhookSender:
         self.spec = spec
         self.stats = WebhookStats()
         self._sleep = sleep
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=spec.queue_size)
+        self._queue: asyncio.Queue[EnforcementAnnounced] = asyncio.Queue(maxsize=spec.queue_size)
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._warned_secret = False
@@ -91,8 +92,8 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
-    def announce(self, event: dict[str, Any]) -> bool:
-        """Queue an event (it must carry "id" and "type"). False when dropped."""
+    def announce(self, event: EnforcementAnnounced) -> bool:
+        """Queue an event for delivery. False when dropped."""
         if not self.spec.urls:
             return False
         try:
@@ -100,7 +101,7 @@ class WebhookSender:
         except asyncio.QueueFull:
             self.stats.dropped += 1
             logger.warning("webhooks: queue full, event %s (%s) dropped",
-                           event.get("id"), event.get("type"))
+                           event.id, event.kind)
             return False
         self.stats.queued += 1
         return True
@@ -123,20 +124,20 @@ class WebhookSender:
         while True:
             event = await self._queue.get()
             try:
-                body = json.dumps(event, ensure_ascii=False, sort_keys=True,
+                body = json.dumps(event.webhook_body(), ensure_ascii=False, sort_keys=True,
                                   default=str).encode()
                 for url in self.spec.urls:
                     await self._deliver(url, body, event)
             except Exception:
-                logger.exception("webhooks: delivery of %s failed", event.get("id"))
+                logger.exception("webhooks: delivery of %s failed", event.id)
             finally:
                 self._queue.task_done()
 
-    async def _deliver(self, url: str, body: bytes, event: dict[str, Any]) -> bool:
+    async def _deliver(self, url: str, body: bytes, event: EnforcementAnnounced) -> bool:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        headers = {"Content-Type": "application/json", EVENT_HEADER: str(event.get("type")),
-                   DELIVERY_HEADER: str(event.get("id"))}
+        headers = {"Content-Type": "application/json", EVENT_HEADER: event.kind,
+                   DELIVERY_HEADER: event.id}
         secret = self._secret()
         if secret is not None:
             headers[SIGNATURE_HEADER] = sign(secret, body)
@@ -154,10 +155,10 @@ class WebhookSender:
             if attempt < self.spec.max_attempts:
                 delay = self.spec.backoff_s * 2 ** (attempt - 1)
                 logger.info("webhooks: %s to %s failed (%s), retry %d in %.1f s",
-                            event.get("id"), url, why, attempt, delay)
+                            event.id, url, why, attempt, delay)
                 await self._sleep(delay)
             else:
                 logger.warning("webhooks: giving up on %s to %s after %d attempts (%s)",
-                               event.get("id"), url, attempt, why)
+                               event.id, url, attempt, why)
         self.stats.failed += 1
         return False

@@ -162,6 +162,31 @@ async def test_the_live_stream_carries_decisions_and_outcomes_masked(api: Api) -
     assert events[0][1]["verdict"] == "allow" and events[2][1]["answered"] is True
 
 
+
+async def test_the_live_stream_and_metrics_carry_snapshot_and_enforcement_events(
+    api: Api,
+) -> None:
+    """Typed hub events (no dict re-parsed by key): a snapshot swap and an enforcement
+    action reach the stream in their documented wire form, and the metrics count them."""
+    before = api.screener.events.subscribers
+    reader = asyncio.ensure_future(read_events(api, 2))
+    while api.screener.events.subscribers == before:
+        await asyncio.sleep(0.01)
+    await api.screener.rebuild()
+    suspended = await api.json("POST", "/api/suspend", status=201, json={
+        "kind": "account", "key": "a1", "reason": "audit", "duration_s": 60})
+    (kind1, snapshot), (kind2, enforcement) = await reader
+    assert kind1 == "snapshot" and snapshot["stats"]["lists"] >= 0
+    assert snapshot["warnings"] == 0
+    assert kind2 == "enforcement" and enforcement["event"] == "suspension.created"
+    assert enforcement["data"]["id"] == suspended["id"] and enforcement["id"] and enforcement["at"]
+    collector = api.client.app[COLLECTOR]  # type: ignore[index]
+    deadline = asyncio.get_running_loop().time() + 10
+    while collector.other.get("enforcement", 0) < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the collector fell behind"
+        await asyncio.sleep(0.01)
+    assert collector.other["snapshot"] >= 1
+
 async def test_metrics_show_decisions_latency_and_parts(api: Api) -> None:
     place(api, "13800138000", answer_s=3)
     place(api, "13900139000")

@@ -9,6 +9,7 @@ import uuid
 
 from outguard.enforcement import Enforcer
 from outguard.enforcement.risk import RiskBook
+from outguard.events import EnforcementAnnounced
 from outguard.store.aio import AsyncStore
 from outguard.store.base import CallRecord
 from rules.model import PartyKind, PartyState
@@ -100,8 +101,8 @@ async def test_enforcement_events_reach_the_hub(make_enforcer: EnforcerFactory) 
     with enforcer.events.subscribe() as feed:
         await enforcer.suspend("tenant", "t2", reason="audit", actor="ops", duration_s=60)
         event = feed.queue.get_nowait()
-    assert event["type"] == "enforcement" and event["event"] == "suspension.created"
-    assert event["data"]["party_kind"] == "tenant" and event["data"]["ends_at"]
+    assert isinstance(event, EnforcementAnnounced) and event.kind == "suspension.created"
+    assert event.data["party_kind"] == "tenant" and event.data["ends_at"]
 
 
 def test_running_totals_match_a_plain_count_even_with_late_events() -> None:

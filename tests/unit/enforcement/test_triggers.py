@@ -4,6 +4,7 @@ duration, and the suspension runs out by itself; escalation ends in a permanent 
 from __future__ import annotations
 
 from outguard.enforcement import Enforcer
+from outguard.events import EnforcementAnnounced
 from rules.model import PartyKind, PartyState
 from tests.unit.enforcement.conftest import DAY, HOUR, Clock, EnforcerFactory, play_call
 
@@ -168,7 +169,8 @@ action = "warn"
         assert firing.action == "warn" and firing.suspension is None
         assert await enforcer.evaluate() == []  # counted afresh after the warning
         events = [feed.queue.get_nowait() for _ in range(feed.queue.qsize())]
-    assert [e["event"] for e in events] == ["trigger.warned"]
+    warned = [e.kind for e in events if isinstance(e, EnforcementAnnounced)]
+    assert warned == ["trigger.warned"] and len(events) == 1
     assert (await enforcer.status("account", "a1")).state is PartyState.ACTIVE
     audit = await enforcer.store.list_audit(party_key="a1")
     assert [a.action for a in audit if a.action.startswith("trigger")] == ["trigger.warn"]

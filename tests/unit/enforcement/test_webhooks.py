@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from outguard.enforcement.policy import WebhookSpec
+from outguard.events import EnforcementAnnounced
 from outguard.enforcement.webhooks import (
     DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookSender, verify,
 )
@@ -102,9 +103,9 @@ async def test_a_dead_receiver_is_given_up_on_and_never_blocks() -> None:
     sender = WebhookSender(WebhookSpec(urls=("http://127.0.0.1:9/hook",), max_attempts=3,
                                        backoff_s=0.5, queue_size=2, timeout_s=1),
                            sleep=no_sleep)
-    assert sender.announce({"id": "1", "type": "x"})
-    assert sender.announce({"id": "2", "type": "x"})
-    assert not sender.announce({"id": "3", "type": "x"})  # full: dropped, not waited for
+    assert sender.announce(EnforcementAnnounced("1", "x", "2026-12-02T00:00:00+00:00", {}))
+    assert sender.announce(EnforcementAnnounced("2", "x", "2026-12-02T00:00:00+00:00", {}))
+    assert not sender.announce(EnforcementAnnounced("3", "x", "2026-12-02T00:00:00+00:00", {}))  # full: dropped, not waited for
     sender.start()
     await sender.idle()
     await sender.stop()
