@@ -419,7 +419,7 @@ class StasisApp:
                 args.append("bridge")
             self._handling.add(cid)
             self.spawn(self.handle_start(channel, args))
-        else:  # continue mode: the call is in the dialplan (Dial); follow it again
+        elif self.tracker is None:  # continue mode without AMI: follow the channel again
             try:
                 await self.client.subscribe_channel(cid)
             except ChannelGone:
@@ -428,5 +428,8 @@ class StasisApp:
             except (AriError, AriUnavailable) as err:
                 logger.warning("reconcile: channel %s: %s", cid, err)
                 return
+        # (continue mode with AMI: the hangup handler's event ends the call, whichever
+        # outguard process is connected when it comes; nothing to ask of ARI)
+        if outbound is None and not in_stasis:
             if channel.get("state") == "Up":
                 self.screener.answered(call.call_id)  # when first seen: a lower bound

@@ -301,9 +301,15 @@ def _check_ports(inst: Instance) -> None:
 
 def ari_get(inst: Instance, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
     """A blocking ARI GET, for readiness checks and tools (the app uses aiohttp)."""
+    return ari_request(inst, "GET", path, timeout)
+
+
+def ari_request(inst: Instance, method: str, path: str,
+                timeout: float = 2.0) -> tuple[int, bytes]:
+    """A blocking ARI request (tools and tests); the status and the body."""
     token = base64.b64encode(f"{inst.ari_user}:{inst.ari_password}".encode()).decode()
     request = urllib.request.Request(
-        inst.ari_url + path, headers={"Authorization": "Basic " + token}
+        inst.ari_url + path, method=method, headers={"Authorization": "Basic " + token}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:

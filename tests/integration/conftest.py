@@ -5,8 +5,9 @@ counters, lists or suspensions leak from one test into the next."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,30 @@ class Running:
         await self.settle()
         return list(await self.store.run(lambda: list(self.store.store.iter_calls())))
 
-    async def settle(self, timeout: float = 5.0) -> None:
+    async def settle(self, timeout: float = 15.0) -> None:
         """Wait until no call is live and every call-log row is written."""
         deadline = time.monotonic() + timeout
         while self.screener.live_calls() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await self.store.flush_async()
+
+
+def ari(pbx: sandbox.Sandbox, method: str, path: str) -> Any:
+    """One ARI request as the test (not outguard) makes it; the decoded body."""
+    status, body = sandbox.ari_request(pbx.inst, method, path, timeout=10)
+    assert status < 300, (method, path, status, body)
+    return json.loads(body) if body else None
+
+
+def carrier_legs(pbx: sandbox.Sandbox) -> list[dict[str, Any]]:
+    """The channels to the carrier SIPp, as ARI lists them."""
+    return [c for c in ari(pbx, "GET", "/channels") if c["name"].startswith("PJSIP/carrier-")]
+
+
+def callee_hangs_up(pbx: sandbox.Sandbox, leg: dict[str, Any]) -> None:
+    """End a call as the callee would (normal clearing, Q.850 16), when the test says so:
+    a call that ends by itself after a fixed hold races whatever the test does meanwhile."""
+    ari(pbx, "DELETE", f"/channels/{leg['id']}?reason_code=16")
 
 
 def settings_for(pbx: sandbox.Sandbox, db: Path, **calls: Any) -> Settings:
@@ -201,6 +220,13 @@ class ChannelVariables:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.client.close()
+
+    async def until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        """Wait until the events seen so far satisfy ``condition`` (they arrive over the
+        test's own AMI connection, after the call's own events)."""
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                await asyncio.sleep(0.01)
 
     def of(self, uniqueid: str) -> dict[str, str]:
         """The values, without the ones cleared to empty."""

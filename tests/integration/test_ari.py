@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ import pytest
 from outguard.server import Parts
 from outguard.testing import sipp
 from tests.integration import block_reasons
-from tests.integration.conftest import ChannelVariables, Running, settings_for, start_outguard
+from tests.integration.conftest import (
+    ChannelVariables,
+    Running,
+    callee_hangs_up,
+    carrier_legs,
+    settings_for,
+    start_outguard,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +128,8 @@ async def test_a_failed_screening_sets_failed_and_refuses_the_call(outguard: Run
     outguard.screener.screen = broken  # type: ignore[method-assign]
     async with ChannelVariables(outguard.pbx) as seen:
         run = await outguard.call(ALLOWED)
-        await asyncio.sleep(0.2)
+        await seen.until(lambda: any(v.get("OUTGUARD_VERDICT")
+                                     for v in seen.by_channel.values()))
     assert run.only.final == 503
     [variables] = [v for v in seen.by_channel.values() if v.get("OUTGUARD_VERDICT")]
     assert variables["OUTGUARD_VERDICT"] == "failed"
@@ -151,7 +160,7 @@ async def test_calls_in_progress_across_an_outguard_restart_close_with_their_out
     them up, and the hangup handler's event closes their rows in the new process."""
     settings = settings_for(clean_pbx, tmp_path / "og.db")
     agent = clean_pbx.inst.ports.agent
-    with sipp.Carrier(clean_pbx.inst, hold_ms=4000) as carrier:
+    with sipp.Carrier(clean_pbx.inst, callee_hangs_up=False) as carrier:
         runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
         og = Running(runner.app, settings, clean_pbx)
         placing = [  # three agents at once (the policy allows one call per account at a time)
@@ -159,29 +168,32 @@ async def test_calls_in_progress_across_an_outguard_restart_close_with_their_out
                                           timeout_s=20))
             for i in range(3)
         ]
-        for _ in range(300):
-            if len(carrier.invites()) == 3:
-                break
-            await asyncio.sleep(0.02)
+        async with asyncio.timeout(30):  # the three calls are connected
+            while [leg["state"] for leg in carrier_legs(clean_pbx)] != ["Up"] * 3:
+                await asyncio.sleep(0.05)
+        connected = time.monotonic()
         await og.store.flush_async()
         await runner.cleanup()  # outguard stops while the three calls are connected
         runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
         try:
             og = Running(runner.app, settings, clean_pbx)
+            legs = carrier_legs(clean_pbx)  # all three still up: outguard cut none ...
+            assert [leg["state"] for leg in legs] == ["Up"] * 3
+            for leg in legs:  # ... until each callee hangs up
+                callee_hangs_up(clean_pbx, leg)
+            held = time.monotonic() - connected
             runs = await asyncio.gather(*placing)
             assert [r.only.final for r in runs] == [200, 200, 200]
-            # the carrier hung up each call at the end of its hold: outguard cut none
-            assert [e for _, e in carrier.ended()] == ["local"] * 3
+            assert [e for _, e in carrier.ended()] == ["remote"] * 3
             assert [r.only.ended_by for r in runs] == ["remote"] * 3
-            await asyncio.sleep(0.3)  # the last hangup handler's event
-            logged = await og.logged()
+            logged = await og.logged()  # once the last hangup handler's event is in
         finally:
             await runner.cleanup()
     assert len(logged) == 3
     for row in logged:
         assert (row.call.verdict, row.cause) == ("allow", 16)
         assert row.answered_at is not None and row.duration is not None
-        assert 3.5 < row.duration < 6.0
+        assert held - 1 < row.duration < held + 3, (held, row)
 
 
 @pytest.mark.parametrize(block_reasons.FIELDS, block_reasons.TABLE)
@@ -311,7 +323,9 @@ async def test_bridge_mode_caller_hangup_hangs_up_the_carrier(outguard: Running)
         run = await outguard.call(
             ALLOWED, from_user="agent-bridge", agent_hangs_up_after_ms=500
         )
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(30):  # the carrier's log is written as it goes
+            while not carrier.ended():
+                await asyncio.sleep(0.01)
         assert carrier.ended() == [(1, "remote")]
     assert run.only.final == 200 and run.only.ended_by == "local"
     await outguard.settle()
