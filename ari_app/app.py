@@ -24,7 +24,14 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from ari_app.bridge import OUTBOUND_PREFIX, BridgeCall, bridge_id, outbound_id
+from ari_app.bridge import (
+    BRIDGE_PREFIX,
+    OUTBOUND_PREFIX,
+    BridgeCall,
+    BridgePool,
+    bridge_of,
+    outbound_id,
+)
 from ari_app.client import AriClient, AriError, AriUnavailable, ChannelGone
 from ari_app.settings import CallSettings
 from outguard import dialplan_vars as dv
@@ -90,6 +97,7 @@ class StasisApp:
         self.reconnects = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchers: dict[str, BridgeCall] = {}  # bridge mode: channel id -> call
+        self.bridges = BridgePool()  # bridge mode: empty bridges kept for the next call
         self._handling: set[str] = set()  # channels whose decision is under way
         self._gone: dict[str, float] = {}  # recently destroyed channels (race guard)
         self._playbacks: dict[str, asyncio.Future[None]] = {}
@@ -132,11 +140,20 @@ class StasisApp:
         except (AriError, AriUnavailable) as err:
             logger.info("ARI event filter not set (%s): receiving every event type", err)
 
-    async def stop(self) -> None:
-        """Cancel the calls' tasks (run() itself is cancelled by its owner)."""
+    async def stop(self, idle_bridges_s: float = 2.0) -> None:
+        """Cancel the calls' tasks (run() itself is cancelled by its owner; calls in
+        progress stay up for the next outguard) and destroy the empty bridges kept for
+        the next calls (for at most ``idle_bridges_s``; a bridge left behind is pooled by
+        the next outguard)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            async with asyncio.timeout(idle_bridges_s):
+                while (bridge := self.bridges.take()) is not None:
+                    await self.client.destroy_bridge(bridge)
+        except (TimeoutError, AriError, AriUnavailable) as err:
+            logger.info("empty bridges left for the next outguard: %s", err or "timeout")
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -221,8 +238,7 @@ class StasisApp:
                 call = BridgeCall.for_decision(self, cid, decision, dialed)
                 self.watch(cid, call)
                 try:
-                    await self.client.set_vars(cid, verdict_vars(decision))
-                    await call.run()
+                    await call.run(verdict_vars(decision))
                 finally:
                     self.unwatch(cid)
             else:
@@ -319,20 +335,22 @@ class StasisApp:
         if call is not None and call.channel_id not in self._watchers:
             logger.info("bridge call %s placed before a restart: its carrier leg answered; "
                         "bridging it now", call_id)
-            self._adopt(call, outbound_up=True, bridged=False)
+            self._adopt(call, outbound_up=True, caller_up=False, bridge=None)
             return
         logger.warning("outbound leg %s has no call; hanging up", cid)
         self.spawn(self._hangup_quietly(cid, 16))
 
-    def _adopt(self, call: LiveCall, *, outbound_up: bool, bridged: bool) -> None:
-        """Follow a bridged call placed before a restart (see ``BridgeCall.resume``)."""
-        bridge = BridgeCall.for_restored(self, call)
-        self.watch(call.channel_id, bridge)
-        self.watch(bridge.outbound, bridge)
+    def _adopt(self, call: LiveCall, *, outbound_up: bool, caller_up: bool,
+               bridge: str | None) -> None:
+        """Follow a bridged call placed before a restart (see ``BridgeCall.resume``):
+        ``bridge`` is the one holding both its legs, if any."""
+        followed = BridgeCall.for_restored(self, call, bridge)
+        self.watch(call.channel_id, followed)
+        self.watch(followed.outbound, followed)
 
         async def follow() -> None:
             try:
-                await bridge.resume(outbound_up=outbound_up, bridged=bridged)
+                await followed.resume(outbound_up=outbound_up, caller_up=caller_up)
             finally:
                 self.unwatch(call.channel_id)
 
@@ -341,7 +359,7 @@ class StasisApp:
     # -- after a (re)connect --------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """After every (re)connect, from one listing of Asterisk's channels:
+        """After every (re)connect, from one listing of Asterisk's channels and bridges:
 
         * the calls outguard holds (followed before a WebSocket drop, or restored from the
           call log after a restart) are followed again: a continue-mode channel that left
@@ -350,6 +368,7 @@ class StasisApp:
           being unknown: a restart never cuts a call.
         * channels waiting in Stasis that were never decided are screened now (StasisStart
           is not replayed).
+        * empty outguard bridges (an earlier process's pool) are kept for the next calls.
         """
         try:
             listed = {c["id"]: c for c in await self.client.channels()}
@@ -358,9 +377,10 @@ class StasisApp:
         except (AriError, AriUnavailable) as err:
             logger.warning("reconcile: cannot list Asterisk's channels: %s", err)
             return
+        await self._pool_empty_bridges(list(bridges.values()))
         for call in self.screener.live.calls():
             if call.adapter == "ari" and call.channel_id not in self._handling:
-                await self._reconcile_call(call, listed, bridges)
+                await self._reconcile_call(call, listed, list(bridges.values()))
         for cid in waiting:
             channel = listed.get(cid)
             if (channel is None or cid in self._watchers or cid in self._handling
@@ -380,8 +400,24 @@ class StasisApp:
             self._handling.add(cid)
             self.spawn(self.handle_start(channel, args))
 
+    async def _pool_empty_bridges(self, bridges: list[dict[str, Any]]) -> None:
+        """Empty outguard bridges no call holds (an earlier process's pool, or a call's
+        whose legs are gone) are kept for the next calls; beyond the pool's limit they are
+        destroyed. Bridges with channels are left alone."""
+        in_use = {call.bridge for call in self._watchers.values()}
+        for bridge in bridges:
+            bid = str(bridge.get("id", ""))
+            if (not bid.startswith(BRIDGE_PREFIX) or bridge.get("channels")
+                    or bid in in_use or bid in self.bridges):
+                continue
+            if not self.bridges.give_back(bid):
+                try:
+                    await self.client.destroy_bridge(bid)
+                except (AriError, AriUnavailable):
+                    pass
+
     async def _reconcile_call(self, call: LiveCall, listed: dict[str, dict[str, Any]],
-                              bridges: dict[str, dict[str, Any]]) -> None:
+                              bridges: list[dict[str, Any]]) -> None:
         cid = call.channel_id
         channel = listed.get(cid)
         watcher = self._watchers.get(cid)
@@ -389,21 +425,23 @@ class StasisApp:
             if channel is None:
                 watcher.feed({"type": "ChannelDestroyed", "channel": {"id": cid}, "cause": 0})
             return
+        outbound = listed.get(outbound_id(call.call_id))
         if channel is None:
             note = UNKNOWN_AFTER_RESTART if call.restored else UNKNOWN_WHILE_AWAY
             logger.info("reconcile: call %s on %s ended while outguard was away (%s)",
                         call.call_id, cid, note)
             self.screener.ended(call.call_id, None, note=note)
+            if outbound is not None:  # bridge mode: its carrier leg must not stay up
+                await self._hangup_quietly(outbound["id"], 16)
             return
-        outbound = listed.get(outbound_id(call.call_id))
         in_stasis = (channel.get("dialplan") or {}).get("app_name") == "Stasis"
         if outbound is not None:
-            bridge = bridges.get(bridge_id(call.call_id)) or {}
-            bridged = {cid, outbound["id"]} <= set(bridge.get("channels") or ())
+            bridge = bridge_of(bridges, cid, outbound["id"])
             outbound_up = outbound.get("state") == "Up"
             logger.info("reconcile: following bridge call %s again (%s)", call.call_id,
-                        "bridged" if bridged else "answered" if outbound_up else "ringing")
-            self._adopt(call, outbound_up=outbound_up, bridged=bridged)
+                        "bridged" if bridge else "answered" if outbound_up else "ringing")
+            self._adopt(call, outbound_up=outbound_up, caller_up=channel.get("state") == "Up",
+                        bridge=bridge)
         elif in_stasis:
             # decided, but neither continued nor bridged before outguard stopped (or its
             # carrier leg is gone): close that decision and screen the channel afresh

@@ -5,6 +5,7 @@ counters, lists or suspensions leak from one test into the next."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -158,18 +159,35 @@ async def start_outguard(
     return runner
 
 
+@contextlib.asynccontextmanager
+async def serving(pbx: sandbox.Sandbox, tmp_path: Path, parts: Parts,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
+    """outguard with these parts, on a store of its own, for the length of the block."""
+    settings = settings_for(pbx, tmp_path / "outguard.db")
+    runner = await start_outguard(pbx, settings, parts, monkeypatch)
+    try:
+        yield Running(runner.app, settings, pbx)
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def outguard(
     clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Running]:
     """outguard with the ARI app and the AMI listener (which follows continue-mode calls
     to their end), as ``outguard serve`` runs them."""
-    settings = settings_for(clean_pbx, tmp_path / "outguard.db")
-    runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
-    try:
-        yield Running(runner.app, settings, clean_pbx)
-    finally:
-        await runner.cleanup()
+    async with serving(clean_pbx, tmp_path, Parts(agi=False), monkeypatch) as og:
+        yield og
+
+
+@pytest.fixture
+async def outguard_all(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    """outguard with every adapter (ARI, FastAGI, AMI; no API)."""
+    async with serving(clean_pbx, tmp_path, Parts(api=False), monkeypatch) as og:
+        yield og
 
 
 @pytest.fixture
@@ -178,12 +196,8 @@ async def outguard_agi(
 ) -> AsyncIterator[Running]:
     """outguard with the FastAGI server and the AMI listener (no ARI): for the
     ``agent-agi`` phone, which enters the dialplan's [outguard-agi] context."""
-    settings = settings_for(clean_pbx, tmp_path / "outguard.db")
-    runner = await start_outguard(clean_pbx, settings, Parts(ari=False, api=False), monkeypatch)
-    try:
-        yield Running(runner.app, settings, clean_pbx)
-    finally:
-        await runner.cleanup()
+    async with serving(clean_pbx, tmp_path, Parts(ari=False, api=False), monkeypatch) as og:
+        yield og
 
 
 class ChannelVariables:

@@ -4,15 +4,12 @@ blocked and caller-abandoned calls alike."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from outguard import sandbox
-from outguard.server import Parts
 from outguard.testing import sipp
-from tests.integration.conftest import Running, settings_for, start_outguard
+from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration
 
@@ -22,29 +19,22 @@ LISTED = "13900139000"
 MODES = {"agent": "ari", "agent-bridge": "ari", "agent-agi": "agi"}
 
 
-async def test_every_call_has_one_closed_row_in_every_mode(
-    clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = settings_for(clean_pbx, tmp_path / "og.db")
-    runner = await start_outguard(clean_pbx, settings, Parts(api=False), monkeypatch)
-    try:
-        og = Running(runner.app, settings, clean_pbx)
-        await og.listed("dnc", "dnc", LISTED)
-        await og.listed("watch", "dnc", SHADOWED)
-        placed: list[tuple[str, str, Any]] = []
-        with sipp.Carrier(clean_pbx.inst, hold_ms=200):
-            for agent in MODES:
-                for i, number in enumerate((ALLOWED, ALLOWED, SHADOWED, LISTED)):
-                    run = await og.call(number, from_user=agent, account=f"{agent}-{i}")
-                    placed.append((agent, number, run.only.final))
-                run = await og.call(ALLOWED, from_user=agent, account=f"{agent}-bye",
-                                    agent_hangs_up_after_ms=100)
-                placed.append((agent, "bye", run.only.final))
-        logged = await og.logged()
-    finally:
-        await runner.cleanup()
+async def test_every_call_has_one_closed_row_in_every_mode(outguard_all: Running) -> None:
+    og = outguard_all
+    await og.listed("dnc", "dnc", LISTED)
+    await og.listed("watch", "dnc", SHADOWED)
+    placed: list[tuple[str, str, Any]] = []
+    with sipp.Carrier(og.pbx.inst, hold_ms=200):
+        for agent in MODES:
+            for i, number in enumerate((ALLOWED, ALLOWED, SHADOWED, LISTED)):
+                run = await og.call(number, from_user=agent, account=f"{agent}-{i}")
+                placed.append((agent, number, run.only.final))
+            run = await og.call(ALLOWED, from_user=agent, account=f"{agent}-bye",
+                                agent_hangs_up_after_ms=100)
+            placed.append((agent, "bye", run.only.final))
+    logged = await og.logged()
     finals = {(a, n): f for a, n, f in placed}
-    assert finals[("agent", LISTED)] == 403 and finals[("agent-agi", LISTED)] == 403
+    assert all(finals[(agent, LISTED)] == 403 for agent in MODES), placed
     assert all(f == 200 for (a, n), f in finals.items() if n != LISTED), placed
     assert len(logged) == len(placed) == 15
     assert len({row.call.decision_id for row in logged}) == 15
@@ -57,4 +47,4 @@ async def test_every_call_has_one_closed_row_in_every_mode(
         else:
             assert (row.call.verdict, row.cause) == ("block", 21), row
     assert sorted(row.call.adapter for row in logged) == ["agi"] * 5 + ["ari"] * 10
-    assert clean_pbx.channels() == 0
+    assert og.pbx.channels() == 0

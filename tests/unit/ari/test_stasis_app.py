@@ -462,6 +462,14 @@ class FakeRestartAri(FakeBridgeAri):
         await self._do("add_to_bridge", bridge_id, *channels)
 
 
+async def joined(ari: FakeAri, *legs: str) -> str:
+    """Wait for the addChannel of these legs; the bridge they joined."""
+    call = await eventually(
+        lambda: next((c for c in ari.calls if c[0] == "add_to_bridge" and c[2:] == legs), None),
+        f"{legs} in a bridge", interval=0.001)
+    return str(call[1])
+
+
 def bridged_call(ari: FakeAri, caller: str, call_id: str, *, outbound_state: str = "Up",
                  bridged: bool = True) -> None:
     out = f"og-out-{call_id}"
@@ -485,10 +493,13 @@ async def test_after_a_restart_a_bridged_call_is_followed_and_ends_with_its_caus
     await asyncio.sleep(0.01)
     assert [c for c in ari.calls if c[0] == "hangup"] == []  # the restart cut nothing
     app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "og-out-d1"}, "cause": 17})
+    await eventually(lambda: ("hangup", "c1", 16) in ari.calls, "the other leg hung up",
+                     interval=0.001)  # the callee left: the caller is let go
+    app.dispatch({"type": "StasisEnd", "channel": {"id": "c1"}})
     await drain(app)
-    assert ("hangup", "c1", 16) in ari.calls  # the callee left: the caller is let go
-    assert ("destroy_bridge", "og-br-d1") in ari.calls
     assert screener.ended_ids == [("d1", 17)]
+    # both legs left the bridge the earlier process made: it is kept for the next call
+    assert "og-br-d1" in app.bridges and ("destroy_bridge", "og-br-d1") not in ari.calls
 
 
 async def test_after_a_restart_a_ringing_bridge_call_is_bridged_when_the_callee_answers(
@@ -501,10 +512,12 @@ async def test_after_a_restart_a_ringing_bridge_call_is_bridged_when_the_callee_
     await app.reconcile()
     app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
                   "channel": {"id": "og-out-d1", "name": "PJSIP/carrier-00000002"}})
-    await eventually(lambda: ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls,
-                     "both legs in the bridge", interval=0.001)
+    await joined(ari, "c1", "og-out-d1")
     assert screener.answered_ids == ["d1"]
     app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16})
+    await eventually(lambda: ("hangup", "og-out-d1", 16) in ari.calls, "the other leg hung up",
+                     interval=0.001)
+    app.dispatch({"type": "StasisEnd", "channel": {"id": "og-out-d1"}})
     await drain(app)
     assert screener.ended_ids == [("d1", 16)]
 
@@ -516,8 +529,7 @@ async def test_an_answered_carrier_leg_of_a_restored_call_is_bridged_not_hung_up
     restored(screener, "c1", "d1")
     app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
                   "channel": {"id": "og-out-d1", "name": "PJSIP/carrier-00000002"}})
-    await eventually(lambda: ("add_to_bridge", "og-br-d1", "c1", "og-out-d1") in ari.calls,
-                     "both legs in the bridge", interval=0.001)
+    await joined(ari, "c1", "og-out-d1")
     assert ("hangup", "og-out-d1", 16) not in ari.calls
     await app.stop()
 
@@ -533,6 +545,83 @@ async def test_stopping_outguard_leaves_a_bridged_call_up() -> None:
     await app.stop()  # SIGTERM: the call tasks are cancelled
     assert [c[0] for c in ari.calls if c[0] in ("hangup", "destroy_bridge")] == []
     assert screener.ended_ids == []  # still live: the next outguard follows it
+
+
+async def place_bridged_call(app: StasisApp, ari: FakeAri, caller: str) -> str:
+    """A new bridge-mode call, up to both legs in a bridge; the bridge."""
+    app.dispatch(start(caller, "13800138000", "bridge"))
+    await eventually(lambda: any(c[0] == "originate" and c[1] == f"og-out-d-{caller}"
+                                 for c in ari.calls), "the originate", interval=0.001)
+    app.dispatch({"type": "StasisStart", "args": ["outbound", caller],
+                  "channel": {"id": f"og-out-d-{caller}", "name": "PJSIP/carrier-1"}})
+    return await joined(ari, caller, f"og-out-d-{caller}")
+
+
+async def test_a_bridge_is_kept_for_the_next_call_once_both_legs_left_it() -> None:
+    """Six requests per answered call: no bridge is created or destroyed per call."""
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    first = await place_bridged_call(app, ari, "c1")
+    app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16})
+    await eventually(lambda: ("hangup", "og-out-d-c1", 16) in ari.calls, "the other leg hung up",
+                     interval=0.001)
+    app.dispatch({"type": "StasisEnd", "channel": {"id": "og-out-d-c1"}})
+    await drain(app)
+    assert first in app.bridges
+    before = len(ari.calls)
+    second = await place_bridged_call(app, ari, "c2")
+    assert second == first
+    placed = [c[0] for c in ari.calls[before:]]  # + the hangup of the other leg at the end
+    assert sorted(placed[:3]) == ["originate", "ring", "set_vars"]  # sent together
+    assert placed[3:] == ["answer", "add_to_bridge"]
+    assert "destroy_bridge" not in [c[0] for c in ari.calls]
+    await app.stop()
+
+
+async def test_a_bridge_whose_legs_are_not_seen_leaving_is_destroyed_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ari_app.bridge.LEAVE_WAIT_S", 0.01)
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    bridge = await place_bridged_call(app, ari, "c1")
+    app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16})
+    await drain(app)  # the carrier leg never reports leaving
+    assert ("destroy_bridge", bridge) in ari.calls and bridge not in app.bridges
+
+
+async def test_killed_between_the_answer_and_the_join_the_call_is_bridged_after_a_restart(
+) -> None:
+    """kill -9 after the caller was answered and a bridge created, before addChannel: the
+    new process pools that empty bridge and joins both legs into it (no second answer,
+    no bridge created under an id that exists)."""
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    restored(screener, "c1", "d1")
+    bridged_call(ari, "c1", "d1", bridged=False)
+    ari.channel_map["c1"]["state"] = "Up"
+    ari.bridge_list = [{"id": "og-br-before", "channels": []}]
+    await app.reconcile()
+    assert await joined(ari, "c1", "og-out-d1") == "og-br-before"
+    assert [c[0] for c in ari.calls if c[0] in ("answer", "create_bridge", "hangup")] == []
+    await app.stop()
+
+
+async def test_after_a_restart_the_carrier_leg_of_a_call_whose_caller_left_is_hung_up(
+) -> None:
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    restored(screener, "c1", "d1", answered=True)
+    bridged_call(ari, "c1", "d1")
+    ari.gone.add("c1")  # the caller hung up while no outguard was running
+    ari.bridge_list = [{"id": "og-br-d1", "channels": ["og-out-d1"]}]
+    await app.reconcile()
+    assert ("hangup", "og-out-d1", 16) in ari.calls
+    assert screener.ended_ids == [("d1", None)]
 
 
 @pytest.mark.parametrize(
