@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store.base import LoggedCall
 from outguard.testing import sipp
+from tests.waiting import eventually
 
 POLICIES = Path(__file__).parent / "policies"
 
@@ -80,11 +81,10 @@ class Running:
             await self.released(account)
         return results
 
-    async def released(self, account: str, timeout_s: float = 30.0) -> None:
+    async def released(self, account: str) -> None:
         """Wait until ``account`` has no live call in outguard."""
-        async with asyncio.timeout(timeout_s):
-            while self.screener.live.concurrent("account", account):
-                await asyncio.sleep(0.01)
+        await eventually(lambda: not self.screener.live.concurrent("account", account),
+                         f"{account}'s slot released", interval=0.01)
 
     async def listed(self, list_name: str, kind: str, *numbers: str) -> None:
         """Create a list with these numbers and rebuild the snapshot now."""
@@ -235,12 +235,13 @@ class ChannelVariables:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.client.close()
 
-    async def until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-        """Wait until the events seen so far satisfy ``condition`` (they arrive over the
-        test's own AMI connection, after the call's own events)."""
-        async with asyncio.timeout(timeout_s):
-            while not condition():
-                await asyncio.sleep(0.01)
+    async def verdict(self, verdict: str) -> dict[str, str]:
+        """Wait until a channel has ``OUTGUARD_VERDICT=verdict`` (the events arrive over
+        the test's own AMI connection, after the call's own); its variables."""
+        return await eventually(
+            lambda: next((v for v in self.by_channel.values()
+                          if v.get("OUTGUARD_VERDICT") == verdict), None),
+            f"a channel with OUTGUARD_VERDICT={verdict}", interval=0.01)
 
     def of(self, uniqueid: str) -> dict[str, str]:
         """The values, without the ones cleared to empty."""

@@ -15,6 +15,7 @@ from agi.outcomes import EVENT_CLASSES, EVENT_FILTERS
 from outguard import sandbox
 from outguard.testing import sipp
 from tests.integration.conftest import Running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -151,9 +152,8 @@ async def test_one_filtered_event_per_screened_call_reaches_the_listener(
         assert [c.final for c in calls] == [200, 200, 200]
         # outguard has seen each call's UserEvent (it released the slots): so has this
         # listener, whose connection is filtered the same way, unless it lags; wait for it
-        async with asyncio.timeout(30):
-            while filtered.count("UserEvent") < 3:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: filtered.count("UserEvent") == 3, "three UserEvents",
+                         interval=0.01)
     finally:
         await closed(full, full_task)
         await closed(some, some_task)

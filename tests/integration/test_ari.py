@@ -20,6 +20,7 @@ from tests.integration.conftest import (
     settings_for,
     start_outguard,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -128,8 +129,7 @@ async def test_a_failed_screening_sets_failed_and_refuses_the_call(outguard: Run
     outguard.screener.screen = broken  # type: ignore[method-assign]
     async with ChannelVariables(outguard.pbx) as seen:
         run = await outguard.call(ALLOWED)
-        await seen.until(lambda: any(v.get("OUTGUARD_VERDICT")
-                                     for v in seen.by_channel.values()))
+        await seen.verdict("failed")
     assert run.only.final == 503
     [variables] = [v for v in seen.by_channel.values() if v.get("OUTGUARD_VERDICT")]
     assert variables["OUTGUARD_VERDICT"] == "failed"
@@ -168,9 +168,8 @@ async def test_calls_in_progress_across_an_outguard_restart_close_with_their_out
                                           timeout_s=20))
             for i in range(3)
         ]
-        async with asyncio.timeout(30):  # the three calls are connected
-            while [leg["state"] for leg in carrier_legs(clean_pbx)] != ["Up"] * 3:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: [leg["state"] for leg in carrier_legs(clean_pbx)] == ["Up"] * 3,
+                         "the three calls connected", interval=0.05)
         connected = time.monotonic()
         await og.store.flush_async()
         await runner.cleanup()  # outguard stops while the three calls are connected
@@ -323,9 +322,7 @@ async def test_bridge_mode_caller_hangup_hangs_up_the_carrier(outguard: Running)
         run = await outguard.call(
             ALLOWED, from_user="agent-bridge", agent_hangs_up_after_ms=500
         )
-        async with asyncio.timeout(30):  # the carrier's log is written as it goes
-            while not carrier.ended():
-                await asyncio.sleep(0.01)
+        await eventually(carrier.ended, "the carrier's end in its log", interval=0.01)
         assert carrier.ended() == [(1, "remote")]
     assert run.only.final == 200 and run.only.ended_by == "local"
     await outguard.settle()

@@ -6,7 +6,6 @@ nothing is left behind: no channel up, no concurrency slot held."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from outguard.testing import sipp
 from tests.integration.conftest import ChannelVariables, Running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,7 @@ async def test_every_kind_of_call_in_every_mode(
             assert carrier.invites() == ([case.number] if case.dialled else [])
         assert run.only.final == case.final
         logged = await og.logged()
-        await seen.until(lambda: any(v.get("OUTGUARD_VERDICT") == case.verdict
-                                     for v in seen.by_channel.values()))
+        await seen.verdict(case.verdict)
     if case.row is None:
         assert logged == []  # no verdict, no decision to log (the failure is counted)
     else:
@@ -87,6 +86,4 @@ async def test_every_kind_of_call_in_every_mode(
             assert variables["OUTGUARD_SHADOW"] == ",".join(case.row[2])
     assert og.screener.live_calls() == 0
     assert og.screener.live.concurrent("account", f"a-{mode}-{kind}") == 0
-    async with asyncio.timeout(30):  # Asterisk tears the last legs down
-        while og.pbx.channels():
-            await asyncio.sleep(0.05)
+    await eventually(lambda: og.pbx.channels() == 0, "no channel left", interval=0.05)
