@@ -203,7 +203,10 @@ class EnforcerBase:
         """Cluster mode: fold every instance's call events (skipping those the replay
         already counted)."""
         seen = self._replayed
+        forget_after = self.clock() + FEED_OVERLAP_S  # no copy of a replayed call after that
         async for event in feed.events(position):
+            if seen and event.at > forget_after:
+                seen.clear()
             if seen and event.call_id in seen:
                 if isinstance(event, CallDecided) or seen[event.call_id]:
                     continue  # counted by the replay (a decision, or an outcome it had)
