@@ -105,14 +105,37 @@ class _Keyer:
         return tuple(values[g] for g in self.by)
 
 
+#: the most empty periods ``fill`` adds (a year of hours)
+MAX_PERIODS = 366 * 24
+
+
+def periods(by: Sequence[str], since: float, until: float, tz: str) -> list[tuple[str]]:
+    """Every day or hour key (as ``_Keyer`` writes it) of [since, until) in ``tz``."""
+    if tuple(by) not in (("day",), ("hour",)):
+        raise InvalidInput("fill needs by=day or by=hour alone", field="fill")
+    step = 86400 if by[0] == "day" else 3600
+    if (until - since) / step > MAX_PERIODS:
+        raise InvalidInput(f"fill covers at most {MAX_PERIODS} periods; narrow the window",
+                           field="fill")
+    keyer = _Keyer(by, ZoneInfo(tz))
+    keys: dict[tuple[str, ...], None] = {}
+    at = since
+    while at < until:  # hour steps: days of 23 or 25 hours are walked right too
+        keys[keyer(at, "", "")] = None
+        at += 3600 if step == 86400 else step
+    return [(k[0],) for k in keys]
+
+
 def build_report(
     calls: Iterable[LoggedCall], complaints: Sequence[Complaint], *, by: Sequence[str],
     tz: str = "Asia/Shanghai", short_s: float = figures.DEFAULT_SHORT_CALL_S,
+    fill: Sequence[tuple[str]] = (),
 ) -> dict[str, Any]:
     """``{"by": [...], "timezone": tz, "short_call_s": s, "definitions": {...}, "rows":
-    [...], "total": {...}}``; rows sorted by key. ``calls`` in time order."""
+    [...], "total": {...}}``; rows sorted by key; ``fill``: keys that have a row even
+    when nothing happened in them (zeros). ``calls`` in time order."""
     keyer = _Keyer(by, ZoneInfo(tz))
-    rows: dict[tuple[str, ...], Row] = {}
+    rows: dict[tuple[str, ...], Row] = {key: Row(key) for key in fill}
     total = Row(())
     pending = sorted((c for c in complaints if c.kind == "complaint"), key=lambda c: c.at)
     last_call: dict[tuple[str, str], tuple[str, str, float]] = {}  # (caller, callee) ->
@@ -159,13 +182,43 @@ def short_call_s_of(policy: Policy) -> float:
 
 def call_report(store: Store, policy: Policy, *, by: Sequence[str], since: float,
                 until: float, tenant: str | None = None,
-                account: str | None = None) -> dict[str, Any]:
+                account: str | None = None, fill: bool = False) -> dict[str, Any]:
     """The report over the store's call log and complaints in [since, until), in the
-    policy's time zone and with its short-call threshold (blocking: run it off the loop)."""
+    policy's time zone and with its short-call threshold (blocking: run it off the loop);
+    ``fill``: every day or hour of the window has a row (see ``periods``)."""
+    empty = periods(by, since, until, policy.timezone) if fill else []
     calls = (c for c in store.iter_calls(since, until)
              if (not tenant or c.call.tenant == tenant)
              and (not account or c.call.account == account))
     complaints = [c for c in store.list_complaints(since=datetime.fromtimestamp(since, UTC))
                   if c.at.timestamp() < until and (not tenant or c.tenant_id in (None, tenant))]
     return build_report(calls, complaints, by=by, tz=policy.timezone,
-                        short_s=short_call_s_of(policy))
+                        short_s=short_call_s_of(policy), fill=empty)
+
+
+#: the report's CSV columns after the group keys (the figures ``Row.as_dict`` gives)
+CSV_FIGURES = ("attempts", "allowed", "blocked", "shadow_flagged", "listed_blocks", "ended",
+               "answered", "connect_rate", "avg_duration", "short_calls", "short_call_ratio",
+               "complaints", "blocked_by_reason")
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """The report as CSV: a header, one line per row, then the total (its group keys
+    say ``total``); blocked_by_reason as ``reason=n`` pairs joined by ``;``."""
+    import csv
+    import io
+
+    by = list(report["by"])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*by, *CSV_FIGURES])
+
+    def cells(row: dict[str, Any]) -> list[Any]:
+        values = ["" if row[f] is None else row[f] for f in CSV_FIGURES[:-1]]
+        reasons = ";".join(f"{k}={v}" for k, v in row["blocked_by_reason"].items())
+        return [*values, reasons]
+
+    for row in report["rows"]:
+        writer.writerow([*(row[g] for g in by), *cells(row)])
+    writer.writerow([*(["total"] * len(by)), *cells(report["total"])])
+    return out.getvalue()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from outguard.privacy import masked as masked_number
 from outguard.store.base import (
@@ -30,6 +30,9 @@ from outguard.store.base import (
     to_dt,
 )
 from rules.model import RuleOutcome
+
+if TYPE_CHECKING:
+    from outguard.store.maintenance import TokenInfo
 
 Mask = Callable[[str], str]
 
@@ -92,6 +95,20 @@ def user(u: User) -> dict[str, Any]:
             "created_at": iso(u.created_at)}
 
 
+def token(t: TokenInfo) -> dict[str, Any]:
+    """An API token as the CLI and the API list it (never its secret)."""
+    return {"id": t.id, "user": t.user, "role": t.role, "label": t.label,
+            "created_at": seconds(t.created_at), "revoked": t.revoked_at is not None,
+            "revoked_at": seconds(t.revoked_at)}
+
+
+def seconds(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC to the second."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
 def list_record(r: ListRecord, entries: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"name": r.name, "kind": r.info.kind.value, "scope": r.info.scope.value,
            "scope_key": r.info.scope_key, "description": r.description,
@@ -132,9 +149,10 @@ def complaint(c: Complaint, mask: Mask = plain) -> dict[str, Any]:
             "tenant": c.tenant_id}
 
 
-def audit(r: AuditRecord) -> dict[str, Any]:
+def audit(r: AuditRecord, mask: Mask = plain) -> dict[str, Any]:
+    key = mask(r.party_key) if r.party_kind == "caller_id" and r.party_key else r.party_key
     return {"id": r.id, "at": iso(r.at), "actor": r.actor, "action": r.action,
-            "party_kind": r.party_kind, "party_key": r.party_key}
+            "party_kind": r.party_kind, "party_key": key}
 
 
 def call(c: LoggedCall, mask: Mask = plain) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from outguard.api.core import (
 )
 from outguard.api.offload import OFFLOAD
 from outguard.api.policies import issues, summarise
-from outguard.reports import call_report, parse_by
+from outguard.reports import call_report, parse_by, report_csv
 from outguard.api.testcall import FORMATS, Target, check_dial, find_call, place
 from outguard.server import ENFORCER, read_policy
 from outguard.service import ScreeningUnavailable
@@ -120,20 +120,34 @@ async def get_call(request: web.Request) -> web.Response:
 @route("GET", "/api/report", tag="reports", heavy=True, params=(
     Param("by", description="comma-separated: day|hour, tenant, account (default day)"),
     SINCE, UNTIL, Param("days", type="integer", description="window when since is absent (7)"),
-    Param("tenant"), Param("account")))
-async def report(request: web.Request) -> web.Response:
+    Param("tenant"), Param("account"),
+    Param("fill", description="true: every day or hour of the window has a row, empty"
+          " ones with zero calls (by=day or by=hour alone)"),
+    Param("format", description="json (default) or csv (a download, one row per group)")))
+async def report(request: web.Request) -> web.StreamResponse:
     """Attempts, allowed, blocked by reason, answered, connect rate, average duration,
     short-call ratio and complaints, grouped."""
     by = parse_by(request.query.get("by", "day"))
     days = query_int(request, "days", 7, lo=1, hi=3660)
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest("format must be json or csv", field="format")
+    fill = request.query.get("fill", "").lower() in ("1", "true", "yes")
     now = time.time()
     since = _time_param(request, "since", now - days * 86400)
     until = _time_param(request, "until", now + 1)
     tenant, account = request.query.get("tenant"), request.query.get("account")
     store, policy = cx.store(request), cx.screener(request).policy
     body = await store.run(lambda: call_report(store.store, policy, by=by, since=since,
-                                               until=until, tenant=tenant, account=account))
+                                               until=until, tenant=tenant, account=account,
+                                               fill=fill))
     body.update(since=views.iso(since), until=views.iso(until))
+    if fmt == "csv":
+        day = datetime.fromtimestamp(since, UTC).strftime("%Y%m%d")
+        name = f"outguard-report-{'-'.join(by) or 'total'}-{day}.csv"
+        return web.Response(body=report_csv(body).encode("utf-8-sig"), headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{name}"'})
     return ok(body)
 
 
@@ -200,15 +214,29 @@ async def stats(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/audit", tag="reports", heavy=True, params=(
-    Param("limit", type="integer"), Param("party"), SINCE))
+    Param("limit", type="integer"), Param("party"), SINCE,
+    Param("order", description="asc (default: oldest first from since) or desc (newest first)"),
+    Param("before", type="integer", description="only records with a smaller id (the next"
+          " page of a desc listing: the last id seen)"),
+    Param("actor", description="only this user's (or trigger's) changes"),
+    Param("action", description="only this action, or this family (list: list.create, ...)")))
 async def audit(request: web.Request) -> web.Response:
-    """The audit trail (who changed what), oldest first from `since`."""
+    """The audit trail (who changed what), oldest first from `since`, or newest first
+    page by page (order=desc, before=ID)."""
     limit = query_int(request, "limit", 100, lo=1, hi=10000)
     since = request.query.get("since")
+    order = request.query.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc", field="order")
+    before = request.query.get("before")
     records = await cx.store(request).list_audit(
         since=datetime.fromtimestamp(_time_param(request, "since", 0), UTC) if since else None,
-        party_key=request.query.get("party") or None, limit=limit)
-    return ok([views.audit(r) for r in records])
+        party_key=request.query.get("party") or None, limit=limit,
+        before_id=query_int(request, "before", 0, lo=1, hi=2**62) if before else None,
+        newest_first=order == "desc", actor=request.query.get("actor") or None,
+        action=request.query.get("action") or None)
+    mask = cx.mask(request)
+    return ok([views.audit(r, mask) for r in records])
 
 
 @route("POST", "/api/test-call", tag="screening", heavy=True, role="admin", body={

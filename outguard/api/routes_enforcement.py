@@ -236,38 +236,91 @@ async def import_complaints(request: web.Request) -> web.Response:
 
 # -- risk ----------------------------------------------------------------------------------
 
+RISK_SORTS = ("key", "tenant", "state", "until", "attempts", "connect_rate",
+              "short_call_ratio", "complaints", "marks", "verified_until")
+
+
 @route("GET", "/api/risk", tag="enforcement", heavy=True, params=(
     Param("kind", description="account (default) | caller_id | tenant"),
-    Param("window_s", type="integer", description="window in seconds (86400)")))
+    Param("window_s", type="integer", description="window in seconds (86400)"),
+    Param("q", description="only parties whose key, name or tenant contains this"),
+    Param("state", description="only parties in this state (active, suspended, disabled,"
+          " unknown)"),
+    Param("tenant", description="only this tenant's parties"),
+    Param("sort", description=f"{' | '.join(RISK_SORTS)}; -name for descending"
+          " (default -attempts)"),
+    Param("limit", type="integer", description="page size (default 1000, at most 5000)"),
+    Param("offset", type="integer", description="skip this many matching rows")))
 async def risk_table(request: web.Request) -> web.Response:
-    """Every party of a kind with its rolling figures (attempts, connect rate, short-call
-    ratio, complaints, marks) and its state now."""
+    """Parties of a kind with their rolling figures (attempts, connect rate, short-call
+    ratio, complaints, marks) and their state now, searched, sorted and paged here;
+    ``total`` counts the matching rows. Caller IDs carry their real-name verification."""
     kind = _kind(request.query.get("kind", "account"))
     window = float(query_int(request, "window_s", 86400, lo=60, hi=90 * 86400))
+    limit = query_int(request, "limit", 1000, lo=1, hi=5000)
+    offset = query_int(request, "offset", 0, lo=0, hi=10_000_000)
+    sort = request.query.get("sort", "-attempts")
+    if sort.lstrip("-") not in RISK_SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(RISK_SORTS)} (- for descending)",
+                           field="sort", value=sort)
+    q = request.query.get("q", "").strip().lower()
+    state_filter, tenant_filter = request.query.get("state"), request.query.get("tenant")
     enforcer, store = cx.enforcer(request), cx.store(request)
     figures = {f.key: f.to_dict() for f in enforcer.risk_table(kind, window_s=window)}
     active = await enforcer.list_suspensions(active_only=True, kind=kind)
     banned = {s.party_key: ("disabled" if s.ends_at is None else "suspended", s) for s in active}
+    extra: dict[str, dict[str, Any]] = {}
     if kind is PartyKind.ACCOUNT:
-        known = {a.id: (a.tenant_id, a.state) for a in await store.list_accounts()}
+        accounts = await store.list_accounts()
+        known = {a.id: (a.tenant_id, a.state) for a in accounts}
+        extra = {a.id: {"name": a.name, "account_kind": a.kind} for a in accounts}
     elif kind is PartyKind.CALLER_ID:
-        known = {c.e164: (c.tenant_id, c.state) for c in await store.list_caller_ids()}
+        callers = await store.list_caller_ids()
+        known = {c.e164: (c.tenant_id, c.state) for c in callers}
+        extra = {c.e164: {"verification": c.verification, "type": c.type,
+                          "verified_until": views.iso(c.verified_until)} for c in callers}
     else:
-        known = {t.id: (t.id, t.state) for t in await store.list_tenants()}
+        tenants = await store.list_tenants()
+        known = {t.id: (t.id, t.state) for t in tenants}
+        extra = {t.id: {"name": t.name} for t in tenants}
     rows = []
     mask = cx.mask(request)
-    for key in sorted(set(known) | set(figures) | set(banned)):
+    for key in set(known) | set(figures) | set(banned):
         tenant, state = known.get(key, (None, "unknown"))
         ban = banned.get(key)
+        state = ban[0] if ban else state
+        shown = mask(key) if kind is PartyKind.CALLER_ID else key
+        more = extra.get(key, {})
+        if (state_filter and state != state_filter) or (tenant_filter and tenant != tenant_filter):
+            continue
+        if q and not any(q in str(v).lower() for v in (shown, tenant or "", more.get("name", ""))):
+            continue
         row: dict[str, Any] = {
-            "kind": kind.value, "key": mask(key) if kind is PartyKind.CALLER_ID else key,
-            "tenant": tenant, "state": ban[0] if ban else state,
+            "kind": kind.value, "key": shown, "tenant": tenant, "state": state,
             "until": views.iso(ban[1].ends_at) if ban else None,
-            "reason": ban[1].reason if ban else "", "figures": figures.get(key)}
+            "reason": ban[1].reason if ban else "", "figures": figures.get(key), **more}
         rows.append(row)
-    rows.sort(key=lambda r: -(r["figures"] or {}).get("attempts", 0))
-    return ok({"kind": kind.value, "window_s": window, "rows": rows,
+    _sort_rows(rows, sort)
+    return ok({"kind": kind.value, "window_s": window, "total": len(rows), "offset": offset,
+               "limit": limit, "sort": sort, "rows": rows[offset:offset + limit],
                "definitions": DEFINITIONS})
+
+
+def _sort_rows(rows: list[dict[str, Any]], sort: str) -> None:
+    """Sort in place; rows without the figure go last either way, ties by key."""
+    name = sort.lstrip("-")
+    descending = sort.startswith("-")
+
+    def value(row: dict[str, Any]) -> Any:
+        if name in ("key", "tenant", "state", "until", "verified_until"):
+            return row.get(name)
+        return (row["figures"] or {}).get(name)
+
+    rows.sort(key=lambda r: r["key"])
+    present = [r for r in rows if value(r) is not None]
+    absent = [r for r in rows if value(r) is None]
+    present.sort(key=value, reverse=descending)
+    rows[:] = present + absent
 
 
 @route("GET", "/api/risk/{kind}/{key}", tag="enforcement", params=(

@@ -82,34 +82,29 @@ async def delete_list(request: web.Request) -> web.Response:
 
 @route("GET", "/api/lists/{name}/entries", tag="lists", heavy=True, params=(
     NAME, Param("q", description="digits the number contains"),
-    Param("limit", type="integer", description="at most this many (default 100)"),
-    Param("offset", type="integer", description="skip this many matches")))
+    Param("limit", type="integer", description="at most this many (default 100, at most 1000)"),
+    Param("offset", type="integer", description="skip this many matches"),
+    Param("sort", description="number (default) or -number (descending)")))
 async def list_entries(request: web.Request) -> web.Response:
-    """Entries of a list, optionally only numbers containing some digits."""
+    """One page of a list's entries in number order, optionally only numbers containing
+    some digits; ``total`` is the list's size when there is no search (else null)."""
     store, name = cx.store(request), request.match_info["name"]
     q = "".join(ch for ch in request.query.get("q", "") if ch.isdigit())
     limit = query_int(request, "limit", 100, lo=1, hi=1000)
-    offset = query_int(request, "offset", 0)
+    offset = query_int(request, "offset", 0, lo=0, hi=100_000_000)
+    sort = request.query.get("sort", "number")
+    if sort not in ("number", "-number"):
+        raise InvalidInput("sort must be number or -number", field="sort", value=sort)
 
-    def search() -> tuple[list[Entry], bool]:
-        found: list[Entry] = []
-        skipped = 0
-        for entry in store.store.iter_entries(name):
-            if q and q not in entry.e164:
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            if len(found) == limit:
-                return found, True
-            found.append(entry)
-        return found, False
+    def page() -> tuple[list[Entry], bool, int | None]:
+        entries, more = store.store.page_entries(name, q=q, offset=offset, limit=limit,
+                                                 descending=sort == "-number")
+        return entries, more, None if q else store.store.count_entries(name)
 
-    await store.get_list(name)  # NotFound before streaming
-    entries, more = await store.run(search)
+    entries, more, total = await store.run(page)
     mask = cx.mask(request)
     return ok({"entries": [views.entry(e, mask) for e in entries], "more": more,
-               "offset": offset, "limit": limit})
+               "offset": offset, "limit": limit, "total": total})
 
 
 def _numbers(data: dict[str, Any]) -> list[str]:

@@ -235,6 +235,18 @@ async def create_token(request: web.Request) -> web.Response:
     return ok({"id": new.id, "token": new.token, "user": views.user(new.user)}, 201)
 
 
+@route("GET", "/api/tokens", tag="users", role="admin", params=(
+    Param("user", description="only this user's tokens"),))
+async def list_tokens(request: web.Request) -> web.Response:
+    """List API tokens, newest first: id, user, role, label, when created and revoked
+    (never a secret: only hashes are stored)."""
+    from outguard.store.maintenance import list_tokens as listed
+
+    store = cx.store(request)
+    rows = await store.run(listed, store.store, request.query.get("user") or None)
+    return ok([views.token(t) for t in rows])
+
+
 @route("DELETE", "/api/tokens/{id}", tag="users", role="admin",
        params=(Param("id", "path", required=True),))
 async def revoke_token(request: web.Request) -> web.Response:

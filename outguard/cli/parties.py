@@ -410,17 +410,8 @@ def tokens_list(store: SQLiteStore, user: str | None, as_json: bool) -> None:
     """
     from outguard.store.maintenance import list_tokens
 
-    rows = [{"id": t.id, "user": t.user, "role": t.role, "label": t.label,
-             "created_at": _when(t.created_at), "revoked": t.revoked_at is not None,
-             "revoked_at": _when(t.revoked_at)}
-            for t in list_tokens(store, user)]
+    rows = [views.token(t) for t in list_tokens(store, user)]
     output(rows, as_json, ["id", "user", "role", "label", "created_at", "revoked"])
-
-
-def _when(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 @tokens.command("revoke")

@@ -305,10 +305,12 @@ class AsyncStore:
 
     async def list_audit(
         self, *, since: datetime | None = None, party_key: str | None = None,
-        limit: int = 1000,
+        limit: int = 1000, before_id: int | None = None, newest_first: bool = False,
+        actor: str | None = None, action: str | None = None,
     ) -> list[AuditRecord]:
         return await self.run(
-            self.store.list_audit, since=since, party_key=party_key, limit=limit)
+            self.store.list_audit, since=since, party_key=party_key, limit=limit,
+            before_id=before_id, newest_first=newest_first, actor=actor, action=action)
 
     async def open_calls(self) -> list[LoggedCall]:
         return await self.run(self.store.open_calls)

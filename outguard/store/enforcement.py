@@ -311,7 +311,11 @@ class EnforcementMixin:
         ))
 
     def list_audit(self, *, since: datetime | None = None, party_key: str | None = None,
-                   limit: int = 1000) -> list[AuditRecord]:
+                   limit: int = 1000, before_id: int | None = None,
+                   newest_first: bool = False, actor: str | None = None,
+                   action: str | None = None) -> list[AuditRecord]:
+        """Audit records oldest first (``newest_first``: newest first), filtered; page
+        backwards through them with ``before_id`` (the last id of the page before)."""
         where, params = ["true"], []  # type: tuple[list[str], list[Any]]
         if since is not None:
             where.append("at >= ?")
@@ -319,8 +323,18 @@ class EnforcementMixin:
         if party_key is not None:
             where.append("party_key = ?")
             params.append(party_key)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
+        if action is not None:  # "list" matches list.create, list.import, ...
+            where.append("(action = ? OR action LIKE ?)")
+            params.extend([action, f"{action}.%"])
+        order = "DESC" if newest_first else "ASC"
         rows = self._query(
-            f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",
             [*params, limit],
         )
         return [_audit(r) for r in rows]

@@ -184,6 +184,25 @@ class ListsMixin:
         lid = self.get_list(list_name).id
         return int(self._query("SELECT count(*) FROM list_entries WHERE list_id = ?", (lid,))[0][0])
 
+    def page_entries(self, list_name: str, *, q: str = "", offset: int = 0, limit: int = 100,
+                     descending: bool = False) -> tuple[list[Entry], bool]:
+        """One page of a list's entries in number order (or reversed), optionally only
+        numbers containing the digits ``q``; and whether more follow. The primary key
+        (list, number) orders the page, so the page costs its offset in index steps,
+        never a sort of the list."""
+        lid = self.get_list(list_name).id
+        where, params = "list_id = ?", [lid]  # type: tuple[str, list[Any]]
+        digits = "".join(ch for ch in q if ch.isdigit())
+        if digits:
+            where += " AND e164 LIKE ?"
+            params.append(f"%{digits}%")
+        order = "DESC" if descending else "ASC"
+        rows = self._query(
+            f"SELECT {ENTRY_COLUMNS} FROM list_entries WHERE {where}"
+            f" ORDER BY e164 {order} LIMIT ? OFFSET ?", [*params, limit + 1, offset])
+        entries = [_entry(list_name, tuple(r)) for r in rows[:limit]]
+        return entries, len(rows) > limit
+
     def iter_entries(self, list_name: str) -> Iterator[Entry]:
         """Stream one list's entries in number order (for export)."""
         lid = self.get_list(list_name).id
