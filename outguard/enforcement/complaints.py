@@ -6,6 +6,10 @@ Header (case-insensitive, any order; extra columns ignored)::
 
 ``category``: harassment | fraud | advertising | other (骚扰 / 诈骗 / 广告 / 其他 accepted);
 ``at``: ISO 8601 (naive = UTC) or epoch seconds; empty = now.
+
+12321-style exports are read as they come: Chinese headers (``HEADER_ALIASES``: 被举报号码
+-> caller_id, 举报人号码 -> callee, 举报类型 -> category, 举报时间 -> at, 举报内容 -> note,
+...) and, without a source column, the source ``12321``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ logger = logging.getLogger(__name__)
 
 REQUIRED = ("callee", "caller_id", "category", "source")
 OPTIONAL = ("tenant", "account", "at", "note")
+#: header names of 12321-style exports (and common variants), folded to ours
+HEADER_ALIASES = {
+    "被举报号码": "caller_id", "被投诉号码": "caller_id", "主叫号码": "caller_id",
+    "举报人号码": "callee", "投诉人号码": "callee", "被叫号码": "callee", "用户号码": "callee",
+    "举报类型": "category", "投诉类型": "category", "类型": "category",
+    "举报时间": "at", "投诉时间": "at", "时间": "at",
+    "举报内容": "note", "投诉内容": "note", "备注": "note",
+    "来源": "source", "机构": "tenant", "账号": "account", "坐席": "account",
+}
+#: the source of rows from a file with Chinese headers and no source column
+SOURCE_12321 = "12321"
 CATEGORY_ALIASES = {
     "骚扰": "harassment", "诈骗": "fraud", "广告": "advertising", "其他": "other",
     "spam": "advertising", "scam": "fraud",
@@ -89,8 +104,11 @@ def _read_rows(path: str | Path) -> Iterator[ComplaintRow | tuple[int, str]]:
         header = next(reader, None)
         if header is None:
             raise InvalidInput(f"{path}: empty file", field="path")
-        names = [h.strip().lower() for h in header]
-        missing = [c for c in REQUIRED if c not in names]
+        names = [HEADER_ALIASES.get(h.strip(), h.strip().lower()) for h in header]
+        default_source = ""
+        if "source" not in names and any(h.strip() in HEADER_ALIASES for h in header):
+            default_source = SOURCE_12321
+        missing = [c for c in REQUIRED if c not in names and not (c == "source" and default_source)]
         if missing:
             raise InvalidInput(f"{path}: header lacks {', '.join(missing)} "
                                f"(need {','.join(REQUIRED)})", field="path")
@@ -107,7 +125,8 @@ def _read_rows(path: str | Path) -> Iterator[ComplaintRow | tuple[int, str]]:
             try:
                 yield ComplaintRow(
                     line=line, callee=get("callee"), caller_id=get("caller_id"),
-                    category=category_of(get("category")), source=get("source") or "import",
+                    category=category_of(get("category")),
+                    source=get("source") or default_source or "import",
                     tenant=get("tenant") or None, account=get("account") or None,
                     at=_when(get("at")), note=get("note"),
                 )

@@ -186,3 +186,23 @@ async def test_import_complaints_keeps_good_rows_and_reports_bad_ones(
 async def _numbers(enforcer: Enforcer, name: str) -> list[str]:
     inner = enforcer.store.store
     return await enforcer.store.run(lambda: [e.e164 for e in inner.iter_entries(name)])
+
+
+async def test_a_12321_export_with_chinese_headers_is_imported_as_it_comes(
+    make_enforcer: EnforcerFactory, tmp_path: Path
+) -> None:
+    enforcer = await make_enforcer()
+    path = tmp_path / "12321-export.csv"
+    path.write_text(
+        "\ufeff举报时间,举报人号码,被举报号码,举报类型,举报内容\n"
+        "2026-11-20 10:00:00,13900000021,13800000021,骚扰,天天打电话推销\n"
+        "2026-11-20 11:00:00,13900000022,13800000021,诈骗,\n"
+        "2026-11-20 12:00:00,13900000023,13800000021,外星人,\n",
+        encoding="utf-8",
+    )
+    result = await enforcer.import_complaints(path, actor="ops")
+    assert (result.lines, result.added, result.rejected) == (3, 2, 1)
+    assert result.rejects[0][0] == 4 and "category" in result.rejects[0][1]
+    complaints = await enforcer.store.list_complaints(caller_id="+8613800000021")
+    assert {(c.category, c.source, c.note) for c in complaints} == {
+        ("harassment", "12321", "天天打电话推销"), ("fraud", "12321", "")}
