@@ -381,6 +381,14 @@ async def spooled_body(
         os.unlink(path)
 
 
+def upload_name(text: str | None) -> str:
+    """An uploaded file's own name for messages (``?filename=``): its last path part,
+    printable, at most 120 characters; ``upload`` when none is given."""
+    name = (text or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable())[:120]
+    return name or "upload"
+
+
 def id_param(request: web.Request, what: str, name: str = "id") -> int:
     """A row id from the path: a positive integer SQLite can hold."""
     text = request.match_info[name]

@@ -20,6 +20,7 @@ from outguard.api.core import (
     query_int,
     route,
     spooled_body,
+    upload_name,
 )
 from outguard.errors import InvalidInput
 from outguard.figures import DEFINITIONS
@@ -218,19 +219,25 @@ async def add_complaint(request: web.Request) -> web.Response:
 
 
 @route("POST", "/api/complaints/import", tag="complaints", heavy=True, role="admin", body_type="text/csv",
-       params=(Param("kind", description="complaint (default) or mark"),))
+       params=(Param("kind", description="complaint (default) or mark"),
+               Param("filename", description="the file's name, for messages (default upload)")))
 async def import_complaints(request: web.Request) -> web.Response:
     """Import complaints from CSV (the body; header callee,caller_id,category,source
-    [,tenant,account,at,note]); bad rows are reported, good rows kept."""
+    [,tenant,account,at,note], or a 12321-style export with Chinese headers); bad rows
+    are reported by line, good rows kept."""
     kind = request.query.get("kind", "complaint")
     if kind not in ("complaint", "mark"):
         raise InvalidInput("kind must be complaint or mark", field="kind")
     limit = cx.settings(request).api.max_body_bytes
+    shown = upload_name(request.query.get("filename"))
     async with spooled_body(request, limit, "a complaints file", ".csv") as path:
-        result = await cx.enforcer(request).import_complaints(path, actor=cx.actor(request),
-                                                              kind=kind)
+        try:
+            result = await cx.enforcer(request).import_complaints(
+                path, actor=cx.actor(request), kind=kind)
+        except InvalidInput as exc:  # name the person's file, not the spool's
+            raise InvalidInput(exc.message.replace(path, shown), **exc.details) from None
     body = result.to_dict()
-    body["path"] = "(request body)"
+    body["path"] = shown
     return ok(body)
 
 

@@ -21,9 +21,10 @@ from outguard.api.core import (
     query_int,
     route,
     spooled_body,
+    upload_name,
 )
 from outguard.api.routes_parties import e164_of, parse_time
-from outguard.errors import InvalidInput
+from outguard.errors import ImportFailed, InvalidInput
 from outguard.store.base import Entry
 from rules.model import ListKind, Scope
 
@@ -144,7 +145,9 @@ async def remove_entries(request: web.Request) -> web.Response:
                Param("max_reject_ratio", description="refuse the import when more than this"
                      " share of lines is rejected (default 0.01 for replace, none for add)"),
                Param("released", description="ISO date the registry released this copy"
-                     " (registers' age runs from it; default: the import time)")))
+                     " (registers' age runs from it; default: the import time)"),
+               Param("filename", description="the file's name, for messages (file:line);"
+                     " default upload")))
 async def import_list(request: web.Request) -> web.Response:
     """Import a file (the request body) into a list, all or nothing.
 
@@ -160,11 +163,17 @@ async def import_list(request: web.Request) -> web.Response:
     released = _released(request.query.get("released"))
     await store.get_list(name)
     limit = cx.settings(request).api.max_body_bytes
+    shown = upload_name(request.query.get("filename"))
     async with spooled_body(request, limit, "an import") as path:
-        result = await store.import_list(
-            name, path, mode=mode, fmt=fmt, region=cx.screener(request).policy.default_region,
-            actor=cx.actor(request), source=f"api:{cx.actor(request)}",
-            max_reject_ratio=ratio, released_at=released)
+        try:
+            result = await store.import_list(
+                name, path, mode=mode, fmt=fmt,
+                region=cx.screener(request).policy.default_region, actor=cx.actor(request),
+                source=f"api:{cx.actor(request)}", max_reject_ratio=ratio,
+                released_at=released)
+        except ImportFailed as exc:  # name the person's file, not the spool's
+            raise ImportFailed(exc.message.replace(path, shown), path=shown, line=exc.line,
+                               rejects=exc.rejects, rejected=exc.rejected) from None
     body = asdict(result)
     body["rejects"] = [{"line": r.line, "reason": r.reason, "text": r.text}
                        for r in result.rejects]

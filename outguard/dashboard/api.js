@@ -15,10 +15,47 @@ export class ApiError extends Error {
   }
 }
 
+// Heavy requests (reports, listings, imports) run one at a time per tab: the server runs
+// one per token and queues a few more (outguard/api/core.py Limits), so a page never
+// fires dozens at once and never meets a 429 from its own requests.
+let heavyChain = Promise.resolve();
+
+export function heavy(method, path, body) {
+  const run = heavyChain.then(() => api(method, path, body));
+  heavyChain = run.catch(() => null);
+  return run;
+}
+
+/** POST a file as the request body with upload progress (fetch cannot report it):
+ * onProgress(sent, total). Resolves with the JSON answer, rejects with ApiError. */
+export function upload(path, file, onProgress) {
+  const run = heavyChain.then(() => new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
+    xhr.setRequestHeader("Content-Type", "text/plain");
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.upload.onload = () => onProgress(file.size, file.size, true);
+    xhr.onload = () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(new ApiError(xhr.status, data));
+    };
+    xhr.onerror = () => reject(new ApiError(0, { message: "network error" }));
+    xhr.send(file);
+  }));
+  heavyChain = run.catch(() => null);
+  return run;
+}
+
 export async function api(method, path, body) {
   const headers = { Authorization: `Bearer ${token()}` };
   const init = { method, headers };
-  if (body !== undefined) {
+  if (typeof body === "string") {
+    headers["Content-Type"] = "text/plain; charset=utf-8";
+    init.body = body;
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

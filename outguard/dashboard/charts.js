@@ -56,7 +56,9 @@ function yAxis(root, max, format, height) {
 }
 
 function xLabels(root, labels, xOf, height) {
-  const every = Math.max(1, Math.ceil(labels.length / 8));
+  // as many labels as fit the width (about 90 px each), never overlapping
+  const fit = Math.max(2, Math.floor((W - PAD.left - PAD.right) / 90));
+  const every = Math.max(1, Math.ceil(labels.length / fit));
   labels.forEach((label, i) => {
     const last = i === labels.length - 1;
     if ((i % every === 0 && labels.length - 1 - i >= every / 2) || last) {
@@ -69,14 +71,25 @@ function xLabels(root, labels, xOf, height) {
 // A series' colour class: its own ``cls`` (0..5) or its position.
 function colour(series, k) { return series.cls != null ? series.cls : k; }
 
+// The legend: every series named, with its definition on hover (a <title>).
 function legend(root, series, height) {
   let x = PAD.left;
   series.forEach((s, i) => {
     const name = s.name;
-    el("rect", { x, y: height - 12, width: 10, height: 10, class: `s${colour(s, i)} fill` }, root);
-    const node = text(root, x + 14, height - 3, name, "legend", "start");
+    const g = el("g", { class: "legend-item", "data-series": s.key || name }, root);
+    if (s.definition) el("title", {}, g).textContent = `${name}: ${s.definition}`;
+    el("rect", { x, y: height - 12, width: 10, height: 10, class: `s${colour(s, i)} fill` }, g);
+    const node = text(g, x + 14, height - 3, name, "legend", "start");
     x += 24 + node.getComputedTextLength() + 12;
   });
+}
+
+// A shaded band behind the selected slots [from, to] (indices), e.g. the chosen period.
+function band(root, xOf, slot, range, height) {
+  if (!range) return;
+  const [from, to] = range;
+  el("rect", { x: xOf(from) - slot / 2, y: PAD.top, width: xOf(to) - xOf(from) + slot,
+               height: height - PAD.top - PAD.bottom, class: "selected-band" }, root);
 }
 
 // series: [{name, values: [number|null]}], labels: [string]
@@ -90,6 +103,7 @@ export function lineChart(container, labels, series, opts = {}) {
   const xOf = (i) => PAD.left + (labels.length === 1 ? inner.w / 2 : (inner.w * i) / (labels.length - 1));
   const yOf = (v) => PAD.top + inner.h - (inner.h * v) / max;
   yAxis(root, max, format, height);
+  band(root, xOf, labels.length > 1 ? inner.w / (labels.length - 1) : inner.w / 4, opts.highlight, height);
   xLabels(root, labels, xOf, height);
   series.forEach((s, k) => {
     let d = "";
@@ -99,13 +113,17 @@ export function lineChart(container, labels, series, opts = {}) {
       const dot = el("circle", { cx: xOf(i), cy: yOf(v), r: 3, class: `s${colour(s, k)} fill` }, root);
       el("title", {}, dot).textContent = `${s.name} ${labels[i]}: ${format(v)}`;
     });
-    el("path", { d, class: `s${colour(s, k)} line` }, root);
+    // each series its own dash too, so a line under another stays visible
+    el("path", { d, class: `s${colour(s, k)} line dash${k % 3}` }, root);
   });
   legend(root, series, height);
 }
 
-// Grouped columns (e.g. allowed and blocked per time bucket).
+// Grouped columns (e.g. allowed and blocked per time bucket): every series side by side;
+// a zero is drawn as a flat mark on the axis, so an empty period reads as zero, not as
+// missing. opts.highlight: [from, to] slots to shade; opts.onSelect(i): a slot clicked.
 export function columnChart(container, labels, series, opts = {}) {
+  if (!labels.length) return empty(container, opts.empty || "—");
   const height = opts.height || 160;
   const root = svg(container, height);
   const max = niceMax(Math.max(1, ...series.flatMap((s) => s.values)));
@@ -113,10 +131,16 @@ export function columnChart(container, labels, series, opts = {}) {
   const slot = inner.w / Math.max(1, labels.length);
   const bar = Math.max(1, (slot * 0.8) / series.length);
   yAxis(root, max, (v) => String(Math.round(v)), height);
+  band(root, (i) => PAD.left + slot * i + slot / 2, slot, opts.highlight, height);
   xLabels(root, labels, (i) => PAD.left + slot * i + slot / 2, height);
   series.forEach((s, k) => {
     s.values.forEach((v, i) => {
-      if (!v) return;
+      if (!v) {
+        const zero = el("rect", { x: PAD.left + slot * i + slot * 0.1 + bar * k, y: PAD.top + inner.h - 1,
+                                  width: bar, height: 1.5, class: `s${colour(s, k)} fill zero` }, root);
+        el("title", {}, zero).textContent = `${s.name} ${labels[i]}: 0`;
+        return;
+      }
       const h = (inner.h * v) / max;
       const rect = el("rect", {
         x: PAD.left + slot * i + slot * 0.1 + bar * k, y: PAD.top + inner.h - h,
@@ -125,6 +149,14 @@ export function columnChart(container, labels, series, opts = {}) {
       el("title", {}, rect).textContent = `${s.name} ${labels[i]}: ${v}`;
     });
   });
+  if (opts.onSelect) {  // on top: a click anywhere in a slot selects it; hover names all
+    labels.forEach((label, i) => {
+      const hit = el("rect", { x: PAD.left + slot * i, y: PAD.top, width: slot, height: inner.h,
+                               class: "hit", "data-slot": i }, root);
+      el("title", {}, hit).textContent = `${label}\n${series.map((s) => `${s.name}: ${s.values[i] || 0}`).join("\n")}`;
+      hit.addEventListener("click", () => opts.onSelect(i));
+    });
+  }
   legend(root, series, height);
 }
 

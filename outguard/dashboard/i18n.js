@@ -30,7 +30,7 @@ const LABELS = {
     "state.unknown": "unknown", "state.pending": "pending", "state.approved": "approved",
     "state.rejected": "rejected",
     "range.today": "Last 24 hours", "range.days": "Last 14 days",
-    "chart.calls": "Calls, allowed and answered", "chart.connect": "Connect rate (接通率)",
+    "chart.calls": "Calls: attempts, allowed, blocked, answered (click a period to select it)", "chart.connect": "Connect rate (接通率)",
     "chart.reasons": "Blocks by reason", "series.attempts": "attempts",
     "series.allowed": "allowed", "series.answered": "answered", "series.connect": "connect rate",
     "accounts.title": "Accounts: risk and status", "callers.title": "Caller IDs: risk and status",
@@ -42,6 +42,96 @@ const LABELS = {
     "lists.title": "Lists", "lists.entries": "Entries", "lists.search": "digits to search",
     "lists.go": "Search", "lists.more": "more…",
     "empty": "nothing yet", "error": "Error",
+    // navigation and shared pieces
+    "tab.tenants": "Tenants", "tab.suspensions": "Suspensions", "tab.complaints": "Complaints",
+    "tab.users": "Users & tokens", "tab.policy": "Policy", "tab.reports": "Reports",
+    "tab.audit": "Audit log",
+    "page.of": "{from}–{to} of {total}", "page.range": "{from}–{to}", "page.prev": "previous",
+    "page.next": "next", "search": "Search", "search.placeholder": "search",
+    "filter.all": "all", "filter.state": "State", "filter.tenant": "Tenant",
+    "action.confirm": "Confirm", "action.disable": "Disable", "action.enable": "Enable",
+    "action.delete": "Delete", "action.remove": "Remove", "action.history": "History",
+    "action.suspend_for": "Suspend", "action.revoke": "Revoke", "action.export": "Export CSV",
+    "action.saved": "Saved", "download.done": "Downloaded {name} ({size} bytes)",
+    "role.readonly": "read-only", "role.reviewer": "reviewer", "role.admin": "admin",
+    "yes": "yes", "no": "no", "tz.named": "Times in {tz} (the policy's time zone)",
+    "tz.browser": "Times in your browser's time zone ({tz})",
+    // parties
+    "col.verification": "Real-name verification", "col.verified_until": "Verified until",
+    "col.type": "Type", "col.admin_state": "Admin state", "col.id": "ID", "col.role": "Role",
+    "col.user": "User", "col.label": "Label", "col.revoked": "Revoked", "col.scope": "Scope",
+    "col.imported": "Imported", "col.category": "Category", "col.callee": "Complainant",
+    "col.at": "When", "col.actor": "Who", "col.action": "What", "col.started": "Started",
+    "col.ends": "Ends", "col.by": "By", "col.lifted": "Lifted", "col.mode": "Mode",
+    "col.stage": "Stage", "col.rule": "Rule", "col.hits": "Hits", "col.where": "Defined in",
+    "col.line": "Line", "col.text_raw": "Text", "col.note": "Note",
+    "tenants.title": "Tenants (机构)", "tenants.new": "New tenant", "tenants.name": "Name",
+    "accounts.new": "New account", "accounts.name": "Name", "accounts.kind": "Kind",
+    "callers.put": "Add or update a caller ID", "callers.number": "Number",
+    "callers.expired": "expired", "callers.expiring": "expires soon",
+    "verification.verified": "verified", "verification.pending": "pending",
+    "verification.missing": "missing", "verification.rejected": "rejected",
+    "party.account": "account", "party.caller_id": "caller ID", "party.tenant": "tenant",
+    "history.title": "History of {party}", "history.strikes": "Strikes: {n}",
+    // suspensions
+    "susp.title": "Suspend a party", "susp.active": "Active suspensions", "susp.all": "All, with history",
+    "susp.kind": "Party kind", "susp.key": "Account, caller ID or tenant", "susp.duration": "For",
+    "susp.reason": "Reason", "susp.done": "{party} suspended until {until}",
+    "susp.disabled_done": "{party} disabled", "susp.lifted": "Lifted {n} suspension(s) of {party}",
+    "dur.3600": "1 hour", "dur.86400": "24 hours", "dur.604800": "7 days", "dur.2592000": "30 days",
+    "dur.grade": "the policy's next grade", "dur.permanent": "permanently (disable)",
+    "susp.permanent": "until lifted",
+    // complaints
+    "compl.title": "Complaints and marks, last {days} days", "compl.add": "Record a complaint or mark",
+    "compl.import": "Import a CSV (12321 export or callee,caller_id,category,source)",
+    "compl.kind": "Kind", "kind.complaint": "complaint", "kind.mark": "harassment mark",
+    "compl.callee": "Complainant's number", "compl.caller": "Caller ID complained about",
+    "compl.source": "Source", "compl.note": "Note", "compl.added": "Recorded",
+    "compl.imported": "{added} added, {rejected} rejected of {lines} lines",
+    "cat.harassment": "harassment", "cat.fraud": "fraud", "cat.advertising": "advertising",
+    "cat.other": "other",
+    // lists
+    "lists.new": "New list", "lists.name": "Name", "lists.kind": "Kind", "lists.scope": "Scope",
+    "lists.scope_key": "Tenant or campaign", "lists.description": "Description",
+    "lists.add": "Add numbers", "lists.numbers": "Numbers (one a line)", "lists.expires": "Expires",
+    "lists.reason": "Reason", "lists.added": "{n} added", "lists.removed": "{n} removed",
+    "lists.import": "Import a file", "lists.file": "File", "lists.mode": "Mode",
+    "lists.mode_replace": "replace the list", "lists.mode_add": "add to the list",
+    "lists.format": "Format", "lists.max_reject": "Refuse above this share rejected",
+    "lists.uploading": "Uploading {pct}", "lists.processing": "Checking and loading…",
+    "lists.imported": "{accepted} accepted, {rejected} rejected; the list has {total}",
+    "lists.refused": "Refused: {message}", "lists.rejects": "Rejected lines",
+    "lists.delete_confirm": "Delete list {name}?", "lists.deleted": "List {name} deleted",
+    "lists.sort_desc": "highest first", "lists.sort_asc": "lowest first",
+    "listkind.dnc": "do-not-call", "listkind.blacklist": "blacklist",
+    "listkind.complaint": "complaint list", "listkind.register": "national register",
+    "listkind.allow": "allow list", "listkind.consent": "consent",
+    "scope.global": "global", "scope.tenant": "tenant", "scope.campaign": "campaign",
+    // users and tokens
+    "users.title": "Users", "users.new": "New user", "users.name": "Name", "users.role": "Role",
+    "tokens.title": "API tokens", "tokens.new": "New token", "tokens.user": "User",
+    "tokens.label": "Label", "tokens.secret": "Copy this token now; it is not shown again:",
+    // policy
+    "policy.title": "The policy in force", "policy.source": "Source", "policy.tz": "Time zone",
+    "policy.region": "Default region", "policy.rules": "Rules in evaluation order (first block wins)",
+    "policy.validate": "Check policy text", "policy.text": "Policy (TOML)",
+    "policy.check": "Check", "policy.valid": "Valid: nothing to fix",
+    "policy.invalid": "{n} problem(s)", "policy.reload": "Reload the policy file",
+    "policy.reloaded": "Reloaded: {rules} rules", "policy.lists": "Lists the policy uses",
+    "hits.block": "blocked", "hits.shadow": "would block (shadow)", "hits.exempt": "exempted (allow or consent list)",
+    // reports
+    "reports.by": "Group by", "reports.days": "Window", "reports.tenant": "Tenant",
+    "reports.account": "Account", "reports.run": "Show", "by.day": "day", "by.hour": "hour",
+    "by.tenant": "tenant", "by.account": "account", "by.day_tenant": "day and tenant",
+    "by.day_account": "day and account", "days.1": "last 24 hours", "days.7": "last 7 days",
+    "days.30": "last 30 days", "days.90": "last 90 days", "reports.range": "{since} – {until}",
+    "col.day": "Day", "col.hour": "Hour", "col.allowed": "Allowed", "col.blocked": "Blocked",
+    "col.answered": "Answered", "col.ended": "Ended", "col.avg_duration": "Avg. talk (s)",
+    "col.short_calls": "Short calls", "col.listed": "Listed blocks", "col.total": "Total",
+    "overview.selected": "Selected: {period}", "series.blocked": "blocked",
+    // audit
+    "audit.title": "Audit log, newest first", "audit.actor": "Who", "audit.action": "What",
+    "audit.party": "Party", "audit.newer": "newer", "audit.older": "older",
   },
   zh: {
     "subtitle": "外呼风控",
@@ -72,7 +162,7 @@ const LABELS = {
     "state.unknown": "未知", "state.pending": "待审核", "state.approved": "已通过",
     "state.rejected": "已驳回",
     "range.today": "最近 24 小时", "range.days": "最近 14 天",
-    "chart.calls": "呼叫、放行与接通", "chart.connect": "接通率",
+    "chart.calls": "呼叫、放行、拦截与接通（点击时段可选中）", "chart.connect": "接通率",
     "chart.reasons": "拦截原因", "series.attempts": "呼叫",
     "series.allowed": "放行", "series.answered": "接通", "series.connect": "接通率",
     "accounts.title": "坐席账号：风险与状态", "callers.title": "主叫号码：风险与状态",
@@ -84,6 +174,96 @@ const LABELS = {
     "lists.title": "名单", "lists.entries": "号码", "lists.search": "输入号码片段",
     "lists.go": "搜索", "lists.more": "更多…",
     "empty": "暂无数据", "error": "错误",
+    // navigation and shared pieces
+    "tab.tenants": "机构", "tab.suspensions": "封停", "tab.complaints": "投诉",
+    "tab.users": "用户与令牌", "tab.policy": "策略", "tab.reports": "报表",
+    "tab.audit": "审计日志",
+    "page.of": "第 {from}–{to} 条，共 {total} 条", "page.range": "第 {from}–{to} 条", "page.prev": "上一页",
+    "page.next": "下一页", "search": "搜索", "search.placeholder": "搜索",
+    "filter.all": "全部", "filter.state": "状态", "filter.tenant": "机构",
+    "action.confirm": "确认", "action.disable": "禁用", "action.enable": "启用",
+    "action.delete": "删除", "action.remove": "移除", "action.history": "历史",
+    "action.suspend_for": "封停", "action.revoke": "吊销", "action.export": "导出 CSV",
+    "action.saved": "已保存", "download.done": "已下载 {name}（{size} 字节）",
+    "role.readonly": "只读", "role.reviewer": "审核员", "role.admin": "管理员",
+    "yes": "是", "no": "否", "tz.named": "时间为 {tz}（策略时区）",
+    "tz.browser": "时间为浏览器时区（{tz}）",
+    // parties
+    "col.verification": "实名认证", "col.verified_until": "认证有效期至",
+    "col.type": "类型", "col.admin_state": "管理状态", "col.id": "编号", "col.role": "角色",
+    "col.user": "用户", "col.label": "标签", "col.revoked": "已吊销", "col.scope": "范围",
+    "col.imported": "导入时间", "col.category": "类别", "col.callee": "投诉人",
+    "col.at": "时间", "col.actor": "操作人", "col.action": "操作", "col.started": "开始",
+    "col.ends": "结束", "col.by": "操作人", "col.lifted": "解封", "col.mode": "模式",
+    "col.stage": "阶段", "col.rule": "规则", "col.hits": "命中", "col.where": "定义位置",
+    "col.line": "行", "col.text_raw": "内容", "col.note": "备注",
+    "tenants.title": "机构", "tenants.new": "新建机构", "tenants.name": "名称",
+    "accounts.new": "新建账号", "accounts.name": "名称", "accounts.kind": "类型",
+    "callers.put": "添加或更新主叫号码", "callers.number": "号码",
+    "callers.expired": "已过期", "callers.expiring": "即将过期",
+    "verification.verified": "已实名", "verification.pending": "审核中",
+    "verification.missing": "未实名", "verification.rejected": "未通过",
+    "party.account": "账号", "party.caller_id": "主叫号码", "party.tenant": "机构",
+    "history.title": "{party} 的历史", "history.strikes": "违规次数：{n}",
+    // suspensions
+    "susp.title": "封停", "susp.active": "封停中", "susp.all": "全部（含历史）",
+    "susp.kind": "对象类型", "susp.key": "账号、主叫号码或机构", "susp.duration": "时长",
+    "susp.reason": "原因", "susp.done": "{party} 已封停至 {until}",
+    "susp.disabled_done": "{party} 已禁用", "susp.lifted": "已解除 {party} 的 {n} 条封停",
+    "dur.3600": "1 小时", "dur.86400": "24 小时", "dur.604800": "7 天", "dur.2592000": "30 天",
+    "dur.grade": "按策略的下一级", "dur.permanent": "永久（禁用）",
+    "susp.permanent": "直至解封",
+    // complaints
+    "compl.title": "最近 {days} 天的投诉与标记", "compl.add": "登记投诉或标记",
+    "compl.import": "导入 CSV（12321 导出文件，或 callee,caller_id,category,source）",
+    "compl.kind": "类型", "kind.complaint": "投诉", "kind.mark": "骚扰标记",
+    "compl.callee": "投诉人号码", "compl.caller": "被投诉的主叫号码",
+    "compl.source": "来源", "compl.note": "备注", "compl.added": "已登记",
+    "compl.imported": "共 {lines} 行：新增 {added}，拒绝 {rejected}",
+    "cat.harassment": "骚扰", "cat.fraud": "诈骗", "cat.advertising": "广告",
+    "cat.other": "其他",
+    // lists
+    "lists.new": "新建名单", "lists.name": "名称", "lists.kind": "类型", "lists.scope": "范围",
+    "lists.scope_key": "机构或活动", "lists.description": "说明",
+    "lists.add": "添加号码", "lists.numbers": "号码（每行一个）", "lists.expires": "过期时间",
+    "lists.reason": "原因", "lists.added": "已添加 {n} 个", "lists.removed": "已移除 {n} 个",
+    "lists.import": "导入文件", "lists.file": "文件", "lists.mode": "方式",
+    "lists.mode_replace": "替换整个名单", "lists.mode_add": "追加到名单",
+    "lists.format": "格式", "lists.max_reject": "拒绝比例超过此值则放弃导入",
+    "lists.uploading": "上传中 {pct}", "lists.processing": "校验并导入中…",
+    "lists.imported": "接受 {accepted}，拒绝 {rejected}；名单现有 {total} 个号码",
+    "lists.refused": "未导入：{message}", "lists.rejects": "被拒绝的行",
+    "lists.delete_confirm": "删除名单 {name}？", "lists.deleted": "名单 {name} 已删除",
+    "lists.sort_desc": "从大到小", "lists.sort_asc": "从小到大",
+    "listkind.dnc": "免打扰", "listkind.blacklist": "黑名单",
+    "listkind.complaint": "投诉名单", "listkind.register": "国家拒接登记",
+    "listkind.allow": "白名单", "listkind.consent": "已同意",
+    "scope.global": "全局", "scope.tenant": "机构", "scope.campaign": "活动",
+    // users and tokens
+    "users.title": "用户", "users.new": "新建用户", "users.name": "用户名", "users.role": "角色",
+    "tokens.title": "API 令牌", "tokens.new": "新建令牌", "tokens.user": "用户",
+    "tokens.label": "标签", "tokens.secret": "请立即复制此令牌，之后不再显示：",
+    // policy
+    "policy.title": "当前生效的策略", "policy.source": "来源", "policy.tz": "时区",
+    "policy.region": "默认地区", "policy.rules": "规则（按执行顺序，先拦截者生效）",
+    "policy.validate": "校验策略文本", "policy.text": "策略（TOML）",
+    "policy.check": "校验", "policy.valid": "有效：无需修改",
+    "policy.invalid": "{n} 个问题", "policy.reload": "重新加载策略文件",
+    "policy.reloaded": "已重新加载：{rules} 条规则", "policy.lists": "策略使用的名单",
+    "hits.block": "拦截", "hits.shadow": "影子模式拦截", "hits.exempt": "豁免（白名单或已同意）",
+    // reports
+    "reports.by": "分组", "reports.days": "时间范围", "reports.tenant": "机构",
+    "reports.account": "账号", "reports.run": "查看", "by.day": "按天", "by.hour": "按小时",
+    "by.tenant": "按机构", "by.account": "按账号", "by.day_tenant": "按天和机构",
+    "by.day_account": "按天和账号", "days.1": "最近 24 小时", "days.7": "最近 7 天",
+    "days.30": "最近 30 天", "days.90": "最近 90 天", "reports.range": "{since} 至 {until}",
+    "col.day": "日期", "col.hour": "小时", "col.allowed": "放行", "col.blocked": "拦截",
+    "col.answered": "接通", "col.ended": "已结束", "col.avg_duration": "平均通话（秒）",
+    "col.short_calls": "短通话", "col.listed": "名单拦截", "col.total": "合计",
+    "overview.selected": "已选：{period}", "series.blocked": "拦截",
+    // audit
+    "audit.title": "审计日志（最新在前）", "audit.actor": "操作人", "audit.action": "操作",
+    "audit.party": "对象", "audit.newer": "较新", "audit.older": "较早",
   },
 };
 
@@ -117,17 +297,54 @@ export function toggleLanguage() {
   applyLabels();
 }
 
-// A reason code in words where we know it (falls back to the code).
-const REASONS_ZH = {
-  ok: "放行", dnc_listed: "免打扰名单", blacklisted: "黑名单", complaint_listed: "投诉名单",
-  register_listed: "拒接登记", quiet_hours: "非呼叫时段", holiday: "节假日",
-  rate_cap: "频次超限", destination_cap: "同号频次超限", concurrency_cap: "并发超限",
-  distinct_callees_cap: "外呼号码数超限", account_suspended: "账号封停",
-  account_disabled: "账号禁用", caller_id_suspended: "主叫封停",
-  caller_id_unverified: "主叫未实名", caller_id_service_number: "禁用服务号码外呼",
-  destination_invalid: "号码无效", tenant_suspended: "机构封停",
+// A reason code in words, in the user's language, with the code itself (what logs,
+// CDRs and the API carry) after it.
+const REASONS = {
+  en: {
+    ok: "allowed", exempt: "exempt", dnc_listed: "on a do-not-call list",
+    blacklisted: "blacklisted", complaint_listed: "on a complaint list",
+    register_listed: "on a national register", register_stale: "register copy too old",
+    quiet_hours: "outside calling hours", holiday: "holiday", rate_cap: "call rate cap",
+    destination_cap: "same number called too often", concurrency_cap: "too many calls at once",
+    distinct_callees_cap: "too many different numbers", destination_invalid: "invalid number",
+    prefix_denied: "number range refused", region_denied: "region refused",
+    line_type_denied: "line type refused", caller_id_service_number: "service number as caller ID",
+    caller_id_missing: "no caller ID", caller_id_invalid: "invalid caller ID",
+    caller_id_not_owned: "caller ID not the tenant's", caller_id_foreign: "foreign caller ID",
+    caller_id_is_destination: "caller ID equals the callee", screening_unavailable: "screening unavailable",
+  },
+  zh: {
+    ok: "放行", exempt: "豁免", dnc_listed: "免打扰名单", blacklisted: "黑名单",
+    complaint_listed: "投诉名单", register_listed: "拒接登记", register_stale: "登记名单过旧",
+    quiet_hours: "非呼叫时段", holiday: "节假日", rate_cap: "频次超限",
+    destination_cap: "同号频次超限", concurrency_cap: "并发超限",
+    distinct_callees_cap: "外呼号码数超限", destination_invalid: "号码无效",
+    prefix_denied: "号段禁止", region_denied: "地区禁止", line_type_denied: "号码类型禁止",
+    caller_id_service_number: "禁用服务号码外呼", caller_id_missing: "无主叫号码",
+    caller_id_invalid: "主叫号码无效", caller_id_not_owned: "主叫号码不属于本机构",
+    caller_id_foreign: "境外主叫号码", caller_id_is_destination: "主叫与被叫相同",
+    screening_unavailable: "风控不可用",
+  },
 };
+const PARTIES = { en: { account: "account", caller_id: "caller ID", tenant: "tenant" },
+                  zh: { account: "账号", caller_id: "主叫", tenant: "机构" } };
+const STATES = { en: { suspended: "suspended", disabled: "disabled", unverified: "not verified", expired: "verification expired" },
+                 zh: { suspended: "封停", disabled: "禁用", unverified: "未实名", expired: "实名已过期" } };
 
 export function reason(code) {
-  return lang === "zh" && REASONS_ZH[code] ? `${REASONS_ZH[code]} (${code})` : code;
+  if (!code) return "–";
+  let words = (REASONS[lang] || REASONS.en)[code];
+  const party = /^(account|caller_id|tenant)_(suspended|disabled|unverified|expired)$/.exec(code);
+  if (!words && party) {
+    words = lang === "zh" ? `${PARTIES.zh[party[1]]}${STATES.zh[party[2]]}`
+      : `${PARTIES.en[party[1]]} ${STATES.en[party[2]]}`;
+  }
+  return words ? `${words} (${code})` : code;
+}
+
+// More labels (and reason names) from a page's own module: addLabels({en: {...}, zh:
+// {...}}, {code: "中文"}).
+export function addLabels(more, reasonsZh) {
+  for (const [code, table] of Object.entries(more)) Object.assign(LABELS[code], table);
+  Object.assign(REASONS.zh, reasonsZh || {});
 }

@@ -102,6 +102,17 @@ class Browser:
         logs = await self.script("return document.body.innerText.slice(0, 2000)")
         raise AssertionError(f"timed out waiting for {what} (last: {last!r}); page:\n{logs}")
 
+    async def fill(self, form: str, values: dict[str, str]) -> None:
+        """Set the named fields of a form (inputs, selects, text areas) and submit it."""
+        missing = await self.script(
+            "const f = document.querySelector(arguments[0]); if (!f) return 'no form';"
+            "for (const [k, v] of Object.entries(arguments[1])) {"
+            "  const el = f.elements[k]; if (!el) return 'no field ' + k;"
+            "  el.value = v; el.dispatchEvent(new Event('change')); }"
+            "f.requestSubmit(); return '';", form, values)
+        if missing:
+            raise WebDriverError(f"{form}: {missing}")
+
     async def screenshot(self, name: str) -> Path:
         """Save the page as PNG among the test artefacts (OUTGUARD_TEST_ARTEFACTS, default
         test-artefacts/ in the checkout) and return its path."""
@@ -113,8 +124,9 @@ class Browser:
 
 
 @asynccontextmanager
-async def browser() -> AsyncIterator[Browser]:
-    """chromedriver + headless Chromium with a throwaway profile."""
+async def browser(downloads: Path | None = None) -> AsyncIterator[Browser]:
+    """chromedriver + headless Chromium with a throwaway profile; files the page
+    downloads go to ``downloads`` (default: the profile's own directory)."""
     chromium, driver = binaries()
     assert chromium and driver
     port = free_port()
@@ -126,9 +138,12 @@ async def browser() -> AsyncIterator[Browser]:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             await _wait_ready(http, base)
+            prefs = {"download.default_directory": str(downloads or Path(profile) / "downloads"),
+                     "download.prompt_for_download": False}
             caps = {"capabilities": {"alwaysMatch": {
                 "browserName": "chrome", "goog:chromeOptions": {
-                    "binary": chromium, "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"]}}}}
+                    "binary": chromium, "prefs": prefs,
+                    "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"]}}}}
             async with http.post(f"{base}/session", json=caps) as reply:
                 data = await reply.json()
             if reply.status >= 300:

@@ -122,3 +122,11 @@ async def test_a_report_has_every_period_and_downloads_as_csv(api: Api) -> None:
     rows = list(csv.reader(io.StringIO((await response.text()).lstrip("\ufeff"))))
     assert rows[0][:4] == ["day", "tenant", "attempts", "allowed"]
     assert rows[-1][:3] == ["total", "total", "0"]
+
+
+async def test_a_refused_import_names_the_persons_file_not_the_servers(api: Api) -> None:
+    refused = await api.json("POST", "/api/lists/dnc/import?filename=C:%5Cdata%5Cmine.txt",
+                             status=422, data=b"13600136000\nxx\nyy\n")
+    assert "mine.txt:2: letters in number 'xx'" in refused["message"], refused["message"]
+    assert "outguard-upload" not in refused["message"] and refused["path"] == "mine.txt"
+    assert [r["line"] for r in refused["rejects"]] == [2, 3]
