@@ -111,6 +111,11 @@ async def test_reports_and_risk_figures_use_one_definition(api10: Api) -> None:
 
 
 def test_the_dashboard_shows_each_figures_definition() -> None:
-    pages = (Path(figures.__file__).parent / "dashboard" / "pages.js").read_text("utf-8")
-    assert "report.definitions" in pages and "data.definitions" in pages
-    assert "title: definition" in pages
+    """The pages take each definition from the API's ``definitions`` (no second copy in
+    the dashboard's code) and show it on hover (a title)."""
+    here = Path(figures.__file__).parent / "dashboard"
+    code = {js.name: js.read_text("utf-8") for js in here.glob("*.js")}
+    assert "report.definitions" in code["overview.js"] and "data.definitions" in code["parties.js"]
+    assert "title: definition" in code["overview.js"] and "definition: def." in code["overview.js"]
+    for text in figures.DEFINITIONS.values():
+        assert not any(text in source for source in code.values()), text
