@@ -55,7 +55,14 @@ function yAxis(root, max, format, height) {
   }
 }
 
-function xLabels(root, labels, xOf, height) {
+function xLabels(root, labels, xOf, height, axisLabel) {
+  if (axisLabel) {  // the caller picks which slots are labelled, and how
+    labels.forEach((label, i) => {
+      const shown = axisLabel(i);
+      if (shown) text(root, xOf(i), height - PAD.bottom + 16, shown, "axis", "middle");
+    });
+    return;
+  }
   // as many labels as fit the width (about 90 px each), never overlapping
   const fit = Math.max(2, Math.floor((W - PAD.left - PAD.right) / 90));
   const every = Math.max(1, Math.ceil(labels.length / fit));
@@ -132,7 +139,7 @@ export function columnChart(container, labels, series, opts = {}) {
   const bar = Math.max(1, (slot * 0.8) / series.length);
   yAxis(root, max, (v) => String(Math.round(v)), height);
   band(root, (i) => PAD.left + slot * i + slot / 2, slot, opts.highlight, height);
-  xLabels(root, labels, (i) => PAD.left + slot * i + slot / 2, height);
+  xLabels(root, labels, (i) => PAD.left + slot * i + slot / 2, height, opts.axisLabel);
   series.forEach((s, k) => {
     s.values.forEach((v, i) => {
       if (!v) {

@@ -83,7 +83,8 @@ async function entries(target, ctx, list) {
       h("span", { class: "muted" }, `${t(`listkind.${list.kind}`)} · ${fmt(list.entries)}`)),
     search,
     h("div", { id: "entries-table" }, table(columns, data.entries, (e) => ({ "data-entry": e.e164 }))),
-    pager(view, data.entries.length, data.total, data.more, rerender),
+    // the list's size from the lists table (counting a million entries per page costs)
+    pager(view, data.entries.length, view.q ? null : list.entries, data.more, rerender),
   ];
   if (admin) parts.push(...manage(list, rerender));
   target.replaceChildren(...parts);

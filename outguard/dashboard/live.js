@@ -141,16 +141,19 @@ function addOutcome(ev) {
 
 export function drawLive() {
   const now = Math.floor(Date.now() / 1000 / BUCKET_S);
-  const labels = [], allow = [], block = [];
+  const labels = [], allow = [], block = [], minute = [];
+  const clock = (at, seconds) => new Date(at * 1000).toLocaleTimeString(
+    language() === "zh" ? "zh-CN" : "en-GB", { hour: "2-digit", minute: "2-digit", second: seconds ? "2-digit" : undefined, hour12: false });
   for (let b = now - BUCKETS + 1; b <= now; b++) {
     const counts = live.buckets.get(b) || { allow: 0, block: 0 };
-    labels.push(new Date(b * BUCKET_S * 1000).toLocaleTimeString(undefined, { hour12: false }).slice(0, 5));
+    labels.push(clock(b * BUCKET_S, true));
+    minute.push((b * BUCKET_S) % 60 === 0 ? clock(b * BUCKET_S, false) : "");
     allow.push(counts.allow);
     block.push(counts.block);
   }
   for (const key of live.buckets.keys()) if (key < now - BUCKETS) live.buckets.delete(key);
+  // one label a minute (the buckets are 10 s); each column's own time on hover
   columnChart($("live-chart"), labels, [
     { name: t("verdict.allow"), values: allow, cls: 1 },
-    { name: t("verdict.block"), values: block, cls: 4 }]);
+    { name: t("verdict.block"), values: block, cls: 4 }], { axisLabel: (i) => minute[i] });
 }
-

@@ -25,11 +25,11 @@ async def test_a_100k_entry_list_is_paged_searched_and_sorted_by_the_server(
         assert store.import_list("dnc", numbers, mode="replace").accepted == BIG
     api = await start_api(tmp_path, tokens=tokens, store=str(db), show_numbers=True)
     try:
-        first = await api.json("GET", "/api/lists/dnc/entries?limit=50")
+        first = await api.json("GET", "/api/lists/dnc/entries?limit=50&count=true")
         assert first["total"] == BIG and first["more"] is True
         assert [e["e164"] for e in first["entries"][:2]] == ["+8613900000000", "+8613900000001"]
         deep = await api.json("GET", f"/api/lists/dnc/entries?limit=50&offset={BIG - 10}")
-        assert len(deep["entries"]) == 10 and deep["more"] is False
+        assert len(deep["entries"]) == 10 and deep["more"] is False and deep["total"] is None
         assert deep["entries"][-1]["e164"] == f"+861390{BIG - 1:07d}"
         last = await api.json("GET", "/api/lists/dnc/entries?limit=3&sort=-number")
         assert [e["e164"] for e in last["entries"]] == [
