@@ -1,7 +1,8 @@
 // Accounts, caller IDs and tenants: searched, filtered, sorted and paged by the server
 // (GET /api/risk), with their risk figures (definitions on hover), real-name verification
 // and its expiry for caller IDs, and for admins: create, set the admin state, suspend,
-// lift, history.
+// lift, history. Another module adds its part to one of these pages through the page's
+// ``extra``: top() -> cards drawn first, after() -> fills them once the page is drawn.
 
 import { api, heavy } from "./api.js";
 import { ratioBar } from "./charts.js";
@@ -73,12 +74,14 @@ async function partyPage(kind, ctx, extra) {
   });
   const title = { account: "accounts.title", caller_id: "callers.title", tenant: "tenants.title" }[kind];
   section.replaceChildren(
+    ...(extra.top ? extra.top() : []),  // another module's part of the page, first
     ctx.can("admin") && extra.create ? h("div", { class: "card" }, extra.create(tenants, rerender)) : "",
     h("div", { class: "card" }, h("h3", {}, t(title)), search,
       table(columns, data.rows, (r) => ({ "data-party": r.key, "data-state": r.state }), view, rerender),
       pager(view, data.rows.length, data.total, false, rerender)),
     panel);
   if (view.history) await showHistory(kind, view.history);
+  if (extra.after) await extra.after();  // fills what extra.top drew
 }
 
 function expiry(row) {
