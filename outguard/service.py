@@ -42,10 +42,10 @@ from outguard.store.aio import AsyncStore
 from outguard.store.base import AccountMapping, CallRecord, match_account
 from outguard.tasks import cancel_and_wait
 from rules.counters import InMemoryCounters
-from rules.deferred import CapDemands, CapSpec, defer_caps, settle
+from rules.deferred import CapDemands, CapSpec, CountedCaps, defer_caps, settle
 from rules.engine import decide, refuse_channel
 from rules.hits import RuleHits
-from rules.model import CallAttempt, PartyKind, StoreData, Verdict
+from rules.model import CallAttempt, Counters, PartyKind, StoreData, Verdict
 from rules.numbers import classify
 from rules.policy_types import Policy
 from rules.snapshot import Snapshot, build_snapshot
@@ -73,6 +73,8 @@ class SharedCaps(Protocol):
     async def refresh(self, calls: Sequence[tuple[str, str, str]], now: float) -> int: ...
 
     async def check(self) -> bool: ...
+
+    async def count(self, cap: CapSpec, tenant: str, now: float) -> int | None: ...
 
 
 class ScreeningUnavailable(OutguardError):
@@ -395,6 +397,22 @@ class Screener:
                              count=answer.count, shadow=answer.shadow,
                              unavailable=answer.unavailable)
         return self._conclude(facts, decision_id, attempt, verdict, now, started)
+
+    async def counts_for(self, dry_run: Callable[[Counters], object], now: float) -> Counters:
+        """The counters a dry run (``checking.dry_run``) reads: this process's (embedded
+        mode), or in cluster mode the cluster's counts of every cap the dry run meets, read
+        from Redis (one read per cap; this process's own counts if Redis cannot answer)."""
+        if self.shared is None:
+            return self.counts
+        demands = CapDemands()
+        dry_run(demands)
+        counts: dict[CapSpec, int] = {}
+        for cap in demands.caps:
+            n = await self.shared.count(cap, demands.tenant, now)
+            if n is None:
+                return self.counts
+            counts[cap] = n
+        return CountedCaps(counts)
 
     def _current(self) -> Snapshot:
         snap = self.snapshot

@@ -18,7 +18,7 @@ Pure: no I/O. ``CapSpec`` is the one description of a cap as it applies to one c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,8 @@ from rules.policy_types import RuleKind
 from rules.policy_validate import CAP_SCOPES
 from rules.snapshot import Snapshot
 
-__all__ = ["CapSpec", "CapDemands", "DeferredCap", "defer_caps", "settle", "UNAVAILABLE",
-           "FAIL_POLICIES"]
+__all__ = ["CapSpec", "CapDemands", "CountedCaps", "DeferredCap", "defer_caps", "settle",
+           "UNAVAILABLE", "FAIL_POLICIES"]
 
 #: the reason of a call blocked because the cap store could not answer
 UNAVAILABLE = "cap_store_unavailable"
@@ -63,11 +63,12 @@ class CapDemands:
     """The counters of a deferred decision: every count is 0 (the store counts), and the
     caps that applied are collected in ``caps``."""
 
-    __slots__ = ("caps", "keys")
+    __slots__ = ("caps", "keys", "tenant")
 
     def __init__(self) -> None:
         self.caps: list[CapSpec] = []
         self.keys: dict[str, str] = {}  # rule id -> key counted (for the block message)
+        self.tenant = ""  # the call's tenant (destination caps count per tenant)
 
     def attempts(self, scope: str, key: str, window_s: int, now: float) -> int:
         return 0
@@ -103,11 +104,41 @@ class DeferredCap(Check):
             _, key = self.cap.count(ctx)  # counts 0: only the key is wanted
             demands.caps.append(dataclasses.replace(self._template, key=key))
             demands.keys[self.spec.id] = key
+            demands.tenant = ctx.attempt.tenant
             return None
         return self.cap.evaluate(ctx)
 
     def figures(self, ctx: Ctx) -> dict[str, Any]:
         return self.cap.figures(ctx)
+
+
+class CountedCaps:
+    """Counters that answer from counts read in the shared store, one per cap (a dry run in
+    cluster mode: ``outguard check`` / ``POST /api/check`` show the cluster's counts)."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self, counts: Mapping[CapSpec, int]) -> None:
+        self._counts = {count_key(c.scope, c.key, c.window_s): n for c, n in counts.items()}
+
+    def attempts(self, scope: str, key: str, window_s: int, now: float) -> int:
+        return self._counts.get(count_key(scope, key, window_s), 0)
+
+    def destination_attempts(self, tenant: str, e164: str, window_s: int, now: float) -> int:
+        return self._counts.get(count_key("destination", e164, window_s), 0)
+
+    def distinct_callees(self, account: str, now: float) -> int:
+        return self._counts.get(count_key("distinct_callees", account, 0), 0)
+
+    def concurrent(self, scope: str, key: str) -> int:
+        return self._counts.get(count_key(f"concurrent_{scope}", key, 0), 0)
+
+
+def count_key(scope: str, key: str, window_s: int) -> tuple[str, str, int]:
+    """What identifies one count (distinct callees and calls in progress have no window)."""
+    if scope == "distinct_callees" or scope.startswith("concurrent_"):
+        window_s = 0
+    return scope, key, window_s
 
 
 def defer_caps(snapshot: Snapshot) -> Snapshot:

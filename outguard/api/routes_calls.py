@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -68,7 +69,8 @@ def _time_param(request: web.Request, name: str, default: float) -> float:
 async def check(request: web.Request) -> web.Response:
     """Dry run: the verdict for a would-be call and every rule's outcome, nothing placed.
 
-    Uses the live snapshot and counters; counts nothing.
+    Uses the live snapshot and counters (in cluster mode the cluster's counts, read from
+    Redis); counts nothing.
     """
     data = await json_body(request)
     screener = cx.screener(request)
@@ -76,13 +78,14 @@ async def check(request: web.Request) -> web.Response:
     if snap is None:
         raise ScreeningUnavailable("no screening snapshot loaded yet")
     at = parse_at(field_of(data, "at", str, None), snap.policy.timezone)
-    result = dry_run(
-        snap, screener.counts, number=field_of(data, "number", required=True),
+    call = functools.partial(
+        dry_run, snap, number=field_of(data, "number", required=True),
         account=field_of(data, "account", required=True),
         caller_id=field_of(data, "caller_id", str, ""), tenant=field_of(data, "tenant", str, ""),
         purpose=field_of(data, "purpose", str, ""), campaign=field_of(data, "campaign", str, ""),
         at=at, default_tenant=screener.default_tenant)
-    return ok(result.as_dict(cx.mask(request)))
+    counters = await screener.counts_for(call, at.timestamp())  # cluster mode: Redis's
+    return ok(call(counters).as_dict(cx.mask(request)))
 
 
 @route("GET", "/api/calls", tag="screening", heavy=True, params=(

@@ -82,6 +82,15 @@ class GuardedCaps:
             self._down(exc)
             return -1
 
+    async def count(self, cap: CapSpec, tenant: str, now: float) -> int | None:
+        """What ``cap`` counts now in Redis (None when Redis cannot answer)."""
+        try:
+            async with asyncio.timeout(self.timeout_s * 4):
+                return await self.caps.count(cap.scope, cap.key, cap.window_s, now, tenant)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down(exc)
+            return None
+
     def _fallback(self, call: CallKeys, caps: Sequence[CapSpec], now: float,
                   exc: BaseException) -> Reservation:
         self._down(exc)

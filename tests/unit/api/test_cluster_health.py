@@ -1,13 +1,19 @@
-"""Cluster mode while Redis cannot answer: the instance starts, decides by the caps'
-failure policy, and says so in /health and /metrics."""
+"""Cluster mode through the API: an instance whose Redis cannot answer starts, decides
+by the caps' failure policy and says so in /health and /metrics; a dry run shows the
+cluster's counts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import time
+import uuid
+
 from outguard.callfacts import ChannelFacts
+from outguard.cluster.caps import CallKeys, RedisCaps
 from outguard.config import ClusterConfig
 from outguard.screening import decide
+from outguard.testing.servers import RedisServer
 from tests.unit.api.conftest import start_api
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
@@ -31,4 +37,24 @@ async def test_an_instance_without_its_redis_starts_fails_its_caps_closed_and_sa
         assert "outguard_cap_store_up 0.0" in text
         assert 'outguard_cap_store_fallbacks_total{verdict="blocked"} 1.0' in text
     finally:
+        await api.client.close()
+
+
+async def test_a_dry_run_shows_the_calls_every_instance_counted(
+    tmp_path: Path, redis_server: RedisServer,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}:"
+    api = await start_api(tmp_path, cluster=ClusterConfig(redis=redis_server.url,
+                                                          prefix=prefix))
+    other = RedisCaps.from_url(redis_server.url, prefix=prefix, timeout_s=5)
+    try:  # three calls of account a1 that another instance let through
+        for i in range(3):
+            await other.reserve(CallKeys(f"elsewhere-{i}", "t1", "a1", "+861088886666",
+                                         f"+8613800138{i:03d}"), [], time.time())
+        result = await api.json("POST", "/api/check", json={
+            "number": "13800138000", "account": "a1", "caller_id": "01088886666"})
+        [cap] = [o for o in result["rules"] if o["rule"] == "account_per_minute"]
+        assert cap["figures"]["count"] == 3
+    finally:
+        await other.aclose()
         await api.client.close()
