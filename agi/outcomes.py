@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agi.ami import AmiClient, AmiError
+from outguard import dialplan_vars as dv
 from outguard.config import AmiConfig
 from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
 
@@ -44,6 +45,7 @@ GONE_TTL_S = 120.0
 EVENT_FILTERS = (
     r"^Event: FullyBooted[[:space:]]",
     r"UserEvent: " + ENDED_EVENT + r"[[:space:]]",
+    r"UserEvent: " + dv.OPTOUT_EVENT + r"[[:space:]]",
 )
 #: AMI event classes to receive (the AMI user needs ``read = user``)
 EVENT_CLASSES = "system,user"
@@ -168,16 +170,31 @@ class OutcomeTracker:
                 del self._gone[uid]
 
 
-class AmiListener:
-    """The AMI client feeding an :class:`OutcomeTracker`, with a reconcile on connect."""
+UserEventHandler = Callable[[Mapping[str, str]], None]
 
-    def __init__(self, outcomes: Outcomes, cfg: AmiConfig) -> None:
+
+class AmiListener:
+    """The AMI client feeding an :class:`OutcomeTracker`, with a reconcile on connect.
+
+    ``on_optout`` receives the dialplan's ``UserEvent(OutguardOptOut,...)`` events (an IVR
+    opt-out; see ``[outguard-optout]`` in dialplan/outguard.conf)."""
+
+    def __init__(self, outcomes: Outcomes, cfg: AmiConfig,
+                 on_optout: UserEventHandler | None = None) -> None:
         self.tracker = OutcomeTracker(outcomes)
+        self.on_optout = on_optout
         self.client = AmiClient(
             cfg.host, cfg.port, cfg.user, cfg.password,
             events=EVENT_CLASSES, filters=EVENT_FILTERS,
-            on_event=self.tracker.on_event, on_connect=self._reconcile,
+            on_event=self._on_event, on_connect=self._reconcile,
         )
+
+    def _on_event(self, event: Mapping[str, str]) -> None:
+        if event.get("Event") == "UserEvent" and event.get("UserEvent") == dv.OPTOUT_EVENT:
+            if self.on_optout is not None:
+                self.on_optout(event)
+            return
+        self.tracker.on_event(event)
 
     @property
     def connected(self) -> bool:

@@ -53,3 +53,10 @@ def failure_policy(channel: Mapping[str, str], default_mode: str,
     raw = (channel.get(FAIL_CAUSE) or "").strip()
     cause = int(raw) if raw.isdigit() and 1 <= int(raw) <= 127 else default_cause
     return mode, cause
+
+
+# Sent: the dialplan tells outguard that a callee opted out ([outguard-optout] in
+# dialplan/outguard.conf): an AMI UserEvent with these headers (``Channel`` is the one
+# Asterisk adds: the channel that ran the opt-out).
+OPTOUT_EVENT = "OutguardOptOut"
+OPTOUT_HEADERS = ("Number", "Tenant", "Campaign", "Purpose", "DecisionId", "Source", "Channel")

@@ -24,6 +24,7 @@ from ari_app.app import StasisApp
 from ari_app.client import AriClient
 from outguard import policy_file, privacy
 from outguard.config import Settings
+from outguard.consent import DialplanOptOuts
 from outguard.enforcement import Enforcer
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
@@ -45,6 +46,7 @@ ENFORCER = web.AppKey("enforcer", Enforcer)
 STASIS = web.AppKey("stasis", StasisApp)
 AGI = web.AppKey("agi", FastAgiServer)
 AMI = web.AppKey("ami", AmiListener)
+OPTOUTS = web.AppKey("optouts", DialplanOptOuts)
 PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
 
 
@@ -191,13 +193,18 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
-    listener = AmiListener(app[SCREENER], app[SETTINGS].ami)
+    screener = app[SCREENER]
+    optouts = DialplanOptOuts(app[STORE], lambda: screener.policy.default_region,
+                              app[SETTINGS].default_tenant or None)
+    app[OPTOUTS] = optouts
+    listener = AmiListener(screener, app[SETTINGS].ami, on_optout=optouts)
     app[AMI] = listener
     app[PARTS]["ami"] = listener
     runner = asyncio.get_running_loop().create_task(listener.run())
     yield
     await cancel_and_wait([runner])
     await listener.close()
+    await optouts.drain()
 
 
 async def _agi_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -17,8 +17,10 @@ Parameters (policy ``[[rules]]`` keys) per kind:
   a caller ID of the same region). Reasons caller_id_missing, caller_id_service_number,
   caller_id_invalid, caller_id_is_destination, caller_id_foreign, caller_id_not_owned,
   caller_id_unverified.
-* ``lists``: ``lists`` (names; default every dnc/blacklist/complaint/register list).
-  Reasons dnc_listed, blacklisted, complaint_listed, register_listed.
+* ``lists``: ``lists`` (names; default every dnc/blacklist/complaint/register/litigator
+  list). Reasons dnc_listed, blacklisted, complaint_listed, register_listed,
+  litigator_listed. A litigator list blocks even when a consent or allow list exempts the
+  rule: the engine asks ``unexempt`` before skipping an exempted rule.
 * ``register_freshness``: ``lists`` (default every register list), ``max_age_days``
   (default 31; a list's own max_age_days wins). The age runs from the registry's release
   date of the imported copy when the import gave it (``--released``), else from the
@@ -41,12 +43,14 @@ _LIST_REASON = {
     ListKind.BLACKLIST: "blacklisted",
     ListKind.COMPLAINT: "complaint_listed",
     ListKind.REGISTER: "register_listed",
+    ListKind.LITIGATOR: "litigator_listed",
 }
 _LIST_WORDS = {
     ListKind.DO_NOT_CALL: "do-not-call list",
     ListKind.BLACKLIST: "blacklist",
     ListKind.COMPLAINT: "complaint list",
     ListKind.REGISTER: "register",
+    ListKind.LITIGATOR: "litigator list",
 }
 
 _TENANT, _ACCOUNT = PartyKind.TENANT, PartyKind.ACCOUNT
@@ -193,18 +197,26 @@ def _select(views: Mapping[str, ListView], names: tuple[str, ...], kinds: frozen
 
 class ListsCheck(Check):
     kind = RuleKind.LISTS
-    __slots__ = ("_views",)
+    __slots__ = ("_views", "_litigators")
 
     def __init__(self, spec: RuleSpec, views: Mapping[str, ListView]) -> None:
         super().__init__(spec)
         self._views = _select(views, spec.params["lists"], BLOCKING_LISTS)
+        self._litigators = tuple(v for v in self._views if v.spec.kind is ListKind.LITIGATOR)
 
     def evaluate(self, ctx: Ctx) -> Hit | None:
+        return self._match(ctx, self._views)
+
+    def unexempt(self, ctx: Ctx) -> Hit | None:
+        """Litigator lists block whatever consent or allow list exempts this rule."""
+        return self._match(ctx, self._litigators) if self._litigators else None
+
+    def _match(self, ctx: Ctx, views: tuple[ListView, ...]) -> Hit | None:
         on = ctx.dest_lists
         if not on:
             return None
         a = ctx.attempt
-        for view in self._views:
+        for view in views:
             if view.list_id in on and view.applies(a.tenant, a.campaign):
                 kind = view.spec.kind
                 return Hit(

@@ -79,6 +79,10 @@ class Check:
     def evaluate(self, ctx: Ctx) -> Hit | None:
         raise NotImplementedError
 
+    def unexempt(self, ctx: Ctx) -> Hit | None:
+        """A block that no exemption lifts (a litigator list); None for most kinds."""
+        return None
+
     def figures(self, ctx: Ctx) -> dict[str, Any]:
         """What the rule looked at, for explain (not on the hot path)."""
         return {}

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from rules.checks_base import NO_EXEMPTIONS, Check, Ctx, Hit
+from rules.consent import exemptions, explain_exemption
 from rules.errors import NumberError
 from rules.model import CallAttempt, Counters, RuleMode, RuleOutcome, Verdict
 from rules.numbers import normalise, segment_info, to_key
@@ -59,12 +60,8 @@ def _context(attempt: CallAttempt, snap: Snapshot, counters: Counters, now: date
     now_min = int(ts // 60)
     on = snap.index.lists_of(dest_key, now_min)
     exempt = NO_EXEMPTIONS
-    if on and snap.exempting:
-        found: dict[str, str] = {}
-        for view in snap.exempting:
-            if view.list_id in on and view.applies(attempt.tenant, attempt.campaign):
-                for rid in view.spec.exempts:
-                    found.setdefault(rid, view.spec.name)
+    if (on and snap.exempting) or (snap.consents and dest_key in snap.consents):
+        found = exemptions(snap, attempt, dest_key, on, now)
         if found:
             exempt = found
     return Ctx(  # positional: this runs on every call
@@ -115,11 +112,14 @@ def decide(
         if check.filtered and not check.applies(ctx):
             continue
         if exempt and check.spec.id in exempt:
-            hits.add(check.spec.id, "exempt")
-            continue
-        hit = check.evaluate(ctx)
-        if hit is None:
-            continue
+            hit = check.unexempt(ctx)  # a litigator list: no consent lifts it
+            if hit is None:
+                hits.add(check.spec.id, "exempt")
+                continue
+        else:
+            hit = check.evaluate(ctx)
+            if hit is None:
+                continue
         spec = check.spec
         if spec.mode is RuleMode.SHADOW:
             shadow.append(spec.id)
@@ -185,11 +185,12 @@ def _explain_one(check: Check, ctx: Ctx, snap: Snapshot, decided: bool) -> RuleO
     if not check.applies(ctx):
         return RuleOutcome(**base, outcome="skipped", message="purpose or region filter does not apply")
     if spec.id in ctx.exempt:
-        lst = snap.lists[ctx.exempt[spec.id]]
-        ev = lst.evidence.get(ctx.dest_key)
-        msg = f"exempted by list {lst.spec.name!r}" + (f" (evidence: {ev})" if ev else "")
-        return RuleOutcome(**base, outcome="skipped", reason="exempt", message=msg)
-    hit = check.evaluate(ctx)
+        hit = check.unexempt(ctx)
+        if hit is None:
+            msg = explain_exemption(snap, ctx.attempt, ctx.dest_key, ctx.now, ctx.exempt, spec.id)
+            return RuleOutcome(**base, outcome="skipped", reason="exempt", message=msg)
+    else:
+        hit = check.evaluate(ctx)
     figures = check.figures(ctx)
     if hit is None:
         return RuleOutcome(**base, outcome="passed", figures=figures)

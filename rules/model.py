@@ -54,6 +54,8 @@ class ListKind(str, enum.Enum):
     REGISTER = "register"  # imported national register (e.g. US DNC)
     ALLOW = "allow"
     CONSENT = "consent"
+    LITIGATOR = "litigator"  # known TCPA litigators: block whatever consent says
+    REASSIGNED = "reassigned"  # FCC Reassigned Numbers Database results: disconnect dates
 
 
 class Scope(str, enum.Enum):
@@ -122,6 +124,36 @@ class ListEntry:
     e164: str
     expires_at: datetime | None = None
     evidence: str | None = None  # consent lists: where the consent came from (kept for explain)
+    given_at: datetime | None = None  # consent lists: when the entry was recorded
+    disconnected_at: datetime | None = None  # reassigned lists: when the number was disconnected
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentGrant:
+    """One consent in force, from the consent ledger (revoked and expired ones are folded
+    out by the store). It exempts the destination from the rules its consent list's
+    ``exempts`` names, only for calls inside its scope: its tenant, and its campaign and
+    purpose when it names them. A grant given before the number's disconnect date on a
+    reassigned list is void (the number now belongs to someone else)."""
+
+    id: int
+    e164: str
+    list_name: str  # the consent list whose ``exempts`` apply
+    tenant: str
+    given_at: datetime
+    campaign: str | None = None  # None: every campaign of the tenant
+    purpose: Purpose | None = None  # None: every purpose
+    expires_at: datetime | None = None
+    source: str = ""
+    evidence: str = ""
+
+    def covers(self, tenant: str, campaign: str | None, purpose: Purpose, now: datetime) -> bool:
+        return (
+            self.tenant == tenant
+            and (self.campaign is None or self.campaign == campaign)
+            and (self.purpose is None or self.purpose is purpose)
+            and (self.expires_at is None or self.expires_at > now)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +180,7 @@ class StoreData:
     lists: Iterable[ListInfo] = ()
     entries: Iterable[ListEntry] = ()
     extra: Mapping[str, object] = field(default_factory=dict)
+    consents: Iterable[ConsentGrant] = ()  # the consent ledger's grants in force
 
 
 class Counters(Protocol):

@@ -40,7 +40,8 @@ STAGE: Mapping[RuleKind, int] = MappingProxyType(
 )
 
 BLOCKING_LISTS = frozenset(
-    {ListKind.DO_NOT_CALL, ListKind.BLACKLIST, ListKind.COMPLAINT, ListKind.REGISTER}
+    {ListKind.DO_NOT_CALL, ListKind.BLACKLIST, ListKind.COMPLAINT, ListKind.REGISTER,
+     ListKind.LITIGATOR}
 )
 EXEMPTING_LISTS = frozenset({ListKind.ALLOW, ListKind.CONSENT})
 
@@ -64,6 +65,7 @@ DEFAULT_CAUSES: Mapping[str, int] = MappingProxyType(
         "blacklisted": 21,
         "complaint_listed": 21,
         "register_listed": 21,
+        "litigator_listed": 21,
         "register_stale": 21,
         "prefix_denied": 21,
         "region_denied": 21,

@@ -404,7 +404,7 @@ def _p_caller(ctx: _Ctx, item: RawItem, p: _Params, _l: _Lists, _w: _Wins) -> _P
 
 
 def _p_lists(ctx: _Ctx, item: RawItem, p: _Params, lists: _Lists, _w: _Wins) -> _Params:
-    return _lists_of(ctx, item, p, lists, BLOCKING_LISTS, "a do-not-call, blacklist, complaint or register list")
+    return _lists_of(ctx, item, p, lists, BLOCKING_LISTS, "a do-not-call, blacklist, complaint, register or litigator list")
 
 
 def _p_fresh(ctx: _Ctx, item: RawItem, p: _Params, lists: _Lists, _w: _Wins) -> _Params:

@@ -10,7 +10,8 @@ snapshot whole with one assignment.
 
 Hot-path data: ``checks`` (compiled rules in evaluation order), ``parties`` (dict),
 ``lists`` (name -> ListView), ``index`` (every list's numbers), ``exempting``
-(allow/consent lists with exempts).
+(allow/consent lists with exempts), ``consents`` (the consent ledger's grants in force, by
+number key) and ``reassigned`` (number key -> disconnect time from reassigned lists).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from rules.checks_base import Check
 from rules.checks_more import LineTypeCheck, PrefixCheck, RegionCheck, TimeWindowCheck, make_cap
 from rules.errors import NumberError, PolicyError, PolicyIssue
 from rules.hits import RuleHits
-from rules.model import Party, PartyKind, StoreData
+from rules.model import ConsentGrant, ListKind, Party, PartyKind, StoreData
 from rules.numbers import normalise
 from rules.policy_types import EXEMPTING_LISTS, Policy, RuleKind, RuleSpec
-from rules.snapshot_lists import ListView, build_views, merge_specs
+from rules.snapshot_lists import ListView, build_views, entry_key, merge_specs
 from rules.tables import ListIndex
 
 __all__ = ["Snapshot", "build_snapshot", "MAX_WARNINGS"]
@@ -49,6 +50,8 @@ class Snapshot:
     warnings: tuple[str, ...] = ()
     stats: Mapping[str, int] = field(default_factory=dict)
     hits: RuleHits = field(default_factory=RuleHits)
+    consents: Mapping[int, tuple[ConsentGrant, ...]] = field(default_factory=dict)
+    reassigned: Mapping[int, float] = field(default_factory=dict)
 
     def party(self, kind: PartyKind, key: str) -> Party | None:
         return self.parties.get((kind, key))
@@ -89,6 +92,7 @@ def build_snapshot(
     views, index, st = build_views(specs, imported, data.entries, now, parts.warn)
     checks = tuple(_compile(spec, parts, views, data.extra) for spec in policy.ordered_rules())
     exempting = tuple(v for v in views.values() if v.spec.kind in EXEMPTING_LISTS and v.spec.exempts)
+    consents = _index_consents(data.consents, views, parts.warn)
     if parts.dropped:
         parts.warnings.append(f"... and {parts.dropped} more warnings")
     stats = {
@@ -99,6 +103,8 @@ def build_snapshot(
         "parties": len(parties),
         "rules": len(checks),
         "lists": len(views),
+        "consents": sum(len(g) for g in consents.values()),
+        "reassigned": len(st.disconnected),
     }
     return Snapshot(
         policy=policy,
@@ -111,7 +117,34 @@ def build_snapshot(
         warnings=tuple(parts.warnings),
         stats=MappingProxyType(stats),
         hits=hits if hits is not None else RuleHits(),
+        consents=MappingProxyType(consents),
+        reassigned=MappingProxyType(st.disconnected),
     )
+
+
+def _index_consents(
+    rows: Iterable[ConsentGrant], views: Mapping[str, ListView], warn: Callable[[str], None]
+) -> dict[int, tuple[ConsentGrant, ...]]:
+    """Ledger grants by number key; a grant naming no consent list exempts nothing."""
+    out: dict[int, list[ConsentGrant]] = {}
+    for n, grant in enumerate(rows, 1):
+        if not isinstance(grant, ConsentGrant):
+            warn(f"consent row {n}: {grant!r} is not a ConsentGrant; skipped")
+            continue
+        key = entry_key(grant.e164)
+        view = views.get(grant.list_name)
+        if key is None:
+            warn(f"consent {grant.id}: {grant.e164!r} is not E.164; skipped")
+        elif view is None or view.spec.kind is not ListKind.CONSENT:
+            warn(f"consent {grant.id}: {grant.list_name!r} is not a consent list of the policy;"
+                 " it exempts nothing")
+        elif grant.given_at.tzinfo is None or (
+            grant.expires_at is not None and grant.expires_at.tzinfo is None
+        ):
+            warn(f"consent {grant.id}: times without a time zone; skipped")
+        else:
+            out.setdefault(key, []).append(grant)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _index_parties(

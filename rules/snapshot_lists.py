@@ -23,6 +23,7 @@ class ListView:
     imported_at: datetime | None = None  # the copy's date: release date, else import time
     evidence: Mapping[int, str] = field(default_factory=dict)  # consent lists only
     size: int = 0  # entries kept at build time
+    given: Mapping[int, float] = field(default_factory=dict)  # consent lists: entry times
 
     def applies(self, tenant: str, campaign: str | None) -> bool:
         scope = self.spec.scope
@@ -83,6 +84,8 @@ class EntryStats:
     kept: int = 0
     expired: int = 0
     bad: int = 0
+    #: reassigned lists: number key -> latest disconnect time (epoch seconds)
+    disconnected: dict[int, float] = field(default_factory=dict)
 
 
 def build_views(
@@ -100,6 +103,8 @@ def build_views(
     ids = {name: i for i, name in enumerate(names)}
     sizes = [0] * len(names)
     evidence: dict[str, dict[int, str]] = {n: {} for n in names if specs[n].kind is ListKind.CONSENT}
+    given: dict[str, dict[int, float]] = {n: {} for n in evidence}
+    reassigned = {n for n in names if specs[n].kind is ListKind.REASSIGNED}
     builder = ListIndexBuilder()
     now_min = int(now.timestamp() // 60)
     stats = EntryStats()
@@ -131,10 +136,30 @@ def build_views(
         builder.add(key, lid, until)
         sizes[lid] += 1
         stats.kept += 1
-        if entry.evidence and name in evidence:
-            evidence[name][key] = entry.evidence
+        if name in evidence:
+            if entry.evidence:
+                evidence[name][key] = entry.evidence
+            if isinstance(entry.given_at, datetime):
+                given[name][key] = entry.given_at.timestamp()
+        elif name in reassigned:
+            _disconnected(stats, key, entry.disconnected_at, name, warn)
     views = {
-        name: ListView(specs[name], ids[name], imported.get(name), evidence.get(name, {}), sizes[ids[name]])
+        name: ListView(specs[name], ids[name], imported.get(name), evidence.get(name, {}),
+                       sizes[ids[name]], given.get(name, {}))
         for name in names
     }
     return views, builder.build(), stats
+
+
+def _disconnected(
+    stats: EntryStats, key: int, when: object, name: str, warn: Callable[[str], None]
+) -> None:
+    """Keep the latest disconnect date of a reassigned number (its consent before it is void)."""
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        warn(f"row {stats.rows}: reassigned list {name!r}: no disconnect date with a time zone;"
+             " the entry voids every consent given before it")
+        ts = float("inf")
+    else:
+        ts = when.timestamp()
+    if ts > stats.disconnected.get(key, float("-inf")):
+        stats.disconnected[key] = ts

@@ -24,6 +24,7 @@ from outguard.api import context as cx
 # importing these modules fills the route table
 from outguard.api import (  # noqa: F401
     routes_calls,
+    routes_consent,
     routes_enforcement,
     routes_lists,
     routes_live,

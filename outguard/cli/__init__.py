@@ -8,6 +8,7 @@ import click
 
 from outguard import logfmt
 from outguard.cli.call import call
+from outguard.cli.consent import consent
 from outguard.cli.enforce import (
     appeals,
     complaints,
@@ -49,7 +50,7 @@ def cli(verbose: int, log_format: str) -> None:
 
 for command in (sandbox, serve, demo, call, check, policy, report, lists, tenants, accounts,
                 caller_ids, users, tokens, suspend, lift, disable, status, suspensions,
-                appeals, complaints, risk, backup, prune):
+                appeals, complaints, risk, backup, prune, consent):
     cli.add_command(command)
 
 

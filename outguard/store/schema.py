@@ -199,6 +199,41 @@ def _open_calls(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_calls_open ON calls (at) WHERE ended_at IS NULL")
 
 
+def _consent_ledger(db: sqlite_utils.Database) -> None:
+    """50: the consent ledger: every grant and revocation of consent, append-only.
+
+    ``action`` grant | revoke. Scope: ``tenant`` (NULL on a revocation: every tenant),
+    ``campaign`` and ``purpose`` (NULL: all). ``list_name``: grants, the consent list whose
+    ``exempts`` apply. ``channel`` is how it reached outguard (api, cli, import, dialplan);
+    ``source`` what the person did (web_form, ivr, call, sms, letter, ...); ``at`` when they
+    did it, ``recorded_at`` when outguard learnt it.
+    """
+    db.execute(
+        """CREATE TABLE consent_events (
+            id INTEGER PRIMARY KEY,
+            e164 TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('grant', 'revoke')),
+            tenant TEXT,
+            campaign TEXT,
+            purpose TEXT,
+            list_name TEXT,
+            source TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            evidence TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL,
+            expires_at REAL,
+            recorded_at REAL NOT NULL,
+            actor TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX idx_consent_events_e164 ON consent_events (e164, at)")
+
+
+def _entry_disconnected(db: sqlite_utils.Database) -> None:
+    """51: reassigned lists: the date the number was permanently disconnected."""
+    db.execute("ALTER TABLE list_entries ADD COLUMN disconnected_at REAL")
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -207,25 +242,36 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (10, "complaint account", _complaint_account),
     (11, "rule hits", _rule_hits),
     (30, "open calls: end note and index", _open_calls),
+    (50, "consent ledger", _consent_ledger),
+    (51, "reassigned numbers: disconnect dates", _entry_disconnected),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 
 
 def current_version(conn: sqlite3.Connection) -> int:
     """The highest applied migration, 0 for an empty database."""
+    return max(applied_versions(conn), default=0)
+
+
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    """Every migration number recorded in the ``migrations`` table."""
     row = conn.execute(
         "SELECT name FROM sqlite_master WHERE type='table' AND name='migrations'"
     ).fetchone()
     if row is None:
-        return 0
-    value = conn.execute("SELECT max(version) FROM migrations").fetchone()[0]
-    return int(value or 0)
+        return set()
+    return {int(v) for (v,) in conn.execute("SELECT version FROM migrations")}
 
 
 def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
     """Bring the database up to ``target`` (default: the latest); return the new version.
 
-    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    Migration numbers have gaps (parallel branches number theirs in ranges of their own), so
+    every known migration not yet recorded and not above ``target`` is applied, in
+    ascending order, whatever the highest applied number is: a database that saw 60 before
+    50 existed still gets 50. A recorded number this outguard does not know means the file
+    was written by a newer outguard: refused. ``conn`` must be in autocommit mode
+    (``isolation_level=None``).
     """
     db = sqlite_utils.Database(conn)
     if not db.table("migrations").exists():
@@ -233,19 +279,17 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             {"version": int, "name": str, "applied_at": float}, pk="version",
             if_not_exists=True,
         )
-    version = current_version(conn)
+    applied = applied_versions(conn)
+    known = {number for number, _, _ in MIGRATIONS}
     goal = LATEST if target is None else target
-    if version > LATEST:
+    unknown = sorted(applied - known)
+    if unknown:
         from outguard.errors import StoreError
 
         raise StoreError(
-            f"database schema version {version} is newer than this outguard ({LATEST})",
-            version=version,
+            f"database schema version {unknown[-1]} is newer than this outguard ({LATEST})",
+            version=unknown[-1],
         )
-    # Every migration not yet recorded runs, in ascending order: numbers have gaps
-    # (parallel branches number theirs in separate ranges), and one numbered below a
-    # migration already applied elsewhere still runs.
-    applied = {int(r[0]) for r in conn.execute("SELECT version FROM migrations")}
     for number, name, step in sorted(MIGRATIONS, key=lambda m: m[0]):
         if number in applied or number > goal:
             continue
@@ -261,5 +305,5 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             conn.execute("ROLLBACK")
             raise
         logger.info("applied store migration %d (%s)", number, name)
-        version = max(version, number)
-    return version
+        applied.add(number)
+    return max(applied, default=0)

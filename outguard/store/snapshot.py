@@ -143,18 +143,20 @@ class EntryStream:
         names, utc, fromts = self._names, timezone.utc, datetime.fromtimestamp
         try:
             cur = conn.execute(
-                "SELECT list_id, e164, expires_at, evidence FROM list_entries"
-                " WHERE expires_at IS NULL OR expires_at > ?",
+                "SELECT list_id, e164, expires_at, evidence, created_at, disconnected_at"
+                " FROM list_entries WHERE expires_at IS NULL OR expires_at > ?",
                 (self._now_ts,),
             )
             while rows := cur.fetchmany(FETCH_ROWS):
-                for list_id, e164, expires_at, evidence in rows:
+                for list_id, e164, expires_at, evidence, created_at, disconnected in rows:
                     name = names.get(list_id)
                     if name is None:  # list created after this snapshot began
                         continue
                     yield ListEntry(
                         name, e164, None if expires_at is None else fromts(expires_at, utc),
                         evidence,
+                        None if created_at is None else fromts(created_at, utc),
+                        None if disconnected is None else fromts(disconnected, utc),
                     )
         finally:
             self.close()

@@ -25,6 +25,7 @@ from outguard.store import schema
 from outguard.store.audit import bump_version, write_audit  # noqa: F401
 from outguard.store.base import CallRecord, ChangeCallback, ImportResult, LoggedCall, to_dt, to_ts
 from outguard.store import exports, imports
+from outguard.store.consent import ConsentMixin, load_consents
 from outguard.store.enforcement import EnforcementMixin
 from outguard.store.lists import ListsMixin
 from outguard.store.maintenance import create_private
@@ -58,7 +59,7 @@ def row_to_call(row: tuple[Any, ...]) -> LoggedCall:
                       cause=row[16], end_note=row[17])
 
 
-class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
+class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin):
     """The ``Store`` backed by one SQLite file. Open with ``SQLiteStore(path)``; close it."""
 
     def __init__(
@@ -365,6 +366,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
             parties = load_parties(conn, now_ts)
             lists, names = load_lists(conn)
             mappings = load_mappings(conn)
+            consents = load_consents(conn, now_ts)
         except BaseException:
             conn.close()
             raise
@@ -374,6 +376,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin):
             lists=lists,
             entries=entries,
             extra={"data_version": version, "account_map": mappings, "loaded_at": to_dt(now_ts)},
+            consents=consents,
         )
 
     # -- bulk import and export ----------------------------------------------------------

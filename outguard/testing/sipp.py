@@ -232,6 +232,7 @@ def place_calls(
     fail_mode: str = "",
     purpose: str = "",
     caller_id: str = "01088886666",
+    optout: bool = False,
     agent_hangs_up_after_ms: int | None = None,
     timeout_s: float = 30.0,
     port: int | None = None,
@@ -240,7 +241,8 @@ def place_calls(
 
     With ``agent_hangs_up_after_ms`` the agent sends BYE that long after the answer;
     otherwise it waits for the far end to hang up. ``port`` lets two agents run at once
-    (their control and media ports are derived from it).
+    (their control and media ports are derived from it). With ``optout`` the sandbox's
+    dialplan runs ``[outguard-optout]`` on the answered callee leg: the callee opts out.
     """
     port = port or inst.ports.agent
     wait_port_free(port)
@@ -255,6 +257,7 @@ def place_calls(
             "-key", "from_user", from_user, "-key", "account", account,
             "-key", "tenant", tenant, "-key", "fail_mode", fail_mode,
             "-key", "purpose", purpose, "-key", "caller_id", caller_id,
+            "-key", "optout", "yes" if optout else "",
             "-d", str(agent_hangs_up_after_ms or 0),
         ]
         proc = subprocess.Popen(

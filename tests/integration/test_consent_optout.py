@@ -1,0 +1,89 @@
+"""An IVR opt-out on the real Asterisk: the callee's leg runs [outguard-optout] from
+dialplan/outguard.conf, outguard hears the AMI UserEvent, records a revocation in the
+consent ledger, and the very next call to that number is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from outguard import sandbox
+from outguard.consent import DialplanOptOuts
+from outguard.server import OPTOUTS, Parts
+from outguard.store.consent import ConsentInput
+from outguard.testing import sipp
+from tests.integration.conftest import POLICIES, Running, settings_for, start_outguard
+
+pytestmark = pytest.mark.integration
+
+NUMBER = "13800138000"
+E164 = "+8613800138000"
+
+
+@pytest.fixture
+async def outguard_ami(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    """outguard with ARI (continue mode) and the AMI listener, screening with consent.toml."""
+    settings = replace(settings_for(clean_pbx, tmp_path / "outguard.db"),
+                       policy=str(POLICIES / "consent.toml"))
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, api=False), monkeypatch)
+    try:
+        yield Running(runner.app, settings, clean_pbx)
+    finally:
+        await runner.cleanup()
+
+
+async def _until(what: str, check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_an_ivr_opt_out_revokes_consent_and_refuses_the_next_call(
+    outguard_ami: Running,
+) -> None:
+    og = outguard_ami
+    store = og.store
+    # consent on record: the number is on a do-not-call list but the consent exempts it
+    await store.create_list("dnc", "dnc")
+    await store.add_entries("dnc", [NUMBER])
+    await store.record_consent(ConsentInput(
+        number=NUMBER, action="grant", source="web_form", channel="api", tenant="t1",
+        list_name="consent", evidence="form-1"))
+    await og.screener.rebuild()
+    optouts: DialplanOptOuts = og.app[OPTOUTS]
+
+    with sipp.Carrier(og.pbx.inst, hold_ms=300) as carrier:
+        first = await og.call(NUMBER, account="a1", tenant="t1", optout=True)
+        assert carrier.invites() == [NUMBER]
+    assert first.only.final == 200  # allowed by consent, answered; the callee opted out
+    await _until("the opt-out to be recorded", lambda: optouts.recorded == 1)
+    history = await store.consent_history(E164)
+    assert [e.action for e in history] == ["grant", "revoke"]
+    revoke = history[-1]
+    assert (revoke.channel, revoke.source, revoke.tenant) == ("dialplan", "ivr", "t1")
+    assert "DecisionId" in revoke.evidence
+    # the running service's snapshot is refreshed by the store change, not by the test
+    await _until("the snapshot to hold the opt-out",
+                 lambda: og.screener.snapshot is not None and "optout-t1" in og.screener.snapshot.lists)
+
+    with sipp.Carrier(og.pbx.inst, hold_ms=300) as carrier:
+        second = await og.call(NUMBER, account="a1", tenant="t1")
+        assert carrier.invites() == []
+    assert second.only.final == 403
+    calls = await og.logged()
+    assert [c.call.verdict for c in calls] == ["allow", "block"]
+    assert calls[-1].call.reason in ("dnc_listed", "complaint_listed")
+    entries = {e.list_name: e for e in await store.find_entries(E164)}
+    assert {"optout-t1", "cn_refused"} <= set(entries)
+    refused = entries["cn_refused"]
+    assert refused.expires_at is not None
+    assert (refused.expires_at - revoke.at).days == 183
