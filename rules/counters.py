@@ -138,9 +138,11 @@ class InMemoryCounters:
     for Asia/Shanghai midnight); the default is UTC days.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time, day_offset_s: int = 0) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, day_offset_s: int = 0,
+                 prune_every_s: float = _PRUNE_EVERY_S) -> None:
         self._clock = clock
         self._day_offset = day_offset_s
+        self._prune_every_s = prune_every_s  # policy replay walks a week: prunes daily
         self._parties: dict[tuple[str, str], _Party] = {}
         self._dests: dict[str, DestCounts] = {}  # per tenant
         self._callees: dict[tuple[str, int], set[int]] = {}  # (account, day) -> dest_key()s
@@ -168,7 +170,7 @@ class InMemoryCounters:
             dests = self._dests[tenant] = DestCounts(_DEST_RES[1])
         dests.add(destination_e164, ts)
         self._callees.setdefault((account, self._day(ts)), set()).add(dest_key(destination_e164))
-        if ts - self._last_prune > _PRUNE_EVERY_S:
+        if ts - self._last_prune > self._prune_every_s:
             self._prune(max(ts, self._clock()), destinations=False)
 
     def rebuild(self, rows: Iterable[CallRow | tuple[str, str, str, str, float]]) -> int:

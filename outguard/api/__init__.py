@@ -29,6 +29,7 @@ from outguard.api import (  # noqa: F401
     routes_lists,
     routes_live,
     routes_parties,
+    routes_replay,
 )
 from outguard.api.context import CLOSING, COLLECTOR
 from outguard.api.core import (
@@ -106,6 +107,7 @@ def setup_api(app: web.Application) -> None:
                          api.max_streams, api.max_work_queue_per_token, api.max_work_wait_s)
     app[cx.REGISTRY] = registry()
     app[CLOSING] = asyncio.Event()
+    app[routes_replay.REPLAYING] = asyncio.Lock()
     app.middlewares.append(error_middleware)
     app.cleanup_ctx.append(_api_ctx)
     app.on_shutdown.append(_closing)

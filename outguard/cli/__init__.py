@@ -22,6 +22,7 @@ from outguard.cli.enforce import (
 from outguard.cli.lists import lists
 from outguard.cli.ops import backup, prune
 from outguard.cli.parties import accounts, caller_ids, tenants, tokens, users
+from outguard.cli.replay import policy_replay
 from outguard.cli.sandbox import sandbox
 from outguard.cli.screening import check, policy, report
 from outguard.cli.serve import demo, serve
@@ -47,6 +48,8 @@ def cli(verbose: int, log_format: str) -> None:
     """
     logfmt.configure(logging.WARNING - 10 * min(verbose, 2), log_format)
 
+
+policy.add_command(policy_replay)
 
 for command in (sandbox, serve, demo, call, check, policy, report, lists, tenants, accounts,
                 caller_ids, users, tokens, suspend, lift, disable, status, suspensions,

@@ -206,6 +206,8 @@ class CallRecord:
     shadow: tuple[str, ...]
     decision_us: int
     at: float
+    purpose: str = ""  # the attempt's purpose (policy replay needs it); "" in old rows
+    campaign: str = ""
 
     @classmethod
     def from_verdict(
@@ -225,6 +227,8 @@ class CallRecord:
             shadow=verdict.shadow,
             decision_us=decision_us,
             at=attempt.at.timestamp(),
+            purpose=attempt.purpose.value,
+            campaign=attempt.campaign or "",
         )
 
     @classmethod
@@ -241,7 +245,8 @@ class CallRecord:
         return (
             self.decision_id, self.channel_id, self.adapter, self.tenant, self.account,
             self.caller_id, self.destination, self.verdict, self.rule, self.reason,
-            ",".join(self.shadow), self.decision_us, self.at,
+            ",".join(self.shadow), self.decision_us, self.at, self.purpose or None,
+            self.campaign or None,
         )
 
 

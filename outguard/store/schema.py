@@ -234,6 +234,12 @@ def _entry_disconnected(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE list_entries ADD COLUMN disconnected_at REAL")
 
 
+def _call_purpose(db: sqlite_utils.Database) -> None:
+    """52: the call log keeps each attempt's purpose and campaign (policy replay)."""
+    db.execute("ALTER TABLE calls ADD COLUMN purpose TEXT")
+    db.execute("ALTER TABLE calls ADD COLUMN campaign TEXT")
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -244,6 +250,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (30, "open calls: end note and index", _open_calls),
     (50, "consent ledger", _consent_ledger),
     (51, "reassigned numbers: disconnect dates", _entry_disconnected),
+    (52, "call log: purpose and campaign", _call_purpose),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

@@ -1,0 +1,41 @@
+"""POST /api/policy/replay: a candidate policy against the logged calls, in a process of
+its own; an invalid candidate is refused before any work."""
+
+from __future__ import annotations
+
+import time
+
+from outguard.store.base import CallRecord
+from tests.unit.api.conftest import Api
+
+CANDIDATE = """
+default_region = "CN"
+[lists.dnc]
+kind = "dnc"
+[[rules]]
+id = "dnc_strict"
+kind = "lists"
+lists = ["dnc"]
+"""
+
+
+async def test_replay_reports_the_calls_that_would_change(api: Api) -> None:
+    now = time.time()
+    api.store.store.record_decision(CallRecord(
+        "d1", "", "ari", "t1", "a1", "+861088886666", "+8613900139000", "allow", "", "ok",
+        (), 10, now - 60, "marketing", ""))
+    await api.store.flush_async()
+    body = await api.json("POST", "/api/policy/replay?days=1", "reviewer", data=CANDIDATE)
+    assert body["calls"] == 1 and body["changed"] == 1
+    change = body["changes"][0]
+    assert (change["change"], change["rule"], change["reason"]) == ("newly_blocked", "dnc_strict", "dnc_listed")
+    assert change["examples"][0]["destination"] == "+86139****9000"  # masked by default
+    await api.json("POST", "/api/policy/replay", "readonly", status=403, data=CANDIDATE)
+
+
+async def test_an_invalid_candidate_lists_its_problems(api: Api) -> None:
+    body = await api.json("POST", "/api/policy/replay", status=422,
+                          data=CANDIDATE.replace('lists = ["dnc"]', 'lists = ["nope"]'))
+    assert "nope" in str(body)
+    body = await api.json("POST", "/api/policy/replay?days=90", status=400, data=CANDIDATE)
+    assert body["field"] == "days"
