@@ -9,9 +9,10 @@ further by retrying. After a restart the service replays the durable call log by
 
 Sliding windows are bucketed: per-second buckets (kept 120 s) answer windows up to two
 minutes, per-minute buckets (kept 25 h) windows up to 25 hours, per-day buckets (kept 8
-days) longer ones up to a week; destinations use per-hour buckets (kept 8 days) in
+days) longer ones up to a week; destinations use per-minute buckets (kept 8 days) in
 ``rules.dest_counts``, two 64-bit words per callee, so that hundreds of thousands of new
-callees a day stay megabytes, not gigabytes. A window
+callees a day stay megabytes, not gigabytes, and per-callee limits of 1 a minute or 5 an
+hour can be counted. A window
 counts every bucket that overlaps it, so a count may include up to one bucket more than
 the exact window: caps err on the side of blocking. Memory is bounded: old buckets are
 dropped on write, idle keys by ``prune()`` (run automatically every five clock minutes).
@@ -36,7 +37,7 @@ __all__ = ["InMemoryCounters", "CallRow"]
 
 _PARTY_SCOPES = ("account", "caller_id", "tenant")
 _RESOLUTIONS = ((1, 120), (60, 25 * 60), (86400, 8))  # (bucket seconds, buckets kept)
-_DEST_RES = (3600, 8 * 24)
+_DEST_KEEP_S = 8 * 86400
 _PRUNE_EVERY_S = 300.0
 
 
@@ -167,7 +168,7 @@ class InMemoryCounters:
                 party.add(ts)
         dests = self._dests.get(tenant)
         if dests is None:
-            dests = self._dests[tenant] = DestCounts(_DEST_RES[1])
+            dests = self._dests[tenant] = DestCounts(_DEST_KEEP_S)
         dests.add(destination_e164, ts)
         self._callees.setdefault((account, self._day(ts)), set()).add(dest_key(destination_e164))
         if ts - self._last_prune > self._prune_every_s:

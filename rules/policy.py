@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules.errors import PolicyError, PolicyIssue
+from rules.packs import read_pack
 from rules.policy_types import Policy
 from rules.policy_validate import RawItem, validate
 
@@ -125,6 +126,7 @@ class _Raw:
     causes: dict[str, RawItem] = field(default_factory=dict)
     includes: list[str] = field(default_factory=list)
     enforcement: dict[str, RawItem] = field(default_factory=dict)
+    packs: list[RawItem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def parse_policy(
     except RecursionError:
         issues.append(PolicyIssue(filename, 0, "", "nested too deeply"))
         policy = None
+    packs = tuple(p for item in raw.packs if (p := read_pack(item, issues)) is not None)
     if issues:
         raise PolicyError(issues)
     assert policy is not None
@@ -178,6 +181,7 @@ def parse_policy(
         enforcement={k: v.value for k, v in raw.enforcement.items()},
         enforcement_origin={k: (v.file, v.line) for k, v in raw.enforcement.items()},
         home_area_code=policy.home_area_code,
+        packs=packs,
     )
 
 
@@ -245,6 +249,9 @@ def _read(
             for name, item in value.items():
                 line = lines.line_of("enforcement", 0, name) or lines.line_of(f"enforcement.{name}")
                 raw.enforcement[name] = RawItem(item, filename, line, f"enforcement.{name}", None)
+        elif key == "pack":  # sources and the date they were checked (rules/packs.py)
+            raw.packs.append(RawItem(value, filename, lines.line_of("pack"), "pack",
+                                     _pack_lines(lines)))
         elif key in ("lists", "windows", "causes"):
             if not isinstance(value, dict):
                 issues.append(PolicyIssue(filename, lines.line_of("", 0, key), key, "must be a table"))
@@ -256,6 +263,18 @@ def _read(
                 target[name] = RawItem(item, filename, line, f"{key}.{name}", lines_of(lines, header))
         else:
             raw.top[key] = RawItem(value, filename, lines.line_of("", 0, key), key, None)
+
+
+def _pack_lines(lines: _Lines) -> Callable[[str], int]:
+    """Lines in a [pack] table and its [[pack.sources]] blocks ("sources[2].basis")."""
+
+    def line(key: str) -> int:
+        m = re.fullmatch(r"sources\[(\d+)\](?:\.(\w+))?", key)
+        if m is None:
+            return lines.line_of("pack", 0, key)
+        return lines.line_of("pack.sources", int(m.group(1)), m.group(2))
+
+    return line
 
 
 def lines_of(lines: _Lines, header: str, index: int = 0) -> Callable[[str], int]:

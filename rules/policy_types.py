@@ -132,6 +132,27 @@ class WindowSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PackSource:
+    """Where one figure of a jurisdiction pack comes from."""
+
+    figure: str  # the rule or number it backs, in words
+    basis: str  # law | practice
+    cite: str  # the regulation, order, or published practice
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """A policy file's statement about itself (rules/packs.py): sources, date checked."""
+
+    name: str
+    title: str
+    checked: date
+    sources: tuple[PackSource, ...] = ()
+    source: str = ""  # "file:line"
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     rules: tuple[RuleSpec, ...] = ()
     lists: Mapping[str, ListSpec] = field(default_factory=dict)
@@ -148,6 +169,8 @@ class Policy:
     #: area code that completes local numbers dialled without one (PBX dial-plan style);
     #: None: such numbers are refused as destination_invalid
     home_area_code: str | None = None
+    #: the [pack] of every file read (includes first, in order): sources and dates
+    packs: tuple[Pack, ...] = ()
 
     def cause_for(self, reason: str) -> int:
         return self.causes.get(reason, DEFAULT_CAUSES.get(reason, 21))

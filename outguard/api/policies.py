@@ -27,6 +27,11 @@ def summarise(policy: Policy) -> dict[str, Any]:
                    "exempts": list(s.exempts), "max_age_days": s.max_age_days}
                   for s in policy.lists.values()],
         "windows": sorted(policy.windows),
+        "packs": [{"name": k.name, "title": k.title, "checked": k.checked.isoformat(),
+                   "where": k.source,
+                   "sources": [{"figure": x.figure, "basis": x.basis, "cite": x.cite,
+                                "url": x.url or None} for x in k.sources]}
+                  for k in policy.packs],
         "enforcement": jsonable(policy.enforcement),
     }
 

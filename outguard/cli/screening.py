@@ -158,6 +158,11 @@ def policy_show(config_file: str | None, store_path: str | None, as_json: bool) 
     click.echo("lists: " + (", ".join(f"{x['name']} ({x['kind']})" for x in body["lists"])
                             or "-"))
     click.echo("windows: " + (", ".join(body["windows"]) or "-"))
+    for pack in body["packs"]:
+        click.echo(f"pack {pack['name']}: {pack['title']} (sources checked {pack['checked']})")
+        for src in pack["sources"]:
+            url = f" <{src['url']}>" if src["url"] else ""
+            click.echo(f"  [{src['basis']}] {src['figure']}: {src['cite']}{url}")
 
 
 @policy.command("reload")

@@ -41,7 +41,7 @@ def test_short_codes_are_hashed_apart_from_digits() -> None:
 
 
 def test_callees_leave_after_the_retention() -> None:
-    d = DestCounts(keep_hours=8 * 24)
+    d = DestCounts(keep_s=8 * 86400)
     for i in range(5000):
         d.add(f"+86139{i:08d}", T0)
     d.add("+8613900000001", T0 + 3 * 86400)  # called again: stays
