@@ -94,6 +94,25 @@ _SELECT = ("SELECT decision_id, tenant, account, caller_id, destination, verdict
            " reason, at, purpose, campaign FROM calls WHERE at >= ? AND at < ? ORDER BY at")
 
 
+class _ReplayCounts:
+    """The rate counters, and no calls in progress (concurrency is not replayed)."""
+
+    def __init__(self, counters: InMemoryCounters) -> None:
+        self.c = counters
+
+    def attempts(self, scope: str, key: str, window_s: int, now: float) -> int:
+        return self.c.attempts(scope, key, window_s, now)
+
+    def destination_attempts(self, tenant: str, e164: str, window_s: int, now: float) -> int:
+        return self.c.destination_attempts(tenant, e164, window_s, now)
+
+    def distinct_callees(self, account: str, now: float) -> int:
+        return self.c.distinct_callees(account, now)
+
+    def concurrent(self, scope: str, key: str) -> int:
+        return 0
+
+
 def _rows(store: SQLiteStore, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
     conn = store.open_reader()
     try:
@@ -124,6 +143,7 @@ def replay(store: SQLiteStore, candidate: Policy, since: float, until: float, *,
         report.warmed += 1
     record, changes = counters.record, report.changes
     marketing = Purpose.MARKETING
+    counts = _ReplayCounts(counters)
     for n, (did, tenant, account, caller, dest, was, was_rule, was_reason, at, purpose,
             campaign) in enumerate(_rows(store, _SELECT, (since, until)), 1):
         if was not in ("allow", "block"):
@@ -134,7 +154,7 @@ def replay(store: SQLiteStore, candidate: Policy, since: float, until: float, *,
         attempt = CallAttempt(tenant or "", account or "", caller or "", dest, when,
                               _PURPOSES.get(purpose, marketing) if purpose else marketing,
                               campaign or None, "", did)
-        verdict = decide(attempt, snap, counters, when)
+        verdict = decide(attempt, snap, counts, when)
         report.calls += 1
         if verdict.allowed:
             record(tenant or "", account or "", verdict.caller_id_e164 or caller or "",

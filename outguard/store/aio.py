@@ -28,6 +28,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TextIO, TypeVar
 
+from outguard.store.consent import ConsentEvent, ConsentInput
 from outguard.store.base import (
     Account,
     AccountMapping,
@@ -314,6 +315,21 @@ class AsyncStore:
 
     async def open_calls(self) -> list[LoggedCall]:
         return await self.run(self.store.open_calls)
+
+    async def record_consent(self, item: ConsentInput, *, region: str = "CN",
+                             actor: str = "system") -> tuple[ConsentEvent, list[str]]:
+        return await self.run(self.store.record_consent, item, region=region, actor=actor)
+
+    async def import_consents(self, items: Sequence[ConsentInput], *,
+                              actor: str = "system") -> list[int]:
+        return await self.run(self.store.import_consents, items, actor=actor)
+
+    async def add_reassigned(self, list_name: str, rows: Sequence[tuple[str, float]], *,
+                             actor: str = "system") -> int:
+        return await self.run(self.store.add_reassigned, list_name, rows, actor=actor)
+
+    async def consent_history(self, e164: str) -> list[ConsentEvent]:
+        return await self.run(self.store.consent_history, e164)
 
     async def get_call(self, decision_id: str) -> LoggedCall:
         return await self.run(self.store.get_call, decision_id)
