@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from agi.outcomes import ENDED_EVENT, EVENT_FILTERS
+from outguard.dialplan_vars import OPTOUT_EVENT
 
 ROOT = Path(__file__).parents[3]
 FILES = [ROOT / "dialplan" / "samples" / "manager.conf",
@@ -32,11 +33,12 @@ def test_samples_recipes_and_the_sandbox_least_user_agree() -> None:
     found.add(rights(user_section(SANDBOX.read_text(), "[{{ami_user}}-least]")))
     assert len(found) == 1
     read, write, _ = found.pop()
-    # the one UserEvent of the hangup handler; CoreShowChannels. No system, no originate
+    # the hangup handler's UserEvent and the dialplan's opt-out UserEvent
+    # ([outguard-optout]); CoreShowChannels. No system, no originate
     assert read == "user" and write == "reporting"
 
 
 def test_the_event_filters_are_the_ones_the_listener_asks_for() -> None:
     _, _, filters = rights(user_section(FILES[0].read_text(), "[outguard]"))
-    wanted = {f.replace("[[:space:]]", "") for f in EVENT_FILTERS if ENDED_EVENT in f}
-    assert set(filters) == wanted == {"UserEvent: " + ENDED_EVENT}
+    wanted = {f.replace("[[:space:]]", "") for f in EVENT_FILTERS if f.startswith("UserEvent")}
+    assert set(filters) == wanted == {"UserEvent: " + ENDED_EVENT, "UserEvent: " + OPTOUT_EVENT}
