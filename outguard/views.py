@@ -171,7 +171,7 @@ def outcome(o: RuleOutcome) -> dict[str, Any]:
             "decisive": o.decisive, "cause": o.cause}
 
 
-NUMBER_KEYS = ("caller_id", "destination", "callee", "reporter", "e164")
+NUMBER_KEYS = ("caller_id", "destination", "callee", "reporter", "e164", "number")
 
 
 def masked(ev: Any, mask: Mask) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from outguard import consent as consent_view
+from outguard import views
 from outguard.api import context as cx
 from outguard.api.core import Param, field_of, json_body, ok, route, spooled_body
 from outguard.api.routes_parties import e164_of, parse_time
@@ -31,7 +32,7 @@ async def consent_show(request: web.Request) -> web.Response:
     number = e164_of(request, request.match_info["number"])
     store = cx.store(request)
     body = await store.run(consent_view.summary, store.store, number, datetime.now(UTC))
-    return ok(body)
+    return ok(views.masked(body, cx.mask(request)))
 
 
 async def _record(request: web.Request, action: str) -> web.Response:
@@ -50,7 +51,7 @@ async def _record(request: web.Request, action: str) -> web.Response:
     region = cx.screener(request).policy.default_region
     record, listed = await cx.store(request).record_consent(item, region=region,
                                                             actor=cx.actor(request))
-    return ok({**record.as_dict(), "listed_on": listed}, 201)
+    return ok(views.masked({**record.as_dict(), "listed_on": listed}, cx.mask(request)), 201)
 
 
 @route("POST", "/api/consent/{number}/grant", tag="consent", role="admin", params=(NUMBER,),

@@ -9,30 +9,34 @@ import asyncio
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from outguard.api import context as cx
-from outguard.api.core import JSON_MAX_BYTES, Param, TooLarge, ok, query_int, route
+from outguard.api.core import JSON_MAX_BYTES, Param, ok, query_int, read_body, route
 from outguard.errors import Conflict
-from rules.policy import parse_policy
+from rules.errors import PolicyError, PolicyIssue
 
 REPLAYING = web.AppKey("replaying", asyncio.Lock)
 MAX_DAYS = 31
 
 
-def run_replay(store_path: str, text: str, base_dir: str | None, since: float, until: float,
+def run_replay(store_url: str, text: str, policy_dir: str | None, since: float, until: float,
                examples: int, show_numbers: bool) -> dict[str, Any]:
-    """In the replay process: open the store, parse the candidate, replay."""
-    from outguard import privacy
+    """In the replay process: check the candidate as every policy from a client is checked
+    (includes: presets and files in ``policy_dir`` only), open the store (SQLite file or
+    PostgreSQL URL), replay. An invalid candidate comes back as ``{"issues": [...]}``."""
+    from outguard import policy_file, privacy
     from outguard.replay import replay
-    from outguard.store.sqlite import SQLiteStore
+    from outguard.store import open_store
 
     privacy.show_numbers(show_numbers)
-    policy = parse_policy(text, "<candidate>", Path(base_dir) if base_dir else None)
-    store = SQLiteStore(store_path)
+    try:
+        policy = policy_file.parse_untrusted(text, policy_dir)
+    except PolicyError as exc:
+        return {"issues": exc.as_tuples()}
+    store = open_store(store_url)
     try:
         return replay(store, policy, since, until, examples=examples,
                       mask=privacy.mask).as_dict()
@@ -40,21 +44,25 @@ def run_replay(store_path: str, text: str, base_dir: str | None, since: float, u
         store.close()
 
 
-@route("POST", "/api/policy/replay", tag="policy", role="reviewer", body_type="text/plain",
+@route("POST", "/api/policy/replay", tag="policy", role="reviewer", heavy=True,
+       body_type="text/plain",
        params=(Param("days", type="integer", description="the last N days (default 7, at most 31)"),
                Param("examples", type="integer", description="examples per change (default 3)")))
 async def replay_policy(request: web.Request) -> web.Response:
-    """Replay the call log against a candidate policy (the body): which calls would change
-    verdict, by rule and reason, with counts and examples (422 listing every problem of an
-    invalid policy)."""
+    """Replay the call log against a candidate policy (the body, UTF-8, at most 1 MiB):
+    which calls would change verdict, by rule and reason, with counts and examples (422
+    listing every problem of an invalid policy). Includes may name presets, and files in
+    the configured ``policy_dir`` only. The check and the replay run in a process of their
+    own, never on the loop that screens calls."""
     days = query_int(request, "days", 7, lo=1, hi=MAX_DAYS)
     examples = query_int(request, "examples", 3, lo=0, hi=20)
-    text = (await request.content.read(JSON_MAX_BYTES + 1)).decode("utf-8", "replace")
-    if len(text) > JSON_MAX_BYTES:
-        raise TooLarge(f"a policy may be at most {JSON_MAX_BYTES} bytes", limit=JSON_MAX_BYTES)
+    raw = await read_body(request, JSON_MAX_BYTES, "a policy")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError([PolicyIssue("<request>", raw.count(b"\n", 0, exc.start) + 1, "",
+                                       f"not UTF-8 text (byte {exc.start}: {exc.reason})")])
     settings = cx.settings(request)
-    base = str(Path(settings.policy).parent) if settings.policy else None
-    parse_policy(text, "<candidate>", Path(base) if base else None)  # 422 before any work
     lock = request.app[REPLAYING]
     if lock.locked():
         raise Conflict("a replay is already running; try again when it is done")
@@ -63,6 +71,8 @@ async def replay_policy(request: web.Request) -> web.Response:
         await cx.store(request).flush_async()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             body = await asyncio.get_running_loop().run_in_executor(
-                pool, run_replay, settings.store, text, base, until - days * 86400, until,
-                examples, settings.api.show_numbers)
+                pool, run_replay, settings.store, text, settings.policy_dir or None,
+                until - days * 86400, until, examples, settings.api.show_numbers)
+    if "issues" in body:
+        raise PolicyError([PolicyIssue(*issue) for issue in body["issues"]])
     return ok(body)

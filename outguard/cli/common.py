@@ -22,6 +22,7 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,8 +97,9 @@ def load_settings(config_file: str | None, store_path: str | None = None) -> con
 
 def existing_store(path: str) -> str:
     """``path`` when a store file is there; else exit 3 naming the path looked for. What
-    only reads must never create an empty store where a path was mistyped."""
-    if not Path(path).is_file():
+    only reads must never create an empty store where a path was mistyped. (A PostgreSQL
+    URL names a server's database: opening it tells whether it is there.)"""
+    if not is_postgres_url(path) and not Path(path).is_file():
         raise CliError(
             f"no outguard store at {Path(path).resolve()} (from --store, the settings "
             f"file's `store` or OUTGUARD_STORE); check the path. Commands that only read "
@@ -121,6 +123,18 @@ def open_store(config_file: str | None, store_path: str | None, *,
             yield store
     finally:
         store.close()
+
+
+def epoch_of(text: str | None, default: float) -> float:
+    """An ISO 8601 date or time option (UTC when it names no zone) as epoch seconds;
+    ``default`` when empty; exit 2 when it is not one."""
+    if not text:
+        return default
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{text!r} is not an ISO 8601 date or time", EXIT_USAGE) from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 def current_settings() -> config.Settings:

@@ -19,6 +19,7 @@ from outguard.cli.common import (
     output,
     policy_of,
     table,
+    with_reader,
     with_store,
 )
 from outguard.cli.parties import _date
@@ -114,7 +115,7 @@ def consent_revoke(store: SQLiteStore, number: str, tenant: str | None, campaign
 @consent.command("show")
 @click.argument("number")
 @json_option
-@with_store
+@with_reader
 def consent_show(store: SQLiteStore, number: str, as_json: bool) -> None:
     """A number's consent history, the consents in force and the lists it is on.
 

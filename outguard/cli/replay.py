@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import click
 
-from outguard import privacy
+from outguard import policy_file, privacy
 from outguard.cli.common import (
     CliError,
     EXIT_USAGE,
+    current_settings,
     emit_json,
+    epoch_of,
     json_option,
     on_terminal,
     table,
     translated,
-    with_store,
+    with_reader,
 )
 from outguard.replay import replay
 from outguard.store.sqlite import SQLiteStore
-from rules.policy import load_policy
 
 MAX_DAYS = 31
-
-
-def _when(text: str | None, default: float) -> float:
-    if not text:
-        return default
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{text!r} is not an ISO 8601 date or time", EXIT_USAGE) from None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 @click.command("replay")
@@ -42,13 +32,14 @@ def _when(text: str | None, default: float) -> float:
 @click.option("--until", default=None, help="Until (ISO date or time; default now).")
 @click.option("--examples", default=3, show_default=True, help="Examples kept per change.")
 @json_option
-@with_store
+@with_reader
 def policy_replay(store: SQLiteStore, candidate: str, days: int, since: str | None,
                   until: str | None, examples: int, as_json: bool) -> None:
     """Replay the call log against a CANDIDATE policy file before it goes live: which calls
     would change verdict (newly blocked, newly allowed, blocked by another rule), by rule
     and reason, with counts and examples. Lists, parties and consents are taken as they
-    are now. Numbers are masked unless OUTGUARD_SHOW_NUMBERS=1.
+    are now. Numbers are masked unless the settings' [api] show_numbers is on
+    (OUTGUARD_API_SHOW_NUMBERS=1).
 
     \b
     Example:
@@ -57,9 +48,9 @@ def policy_replay(store: SQLiteStore, candidate: str, days: int, since: str | No
     if not 1 <= days <= MAX_DAYS:
         raise CliError(f"--days must be 1-{MAX_DAYS}", EXIT_USAGE)
     with translated():
-        policy = load_policy(candidate)
-    end = _when(until, time.time())
-    start = _when(since, end - days * 86400)
+        policy = policy_file.read(candidate)
+    end = epoch_of(until, time.time())
+    start = epoch_of(since, end - days * 86400)
     if start >= end:
         raise CliError("--since must be before --until", EXIT_USAGE)
 
@@ -67,6 +58,7 @@ def policy_replay(store: SQLiteStore, candidate: str, days: int, since: str | No
         if on_terminal() and not as_json:
             click.echo(f"\r{n:,} calls replayed", nl=False, err=True)
 
+    privacy.configure(current_settings())
     report = replay(store, policy, start, end, examples=examples, mask=privacy.mask,
                     progress=tick).as_dict()
     if as_json:

@@ -24,6 +24,7 @@ from outguard.cli.common import (
     CliError,
     current_settings,
     emit_json,
+    epoch_of,
     json_option,
     load_settings,
     output,
@@ -211,16 +212,6 @@ async def api_call(method: str, base: str, path: str, token: str,
 
 # -- report --------------------------------------------------------------------------------
 
-def _when(text: str | None, default: float) -> float:
-    if not text:
-        return default
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{text!r} is not an ISO 8601 date or time", EXIT_USAGE) from None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
-
-
 @click.command()
 @click.option("--by", default="day", show_default=True,
               help="Group by: day or hour, tenant, account (comma-separated).")
@@ -244,8 +235,8 @@ def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str
     with translated():
         groups = parse_by(by)
     now = time.time()
-    start = _when(since, now - days * 86400)
-    end = _when(until, now + 1)
+    start = epoch_of(since, now - days * 86400)
+    end = epoch_of(until, now + 1)
     body = call_report(store, policy_of(current_settings()), by=groups, since=start,
                        until=end, tenant=tenant, account=account)
     if as_json:

@@ -11,7 +11,7 @@ and no release path can remove another call's slot (the failure class of OpenSIP
 fraud_detection #949/#2079 and shared profiles #2385).
 
 Windows are bucketed as in ``rules.counters.InMemoryCounters`` (1 s / 1 min / 1 day
-buckets, destinations per hour), so a window counts the same calls on both and caps err
+buckets, destinations per minute), so a window counts the same calls on both and caps err
 on the side of blocking. ``rebuild`` replays allowed calls from the call log into an
 emptied Redis (idempotent per call id as well).
 

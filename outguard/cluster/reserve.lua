@@ -10,7 +10,7 @@
 --   count    now scope key window_s day
 --
 -- What a reservation is: the call's rate buckets (account, caller ID, tenant at 1 s /
--- 1 min / 1 day resolution, the destination per hour), its callee in the account's
+-- 1 min / 1 day resolution, the destination per minute and hour), its callee in the account's
 -- set for the day, and one live-call slot per concurrency key (a sorted set scored by
 -- the slot's expiry). The call record (P.."call:"..id) makes every op idempotent per
 -- call id: a second reserve returns the first answer and counts nothing, a release
@@ -24,7 +24,7 @@
 local P = ARGV[1]
 local op = ARGV[2]
 local RES = {{1, 120}, {60, 1500}, {3600, 26}, {86400, 8}}  -- hours: sums of minutes
-local DEST_RES, DEST_KEEP = 3600, 192
+local DEST_RES = {{60, 8 * 1440}, {3600, 192}}  -- minutes (1/min, 5/h caps), hours
 
 local function expire_at_least(key, seconds)
   redis.call('EXPIRE', key, seconds, 'NX')
@@ -55,12 +55,11 @@ local function rate_key(scope, key, res) return P .. 'r:' .. scope .. ':' .. key
 
 -- Minute windows sum whole hours from an hourly hash kept beside the minute one: a day
 -- is ~140 fields read instead of 1,441, and the same minutes are counted.
-local function minute_sum(scope, key, window, now)
+local function minute_sum(mkey, hkey, window, now)
   local first = math.floor((now - window) / 60)
   local last = math.floor(now / 60)
   local h_first = math.ceil(first / 60)
   local h_last = math.floor((last + 1) / 60) - 1
-  local mkey = rate_key(scope, key, 60)
   if h_last - h_first < 2 then
     return bucket_sum(mkey, 60, window, now)
   end
@@ -77,12 +76,12 @@ local function minute_sum(scope, key, window, now)
   add_minutes((h_last + 1) * 60, last)
   local hours = {}
   for h = h_first, h_last do hours[#hours + 1] = h end
-  for _, v in ipairs(redis.call('HMGET', rate_key(scope, key, 3600), unpack(hours))) do
+  for _, v in ipairs(redis.call('HMGET', hkey, unpack(hours))) do
     if v then total = total + tonumber(v) end
   end
   return total
 end
-local function dest_key(tenant, dest) return P .. 'd:' .. tenant .. ':' .. dest end
+local function dest_key(tenant, dest, res) return P .. 'd:' .. tenant .. ':' .. dest .. ':' .. res end
 local function callee_key(account, day) return P .. 'u:' .. account .. ':' .. day end
 local function conc_key(scope, key) return P .. 'c:' .. scope .. ':' .. key end
 
@@ -94,13 +93,15 @@ end
 local function count(scope, key, window, now, day)
   if scope == 'account' or scope == 'caller_id' or scope == 'tenant' then
     if window < 120 then return bucket_sum(rate_key(scope, key, 1), 1, window, now) end
-    if window < 89940 then return minute_sum(scope, key, window, now) end
+    if window < 89940 then
+      return minute_sum(rate_key(scope, key, 60), rate_key(scope, key, 3600), window, now)
+    end
     return bucket_sum(rate_key(scope, key, 86400), 86400, window, now)
   elseif scope == 'destination' then
     -- key is "tenant\0destination"
     local sep = string.find(key, '\0', 1, true)
-    return bucket_sum(dest_key(string.sub(key, 1, sep - 1), string.sub(key, sep + 1)),
-                      DEST_RES, window, now)
+    local tenant, dest = string.sub(key, 1, sep - 1), string.sub(key, sep + 1)
+    return minute_sum(dest_key(tenant, dest, 60), dest_key(tenant, dest, 3600), window, now)
   elseif scope == 'distinct_callees' then
     return redis.call('SCARD', callee_key(key, day))
   elseif scope == 'concurrent_account' then
@@ -125,11 +126,14 @@ local function record(now, day, tenant, account, caller_id, destination)
       end
     end
   end
-  local dkey = dest_key(tenant, destination)
-  local db = math.floor(now / DEST_RES)
-  redis.call('HINCRBY', dkey, db, 1)
-  redis.call('HDEL', dkey, db - DEST_KEEP)
-  expire_at_least(dkey, (db + DEST_KEEP + 1) * DEST_RES - math.floor(now))
+  for _, r in ipairs(DEST_RES) do
+    local res, keep = r[1], r[2]
+    local dkey = dest_key(tenant, destination, res)
+    local db = math.floor(now / res)
+    redis.call('HINCRBY', dkey, db, 1)
+    redis.call('HDEL', dkey, db - keep)
+    expire_at_least(dkey, (db + keep + 1) * res - math.floor(now))
+  end
   local ckey = callee_key(account, day)
   redis.call('SADD', ckey, destination)
   expire_at_least(ckey, 2 * 86400)

@@ -291,7 +291,9 @@ class ConsentMixin:
                 conn.execute(
                     "INSERT INTO list_entries (list_id, e164, created_at, source, disconnected_at)"
                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (list_id, e164) DO UPDATE SET"
-                    " disconnected_at = max(coalesce(disconnected_at, 0), excluded.disconnected_at)",
+                    " disconnected_at = CASE WHEN list_entries.disconnected_at IS NULL"
+                    " OR list_entries.disconnected_at < excluded.disconnected_at"
+                    " THEN excluded.disconnected_at ELSE list_entries.disconnected_at END",
                     (lid, e164, now, source, when),
                 )
             conn.execute("UPDATE lists SET imported_at = ? WHERE id = ?", (now, lid))

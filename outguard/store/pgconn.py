@@ -21,10 +21,11 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from outguard.store.pg_schema import serial_tables
+
 # Tables whose primary key is a generated integer ``id``: an INSERT returns it (lastrowid).
-SERIAL_TABLES = frozenset({
-    "account_map", "users", "lists", "suspensions", "appeals", "complaints", "audit",
-})
+# Read from the migrations, so that a new table cannot be forgotten here.
+SERIAL_TABLES = serial_tables()
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+([A-Za-z_.]+)", re.IGNORECASE)
 
 

@@ -81,6 +81,8 @@ READ_ONLY: dict[str, tuple[str, ...]] = {
     "backup": ("/nonexistent-dir/outguard-backup.db",),
     "check": ("13800138000", "--account", "a1"),
     "report": (),
+    "consent show": ("13800138000",),
+    "policy replay": (str(POLICY),),
 }
 # commands that change the store; a fresh store is created for them, except the
 # enforcement ones, which act on parties that must already be there
@@ -88,7 +90,8 @@ WRITES = {
     "tenants add", "tenants set-state", "accounts add", "accounts set-state", "accounts map",
     "accounts unmap", "caller-ids add", "caller-ids set", "users add", "users disable",
     "users enable", "tokens create", "tokens revoke", "lists create", "lists delete",
-    "lists add", "lists remove", "lists import", "prune",
+    "lists add", "lists remove", "lists import", "prune", "consent grant", "consent revoke",
+    "consent import", "consent reassigned",
 }
 ENFORCEMENT = {
     "suspend": ("account", "a1", "--reason", "x"),

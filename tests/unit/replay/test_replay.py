@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,14 +38,12 @@ def log(store: SQLiteStore, n: int, dest: str, verdict: str = "allow", rule: str
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "og.db", batch_interval=0.01)
+def store(open_store_at: Callable[..., SQLiteStore]) -> SQLiteStore:
+    """On SQLite and on PostgreSQL (tests/unit/store/conftest.py)."""
+    s = open_store_at(batch_interval=0.01)
     s.create_list("dnc", "dnc")
     s.add_entries("dnc", ["13900139000"])
-    try:
-        yield s
-    finally:
-        s.close()
+    return s
 
 
 def changes(report: dict[str, object]) -> list[tuple[object, ...]]:

@@ -75,3 +75,16 @@ def test_a_distinct_callee_costs_bytes_not_hundreds_of_bytes() -> None:
     assert counters.destination_attempts("t1", "+8613900000007", 7 * 86400, now[0]) == 1
     print(f"{per_callee:.1f} bytes per distinct callee")
     assert per_callee < 40, per_callee  # ~17 at a million callees: the shards' fixed cost
+
+
+def test_minute_buckets_count_one_a_minute_and_five_an_hour() -> None:
+    """The carriers' per-callee limits (cn-callee-caps: 1 a minute, 5 an hour) need minutes:
+    a call 2 minutes ago is outside a 1-minute window, one 61 minutes ago outside the hour."""
+    d = DestCounts()
+    d.add("+8613800138000", T0)
+    assert d.count("+8613800138000", 60, T0 + 30) == 1
+    assert d.count("+8613800138000", 60, T0 + 120) == 0
+    for m in (2, 10, 20, 30):
+        d.add("+8613800138000", T0 + m * 60)
+    assert d.count("+8613800138000", 3600, T0 + 59 * 60) == 5
+    assert d.count("+8613800138000", 3600, T0 + 61 * 60) == 4

@@ -65,19 +65,21 @@ def test_a_migration_numbered_below_one_already_applied_still_runs(
     has a higher-numbered one (from another branch) still gets every missing one."""
     from outguard.store import schema
 
+    elsewhere = schema.LATEST + 10
     conn = connect(str(db_path))
     migrate(conn, target=3)
-    conn.execute("INSERT INTO migrations (version, name, applied_at) VALUES (40, 'elsewhere', 0)")
+    conn.execute("INSERT INTO migrations (version, name, applied_at) VALUES (?, 'elsewhere', 0)",
+                 (elsewhere,))
 
     def later(db: sqlite_utils.Database) -> None:
         db.table("from_another_branch").create({"id": int}, pk="id")
 
-    steps = (*MIGRATIONS, (40, "elsewhere", later))
+    steps = (*MIGRATIONS, (elsewhere, "elsewhere", later))
     monkeypatch.setattr(schema, "MIGRATIONS", steps)
-    monkeypatch.setattr(schema, "LATEST", 40)
-    assert migrate(conn) == 40
+    monkeypatch.setattr(schema, "LATEST", elsewhere)
+    assert migrate(conn) == elsewhere
     applied = [r[0] for r in conn.execute("SELECT version FROM migrations ORDER BY version")]
-    assert applied == [*(m[0] for m in MIGRATIONS), 40]
+    assert applied == [*(m[0] for m in MIGRATIONS), elsewhere]
     assert "released_at" in {c[1] for c in conn.execute("PRAGMA table_info(lists)")}
     conn.close()
 
