@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from outguard.enforcement.deadlines import deadline_state
 from outguard.privacy import masked as masked_number
 from outguard.store.base import (
     Account,
@@ -142,11 +144,17 @@ def appeal(a: Appeal, mask: Mask = plain) -> dict[str, Any]:
             "created_at": iso(a.created_at), "decided_at": iso(a.decided_at)}
 
 
-def complaint(c: Complaint, mask: Mask = plain) -> dict[str, Any]:
+def complaint(c: Complaint, mask: Mask = plain, now: float | None = None) -> dict[str, Any]:
+    """A complaint or mark; with its deadline (regulators' channels) and how it was
+    closed. ``deadline`` is its state at ``now`` (default: the clock): closed, overdue,
+    due_soon, open, or none (no deadline)."""
     return {"id": c.id, "kind": c.kind, "caller_id": mask(c.caller_id),
             "reporter": mask(c.reporter) if c.reporter else c.reporter,
             "category": c.category, "source": c.source, "at": iso(c.at), "note": c.note,
-            "tenant": c.tenant_id}
+            "tenant": c.tenant_id, "received_at": iso(c.received_at), "due_at": iso(c.due_at),
+            "deadline": deadline_state(c, time.time() if now is None else now),
+            "closed_at": iso(c.closed_at), "closed_by": c.closed_by,
+            "resolution": c.resolution}
 
 
 def audit(r: AuditRecord, mask: Mask = plain) -> dict[str, Any]:

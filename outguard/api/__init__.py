@@ -25,6 +25,7 @@ from outguard.api import context as cx
 from outguard.api import (  # noqa: F401
     routes_calls,
     routes_consent,
+    routes_deadlines,
     routes_enforcement,
     routes_lists,
     routes_live,

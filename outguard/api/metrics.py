@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector as PromCollector
 from outguard import probes
 from outguard.callevents import CallDecided, CallEnded
 from outguard.cluster.model import CapHealth
+from outguard.enforcement.deadlines import DUE_SOON_S
 from outguard.events import Event, EventHub
 
 #: decision latency buckets, seconds (decisions take tens of microseconds)
@@ -106,6 +107,8 @@ class Scrape:
     store: Mapping[str, Any] = field(default_factory=dict)
     #: cluster mode: the shared cap store's health (``cluster.model.CapHealth``)
     caps: CapHealth | None = None
+    #: open complaints from regulators' channels by (channel, deadline state)
+    complaints: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 def families(c: Collector, s: Scrape) -> Iterator[Metric]:
@@ -153,6 +156,16 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
                  None, {"": 1.0 if s.store.get("degraded") else 0.0})
     if s.caps is not None:
         yield from _cap_store(s.caps)
+    due = GaugeMetricFamily(
+        "outguard_complaints_open",
+        "Open complaints from regulators' channels (12321, 12300, fcc, ofcom) by channel and "
+        f"deadline state: open, due_soon (within {DUE_SOON_S / 86400:g} days of the response "
+        "deadline), overdue.",
+        labels=["channel", "state"])
+    for channel in sorted({c for c, _ in s.complaints} | {"12321"}):
+        for state in ("open", "due_soon", "overdue"):
+            due.add_metric([channel, state], float(s.complaints.get((channel, state), 0)))
+    yield due
     if s.snapshot_age_s is not None:
         yield _gauge("outguard_snapshot_age_seconds",
                      "Seconds since the screening snapshot in use was built.", None,

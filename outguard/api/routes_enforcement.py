@@ -196,9 +196,15 @@ async def list_complaints(request: web.Request) -> web.Response:
         "callee": {"type": "string"}, "caller_id": {"type": "string"},
         "category": {"type": "string", "enum": list(COMPLAINT_CATEGORIES)},
         "source": {"type": "string"}, "tenant": {"type": "string"},
-        "account": {"type": "string"}, "note": {"type": "string"}}})
+        "account": {"type": "string"}, "note": {"type": "string"},
+        "at": {"type": "string", "format": "date-time",
+               "description": "when the person complained (default now)"},
+        "received": {"type": "string", "format": "date-time",
+                     "description": "when the company received it (default now)"}}})
 async def add_complaint(request: web.Request) -> web.Response:
-    """Record a complaint (e.g. from 12321) or a callee's harassment mark (标记)."""
+    """Record a complaint (e.g. from 12321) or a callee's harassment mark (标记). A
+    complaint from a regulator's channel (source 12321, 12300, fcc, ofcom) gets its
+    response deadline, counted from ``received``."""
     data = await json_body(request)
     kind = field_of(data, "kind", str, "complaint")
     enforcer = cx.enforcer(request)
@@ -211,8 +217,12 @@ async def add_complaint(request: web.Request) -> web.Response:
         c = await enforcer.add_mark(callee, caller, source=field_of(data, "source", str, "app_mark"),
                                     **common)
     elif kind == "complaint":
-        c = await enforcer.add_complaint(callee, caller, source=field_of(data, "source", str, "manual"),
-                                         account=field_of(data, "account", str, None), **common)
+        from outguard.api.routes_parties import parse_time
+        c = await enforcer.add_complaint(
+            callee, caller, source=field_of(data, "source", str, "manual"),
+            account=field_of(data, "account", str, None),
+            at=parse_time(field_of(data, "at", str, None), "at"),
+            received=parse_time(field_of(data, "received", str, None), "received"), **common)
     else:
         raise InvalidInput("kind must be complaint or mark", field="kind")
     return ok(views.complaint(c, cx.mask(request)), 201)

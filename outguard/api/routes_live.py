@@ -19,6 +19,7 @@ from outguard.api import context as cx
 from outguard import views
 from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
+from outguard.enforcement.deadlines import deadline_state
 from outguard.events import wire
 from outguard.server import PARTS, store_health
 
@@ -31,7 +32,8 @@ KEEPALIVE_S = 15.0
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics: decisions by verdict and reason, decision latency histogram,
     ARI/AGI/AMI connection state, reconnects and round trips, screening failures, store
-    write errors, calls in progress, active suspensions, the snapshot, the process."""
+    write errors, calls in progress, active suspensions, open complaints by deadline
+    state, the snapshot, the process."""
     screener = cx.screener(request)
     parts = request.app[PARTS]
     connected = {name: bool(getattr(part, "connected", True)) for name, part in parts.items()}
@@ -41,6 +43,11 @@ async def metrics(request: web.Request) -> web.Response:
     suspensions = {"account": 0, "caller_id": 0, "tenant": 0}
     for s in active:
         suspensions[s.party_kind.value] = suspensions.get(s.party_kind.value, 0) + 1
+    now = time.time()
+    complaints: dict[tuple[str, str], int] = {}
+    for c in await cx.store(request).open_complaints_due():
+        key = (c.source.lower(), deadline_state(c, now))
+        complaints[key] = complaints.get(key, 0) + 1
     snap = screener.snapshot
     scrape = Scrape(
         connected=connected, reconnects=reconnects, live_calls=screener.live_calls(),
@@ -48,7 +55,7 @@ async def metrics(request: web.Request) -> web.Response:
         snapshot={k: float(v) for k, v in snap.stats.items()} if snap is not None else {},
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)
                         if snap is not None else None),
-        store=store_health(request.app),
+        store=store_health(request.app), complaints=complaints,
         caps=screener.shared.health if screener.shared is not None else None)
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,

@@ -4,17 +4,21 @@ enforcement lifecycle (封号, 申诉, 解封) through the enforcement facade, o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
 from outguard import views
+from outguard.enforcement.deadlines import CHANNELS
 from outguard.cli.common import (
     EXIT_USAGE,
     CliError,
     actor,
     emit_json,
+    epoch_of,
     existing_store,
     json_option,
     load_settings,
@@ -362,25 +366,37 @@ def complaints() -> None:
 @click.option("--account", default=None, help="The account that made the call, if known.")
 @click.option("--note", default="", help="Free text.")
 @click.option("--mark", is_flag=True, help="A callee's harassment mark (标记), not a complaint.")
+@click.option("--at", "at_text", default=None,
+              help="When the person complained (ISO date or time, UTC unless it names a "
+                   "zone; default now).")
+@click.option("--received", default=None,
+              help="When the company received it (ISO date or time, UTC unless it names a "
+                   "zone; default now): a regulator's deadline runs from it.")
 @store_options
 def complaints_add(callee: str, caller_id: str, category: str, source: str,
                    tenant: str | None, account: str | None, note: str, mark: bool,
-                   config_file: str | None, store_path: str | None) -> None:
-    """Record one complaint (the callee goes on the tenant's complaint list) or mark.
+                   at_text: str | None, received: str | None, config_file: str | None,
+                   store_path: str | None) -> None:
+    """Record one complaint (the callee goes on the tenant's complaint list) or mark. A
+    complaint from a regulator's channel (--source 12321, 12300, fcc, ofcom) gets its
+    response deadline (see `outguard complaints channels`).
 
     \b
     Example:
       outguard complaints add 13800138000 --caller-id 01088886666 --source 12321
     """
+    got = datetime.fromtimestamp(epoch_of(received, 0.0), UTC) if received else None
+    when = datetime.fromtimestamp(epoch_of(at_text, 0.0), UTC) if at_text else None
     if mark:
         c = with_enforcer(config_file, store_path, lambda e: e.add_mark(
             callee, caller_id, category=category, source=source if source != "manual"
-            else "app_mark", tenant=tenant, actor=actor(), note=note))
+            else "app_mark", tenant=tenant, actor=actor(), note=note, at=when))
     else:
         c = with_enforcer(config_file, store_path, lambda e: e.add_complaint(
             callee, caller_id, category=category, source=source, tenant=tenant,
-            actor=actor(), account=account, note=note))
-    click.echo(f"{c.kind} {c.id} recorded against {c.caller_id}")
+            actor=actor(), account=account, note=note, at=when, received=got))
+    due = f", due {c.due_at:%Y-%m-%d %H:%M} UTC" if c.due_at else ""
+    click.echo(f"{c.kind} {c.id} recorded against {c.caller_id}{due}")
 
 
 @complaints.command("import")
@@ -423,4 +439,63 @@ def complaints_list(caller_id: str | None, as_json: bool, config_file: str | Non
     with translated(), open_any_store(existing_store(settings.store)) as store:
         key = _key("caller_id", caller_id) if caller_id else None
         rows = [views.complaint(c) for c in store.list_complaints(caller_id=key)]
-    output(rows, as_json, ["id", "kind", "caller_id", "reporter", "category", "source", "at"])
+    output(rows, as_json, ["id", "kind", "caller_id", "reporter", "category", "source", "at",
+                           "deadline"])
+
+
+@complaints.command("due")
+@click.option("--within-days", type=click.IntRange(0, 366), default=None,
+              help="Only those due within N days (overdue ones included). Default: all open.")
+@json_option
+@store_options
+def complaints_due(within_days: int | None, as_json: bool, config_file: str | None,
+                   store_path: str | None) -> None:
+    """Open complaints from regulators' channels, nearest deadline first: overdue,
+    due_soon (within 2 days) or open. Exit 1 when any is overdue.
+
+    \b
+    Example:
+      outguard complaints due --within-days 3
+    """
+    settings = load_settings(config_file, store_path)
+    now = time.time()
+    before = None if within_days is None else datetime.fromtimestamp(now + within_days * 86400.0,
+                                                                     UTC)
+    with translated(), open_any_store(existing_store(settings.store)) as store:
+        rows = [views.complaint(c, now=now) for c in store.open_complaints_due(before)]
+    output(rows, as_json, ["id", "deadline", "due_at", "source", "caller_id", "reporter",
+                           "received_at", "tenant"])
+    if any(r["deadline"] == "overdue" for r in rows):
+        raise SystemExit(1)
+
+
+@complaints.command("close")
+@click.argument("complaint_id", type=int)
+@click.option("--resolution", required=True, help="What was done (the audit trail keeps it).")
+@store_options
+def complaints_close(complaint_id: int, resolution: str, config_file: str | None,
+                     store_path: str | None) -> None:
+    """Close a complaint, saying what was done; who and when go to the audit trail.
+
+    \b
+    Example:
+      outguard complaints close 7 --resolution "callee on dnc; agent 1007 coached"
+    """
+    c = with_enforcer(config_file, store_path, lambda e: e.close_complaint(
+        complaint_id, resolution=resolution, actor=actor()))
+    late = " (after its deadline)" if c.due_at and c.closed_at and c.closed_at > c.due_at else ""
+    click.echo(f"complaint {c.id} closed by {c.closed_by}{late}")
+
+
+@complaints.command("channels")
+@json_option
+def complaints_channels(as_json: bool) -> None:
+    """The regulators' complaint channels and their response deadlines (law or practice,
+    with the source).
+
+    \b
+    Example:
+      outguard complaints channels
+    """
+    rows = [c.as_dict() for c in CHANNELS.values()]
+    output(rows, as_json, ["channel", "act_days", "unit", "basis", "forward_days", "cite"])

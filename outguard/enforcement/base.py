@@ -59,6 +59,7 @@ class EnforcerBase:
         self.leads: Callable[[], bool] = leads if leads is not None else (lambda: True)
         self._replayed: dict[str, bool] = {}  # call id -> ended, the replay's last minutes
         self.poll_s = poll_s
+        self.deadline_poll_s = 60.0  # complaint deadlines checked this often
         self.policy = policy
         self.events = events if events is not None else EventHub()
         self.clock = clock
@@ -137,6 +138,7 @@ class EnforcerBase:
             self._tasks.append(loop.create_task(self._loop()))
             self._tasks.append(loop.create_task(self._complaint_feed()))
             self._tasks.append(loop.create_task(self._first_sweep()))
+            self._tasks.append(loop.create_task(self._deadline_loop()))
         return fired
 
     async def evaluate(self, *, everything: bool = True) -> list[Any]:  # pragma: no cover
@@ -172,6 +174,9 @@ class EnforcerBase:
         raise NotImplementedError
 
     async def _loop(self) -> None:  # pragma: no cover - api.Enforcer defines it
+        raise NotImplementedError
+
+    async def _deadline_loop(self) -> None:  # pragma: no cover - intake defines it
         raise NotImplementedError
 
     def _store_changed(self, _version: int) -> None:

@@ -7,6 +7,11 @@ account, and puts the callee on the tenant's complaint list ``complaints-<tenant
 blocking list, these included; one naming lists must name ``complaints-<tenant>`` itself.
 A mark is stored and counted per distinct reporter (callee) for the caller ID.
 
+A complaint from a regulator's channel carries its response deadline
+(``outguard.enforcement.deadlines``); ``check_deadlines`` (run every ``deadline_poll_s`` by
+the service) announces each that becomes due soon or overdue, once; ``close_complaint``
+records how it was handled (audited).
+
 The figures count what is in the store, by id watermark: a complaint added here, by the
 CLI in another process or by a CSV import reaches the running service's figures and
 triggers the same way, within ``poll_s``.
@@ -19,14 +24,20 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from outguard import views
 from outguard.enforcement.base import EnforcerBase
 from outguard.enforcement.complaints import ComplaintRow, category_of, read_rows
+from outguard.enforcement.deadlines import DUE_SOON_S, channel_of, deadline_state, due_at
 from outguard.enforcement.records import ComplaintImport, complaint_dict
 from outguard.errors import InvalidInput, NotFound, OutguardError
 from outguard.store.base import Complaint
 from rules.model import ListKind, PartyKind, Scope
 
 logger = logging.getLogger(__name__)
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 MAX_REJECTS = 100
 
@@ -39,13 +50,17 @@ def complaint_list_name(tenant: str) -> str:
 class IntakeMixin(EnforcerBase):
     async def add_complaint(self, callee: str, caller_id: str, *, category: str, source: str,
                             tenant: str | None = None, actor: str, account: str | None = None,
-                            note: str = "", at: datetime | None = None) -> Complaint:
+                            note: str = "", at: datetime | None = None,
+                            received: datetime | None = None) -> Complaint:
         """Record a complaint. The callee goes on ``complaints-<tenant>`` at once; the
         tenant defaults to the tenant of the last call from the caller ID to the callee,
-        else the caller ID's owner. Triggers are re-evaluated in the background."""
+        else the caller ID's owner. Triggers are re-evaluated in the background. A
+        complaint from a regulator's channel (``source`` 12321, 12300, fcc, ofcom) gets its
+        response deadline, counted from ``received`` (when the company received it;
+        default now)."""
         return await self._intake_one("complaint", callee, caller_id, category=category,
                                       source=source, tenant=tenant, account=account,
-                                      note=note, at=at, actor=actor)
+                                      note=note, at=at, actor=actor, received=received)
 
     async def add_mark(self, callee: str, caller_id: str, *, category: str = "harassment",
                        source: str = "app_mark", tenant: str | None = None, actor: str,
@@ -88,7 +103,8 @@ class IntakeMixin(EnforcerBase):
 
     async def _intake_one(self, kind: str, callee: str, caller_id: str, *, category: str,
                           source: str, tenant: str | None, account: str | None, note: str,
-                          at: datetime | None, actor: str) -> Complaint:
+                          at: datetime | None, actor: str,
+                          received: datetime | None = None) -> Complaint:
         callee_e164 = self._number(callee, "callee")
         caller = self._number(caller_id, "caller_id")
         category = category_of(category)
@@ -96,6 +112,11 @@ class IntakeMixin(EnforcerBase):
             raise InvalidInput("a complaint needs its source (e.g. 12321, ivr_opt_out)",
                                field="source")
         when = at.timestamp() if at is not None else self.clock()
+        channel = channel_of(source) if kind == "complaint" else None
+        received_ts = received.timestamp() if received is not None else max(when, self.clock())
+        if received is not None and received_ts < when:
+            raise InvalidInput("a complaint cannot be received before it was made",
+                               field="received")
         tenant, account = self._attribute(caller, callee_e164, tenant,
                                           account if kind == "complaint" else None)
         if tenant is None:
@@ -103,7 +124,9 @@ class IntakeMixin(EnforcerBase):
         record: Complaint = await self.store.add_complaint(
             caller, category=category, source=source, reporter=callee_e164, kind=kind,
             note=note, tenant_id=tenant, account_id=account,
-            at=datetime.fromtimestamp(when, UTC), actor=actor)
+            at=datetime.fromtimestamp(when, UTC), actor=actor,
+            received_at=_dt(received_ts) if channel is not None else None,
+            due_at=_dt(due_at(channel, received_ts)) if channel is not None else None)
         # counted from the store, like a complaint any other process stored: once
         await self._pull_complaints()
         listed = None
@@ -112,6 +135,48 @@ class IntakeMixin(EnforcerBase):
         self._announce(f"{kind}.added", {**complaint_dict(record), "callee": callee_e164,
                                          "account": account, "listed_on": listed})
         return record
+
+    # -- deadlines of complaints from regulators' channels ---------------------------------
+
+    async def complaints_due(self, within_s: float | None = None) -> list[Complaint]:
+        """Open complaints with a deadline, nearest first; with ``within_s``, only those
+        due within that time from now (overdue ones included)."""
+        before = None if within_s is None else _dt(self.clock() + within_s)
+        found: list[Complaint] = await self.store.open_complaints_due(before)
+        return found
+
+    async def close_complaint(self, complaint_id: int, *, resolution: str,
+                              actor: str) -> Complaint:
+        """Record how a complaint was handled (who, when, what was done): audited and
+        announced (``complaint.closed``). Conflict when already closed."""
+        c: Complaint = await self.store.close_complaint(
+            complaint_id, resolution=resolution, actor=actor, at=_dt(self.clock()))
+        self._announce("complaint.closed", views.complaint(c, now=self.clock()))
+        return c
+
+    async def check_deadlines(self) -> list[tuple[str, Complaint]]:
+        """Announce each open complaint that became due soon or overdue, once per stage
+        and per cluster (the store records the stage; only the writer that moved it
+        announces): ``complaint.due_soon``, ``complaint.overdue`` on the event hub and
+        to the webhooks. Returns what was announced."""
+        now = self.clock()
+        announced: list[tuple[str, Complaint]] = []
+        for c in await self.store.open_complaints_due(_dt(now + DUE_SOON_S)):
+            stage = deadline_state(c, now)
+            if stage not in ("due_soon", "overdue") or c.alerted in (stage, "overdue"):
+                continue
+            if await self.store.mark_complaint_alerted(c.id, stage, c.alerted):
+                self._announce(f"complaint.{stage}", views.complaint(c, now=now))
+                announced.append((stage, c))
+        return announced
+
+    async def _deadline_loop(self) -> None:
+        while True:
+            try:
+                await self.check_deadlines()
+            except OutguardError as exc:
+                logger.warning("complaint deadlines: %s", exc)
+            await asyncio.sleep(self.deadline_poll_s)
 
     async def _owner(self, caller: str) -> str | None:
         try:

@@ -269,11 +269,27 @@ class AsyncStore:
         self, caller_id: str, *, category: str, source: str, reporter: str | None = None,
         kind: str = "complaint", note: str = "", tenant_id: str | None = None,
         at: datetime | None = None, actor: str = "system", account_id: str | None = None,
+        received_at: datetime | None = None, due_at: datetime | None = None,
     ) -> Complaint:
         return await self.run(
             self.store.add_complaint, caller_id, category=category, source=source,
             reporter=reporter, kind=kind, note=note, tenant_id=tenant_id, at=at, actor=actor,
-            account_id=account_id)
+            account_id=account_id, received_at=received_at, due_at=due_at)
+
+    async def get_complaint(self, complaint_id: int) -> Complaint:
+        return await self.run(self.store.get_complaint, complaint_id)
+
+    async def open_complaints_due(self, before: datetime | None = None) -> list[Complaint]:
+        return await self.run(self.store.open_complaints_due, before)
+
+    async def close_complaint(self, complaint_id: int, *, resolution: str, actor: str,
+                              at: datetime | None = None) -> Complaint:
+        return await self.run(self.store.close_complaint, complaint_id, resolution=resolution,
+                              actor=actor, at=at)
+
+    async def mark_complaint_alerted(self, complaint_id: int, stage: str,
+                                     previous: str | None) -> bool:
+        return await self.run(self.store.mark_complaint_alerted, complaint_id, stage, previous)
 
     async def list_complaints(
         self, *, caller_id: str | None = None, since: datetime | None = None,

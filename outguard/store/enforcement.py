@@ -61,6 +61,9 @@ def _complaint(row: Any) -> Complaint:
         at=to_dt(row["at"]),  # type: ignore[arg-type]
         note=row["note"] or "", tenant_id=row["tenant_id"],
         account_id=row["account_id"] if "account_id" in row.keys() else None,
+        received_at=to_dt(row["received_at"]), due_at=to_dt(row["due_at"]),
+        closed_at=to_dt(row["closed_at"]), closed_by=row["closed_by"],
+        resolution=row["resolution"], alerted=row["alerted"],
     )
 
 
@@ -222,7 +225,12 @@ class EnforcementMixin:
     def add_complaint(self, caller_id: str, *, category: str, source: str,
                       reporter: str | None = None, kind: str = "complaint", note: str = "",
                       tenant_id: str | None = None, at: datetime | None = None,
-                      actor: str = "system", account_id: str | None = None) -> Complaint:
+                      actor: str = "system", account_id: str | None = None,
+                      received_at: datetime | None = None,
+                      due_at: datetime | None = None) -> Complaint:
+        """Record a complaint or a callee's mark. ``received_at`` / ``due_at``: when the
+        company received a complaint from a regulator's channel and when its time to act
+        ends (``outguard.enforcement.deadlines``)."""
         if category not in COMPLAINT_CATEGORIES:
             raise InvalidInput(f"category must be one of {', '.join(COMPLAINT_CATEGORIES)}",
                                field="category", value=category)
@@ -231,7 +239,10 @@ class EnforcementMixin:
         when = to_ts(at) if at is not None else time.time()
         values = {"kind": kind, "caller_id": caller_id, "reporter": reporter,
                   "category": category, "source": source, "note": note,
-                  "tenant_id": tenant_id, "account_id": account_id, "at": when}
+                  "tenant_id": tenant_id, "account_id": account_id, "at": when,
+                  "received_at": to_ts(received_at) if received_at is not None else None,
+                  "due_at": to_ts(due_at) if due_at is not None else None,
+                  "closed_at": None, "closed_by": None, "resolution": None, "alerted": None}
 
         def job(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
@@ -274,6 +285,63 @@ class EnforcementMixin:
         rows = self._query(f"SELECT * FROM complaints WHERE {' AND '.join(where)} "
                            "ORDER BY id LIMIT ?", [*params, limit])
         return [_complaint(r) for r in rows]
+
+    def get_complaint(self, complaint_id: int) -> Complaint:
+        rows = self._query("SELECT * FROM complaints WHERE id = ?", (complaint_id,))
+        if not rows:
+            raise NotFound("complaint", complaint_id)
+        return _complaint(rows[0])
+
+    def open_complaints_due(self, before: datetime | None = None) -> list[Complaint]:
+        """Open complaints that have a deadline (due before ``before`` when given), the
+        nearest deadline first."""
+        sql = "SELECT * FROM complaints WHERE closed_at IS NULL AND due_at IS NOT NULL"
+        params: list[Any] = []
+        if before is not None:
+            sql += " AND due_at < ?"
+            params.append(to_ts(before))
+        return [_complaint(r) for r in self._query(sql + " ORDER BY due_at, id", params)]
+
+    def close_complaint(self, complaint_id: int, *, resolution: str, actor: str,
+                        at: datetime | None = None) -> Complaint:
+        """Record how a complaint was handled, by whom and when (audited). Conflict when it
+        is already closed; InvalidInput without a resolution."""
+        if not resolution.strip():
+            raise InvalidInput("say what was done (resolution)", field="resolution")
+        when = to_ts(at) if at is not None else time.time()
+
+        def job(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT caller_id, closed_at, due_at FROM complaints"
+                               " WHERE id = ?", (complaint_id,)).fetchone()
+            if row is None:
+                raise NotFound("complaint", complaint_id)
+            if row[1] is not None:
+                raise Conflict(f"complaint {complaint_id} is already closed",
+                               kind="complaint", key=complaint_id)
+            conn.execute("UPDATE complaints SET closed_at = ?, closed_by = ?, resolution = ?"
+                         " WHERE id = ?", (when, actor, resolution, complaint_id))
+            write_audit(conn, actor, "complaint.close", party_kind="caller_id",
+                        party_key=row[0], before={"id": complaint_id, "closed_at": None},
+                        after={"id": complaint_id, "closed_at": when, "resolution": resolution,
+                               "due_at": row[2],
+                               "late": row[2] is not None and when > row[2]})
+
+        self._write(job)
+        return self.get_complaint(complaint_id)
+
+    def mark_complaint_alerted(self, complaint_id: int, stage: str,
+                               previous: str | None) -> bool:
+        """Record that the ``stage`` alert (due_soon, overdue) of an open complaint was
+        announced, if its last one is still ``previous``: True for the one writer (of any
+        instance) that moved it, so each alert goes out once per cluster."""
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE complaints SET alerted = ? WHERE id = ? AND closed_at IS NULL AND "
+                + ("alerted IS NULL" if previous is None else "alerted = ?"),
+                (stage, complaint_id) if previous is None else (stage, complaint_id, previous))
+            return bool(cur.rowcount == 1)
+
+        return self._write(job)
 
     def max_complaint_id(self) -> int:
         """The newest complaint's id (0 when there is none)."""

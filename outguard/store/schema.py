@@ -240,6 +240,17 @@ def _call_purpose(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN campaign TEXT")
 
 
+def _complaint_deadlines(db: sqlite_utils.Database) -> None:
+    """53: complaints from regulators' channels: when the company received each, its
+    response deadline, and how it was closed (who, when, what was done); ``alerted`` is the
+    last deadline alert announced (due_soon, overdue), so each is announced once."""
+    for column in ("received_at REAL", "due_at REAL", "closed_at REAL", "closed_by TEXT",
+                   "resolution TEXT", "alerted TEXT"):
+        db.execute(f"ALTER TABLE complaints ADD COLUMN {column}")
+    db.execute("CREATE INDEX idx_complaints_open_due ON complaints (due_at)"
+               " WHERE closed_at IS NULL AND due_at IS NOT NULL")
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -251,6 +262,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (50, "consent ledger", _consent_ledger),
     (51, "reassigned numbers: disconnect dates", _entry_disconnected),
     (52, "call log: purpose and campaign", _call_purpose),
+    (53, "complaint deadlines", _complaint_deadlines),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

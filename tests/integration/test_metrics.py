@@ -27,7 +27,8 @@ ALLOWED = "13800138000"
 #: PromQL words that look like metric names but are not
 PROMQL = {"sum", "by", "rate", "increase", "histogram_quantile", "offset", "le", "instance",
           "job", "part", "verdict", "reason", "mode", "adapter", "kind", "interface",
-          "party_kind", "result", "type", "label_values", "version", "python", "without"}
+          "party_kind", "result", "type", "label_values", "version", "python", "without",
+          "channel"}
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from outguard.cli import cli
 from tests.unit.cli.conftest import Cli
 
 
@@ -75,3 +77,25 @@ def test_risk_lists_parties_with_figures(og: Cli) -> None:
     rows = og.json("risk", "--kind", "account")
     assert rows[0]["key"] == "a1" and rows[0]["attempts"] == 1
     assert "a1" in og("risk").output
+
+
+def test_complaint_deadlines_are_listed_and_closed(og: Cli) -> None:
+    out = og("complaints", "add", "13800138000", "--caller-id", "01088886666", "--source",
+             "12321", "--at", "2026-01-05T09:00:00+08:00",
+             "--received", "2026-01-05T10:00:00+08:00").output
+    assert "due 2026-01-26 16:00 UTC" in out  # 15 working days: end of 26 Jan, Shanghai
+    og("complaints", "add", "13800138001", "--caller-id", "01088886666", "--source", "ofcom")
+    og("complaints", "add", "13800138002", "--caller-id", "01088886666", "--received", "soon",
+       code=2)
+    rows = og.json("complaints", "due", code=1)  # exit 1: one is overdue
+    assert [(r["source"], r["deadline"]) for r in rows] == [("12321", "overdue"),
+                                                             ("ofcom", "open")]
+    assert [r["source"] for r in og.json("complaints", "due", "--within-days", "1",
+                                         code=1)] == ["12321"]
+    assert "after its deadline" in og("complaints", "close", str(rows[0]["id"]),
+                                      "--resolution", "callee on dnc").output
+    og("complaints", "close", str(rows[0]["id"]), "--resolution", "again", code=4)
+    assert [r["source"] for r in og.json("complaints", "due")] == ["ofcom"]
+    listed = og.runner.invoke(cli, ["complaints", "channels", "--json"])
+    channels = {c["channel"]: c for c in json.loads(listed.stdout)}
+    assert channels["12321"]["act_days"] == 15 and channels["12321"]["basis"] == "practice"

@@ -68,6 +68,7 @@ READ_ONLY: dict[str, tuple[str, ...]] = {
     "appeals list": (),
     "appeals show": ("1",),
     "complaints list": (),
+    "complaints due": (),
     "lists show": (),
     "lists find": ("13900139000",),
     "lists export": ("dnc", "-o", "-"),
@@ -101,6 +102,7 @@ ENFORCEMENT = {
     "appeals approve": ("1", "--decision", "x"),
     "appeals reject": ("1", "--decision", "x"),
     "complaints add": ("13800138000", "--caller-id", "01088886666"),
+    "complaints close": ("1", "--resolution", "x"),
 }
 
 

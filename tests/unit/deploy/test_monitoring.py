@@ -38,7 +38,7 @@ def test_promtool_accepts_the_alert_rules() -> None:
     done = subprocess.run([promtool(), "check", "rules", str(RULES)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 9 rules found" in done.stdout
 
 
 def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
@@ -128,6 +128,12 @@ CASES: list[tuple[str, list[dict[str, str]], list[dict[str, Any]]]] = [
      [alert("OutguardStoreWriteErrors", "2m"),
       alert("OutguardStoreWriteErrors", "4m",
             {"instance": "pbx1:8470", "kind": "call_row", "severity": "critical"})]),
+    ("an overdue complaint warns; due soon does not",
+     [series("outguard_complaints_open", 'channel="12321",state="overdue"', "0 0 1 1"),
+      series("outguard_complaints_open", 'channel="fcc",state="due_soon"', "1 1 1 1")],
+     [alert("OutguardComplaintOverdue", "1m"),
+      alert("OutguardComplaintOverdue", "3m",
+            {"instance": "pbx1:8470", "channel": "12321", "severity": "warning"})]),
 ]
 
 
@@ -148,7 +154,7 @@ def test_each_alert_fires_on_its_trouble_only(
 def test_the_annotation_stripper_keeps_every_rule() -> None:
     stripped = without_annotations(RULES.read_text())
     assert "annotations" not in stripped and "description" not in stripped
-    assert stripped.count("- alert:") == RULES.read_text().count("- alert:") == 8
+    assert stripped.count("- alert:") == RULES.read_text().count("- alert:") == 9
 
 
 def dashboard_queries() -> list[str]:
