@@ -9,6 +9,8 @@ import "./appeals.js";
 import "./lists.js";
 import "./reports.js";
 import "./policy.js";
+import "./compliance.js";
+import "./deadlines.js";
 import "./users.js";
 import "./audit.js";
 
