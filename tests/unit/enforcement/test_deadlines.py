@@ -14,6 +14,7 @@ from outguard.enforcement.deadlines import (
     CHANNELS, channel_of, due_at, forward_by, is_working_day, state_of, working_calendar,
 )
 from outguard.errors import Conflict, InvalidInput
+from outguard.events import EnforcementAnnounced
 from outguard.store.aio import AsyncStore
 from tests.unit.enforcement.conftest import DAY, Clock, EnforcerFactory
 from tests.unit.enforcement.test_webhooks import SECRET, Receiver, receiver
@@ -124,7 +125,7 @@ backoff_s = 0.01
     seen = []
     while not sub.queue.empty():
         seen.append(sub.queue.get_nowait())
-    events = [e["event"] for e in seen if e.get("type") == "enforcement"]
+    events = [e.kind for e in seen if isinstance(e, EnforcementAnnounced)]
     assert [e for e in events if e.startswith("complaint.") and e != "complaint.added"] == [
         "complaint.due_soon", "complaint.overdue", "complaint.closed"]
     await enforcer.webhooks.idle()
