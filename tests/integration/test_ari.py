@@ -165,7 +165,7 @@ async def test_calls_in_progress_across_an_outguard_restart_close_with_their_out
         og = Running(runner.app, settings, clean_pbx)
         placing = [  # three agents at once (the policy allows one call per account at a time)
             asyncio.ensure_future(og.call(ALLOWED, account=f"r{i}", port=agent + 3 * i,
-                                          timeout_s=20))
+                                          timeout_s=90))  # bounds SIPp; the calls end sooner
             for i in range(3)
         ]
         await eventually(lambda: [leg["state"] for leg in carrier_legs(clean_pbx)] == ["Up"] * 3,
