@@ -23,7 +23,10 @@ Parameters per kind:
   the count has reached it), ``window`` (minute, hour, day, week or seconds). Reasons
   rate_cap, destination_cap, distinct_callees_cap, concurrency_cap. distinct_callees
   counts whoever was called today, so at the limit a redial of a number already called
-  today is blocked too (conservative; the Counters protocol cannot tell).
+  today is blocked too (conservative; the Counters protocol cannot tell). A caller ID
+  with an open caller-ID health task (its ``Party.cap_factor`` below 1) has every
+  caller_id cap multiplied by that factor (at least 1 call): over the reduced limit but
+  under the rule's own the reason is caller_id_throttled.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.checks_base import Check, Ctx, Hit, Parts
+from rules.model import PartyKind
 from rules.policy_types import RuleKind, RuleSpec, Span, WindowSpec
 from rules.tables import PrefixTable
 
@@ -230,6 +234,10 @@ class CapCheck(Check):
         n, key = self.count(ctx)
         return None if n < self._limit else self.hit(n, key)
 
+    def limit_for(self, key: str) -> int:
+        """The limit that applies to ``key`` (a throttled caller ID's is lower)."""
+        return self._limit
+
     def hit(self, n: int, key: str) -> Hit:
         """The hit of this cap at count ``n`` for ``key``."""
         span = "in progress" if self.reason == "concurrency_cap" else f"in {self._window_text()}"
@@ -270,8 +278,23 @@ class _TenantRate(CapCheck):
         return ctx.counters.attempts("tenant", key, self._window_s, ctx.ts), key
 
 
+def throttled_limit(limit: int, factor: float) -> int:
+    """A cap's limit while its caller ID is throttled: at least 1 (a throttle slows a
+    number down; a suspension is what stops it)."""
+    return max(1, int(limit * factor))
+
+
 class _CallerRate(CapCheck):
-    __slots__ = ()
+    __slots__ = ("_throttled",)
+
+    def __init__(self, spec: RuleSpec, parts: Parts | None = None) -> None:
+        super().__init__(spec)
+        #: caller ID -> (reduced limit, health task) for the throttled ones
+        self._throttled: dict[str, tuple[int, int | None]] = {}
+        for (kind, key), party in (parts.parties.items() if parts is not None else ()):
+            if kind is PartyKind.CALLER_ID and party.cap_factor < 1.0:
+                self._throttled[key] = (throttled_limit(self._limit, party.cap_factor),
+                                        party.throttle_task)
 
     def count(self, ctx: Ctx) -> tuple[int, str]:
         key = ctx.caller or ctx.attempt.caller_id
@@ -280,7 +303,33 @@ class _CallerRate(CapCheck):
     def evaluate(self, ctx: Ctx) -> Hit | None:
         key = ctx.caller or ctx.attempt.caller_id
         n = ctx.counters.attempts("caller_id", key, self._window_s, ctx.ts)
-        return None if n < self._limit else self.hit(n, key)
+        return None if n < self.limit_for(key) else self.hit(n, key)
+
+    def limit_for(self, key: str) -> int:
+        """The cap's limit, reduced while ``key`` has a caller-ID health task open."""
+        throttle = self._throttled.get(key) if self._throttled else None
+        return self._limit if throttle is None else throttle[0]
+
+    def hit(self, n: int, key: str) -> Hit:
+        """Over the rule's own limit: the cap's hit; over only the reduced limit of a
+        throttled caller ID: caller_id_throttled."""
+        throttle = self._throttled.get(key) if self._throttled else None
+        if throttle is None or n >= self._limit:
+            return super().hit(n, key)
+        limit, task = throttle
+        return Hit(
+            "caller_id_throttled",
+            f"caller ID {key}: {n} calls in {self._window_text()} (limit {limit}: the cap of "
+            f"{self._limit} reduced while caller-ID health task {task} is open)",
+            {"count": n, "limit": limit, "cap": self._limit, "health_task": task},
+        )
+
+    def figures(self, ctx: Ctx) -> dict[str, Any]:
+        out = super().figures(ctx)
+        throttle = self._throttled.get(out["key"])
+        if throttle is not None:
+            out.update(limit=throttle[0], cap=self._limit, health_task=throttle[1])
+        return out
 
 
 class _DestinationRate(CapCheck):
@@ -320,5 +369,8 @@ _CAPS: dict[str, type[CapCheck]] = {
 }
 
 
-def make_cap(spec: RuleSpec) -> CapCheck:
+def make_cap(spec: RuleSpec, parts: Parts | None = None) -> CapCheck:
+    """The cap check of the rule's scope; ``parts`` gives caller-ID throttles."""
+    if spec.params["scope"] == "caller_id":
+        return _CallerRate(spec, parts)
     return _CAPS[spec.params["scope"]](spec)

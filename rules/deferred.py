@@ -102,7 +102,8 @@ class DeferredCap(Check):
         demands = ctx.counters
         if isinstance(demands, CapDemands):
             _, key = self.cap.count(ctx)  # counts 0: only the key is wanted
-            demands.caps.append(dataclasses.replace(self._template, key=key))
+            demands.caps.append(dataclasses.replace(self._template, key=key,
+                                                    limit=self.cap.limit_for(key)))
             demands.keys[self.spec.id] = key
             demands.tenant = ctx.attempt.tenant
             return None

@@ -114,6 +114,10 @@ class Party:
     until: datetime | None = None  # end of a suspension; None = no end
     reason: str = ""
     verified_until: datetime | None = None  # caller IDs: real-name verification expiry
+    #: caller IDs: caps scoped to the caller ID are multiplied by this while a caller-ID
+    #: health task is open (``throttle_task``); 1.0 = not throttled
+    cap_factor: float = 1.0
+    throttle_task: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,7 @@ DEFAULT_CAUSES: Mapping[str, int] = MappingProxyType(
         "quiet_hours": 19,
         "holiday": 19,
         "rate_cap": 34,
+        "caller_id_throttled": 34,
         "destination_cap": 21,
         "distinct_callees_cap": 34,
         "concurrency_cap": 17,

@@ -196,4 +196,4 @@ def _compile(
         if spec.params["window"] not in parts.policy.windows:
             raise PolicyError([PolicyIssue(spec.source, 0, f"{spec.id}.window", "unknown window")])
         return TimeWindowCheck(spec, parts)
-    return make_cap(spec)
+    return make_cap(spec, parts)

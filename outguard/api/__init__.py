@@ -27,6 +27,7 @@ from outguard.api import (  # noqa: F401
     routes_consent,
     routes_deadlines,
     routes_enforcement,
+    routes_health,
     routes_lists,
     routes_live,
     routes_parties,

@@ -109,6 +109,9 @@ class Scrape:
     caps: CapHealth | None = None
     #: open complaints from regulators' channels by (channel, deadline state)
     complaints: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: caller-ID health (``Enforcer.health_summary``): open/working tasks, throttled,
+    #: warnings; empty when no enforcer runs
+    health: Mapping[str, int] = field(default_factory=dict)
 
 
 def families(c: Collector, s: Scrape) -> Iterator[Metric]:
@@ -166,6 +169,16 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
         for state in ("open", "due_soon", "overdue"):
             due.add_metric([channel, state], float(s.complaints.get((channel, state), 0)))
     yield due
+    if s.health:
+        yield _gauge("outguard_caller_id_health_tasks",
+                     "Caller-ID remediation tasks (号码认证 / 标记申诉) not closed, by state.",
+                     "state", {k: float(s.health.get(k, 0)) for k in ("open", "working")})
+        yield _gauge("outguard_caller_id_throttled",
+                     "Caller IDs whose caps are reduced while their remediation task is open.",
+                     None, {"": float(s.health.get("throttled", 0))})
+        yield _gauge("outguard_caller_id_health_warnings",
+                     "Caller IDs whose connect rate is down sharply against their own "
+                     "baseline now.", None, {"": float(s.health.get("warnings", 0))})
     if s.snapshot_age_s is not None:
         yield _gauge("outguard_snapshot_age_seconds",
                      "Seconds since the screening snapshot in use was built.", None,

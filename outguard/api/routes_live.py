@@ -21,7 +21,7 @@ from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.enforcement.deadlines import deadline_state
 from outguard.events import wire
-from outguard.server import PARTS, store_health
+from outguard.server import ENFORCER, PARTS, store_health
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics: decisions by verdict and reason, decision latency histogram,
     ARI/AGI/AMI connection state, reconnects and round trips, screening failures, store
     write errors, calls in progress, active suspensions, open complaints by deadline
-    state, the snapshot, the process."""
+    state, caller-ID health (tasks, throttled caller IDs, warnings), the snapshot, the
+    process."""
     screener = cx.screener(request)
     parts = request.app[PARTS]
     connected = {name: bool(getattr(part, "connected", True)) for name, part in parts.items()}
@@ -49,13 +50,15 @@ async def metrics(request: web.Request) -> web.Response:
         key = (c.source.lower(), deadline_state(c, now))
         complaints[key] = complaints.get(key, 0) + 1
     snap = screener.snapshot
+    enforcer = request.app.get(ENFORCER)
+    health = await enforcer.health_summary() if enforcer is not None else {}
     scrape = Scrape(
         connected=connected, reconnects=reconnects, live_calls=screener.live_calls(),
         suspensions=suspensions,
         snapshot={k: float(v) for k, v in snap.stats.items()} if snap is not None else {},
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)
                         if snap is not None else None),
-        store=store_health(request.app), complaints=complaints,
+        store=store_health(request.app), complaints=complaints, health=health,
         caps=screener.shared.health if screener.shared is not None else None)
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,

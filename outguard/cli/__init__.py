@@ -19,6 +19,7 @@ from outguard.cli.enforce import (
     suspend,
     suspensions,
 )
+from outguard.cli import health as _health  # noqa: F401  (caller-ids health, tasks)
 from outguard.cli.lists import lists
 from outguard.cli.ops import backup, prune
 from outguard.cli.parties import accounts, caller_ids, tenants, tokens, users

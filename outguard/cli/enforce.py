@@ -27,13 +27,23 @@ from outguard.cli.common import (
     store_options,
     translated,
 )
+from outguard.errors import NotFound
 from outguard.store.aio import AsyncStore
 from outguard.store.base import COMPLAINT_CATEGORIES
 from outguard.store import open_store as open_any_store
 from rules.model import PartyKind
 
 T = TypeVar("T")
-KIND = click.Choice([k.value for k in PartyKind])
+class _Kind(click.Choice):  # type: ignore[type-arg]
+    """tenant | account | caller_id; ``caller-id`` too, as the ``caller-ids`` commands
+    spell it."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        return super().convert(str(value).replace("-", "_"), param, ctx)
+
+
+KIND = _Kind([k.value for k in PartyKind])
 SUSPENSION_COLUMNS = ["id", "party_kind", "party_key", "reason", "started_at", "ends_at",
                       "created_by"]
 APPEAL_COLUMNS = ["id", "party_kind", "party_key", "state", "created_at", "text", "reviewer"]
@@ -163,17 +173,27 @@ def disable(kind: str, key: str, reason: str, config_file: str | None,
 @store_options
 def status(kind: str, key: str, as_json: bool, config_file: str | None,
            store_path: str | None) -> None:
-    """Is a party banned, why, until when; strikes, history, appeals and its figures.
+    """Is a party banned, why, until when; strikes, history, appeals and its figures;
+    for a caller ID also its health (connect rate against its own history, the early
+    warning, the throttle and remediation task, a week of daily figures).
 
     \b
     Example:
       outguard status account seat-07
     """
-    async def job(e: Any) -> tuple[Any, Any]:
-        return await e.status(kind, _key(kind, key)), e.risk(kind, _key(kind, key))
+    async def job(e: Any) -> tuple[Any, Any, Any]:
+        health = None
+        if kind == "caller_id":  # caller-ID health: the connect-rate warning, its task
+            try:
+                health = (await e.health(_key(kind, key), days=7)).to_dict()
+            except NotFound:  # known only by an appeal: no figures to show
+                health = None
+        return await e.status(kind, _key(kind, key)), e.risk(kind, _key(kind, key)), health
 
-    st, fig = with_enforcer(config_file, store_path, job)
+    st, fig, health = with_enforcer(config_file, store_path, job)
     body = {**st.to_dict(), "figures": fig.to_dict()}
+    if health is not None:
+        body["health"] = health
     if as_json:
         emit_json(body)
         return
@@ -191,6 +211,11 @@ def status(kind: str, key: str, as_json: bool, config_file: str | None,
                f"{_percent(f['connect_rate'])}, short-call ratio "
                f"{_percent(f['short_call_ratio'])}, {f['complaints']} complaints, "
                f"{f['marks']} marks")
+    if health is not None:
+        from outguard.cli.health import echo_health
+
+        click.echo("health:")
+        echo_health(health)
 
 
 def _percent(ratio: float | None) -> str:

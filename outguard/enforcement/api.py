@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from outguard.enforcement.base import CallSource, Kind
+from outguard.enforcement.health_ops import HealthOps
 from outguard.enforcement.intake import IntakeMixin
 from outguard.enforcement.ledger import STRIKE_CLEARED, VERIFICATION, counts_as_strike, fold
 from outguard.enforcement.policy import EnforcementPolicy, TriggerSpec, validate_enforcement
@@ -57,7 +58,7 @@ def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-class Enforcer(IntakeMixin):
+class Enforcer(HealthOps, IntakeMixin):
     """Risk figures, triggers, graded suspensions, appeals, complaints and marks.
 
     Build with ``Enforcer(store, policy, events=screener.events, clock=...)`` (raises
@@ -274,7 +275,9 @@ class Enforcer(IntakeMixin):
             else:
                 dirty, self.book.dirty = self.book.dirty, set()
                 candidates = {k: [key for kk, key in dirty if kk is k] for k in PartyKind}
-            return await self._run(self.config.triggers, candidates)
+            firings = await self._run(self.config.triggers, candidates)
+            await self._check_health(candidates.get(PartyKind.CALLER_ID, ()))
+            return firings
 
     async def tick(self, since_last: float) -> list[Firing]:
         """The once-a-minute pass: the triggers that time alone can make cross (ratios,
@@ -298,6 +301,9 @@ class Enforcer(IntakeMixin):
                                   or (PartyKind.TENANT, self.book.tenant_of(k, key)) in ended]
                               for k in PartyKind}
                 firings += await self._run(self.config.triggers, candidates)
+            # a connect rate rolls with time: judge every caller ID seen within the span
+            await self._check_health(self.book.parties(
+                PartyKind.CALLER_ID, now - self.config.health.span_s))
             return firings
 
     async def _run(self, triggers: tuple[TriggerSpec, ...],

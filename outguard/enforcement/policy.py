@@ -25,6 +25,16 @@ verification, webhooks. Validated here, every problem collected with file, line 
     disable_after = "90d"
     sweep_every = "1h"
 
+    [enforcement.caller_id_health]  # the connect-rate early warning (health.py)
+    enabled = true
+    window = "24h"               # the recent period judged
+    baseline = "7d"              # against the caller ID's own history before it
+    min_calls = 50               # ended calls in the window before judging
+    min_baseline_calls = 200     # ended calls in the baseline before judging
+    drop = 0.3                   # warn when the rate fell by 30% of the baseline ...
+    min_points = 0.05            # ... and by at least 5 points
+    cap_factor = 0.5             # caller-ID caps x 0.5 while the remediation task is open
+
     [enforcement.webhooks]
     urls = ["https://ops.example/outguard"]
     secret_env = "OUTGUARD_WEBHOOK_SECRET"
@@ -42,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from outguard.enforcement.health import HealthSpec
 from rules.errors import PolicyError, PolicyIssue
 from rules.model import PartyKind
 from rules.policy_types import Policy
@@ -139,6 +150,7 @@ class EnforcementPolicy:
     triggers: tuple[TriggerSpec, ...] = ()
     verification: VerificationSpec = field(default_factory=VerificationSpec)
     webhooks: WebhookSpec = field(default_factory=WebhookSpec)
+    health: HealthSpec = field(default_factory=HealthSpec)
 
     def duration_for(self, strikes: int) -> float | None:
         """The graded duration of the suspension after ``strikes`` earlier strikes."""
@@ -146,7 +158,8 @@ class EnforcementPolicy:
 
     @property
     def longest_window_s(self) -> float:
-        return max([7 * 86400.0, *(t.window_s for t in self.triggers)])
+        return max([7 * 86400.0, *(t.window_s for t in self.triggers),
+                    self.health.span_s if self.health.enabled else 0.0])
 
 
 def _human(seconds: float) -> str:
@@ -253,9 +266,12 @@ def validate_enforcement(policy: Policy,
         out["verification"] = _verification(ctx, raw.pop("verification"))
     if "webhooks" in raw:
         out["webhooks"] = _webhooks(ctx, raw.pop("webhooks"))
+    if HEALTH in raw:
+        out["health"] = _health(ctx, raw.pop(HEALTH))
     for key in raw:
         ctx.err(key, "unknown key (known: durations, strike_lookback, short_call_s, "
-                "evaluate_every_ms, complaint_list, triggers, verification, webhooks)")
+                "evaluate_every_ms, complaint_list, triggers, verification, webhooks, "
+                f"{HEALTH})")
     if ctx.issues:
         raise PolicyError(ctx.issues)
     return EnforcementPolicy(**out)
@@ -412,3 +428,54 @@ def _webhooks(ctx: _Ctx, v: object) -> WebhookSpec:
         else:
             nums[key] = kind(raw)
     return WebhookSpec(urls=tuple(urls), secret_env=secret_env, **nums)
+
+
+HEALTH = "caller_id_health"
+_HEALTH_KEYS = ("enabled", "window", "baseline", "min_calls", "min_baseline_calls", "drop",
+                "min_points", "cap_factor")
+
+
+def _health(ctx: _Ctx, v: object) -> HealthSpec:
+    """``[enforcement.caller_id_health]``: every key optional (defaults in HealthSpec)."""
+    if not isinstance(v, dict):
+        ctx.err(HEALTH, "must be a table")
+        return HealthSpec()
+    for key in v.keys() - set(_HEALTH_KEYS):
+        ctx.err(HEALTH, f"unknown key (known: {', '.join(_HEALTH_KEYS)})", None, key)
+    out: dict[str, Any] = {}
+    if "enabled" in v:
+        if not isinstance(v["enabled"], bool):
+            ctx.err(HEALTH, "must be true or false", None, "enabled")
+        else:
+            out["enabled"] = v["enabled"]
+    for key, target in (("window", "window_s"), ("baseline", "baseline_s")):
+        if key in v:
+            out[target] = _dur(ctx, HEALTH, v[key], None, key)
+    for key in ("min_calls", "min_baseline_calls"):
+        if key in v:
+            raw = v[key]
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+                ctx.err(HEALTH, "must be an integer >= 1 (a quiet number must not trip "
+                        "the warning)", None, key)
+            else:
+                out[key] = raw
+    for key, low, high, what in (
+        ("drop", 0.0, 1.0, "a fraction of the baseline rate, above 0 and below 1 (0.3 = 30%)"),
+        ("min_points", 0.0, 1.0, "a fraction from 0 to 1 (0.05 = 5 percentage points)"),
+        ("cap_factor", 0.0, 1.0, "a fraction above 0 and at most 1 (0.5 = half the cap)"),
+    ):
+        if key not in v:
+            continue
+        raw = v[key]
+        ok = not isinstance(raw, bool) and isinstance(raw, (int, float))
+        if key == "drop":
+            ok = ok and low < raw < high
+        elif key == "min_points":
+            ok = ok and low <= raw <= high
+        else:
+            ok = ok and low < raw <= high
+        if not ok:
+            ctx.err(HEALTH, f"must be {what}", None, key)
+        else:
+            out[key] = float(raw)
+    return HealthSpec(**out)

@@ -294,17 +294,35 @@ class RiskBook:
                              if (lo < at if after else lo <= at) and at <= now)
             marks = len({r for at, r in series.marks
                          if (lo < at if after else lo <= at) and at <= now})
-        n = [round(v) for v in f]
-        ended, answered, short = n[ENDED], n[ANSWERED], n[SHORT]
-        return RiskFigures(
-            kind=kind, key=key, window_s=window_s, attempts=n[ATTEMPTS], allowed=n[ALLOWED],
-            blocked=n[BLOCKED], ended=ended, answered=answered,
-            connect_rate=defs.connect_rate(answered, ended),
-            avg_duration_s=defs.avg_duration(f[DURATION], answered),
-            short_calls=short, short_call_ratio=defs.short_call_ratio(short, answered),
-            listed_blocks=n[LISTED], blocks_by_reason=by_reason,
-            complaints=complaints, marks=marks,
-        )
+        return _result(kind, key, window_s, f, by_reason, complaints, marks)
+
+    def between(self, kind: PartyKind, key: str, lo: float, hi: float) -> RiskFigures:
+        """Figures over [lo, hi) to the hour: the hour buckets that start in it (a day in
+        the policy's zone, a trigger's baseline). Complaints and marks to the second."""
+        series = self._series.get((kind, key))
+        f = [0.0] * 8
+        complaints = marks = 0
+        if series is not None and hi > lo:
+            series.hours.total(f, lo, hi - 1e-6, False)
+            complaints = sum(1 for at in series.complaints if lo <= at < hi)
+            marks = len({r for at, r in series.marks if lo <= at < hi})
+        return _result(kind, key, hi - lo, f, {}, complaints, marks)
+
+
+def _result(kind: PartyKind, key: str, window_s: float, f: list[float],
+            by_reason: dict[str, int], complaints: int, marks: int) -> RiskFigures:
+    """The figures of summed bucket counts, each with its one definition (figures.py)."""
+    n = [round(v) for v in f]
+    ended, answered, short = n[ENDED], n[ANSWERED], n[SHORT]
+    return RiskFigures(
+        kind=kind, key=key, window_s=window_s, attempts=n[ATTEMPTS], allowed=n[ALLOWED],
+        blocked=n[BLOCKED], ended=ended, answered=answered,
+        connect_rate=defs.connect_rate(answered, ended),
+        avg_duration_s=defs.avg_duration(f[DURATION], answered),
+        short_calls=short, short_call_ratio=defs.short_call_ratio(short, answered),
+        listed_blocks=n[LISTED], blocks_by_reason=by_reason,
+        complaints=complaints, marks=marks,
+    )
 
 
 def _keep(times: deque[float], at: float, oldest: float) -> None:

@@ -48,6 +48,7 @@ from outguard.store.base import (
     Tenant,
     User,
 )
+from outguard.store.health import HealthTask
 from outguard.tasks import cancel_and_wait
 from rules.model import ListKind, PartyKind, Scope, StoreData
 
@@ -305,6 +306,29 @@ class AsyncStore:
 
     async def max_complaint_id(self) -> int:
         return await self.run(self.store.max_complaint_id)
+
+    async def open_health_task(
+        self, caller_id: str, *, reason: str, figures: dict[str, Any], cap_factor: float,
+        actor: str, tenant_id: str | None = None, at: datetime | None = None,
+    ) -> HealthTask:
+        return await self.run(
+            self.store.open_health_task, caller_id, reason=reason, figures=figures,
+            cap_factor=cap_factor, actor=actor, tenant_id=tenant_id, at=at)
+
+    async def note_health_task(self, task_id: int, *, text: str, actor: str) -> HealthTask:
+        return await self.run(self.store.note_health_task, task_id, text=text, actor=actor)
+
+    async def close_health_task(self, task_id: int, *, resolution: str, actor: str,
+                                at: datetime | None = None) -> HealthTask:
+        return await self.run(self.store.close_health_task, task_id, resolution=resolution,
+                              actor=actor, at=at)
+
+    async def get_health_task(self, task_id: int) -> HealthTask:
+        return await self.run(self.store.get_health_task, task_id)
+
+    async def list_health_tasks(self, *, state: str | None = None,
+                                caller_id: str | None = None) -> list[HealthTask]:
+        return await self.run(self.store.list_health_tasks, state=state, caller_id=caller_id)
 
     async def add_rule_hits(self, counts: dict[tuple[str, str], int]) -> None:
         return await self.run(self.store.add_rule_hits, counts)

@@ -249,6 +249,31 @@ def _complaint_deadlines(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE complaints ADD COLUMN {column}")
     db.execute("CREATE INDEX idx_complaints_open_due ON complaints (due_at)"
                " WHERE closed_at IS NULL AND due_at IS NOT NULL")
+def _health_tasks(db: sqlite_utils.Database) -> None:
+    """60: caller-ID health warnings and their remediation tasks (号码认证 / 标记申诉). While a
+    task is not closed its caller ID's caps are throttled by ``cap_factor``; at most one
+    such task per caller ID (the partial unique index: one per cluster too)."""
+    db.execute(
+        """CREATE TABLE health_tasks (
+            id INTEGER PRIMARY KEY,
+            caller_id TEXT NOT NULL,
+            tenant_id TEXT,
+            state TEXT NOT NULL DEFAULT 'open',
+            reason TEXT NOT NULL,
+            figures TEXT NOT NULL DEFAULT '{}',
+            cap_factor REAL NOT NULL,
+            opened_at REAL NOT NULL,
+            opened_by TEXT NOT NULL,
+            notes TEXT NOT NULL DEFAULT '[]',
+            closed_at REAL,
+            closed_by TEXT,
+            resolution TEXT
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX idx_health_tasks_open ON health_tasks (caller_id)"
+               " WHERE state <> 'closed'")
+    db.execute("CREATE INDEX idx_health_tasks_caller_id_opened_at"
+               " ON health_tasks (caller_id, opened_at)")
 
 
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
@@ -263,6 +288,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (51, "reassigned numbers: disconnect dates", _entry_disconnected),
     (52, "call log: purpose and campaign", _call_purpose),
     (53, "complaint deadlines", _complaint_deadlines),
+    (60, "caller-ID health tasks", _health_tasks),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

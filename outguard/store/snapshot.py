@@ -57,8 +57,15 @@ def _state(
     return PartyState.ACTIVE, None, ""
 
 
+def throttles(conn: sqlite3.Connection) -> dict[str, tuple[float, int]]:
+    """caller ID -> (cap factor, task id) of every caller-ID health task not closed."""
+    return {caller: (float(factor), int(tid)) for tid, caller, factor in conn.execute(
+        "SELECT id, caller_id, cap_factor FROM health_tasks WHERE state <> 'closed'")}
+
+
 def load_parties(conn: sqlite3.Connection, now_ts: float) -> list[Party]:
     folded = active_suspensions(conn, now_ts)
+    throttled = throttles(conn)
     parties: list[Party] = []
     seen: set[tuple[str, str]] = set()
 
@@ -66,9 +73,12 @@ def load_parties(conn: sqlite3.Connection, now_ts: float) -> list[Party]:
             unverified: str | None = None, verified_until: float | None = None) -> None:
         seen.add((kind.value, key))
         state, until, reason = _state(row_state, folded.get((kind.value, key)), unverified)
+        factor, task = throttled.get(key, (1.0, None)) if kind is PartyKind.CALLER_ID \
+            else (1.0, None)
         parties.append(Party(
             kind=kind, key=key, state=state, tenant=tenant, until=to_dt(until),
-            reason=reason, verified_until=to_dt(verified_until),
+            reason=reason, verified_until=to_dt(verified_until), cap_factor=factor,
+            throttle_task=task,
         ))
 
     for key, state in conn.execute("SELECT id, state FROM tenants"):
@@ -84,7 +94,8 @@ def load_parties(conn: sqlite3.Connection, now_ts: float) -> list[Party]:
         elif until is not None and until <= now_ts:
             unverified = "real-name verification expired"
         add(PartyKind.CALLER_ID, key, tenant, state, unverified, until)
-    for (kind, key), _fold in folded.items():  # suspended parties the tables do not know
+    unknown = [*folded, *((PartyKind.CALLER_ID.value, c) for c in throttled)]
+    for kind, key in unknown:  # suspended or throttled parties the tables do not know
         if (kind, key) not in seen:
             try:
                 add(PartyKind(kind), key, None, "active")

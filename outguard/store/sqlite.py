@@ -27,6 +27,7 @@ from outguard.store.base import CallRecord, ChangeCallback, ImportResult, Logged
 from outguard.store import exports, imports
 from outguard.store.consent import ConsentMixin, load_consents
 from outguard.store.enforcement import EnforcementMixin
+from outguard.store.health import HealthMixin
 from outguard.store.lists import ListsMixin
 from outguard.store.maintenance import create_private
 from outguard.store.parties import PartiesMixin
@@ -60,7 +61,7 @@ def row_to_call(row: tuple[Any, ...]) -> LoggedCall:
                       cause=row[16], end_note=row[17])
 
 
-class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin):
+class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, HealthMixin):
     """The ``Store`` backed by one SQLite file. Open with ``SQLiteStore(path)``; close it."""
 
     def __init__(

@@ -73,12 +73,12 @@ class Api:
 async def start_api(tmp_path: Path, show_numbers: bool = False,
                     max_body_bytes: int = 64 * 1024 * 1024, store: str | None = None,
                     tokens: dict[str, str] | None = None,
-                    cluster: ClusterConfig | None = None) -> Api:
+                    cluster: ClusterConfig | None = None, policy: Path = POLICY) -> Api:
     """The app on a store seeded here, or (``tokens`` given) on one seeded before."""
     db = store or str(tmp_path / "outguard.db")
     tokens = tokens if tokens is not None else seed_tokens(db)
     spool = tempfile.mkdtemp(prefix="spool-", dir=tmp_path)  # one per instance, in tmp_path
-    settings = Settings(store=str(db), default_tenant="t1", policy=str(POLICY), spool_dir=spool,
+    settings = Settings(store=str(db), default_tenant="t1", policy=str(policy), spool_dir=spool,
                         api=ApiConfig(show_numbers=show_numbers, max_body_bytes=max_body_bytes),
                         cluster=cluster or ClusterConfig())
     app = build_app(settings, Parts(ari=False, agi=False, ami=False))

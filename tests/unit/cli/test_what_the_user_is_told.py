@@ -77,6 +77,8 @@ READ_ONLY: dict[str, tuple[str, ...]] = {
     "accounts mappings": (),
     "caller-ids list": (),
     "caller-ids show": ("01088886666",),
+    "caller-ids health": (),
+    "caller-ids tasks": (),
     "users list": (),
     "tokens list": (),
     "backup": ("/nonexistent-dir/outguard-backup.db",),
@@ -103,6 +105,8 @@ ENFORCEMENT = {
     "appeals reject": ("1", "--decision", "x"),
     "complaints add": ("13800138000", "--caller-id", "01088886666"),
     "complaints close": ("1", "--resolution", "x"),
+    "caller-ids task-note": ("1", "--text", "x"),
+    "caller-ids task-close": ("1", "--resolution", "x"),
 }
 
 
