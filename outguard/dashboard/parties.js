@@ -8,6 +8,7 @@ import { api, heavy } from "./api.js";
 import { ratioBar } from "./charts.js";
 import { t } from "./i18n.js";
 import { history, partyActions } from "./actions.js";
+import { healthPart } from "./health.js";
 import { page } from "./registry.js";
 import { badge, can, flash, fmt, form, h, pager, pct, table, time } from "./ui.js";
 
@@ -125,7 +126,12 @@ page({
 
 page({
   id: "callers", label: "tab.callers", order: 30,
-  render: (ctx) => partyPage("caller_id", ctx, {
+  // the connect-rate warning and remediation tasks (health.js) on top
+  render: (ctx) => partyPage("caller_id", ctx, { ...CALLER_EXTRA, ...healthPart(ctx) }),
+  onEvent: (type, ev, ctx) => { if (type === "enforcement") ctx.rerender(); },
+});
+
+const CALLER_EXTRA = {
     create: (tenants, reload) => [h("h3", {}, t("callers.put")), form("caller-put", [
       { name: "number", label: "callers.number", required: true, placeholder: "01088886666" },
       { name: "tenant", label: "col.tenant", type: "select", options: tenantOptions(tenants) },
@@ -140,9 +146,7 @@ page({
       await reload();
       flash(`${t("action.saved")}: ${c.e164}`);
     })],
-  }),
-  onEvent: (type, ev, ctx) => { if (type === "enforcement") ctx.rerender(); },
-});
+};
 
 page({
   id: "tenants", label: "tab.tenants", order: 35,
