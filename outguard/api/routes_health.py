@@ -42,7 +42,7 @@ async def health_table(request: web.Request) -> web.Response:
 async def health_one(request: web.Request) -> web.Response:
     """One caller ID's health: daily attempts, connect rate, short-call ratio, complaints
     and marks; the warning now; its throttle and tasks."""
-    days = query_int(request, "days", 14, lo=1, hi=MAX_DAYS)
+    days = query_int(request, "days", 7, lo=1, hi=MAX_DAYS)
     health = await cx.enforcer(request).health(request.match_info["number"], days=days)
     return ok({**views.masked(health.to_dict(), cx.mask(request)),
                "settings": _settings(request)})
@@ -65,7 +65,7 @@ async def get_task(request: web.Request) -> web.Response:
     """One task, with its caller ID's health (daily figures, the warning now)."""
     enforcer = cx.enforcer(request)
     task = await cx.store(request).get_health_task(id_param(request, "task id"))
-    days = query_int(request, "days", 14, lo=1, hi=MAX_DAYS)
+    days = query_int(request, "days", 7, lo=1, hi=MAX_DAYS)
     health = await enforcer.health(task.caller_id, days=days)
     return ok(views.masked({**task_dict(task), "health": health.to_dict()}, cx.mask(request)))
 

@@ -41,7 +41,8 @@ def echo_health(body: dict[str, Any]) -> None:
 
 @caller_ids.command("health")
 @click.argument("number", required=False)
-@click.option("--days", default=14, show_default=True, help="Days of figures (one caller ID).")
+@click.option("--days", default=7, show_default=True,
+              help="Days of figures (one caller ID; at most the days the figures keep).")
 @json_option
 @store_options
 def caller_ids_health(number: str | None, days: int, as_json: bool, config_file: str | None,

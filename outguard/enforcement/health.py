@@ -79,7 +79,9 @@ class Drop:
     def message(self, spec: HealthSpec) -> str:
         from outguard.enforcement.policy import _human  # policy imports this module
 
-        return (f"connect rate {self.rate:.1%} over the last {_human(spec.window_s)} "
+        window = f"{spec.window_s / 3600:g}h" if spec.window_s <= 2 * 86400 \
+            else _human(spec.window_s)
+        return (f"connect rate {self.rate:.1%} over the last {window} "
                 f"({self.recent.answered}/{self.recent.ended} ended calls) against "
                 f"{self.baseline_rate:.1%} over the {_human(spec.baseline_s)} before "
                 f"({self.baseline.answered}/{self.baseline.ended}): down "

@@ -170,12 +170,11 @@ class HealthOps(EnforcerBase):
 
     # -- reading ----------------------------------------------------------------------
 
-    async def health(self, caller_id: str, *, days: int = 14) -> Health:
+    async def health(self, caller_id: str, *, days: int = 7) -> Health:
         """The caller ID's health: ``days`` days of figures in the policy's time zone
         (today so far last), the detector's view now and its tasks. NotFound when
         outguard has never heard of the caller ID."""
-        if not 1 <= days <= MAX_DAYS:
-            raise InvalidInput(f"days must be from 1 to {MAX_DAYS}", field="days")
+        self._check_days(days)
         _, key = await self.require_party(CALLER, caller_id)
         await self._load_health()
         now = self.clock()
@@ -186,6 +185,14 @@ class HealthOps(EnforcerBase):
         return Health(key, self.policy.timezone, tuple(rows), recent, baseline,
                       drop if self.config.health.enabled else None, tuple(tasks),
                       open_task.cap_factor if open_task is not None else 1.0)
+
+    def _check_days(self, days: int) -> None:
+        """The figures are kept for the policy's longest window plus a day: older days
+        would show as empty, not as quiet."""
+        kept = min(MAX_DAYS, int(self.book.retention_s // 86400))
+        if not 1 <= days <= kept:
+            raise InvalidInput(f"days must be from 1 to {kept} (the figures are kept for the "
+                               "policy's longest window plus a day)", field="days")
 
     def _days(self, key: str, days: int, now: float) -> list[tuple[str, RiskFigures]]:
         """(local date, figures) of the last ``days`` days in the policy's time zone,
@@ -205,8 +212,7 @@ class HealthOps(EnforcerBase):
     async def health_table(self, *, days: int = 7) -> list[dict[str, Any]]:
         """Every caller ID seen within the detector's span: rate now, baseline, drop, its
         task and ``days`` days of daily figures, the sharpest drops first."""
-        if not 1 <= days <= MAX_DAYS:
-            raise InvalidInput(f"days must be from 1 to {MAX_DAYS}", field="days")
+        self._check_days(days)
         await self._load_health()
         now = self.clock()
         rows = []

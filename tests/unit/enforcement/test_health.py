@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from outguard.enforcement import Enforcer
+from outguard.errors import InvalidInput
 from tests.unit.enforcement.conftest import DAY, Clock, EnforcerFactory, play_call
 
 CID = "+8613800000001"
@@ -43,7 +46,7 @@ async def test_a_sharp_drop_opens_one_task_that_throttles_until_closed(
     await enforcer.evaluate(everything=False)
     [task] = await enforcer.list_health_tasks("active")
     assert (task.caller_id, task.state, task.cap_factor) == (CID, "open", 0.5)
-    assert "connect rate 20.0%" in task.reason and "50.0%" in task.reason
+    assert "connect rate 20.0% over the last 24h" in task.reason and "50.0%" in task.reason
     assert task.figures["recent"]["ended"] == 60 and task.figures["baseline"]["ended"] == 420
     health = await enforcer.health(CID, days=9)
     body = health.to_dict()
@@ -113,6 +116,8 @@ async def test_days_follow_the_policy_time_zone(make_enforcer: EnforcerFactory,
     play_call(enforcer, caller_id=CID, at=midnight + 1800, duration=10)
     play_call(enforcer, caller_id=CID, at=midnight - 5400, duration=10)
     days = (await enforcer.health(CID, days=2)).to_dict()["days"]
+    with pytest.raises(InvalidInput, match="figures are kept"):
+        await enforcer.health(CID, days=30)  # the default policy keeps 9 days
     assert [d["day"] for d in days] == [
         datetime.fromtimestamp(midnight - 5400, zone).date().isoformat(),
         local.date().isoformat()]
