@@ -19,7 +19,7 @@ from outguard.store import open_store
 from outguard.testing import sipp
 from rules.model import PartyKind
 from tests.integration.conftest import POLICIES, Running, settings_for, start_outguard
-from tests.integration.test_enforcement import until
+from tests.waiting import eventually
 from tests.unit.health.calllog import CID, DAY, log_calls
 
 pytestmark = pytest.mark.integration
@@ -67,8 +67,8 @@ async def test_a_throttled_caller_id_is_refused_over_its_reduced_cap(
             run = await og.call(f"1380013800{n}", account="a1", caller_id=CALLER_ID)
         assert run.only.final == 486
     await og.settle()
-    await until(lambda: og.enforcer.risk("caller_id", CID).ended == 4, "the four outcomes")
-    await until(lambda: cap_factor(og) == 0.5, "the caller ID throttled in the snapshot")
+    await eventually(lambda: og.enforcer.risk("caller_id", CID).ended == 4, "the four outcomes")
+    await eventually(lambda: cap_factor(og) == 0.5, "the caller ID throttled in the snapshot")
     [task] = await og.enforcer.list_health_tasks("active")
     assert task.caller_id == CID and task.opened_by == "health:connect_rate_drop"
     assert "connect rate 0.0%" in task.reason and "50.0%" in task.reason
@@ -86,7 +86,7 @@ async def test_a_throttled_caller_id_is_refused_over_its_reduced_cap(
 
     await og.enforcer.note_health_task(task.id, text="号码认证 submitted", actor="ops")
     await og.enforcer.close_health_task(task.id, resolution="标记申诉 accepted", actor="ops")
-    await until(lambda: cap_factor(og) == 1.0, "the throttle lifted in the snapshot")
+    await eventually(lambda: cap_factor(og) == 1.0, "the throttle lifted in the snapshot")
     with sipp.Carrier(og.pbx.inst, hold_ms=100):
         run = await og.call("13800138009", account="a1", caller_id=CALLER_ID)
     assert run.only.final == 200

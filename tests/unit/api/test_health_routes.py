@@ -5,7 +5,6 @@ closed through the API, and the cap is whole again."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from outguard.service import Screener
@@ -13,19 +12,19 @@ from tests.unit.api.conftest import Api, seed_tokens, start_api
 from tests.unit.api.test_screening_routes import place
 from tests.unit.health import calllog
 from outguard.store import open_store
+from tests.waiting import eventually
 
 
 async def snapshot_throttled(screener: Screener, throttled: bool) -> None:
-    """Wait (bounded) until the call path's snapshot has (or no longer has) the throttle."""
+    """Wait until the call path's snapshot has (or no longer has) the throttle."""
     from rules.model import PartyKind
 
-    for _ in range(500):
-        party = screener.snapshot.party(PartyKind.CALLER_ID, calllog.CID) \
-            if screener.snapshot is not None else None
-        if party is not None and (party.cap_factor < 1.0) == throttled:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the snapshot did not become throttled={throttled}")
+    def probe() -> bool:
+        snap = screener.snapshot
+        party = snap.party(PartyKind.CALLER_ID, calllog.CID) if snap is not None else None
+        return party is not None and (party.cap_factor < 1.0) == throttled
+
+    await eventually(probe, f"the caller ID throttled={throttled} in the snapshot")
 
 
 async def test_warning_task_throttle_and_close_over_http(tmp_path: Path) -> None:
