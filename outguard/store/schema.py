@@ -249,6 +249,8 @@ def _complaint_deadlines(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE complaints ADD COLUMN {column}")
     db.execute("CREATE INDEX idx_complaints_open_due ON complaints (due_at)"
                " WHERE closed_at IS NULL AND due_at IS NOT NULL")
+
+
 def _health_tasks(db: sqlite_utils.Database) -> None:
     """60: caller-ID health warnings and their remediation tasks (号码认证 / 标记申诉). While a
     task is not closed its caller ID's caps are throttled by ``cap_factor``; at most one
