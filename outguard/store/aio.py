@@ -456,10 +456,18 @@ class AsyncStore:
                 logger.warning("store change poll failed: %s", exc)
 
     async def aclose(self) -> None:
-        """Stop polling, flush, close the store and the executor."""
+        """Stop polling, let the store calls already running finish, then close the store
+        and the executor.
+
+        A request cancelled at shutdown leaves its store call running in an executor
+        thread; closing the store under it (from another thread) crashed the process in
+        SQLite. So the executor is drained first, and the store is closed after.
+        """
         await cancel_and_wait(self._pollers)
         for unsubscribe in self._unsubscribes:
             unsubscribe()
-        await self.run(self.store.close)
         if self._own_executor:
-            self._executor.shutdown(wait=False)
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
+            await asyncio.to_thread(self.store.close)
+        else:  # a shared executor runs others' work too: queue the close behind ours
+            await self.run(self.store.close)

@@ -72,3 +72,33 @@ async def test_build_snapshot_streams_off_the_loop(astore: AsyncStore) -> None:
 
     assert await astore.build_snapshot(datetime.now(timezone.utc), build) == [
         "+8613800138000", "+8613800138001"]
+
+
+async def test_close_waits_for_the_store_calls_still_running(
+    open_store_at: Callable[..., SQLiteStore],
+) -> None:
+    """A call whose caller was cancelled (a request cut at shutdown) still runs in its
+    thread: the store is closed only once it has finished, never under it."""
+    store = open_store_at()
+    astore = AsyncStore(store)
+    order: list[str] = []
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    real_close = store.close
+
+    def slow_query() -> None:
+        loop.call_soon_threadsafe(started.set)
+        time.sleep(0.3)
+        store.list_suspensions()  # the connection is still open
+        order.append("query done")
+
+    def close() -> None:
+        order.append("close")
+        real_close()
+
+    store.close = close  # type: ignore[method-assign]
+    call = asyncio.ensure_future(astore.run(slow_query))
+    await started.wait()
+    call.cancel()  # the request goes away; its thread does not
+    await astore.aclose()
+    assert order == ["query done", "close"]
