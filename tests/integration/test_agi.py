@@ -483,10 +483,7 @@ async def test_slots_never_leak_or_underflow_under_1000_calls_with_random_hangup
         assert len(finals) == 1000
         assert set(finals) <= {200, 403, 486}, sorted(set(map(str, finals)))
         assert runs[2].finals() == [403] * 100
-        deadline = time.monotonic() + 30  # AMI reports the last hangups late on a busy box
-        while og.screener.live_calls() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await og.settle()
+        await og.settle()  # AMI reports the last hangups late on a busy box
         for account in ("load-a", "load-b", "load-c"):
             assert og.screener.live.concurrent("account", account) == 0
         assert og.screener.live.concurrent("tenant", "t1") == 0

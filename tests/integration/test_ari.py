@@ -278,11 +278,7 @@ async def test_bridge_mode_callee_leaving_while_outguard_bridges_leaves_nothing_
     assert run.only.final == 200 and run.only.ended_by == "remote"
     [row] = await outguard.logged()
     assert row.ended_at is not None
-    for _ in range(100):
-        if outguard.pbx.channels() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert outguard.pbx.channels() == 0
+    await eventually(lambda: outguard.pbx.channels() == 0, "no channel left up")
     assert await client.bridges() == []
     assert outguard.screener.live.concurrent("account", "a-left") == 0
 
@@ -403,11 +399,8 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
         run = await outguard.call(ALLOWED, account="a-gone", timeout_s=10)
         assert carrier.invites() == []
     assert run.only.final is not None and run.only.final >= 400
-    for _ in range(100):  # the decision itself still runs after the hangup
-        if not outguard.stasis._tasks:
-            break
-        await asyncio.sleep(0.02)
-    assert not outguard.stasis._tasks
+    # the decision itself still runs after the hangup
+    await eventually(lambda: not outguard.stasis._tasks, "the decision task finished")
     logged = await outguard.logged()
     assert [c.call.verdict for c in logged] == ["allow"]  # decided, then found gone
     assert logged[0].ended_at is not None and logged[0].answered_at is None
@@ -422,11 +415,8 @@ async def test_asterisk_restart_the_app_reconnects_and_screens_the_next_call(
     await listed(outguard, "dnc", "dnc", "13900139000")
     reconnects = outguard.stasis.reconnects
     await asyncio.to_thread(outguard.pbx.restart)
-    for _ in range(200):
-        if outguard.stasis.connected and outguard.stasis.reconnects > reconnects:
-            break
-        await asyncio.sleep(0.05)
-    assert outguard.stasis.connected
+    await eventually(lambda: outguard.stasis.connected and outguard.stasis.reconnects > reconnects,
+                     "the Stasis application reconnected to the restarted Asterisk")
     run = await outguard.call("13900139000")
     assert run.only.final == 403
     with sipp.Carrier(outguard.pbx.inst, hold_ms=100):
