@@ -57,10 +57,11 @@ import phonenumbers as pn
 from phonenumbers import shortnumberinfo
 
 from rules import plans
+from rules.plans import block_valid as _valid_block
 from rules.errors import NumberError
 from rules.model import LineType, NumberInfo
 
-__all__ = ["NumberError", "normalise", "classify", "segment_info", "prewarm_cn_mobiles", "is_short_code", "to_key", "from_key"]
+__all__ = ["NumberError", "normalise", "normalise_plain_lines", "classify", "segment_info", "prewarm_cn_mobiles", "is_short_code", "to_key", "from_key"]
 
 MAX_DIGITS = 15
 _MAX_RAW = 64
@@ -126,33 +127,43 @@ def normalise(raw: str, default_region: str = "CN", home_area_code: str | None =
     return _slow(raw, s, default_region, home_area_code)
 
 
-#: verdicts of the fast path's blocks, one byte per block (0 not yet known, 1 valid,
-#: 2 invalid) in a table per (country code, national length): 10**(length - 4) bytes,
-#: allocated on first use (10 MB for CN's 11-digit numbers, 1 MB for the others). A
-#: table, not an LRU cache: a list spread over every CN mobile segment (~700k blocks)
-#: evicted a 262k-entry cache over and over.
-_BLOCKS: dict[tuple[str, int], bytearray] = {}
+# Files of bare national numbers, one a line, in the shape the fast path takes first:
+# region -> (a chunk of such lines, the country code, the national length).
+_PLAIN_LINES: dict[str, tuple[re.Pattern[bytes], str, int]] = {
+    region: (re.compile(rb"(?:%s\r?\n)*(?:%s\r?)?" % (shape, shape)), cc, length)
+    for region, shape, cc, length in (("CN", _CN_MOBILE.encode(), "+86", 11),
+                                      ("US", _NANP.encode(), "+1", 10))
+}
 
 
-def _valid_block(cc: str, national: str) -> bool:
-    """Whether ``cc`` + ``national`` is valid in its numbering plan, from the verdict of
-    its block (the numbers that differ only in their last four digits).
+def normalise_plain_lines(chunk: bytes, region: str) -> list[str | None] | None:
+    """``normalise`` for a chunk of whole lines that are all bare national numbers of the
+    fast path's first shape for ``region`` (CN: mobiles, ``13812345678``; US: NANP
+    numbers, ``2125550123``), one item per line; None when a line is anything else.
 
-    For the fast-path shapes (CN mobile, CN fixed, NANP) phonenumbers' validity patterns
-    constrain at most the digits before the last four (the subscriber digits are free), so
-    one check per block is exact (tests/unit/rules/test_numbers_property.py); the check is
-    ``rules.plans.is_valid``, phonenumbers' own test with its patterns compiled once
-    (tests/unit/rules/test_plans.py).
+    An item is what ``normalise(line, region)`` returns for that line (the same fast
+    path: the same block verdicts), or None where the line's block is not valid: there
+    ``normalise`` raises, and the caller asks it for the error. About three times cheaper
+    per number than ``normalise``: no per-line regular expression or call.
     """
-    key = (cc, len(national))
-    table = _BLOCKS.get(key)
-    if table is None:
-        table = _BLOCKS.setdefault(key, bytearray(10 ** (len(national) - 4)))
-    block = int(national[:-4])
-    verdict = table[block]
-    if not verdict:
-        verdict = table[block] = 1 if plans.is_valid(int(cc[1:]), national[:-4] + "0000") else 2
-    return verdict == 1
+    shape = _PLAIN_LINES.get(region)
+    if shape is None:
+        return None
+    lines_of, cc, length = shape
+    if lines_of.fullmatch(chunk) is None:
+        return None
+    text = chunk.decode("ascii")
+    if "\r" in text:
+        text = text.replace("\r", "")
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()
+    table, cut = plans.block_table(cc, length), length - 4
+    out: list[str | None] = []
+    for line in lines:
+        verdict = table[int(line[:cut])] or (1 if _valid_block(cc, line) else 2)
+        out.append(cc + line if verdict == 1 else None)
+    return out
 
 
 def _slow(raw: str, s: str, region: str, home_area_code: str | None = None) -> str:

@@ -30,7 +30,7 @@ from functools import lru_cache
 import phonenumbers as pn
 from phonenumbers.phonemetadata import PhoneMetadata, PhoneNumberDesc
 
-__all__ = ["is_valid"]
+__all__ = ["block_table", "block_valid", "is_valid"]
 
 _Matchers = tuple["re.Pattern[str] | None", "re.Pattern[str] | None"]
 
@@ -111,3 +111,37 @@ def is_valid(cc: int, nsn: str) -> bool:
     if region != "001" and pn.country_code_for_valid_region(region) != cc:
         return False
     return _known(region, cc, nsn)
+
+
+#: verdicts of the fast path's blocks, one byte per block (0 not yet known, 1 valid,
+#: 2 invalid) in a table per (country code, national length): 10**(length - 4) bytes,
+#: allocated on first use (10 MB for CN's 11-digit numbers, 1 MB for the others). A
+#: table, not an LRU cache: a list spread over every CN mobile segment (~700k blocks)
+#: evicted a 262k-entry cache over and over.
+_BLOCKS: dict[tuple[str, int], bytearray] = {}
+
+
+def block_valid(cc: str, national: str) -> bool:
+    """Whether ``cc`` + ``national`` is valid in its numbering plan, from the verdict of
+    its block (the numbers that differ only in their last four digits).
+
+    For the fast-path shapes (CN mobile, CN fixed, NANP) phonenumbers' validity patterns
+    constrain at most the digits before the last four (the subscriber digits are free), so
+    one check per block is exact (tests/unit/rules/test_numbers_property.py); the check is
+    ``rules.plans.is_valid``, phonenumbers' own test with its patterns compiled once
+    (tests/unit/rules/test_plans.py).
+    """
+    table = block_table(cc, len(national))
+    block = int(national[:-4])
+    verdict = table[block]
+    if not verdict:
+        verdict = table[block] = 1 if is_valid(int(cc[1:]), national[:-4] + "0000") else 2
+    return verdict == 1
+
+
+def block_table(cc: str, length: int) -> bytearray:
+    """The verdicts of the blocks of ``cc`` numbers of ``length`` national digits."""
+    table = _BLOCKS.get((cc, length))
+    if table is None:
+        table = _BLOCKS.setdefault((cc, length), bytearray(10 ** (length - 4)))
+    return table
