@@ -43,6 +43,8 @@ class CallDecided:
     cause: int  # the hangup cause of a block (0 when allowed)
     shadow: tuple[str, ...]
     decision_us: int
+    purpose: str = ""  # the attempt's purpose (marketing, service, ...)
+    campaign: str = ""  # the attempt's campaign, "" when none
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,7 +251,8 @@ class CallRecord:
             tenant=event.tenant, account=event.account, caller_id=event.caller_id,
             destination=event.destination, verdict="allow" if event.allowed else "block",
             rule=event.rule, reason=event.reason, shadow=event.shadow,
-            decision_us=event.decision_us, at=event.at,
+            decision_us=event.decision_us, at=event.at, purpose=event.purpose,
+            campaign=event.campaign,
         )
 
     def as_row(self) -> tuple[Any, ...]:

@@ -116,3 +116,36 @@ def test_the_cli_prints_the_changes_and_refuses_a_bad_candidate(store: SQLiteSto
     assert result.exit_code == 1 and "bad.toml:" in result.output and "nope" in result.output
     result = runner.invoke(cli, [*args[:-2], "--days", "0", "--store", store.path])
     assert result.exit_code == 2
+
+
+async def test_a_screened_calls_purpose_and_campaign_reach_the_call_log_and_the_replay(
+    tmp_path: Path,
+) -> None:
+    """The service's own call log (not rows written by the test) keeps each call's purpose
+    and campaign, so a candidate scoped by purpose or campaign replays them as decided."""
+    from outguard.callfacts import ChannelFacts
+    from outguard.service import Screener
+    from outguard.store.aio import AsyncStore
+
+    night = T0 + 12 * 3600  # 22:00 in Shanghai
+    store = AsyncStore(SQLiteStore(tmp_path / "og.db"))
+    screener = Screener(store, parse_policy(BASE, "live.toml"), clock=lambda: night)
+    await screener.start()
+    try:
+        for n, (purpose, campaign) in enumerate((("service", "renewals"), ("marketing", "spring"))):
+            decision = screener.screen(ChannelFacts(
+                "ari", f"ch{n}", "PJSIP/agent-1", f"1370013700{n}", "01088886666",
+                account="a1", tenant="t1", purpose=purpose, campaign=campaign))
+            assert decision.allowed
+        await store.flush_async()
+        logged = [(c.call.purpose, c.call.campaign) for c in store.store.iter_calls()]
+        assert sorted(logged) == [("marketing", "spring"), ("service", "renewals")]
+        candidate = policy('[windows.day]\nhours = { daily = "09:00-21:00" }\n'
+                           '[[rules]]\nid = "hours"\nkind = "time_window"\nwindow = "day"\n'
+                           'purposes = ["marketing"]\n')
+        report = replay(store.store, candidate, night - 1, night + 1).as_dict()  # type: ignore[arg-type]
+        assert changes(report) == [("newly_blocked", "hours", "quiet_hours", "", 1)]
+        assert report["changes"][0]["examples"][0]["destination"] == "+8613700137001"  # type: ignore[index]
+    finally:
+        await screener.stop()
+        await store.aclose()
