@@ -149,3 +149,31 @@ async def test_a_screened_calls_purpose_and_campaign_reach_the_call_log_and_the_
     finally:
         await screener.stop()
         await store.aclose()
+
+
+def test_replay_keeps_only_the_counters_the_candidates_caps_read(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counting only what the caps read changes no verdict: the same report as counting
+    every scope, for caps of every scope."""
+    import outguard.replay as replay_module
+    from rules.counters import TRACKABLE
+
+    for i in range(40):
+        log(store, i, f"+86137001370{i % 7:02d}", at=T0 + i * 30, account=f"a{i % 3}")
+    store.flush()
+    caps = "".join(
+        f'[[rules]]\nid = "{scope}"\nkind = "cap"\nscope = "{scope}"\nlimit = {limit}\n'
+        f'window = "day"\n' for scope, limit in (("account", 9), ("destination", 4)))
+    candidate = policy(caps)
+    assert replay_module.counted_scopes(candidate) == {"account", "destination"}  # type: ignore[arg-type]
+    lean = replay(store, candidate, T0 - 1, T0 + 3600).as_dict()  # type: ignore[arg-type]
+    monkeypatch.setattr(replay_module, "counted_scopes", lambda p: TRACKABLE)
+    full = replay(store, candidate, T0 - 1, T0 + 3600).as_dict()  # type: ignore[arg-type]
+    assert changes(lean) == changes(full) and lean["changed"] == full["changed"] > 0
+    every = policy(caps + '[[rules]]\nid = "c"\nkind = "cap"\nscope = "caller_id"\nlimit = 9\n'
+                   'window = "day"\n[[rules]]\nid = "t"\nkind = "cap"\nscope = "tenant"\n'
+                   'limit = 99\nwindow = "day"\n[[rules]]\nid = "d"\nkind = "cap"\n'
+                   'scope = "distinct_callees"\nlimit = 5\n[[rules]]\nid = "n"\nkind = "cap"\n'
+                   'scope = "concurrent_account"\nlimit = 2\n')
+    assert replay_module.counted_scopes(every) == TRACKABLE  # type: ignore[arg-type]
