@@ -132,6 +132,9 @@ class Entry:
     source: str | None = None  # manual | import name | complaint | register
     reason: str | None = None
     evidence: str | None = None  # consent lists: where the consent is recorded
+    #: reassigned lists: when the number was permanently disconnected (consent given
+    #: before it is void)
+    disconnected_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
