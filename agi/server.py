@@ -55,7 +55,14 @@ from outguard import screening
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
 from outguard.probes import SCREENING_FAILURES, agi_operation, roundtrip
-from outguard.screening import failure_vars, log_decision, plainly_allowed, verdict_vars
+from outguard.screening import (
+    Unscreened,
+    fail_rule,
+    failure_vars,
+    log_decision,
+    plainly_allowed,
+    verdict_vars,
+)
 from outguard.service import Decision, Screener
 
 logger = logging.getLogger(__name__)
@@ -210,13 +217,16 @@ class FastAgiServer:
                            "released after the screener's max call age")
 
     async def stop(self, grace_s: float = 1.0) -> None:
-        """Stop listening; let sessions under way finish for up to ``grace_s``, then cut
-        them (Asterisk then sees no verdict, and the dialplan's failure branch applies)."""
+        """Stop listening; let sessions under way finish for up to ``grace_s`` (at least a
+        call's budget), then cut them (Asterisk then sees no verdict, and the dialplan's
+        failure branch applies; a call cut before its decision is logged ``failed``,
+        reason ``outguard_stopping``)."""
         self.connected = False
         if self._server is not None:
             self._server.close()
-        if self._sessions:
-            await asyncio.wait(set(self._sessions), timeout=grace_s)
+        if self._sessions:  # a decision waiting for readiness has its budget to finish
+            await asyncio.wait(set(self._sessions),
+                               timeout=max(grace_s, self.budget_ms / 1000 + 0.5))
         for task in list(self._sessions):
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
@@ -287,18 +297,32 @@ class FastAgiServer:
         logger.error("FastAGI: no route %r (agi_request %s) for %s; verdict %s, the dialplan's "
                      "failure branch applies", req.script, req.env.get("agi_request", "?"),
                      req.channel, FAILED)
-        await self._failed(session, "agi_unknown_route")
+        await self._failed(session, "agi_unknown_route", _facts(req, {}))
 
-    async def _failed(self, session: AgiSession, reason: str) -> None:
+    async def _failed(self, session: AgiSession, reason: str, facts: ChannelFacts) -> None:
         """No verdict: hand the dialplan's failure branch the failure policy resolved by
         the one rule (``dialplan_vars.failure_policy``): the channel's own
-        OUTGUARD_FAIL_MODE / _CAUSE, else this service's calls.fail_mode / fail_cause."""
-        channel = await session.get_vars((dv.FAIL_MODE, dv.FAIL_CAUSE))
+        OUTGUARD_FAIL_MODE / _CAUSE, else this service's calls.fail_mode / fail_cause; and
+        record the call, verdict ``failed`` with that policy (a fail-open call is followed
+        to its end by the hangup handler's event, like an allowed one)."""
+        try:
+            channel = await session.get_vars((dv.FAIL_MODE, dv.FAIL_CAUSE))
+        except (ChannelHungUp, ConnectionError, TimeoutError):
+            self.screener.failed(facts, screening.CHANNEL_GONE, "")
+            raise
         mode, cause = dv.failure_policy(channel, self.fail_mode, self.fail_cause)
-        tokens = failure_vars(FAILED, reason)
+        call_id = self.screener.failed(facts, reason, fail_rule(mode), cause)
+        if mode == "open" and self.tracker is not None and facts.channel_id:
+            self.tracker.track(facts.channel_id)  # before any await: no race
+        tokens = failure_vars(FAILED, reason, call_id)
         verdict = tokens.pop(dv.VERDICT)  # the verdict last, after its details
-        await session.set_tokens({**tokens, dv.FAIL_MODE: mode, dv.FAIL_CAUSE: str(cause),
-                                  dv.VERDICT: verdict})
+        try:
+            await session.set_tokens({**tokens, dv.FAIL_MODE: mode,
+                                      dv.FAIL_CAUSE: str(cause), dv.VERDICT: verdict})
+        except (ChannelHungUp, ConnectionError, TimeoutError):
+            if self.tracker is None:  # nobody else will see it end
+                self.screener.ended(call_id, None)
+            raise
 
     # -- the screen route -----------------------------------------------------------------
 
@@ -308,23 +332,22 @@ class FastAgiServer:
         if len(args) > len(WHO_VARS):
             who = dict(zip(WHO_VARS, (a.strip() for a in args[1:]), strict=False))
         else:  # a dialplan that passes only the number
-            who = await session.get_vars(WHO_VARS)
-        facts = ChannelFacts(
-            adapter="agi",
-            channel_id=req.uniqueid,
-            channel_name=req.channel,
-            dialed=req.dialed,
-            caller_id=req.caller_id,
-            account=who[dv.ACCOUNT],
-            tenant=who[dv.TENANT],
-            purpose=who[dv.PURPOSE],
-            campaign=who[dv.CAMPAIGN],
-        )
-        decision = await self._decide(facts)
-        if decision is None:
+            try:
+                who = await session.get_vars(WHO_VARS)
+            except (ChannelHungUp, ConnectionError, TimeoutError):
+                self.screener.failed(_facts(req, {}), screening.CHANNEL_GONE, "")
+                raise
+        facts = _facts(req, who)
+        try:
+            outcome = await screening.decide(self.screener, facts, self.budget_ms)
+        except asyncio.CancelledError:  # stop(): the dialplan's failure branch applies
+            self.screener.failed(facts, screening.SHUTDOWN, "")
+            raise
+        if isinstance(outcome, Unscreened):
             SCREENING_FAILURES.labels("agi", "dialplan").inc()
-            await self._failed(session, "screening_unavailable")
+            await self._failed(session, outcome.reason, facts)
             return
+        decision = outcome
         log_decision(req.channel or req.uniqueid, decision)
         if decision.allowed and self.tracker is not None and req.uniqueid:
             self.tracker.track(req.uniqueid)  # before any await: no race
@@ -334,9 +357,6 @@ class FastAgiServer:
             if decision.allowed and self.tracker is None:  # nobody else will see it end
                 self.screener.ended(decision.id, None)
             raise
-
-    async def _decide(self, facts: ChannelFacts) -> Decision | None:
-        return await screening.decide(self.screener, facts, self.budget_ms)
 
     async def _set_verdict(self, session: AgiSession, decision: Decision) -> None:
         if plainly_allowed(decision, session.request.uniqueid):
@@ -356,6 +376,22 @@ class FastAgiServer:
                 await session.set_var(name, value)
         tokens[dv.VERDICT] = verdict
         await session.set_tokens(tokens)
+
+
+def _facts(req: AgiRequest, who: dict[str, str]) -> ChannelFacts:
+    """What the FastAGI request tells of the channel (``who``: the OUTGUARD_ACCOUNT,
+    _TENANT, _PURPOSE, _CAMPAIGN values, when known)."""
+    return ChannelFacts(
+        adapter="agi",
+        channel_id=req.uniqueid,
+        channel_name=req.channel,
+        dialed=req.dialed,
+        caller_id=req.caller_id,
+        account=who.get(dv.ACCOUNT, ""),
+        tenant=who.get(dv.TENANT, ""),
+        purpose=who.get(dv.PURPOSE, ""),
+        campaign=who.get(dv.CAMPAIGN, ""),
+    )
 
 
 def _is_loopback(host: str) -> bool:

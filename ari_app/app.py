@@ -22,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ari_app.bridge import (
@@ -42,6 +43,8 @@ from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
 from outguard.probes import SCREENING_FAILURES
 from outguard.screening import (
     Backoff,
+    Unscreened,
+    fail_rule,
     failure_vars,
     log_decision,
     plainly_allowed,
@@ -60,6 +63,13 @@ OUTBOUND_ARG = "outbound"
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroyed",
                "PlaybackStarted", "PlaybackFinished")
 GONE_TTL_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecided:
+    facts: ChannelFacts
+    bridge: bool
+    channelvars: dict[str, str]
 
 
 class CallTracker(Protocol):
@@ -99,6 +109,10 @@ class StasisApp:
         self._watchers: dict[str, BridgeCall] = {}  # bridge mode: channel id -> call
         self.bridges = BridgePool()  # bridge mode: empty bridges kept for the next call
         self._handling: set[str] = set()  # channels whose decision is under way
+        #: channels with no decision yet, and the tasks answering them (stop() answers
+        #: what is left: every call that reached outguard gets an answer and a row)
+        self._undecided: dict[str, _Undecided] = {}
+        self._answering: dict[str, asyncio.Task[Any]] = {}
         self._gone: dict[str, float] = {}  # recently destroyed channels (race guard)
         self._playbacks: dict[str, asyncio.Future[None]] = {}
         #: StasisStart received -> continue/hangup answered by Asterisk, per call
@@ -140,14 +154,13 @@ class StasisApp:
         except (AriError, AriUnavailable) as err:
             logger.info("ARI event filter not set (%s): receiving every event type", err)
 
-    async def stop(self, idle_bridges_s: float = 2.0) -> None:
-        """Cancel the calls' tasks (run() itself is cancelled by its owner; calls in
-        progress stay up for the next outguard) and destroy the empty bridges kept for
-        the next calls (for at most ``idle_bridges_s``; a bridge left behind is pooled by
-        the next outguard)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def stop(self, idle_bridges_s: float = 2.0, grace_s: float = 1.0) -> None:
+        """Answer the calls still waiting for a verdict (``grace_s`` for the decisions
+        under way; the failure policy for the rest), cancel the calls' tasks (run() itself
+        is cancelled by its owner; calls in progress stay up for the next outguard) and
+        destroy the empty bridges kept for the next calls (for at most
+        ``idle_bridges_s``; a bridge left behind is pooled by the next outguard)."""
+        await self._answer_undecided(grace_s)
         try:
             async with asyncio.timeout(idle_bridges_s):
                 while (bridge := self.bridges.take()) is not None:
@@ -225,16 +238,25 @@ class StasisApp:
         cid = channel["id"]
         dialed = args[0] if args else (channel.get("dialplan") or {}).get("exten", "")
         bridge = "bridge" in args[1:]
+        facts = channel_facts(channel, dialed)
+        channelvars = channel.get("channelvars") or {}
+        # until its answer is carried out, a call is one outguard's stop() must answer
+        self._undecided[cid] = _Undecided(facts, bridge, channelvars)
+        task = asyncio.current_task()
+        if task is not None:
+            self._answering[cid] = task
         try:
-            decision = await self._decide(channel, dialed)
-            if decision is None:
-                await self._fail(cid, dialed, "screening unavailable",
-                                 channel.get("channelvars") or {})
+            outcome = await screening.decide(self.screener, facts, self.settings.budget_ms)
+            self._undecided.pop(cid, None)
+            if isinstance(outcome, Unscreened):
+                await self._fail(facts, outcome.reason, channelvars, bridge)
                 return
+            decision = outcome
             log_decision(cid, decision)
             if not decision.allowed:
                 await self._block(cid, decision)
             elif bridge:
+                self._answering.pop(cid, None)
                 call = BridgeCall.for_decision(self, cid, decision, dialed)
                 self.watch(cid, call)
                 try:
@@ -256,10 +278,7 @@ class StasisApp:
             self._release(cid)
         finally:
             self._handling.discard(cid)
-
-    async def _decide(self, channel: dict[str, Any], dialed: str) -> Decision | None:
-        return await screening.decide(self.screener, channel_facts(channel, dialed),
-                                      self.settings.budget_ms)
+            self._answering.pop(cid, None)
 
     async def _continue(self, cid: str, decision: Decision, dialed: str) -> None:
         requests: list[Coroutine[Any, Any, None]] = []
@@ -302,18 +321,76 @@ class StasisApp:
         finally:
             self._playbacks.pop(playback, None)
 
-    async def _fail(self, cid: str, dialed: str, why: str,
-                    channelvars: dict[str, str]) -> None:
+    async def _fail(self, facts: ChannelFacts, reason: str, channelvars: dict[str, str],
+                    bridge: bool, *, stopping: bool = False) -> None:
+        """No decision: apply the failure policy (the channel's, else the service's) and
+        record the call, verdict ``failed``: before the requests (a channel that vanishes
+        meanwhile keeps its row), or after them when outguard is ``stopping`` (a channel
+        the requests could not reach stays in Stasis for the next outguard, which screens
+        it and writes its one row). A fail-open call is followed to its end like an
+        allowed one: by the hangup handler's event (continue mode, with AMI), else by its
+        channel's events."""
+        cid, dialed = facts.channel_id, facts.dialed
         mode, cause = dv.failure_policy(channelvars, self.settings.fail_mode,
                                         self.settings.fail_cause)
         SCREENING_FAILURES.labels("ari", mode).inc()
-        logger.warning("channel %s to %s: %s; failing %s", cid, mask(dialed), why, mode)
-        if mode == "open":
-            await self.client.set_vars(cid, failure_vars(dv.UNSCREENED, "failed"))
-            await self.client.continue_in_dialplan(cid, self.settings.dial_context, dialed, 1)
-        else:
-            await self.client.set_vars(cid, failure_vars(dv.FAILED, "failed"))
-            await self.client.hangup(cid, cause)
+        logger.warning("channel %s to %s: %s; failing %s", cid, mask(dialed), reason, mode)
+        rule = fail_rule(mode)
+        followed_by_ami = self.tracker is not None and not bridge
+        call_id = "" if stopping else self.screener.failed(facts, reason, rule, cause)
+        if mode == "open" and followed_by_ami and not stopping:
+            assert self.tracker is not None
+            self.tracker.track(cid)
+        try:
+            if mode == "open":
+                requests = [self.client.set_vars(
+                    cid, failure_vars(dv.UNSCREENED, reason, call_id or cid))]
+                if not followed_by_ami:
+                    requests.append(self.client.subscribe_channel(cid))
+                await asyncio.gather(*requests)
+                await self.client.continue_in_dialplan(cid, self.settings.dial_context,
+                                                       dialed, 1)
+            else:
+                await self.client.set_vars(cid, failure_vars(dv.FAILED, reason, call_id or cid))
+                await self.client.hangup(cid, cause)
+        except ChannelGone:
+            if stopping:  # gone: nobody will screen it again
+                self.screener.failed(facts, screening.CHANNEL_GONE, "")
+            raise
+        if stopping:
+            self.screener.failed(facts, reason, rule, cause)
+            if mode == "open" and followed_by_ami:
+                assert self.tracker is not None
+                self.tracker.track(cid)
+
+    async def _answer_undecided(self, grace_s: float) -> None:
+        """outguard is stopping: the calls still waiting for their answer get it now.
+        Those whose decision is under way have ``grace_s`` to finish; the rest (waiting
+        for a snapshot, or cut off) get the failure policy, reason ``outguard_stopping``,
+        and their call-log row."""
+        answering = [t for t in self._answering.values() if not t.done()]
+        if answering:
+            await asyncio.wait(answering, timeout=grace_s)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        undecided, self._undecided = self._undecided, {}
+        if not undecided:
+            return
+        try:
+            async with asyncio.timeout(grace_s):
+                for cid, u in undecided.items():
+                    try:
+                        await self._fail(u.facts, screening.SHUTDOWN, u.channelvars,
+                                         u.bridge, stopping=True)
+                    except ChannelGone:
+                        self._release(cid)
+                    except (AriError, AriUnavailable) as err:
+                        logger.warning("channel %s left in Stasis for the next outguard: %s",
+                                       cid, err)
+        except TimeoutError:
+            logger.warning("stopping: %d undecided channel(s) left in Stasis for the next "
+                           "outguard", len(undecided))
 
     def _release(self, cid: str) -> None:
         call = self.screener.call_on_channel(cid)
@@ -416,6 +493,21 @@ class StasisApp:
                 except (AriError, AriUnavailable):
                     pass
 
+    async def _drop_bridges(self, bridges: list[dict[str, Any]], leg: str) -> None:
+        """The outguard bridge that held ``leg`` of a call that ended while outguard was
+        away (its other leg gone, ``leg`` just hung up) would be left empty and belong to
+        nobody: destroyed. The BridgePool keeps a bridge only once both legs were seen
+        leaving it, which nobody saw here."""
+        for bridge in bridges:
+            bid = str(bridge.get("id", ""))
+            if (bid.startswith(BRIDGE_PREFIX) and leg in (bridge.get("channels") or ())
+                    and bid not in self.bridges):
+                try:
+                    await self.client.destroy_bridge(bid)
+                    self.bridges.destroyed += 1
+                except (AriError, AriUnavailable) as err:
+                    logger.info("reconcile: bridge %s not destroyed: %s", bid, err)
+
     async def _reconcile_call(self, call: LiveCall, listed: dict[str, dict[str, Any]],
                               bridges: list[dict[str, Any]]) -> None:
         cid = call.channel_id
@@ -433,6 +525,7 @@ class StasisApp:
             self.screener.ended(call.call_id, None, note=note)
             if outbound is not None:  # bridge mode: its carrier leg must not stay up
                 await self._hangup_quietly(outbound["id"], 16)
+                await self._drop_bridges(bridges, outbound["id"])
             return
         in_stasis = (channel.get("dialplan") or {}).get("app_name") == "Stasis"
         if outbound is not None:
@@ -450,6 +543,7 @@ class StasisApp:
             self.screener.ended(call.call_id, None, note=UNKNOWN_AFTER_RESTART)
             if channel.get("state") == "Up":  # bridged, and the callee gone meanwhile
                 await self._hangup_quietly(cid, 16)
+                await self._drop_bridges(bridges, cid)
                 return
             dialplan = channel.get("dialplan") or {}
             args = [dialplan.get("exten", "")]

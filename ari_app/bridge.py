@@ -196,6 +196,10 @@ class BridgeCall:
             logger.error("bridge call %s failed: %s", self.call_id, err)
             app.screener.ended(self.call_id, None)
             await self._hangup_both()
+        except Exception:  # a defect: still, no leg is left up and the row is closed
+            logger.exception("bridge call %s failed", self.call_id)
+            app.screener.ended(self.call_id, None)
+            await self._hangup_both()
         finally:
             if not stopping:
                 await self._teardown()

@@ -8,7 +8,10 @@ serialiser of call events; ``outguard.events.wire`` serialises every hub event).
 re-parses an untyped dict by key: snapshot swaps and enforcement events are typed too
 (``outguard.events``).
 
-* :class:`CallDecided` - a verdict was given (allowed, blocked, or allowed with shadow hits)
+* :class:`CallDecided` - a verdict was given (allowed, blocked, or allowed with shadow hits),
+  or screening failed and the failure policy answered the call (``failed``: the rule is
+  the policy applied, :data:`FAIL_OPEN` or :data:`FAIL_CLOSED`; ``allowed`` says whether
+  the call went out, so a fail-open call counts and is followed like an allowed one)
 * :class:`CallAnswered` - an allowed call was answered (the first report)
 * :class:`CallEnded` - an allowed call ended; it carries the parties, so no consumer needs
   to remember the decision (the live-call registry held them while the call was up)
@@ -21,7 +24,14 @@ from dataclasses import astuple, dataclass
 from typing import Any, ClassVar
 
 __all__ = ["CallDecided", "CallAnswered", "CallEnded", "CallEvent", "as_dict", "encode",
-           "decode"]
+           "decode", "FAILED", "FAIL_OPEN", "FAIL_CLOSED", "verdict_of", "went_out"]
+
+#: the call log's verdict of a call outguard could not screen
+FAILED = "failed"
+#: the rule of a failed call: the failure policy that answered it (let through / refused);
+#: "" when none could be applied (the channel was gone before outguard could answer)
+FAIL_OPEN = "fail-open"
+FAIL_CLOSED = "fail-closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +55,25 @@ class CallDecided:
     decision_us: int
     purpose: str = ""  # the attempt's purpose (marketing, service, ...)
     campaign: str = ""  # the attempt's campaign, "" when none
+    #: screening failed: ``reason`` says why, ``rule`` is the failure policy applied and
+    #: ``allowed`` whether the call went out (fail-open)
+    failed: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return verdict_of(self.allowed, self.failed)
+
+
+def verdict_of(allowed: bool, failed: bool) -> str:
+    """The call log's verdict: allow | block | failed."""
+    return FAILED if failed else "allow" if allowed else "block"
+
+
+def went_out(verdict: str, rule: str) -> bool:
+    """Whether a logged call was dialled: allowed, or failed and let through by fail-open.
+    Such calls count toward the caps and the attempts, and their outcome (answer,
+    duration, cause) is followed; ``outguard.store.base.WENT_OUT_SQL`` says it in SQL."""
+    return verdict == "allow" or (verdict == FAILED and rule == FAIL_OPEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +118,7 @@ def as_dict(event: CallEvent) -> dict[str, Any]:
             "type": event.type, "decision_id": event.call_id, "adapter": event.adapter,
             "at": event.at, "tenant": event.tenant, "account": event.account,
             "caller_id": event.caller_id, "destination": event.destination,
-            "verdict": "allow" if event.allowed else "block", "rule": event.rule,
+            "verdict": event.verdict, "rule": event.rule,
             "reason": event.reason, "message": event.message, "shadow": list(event.shadow),
             "decision_us": event.decision_us,
         }

@@ -5,9 +5,16 @@ behind ``outguard status`` / ``risk`` / ``GET /api/risk`` and the enforcement tr
 compute their figures with the functions here, so 接通率 on the dashboard is the 接通率 a
 trigger suspends on. ``DEFINITIONS`` is the text the dashboard and the API show for each.
 
-- attempts: calls screened (allowed + blocked).
-- ended: allowed calls whose end is known (answered or not); calls still ringing or in
-  progress are not counted yet.
+- attempts: calls that reached outguard: allowed + blocked + failed.
+- failed: calls outguard could not screen (an engine error, no snapshot in time, outguard
+  stopping mid-decision, the channel gone before an answer): the failure policy answered
+  them, and the call log holds them with verdict ``failed`` (``failed_open``: those the
+  fail-open policy let through). A failed call is neither allowed nor blocked: it says
+  nothing about the party, so no block figure counts it.
+- went out: allowed calls and failed calls let through by fail-open. They count toward
+  the caps and the attempts, and every outcome figure below is over them.
+- ended: calls that went out whose end is known (answered or not); calls still ringing or
+  in progress are not counted yet.
 - connect rate (接通率) = answered / ended.
 - short call: an answered call that lasted less than ``short_call_s`` seconds (the
   policy's ``[enforcement] short_call_s``, default 6); short-call ratio = short / answered.
@@ -28,12 +35,15 @@ DEFAULT_SHORT_CALL_S = 6.0
 
 #: what each figure means, shown by the dashboard (hover) and returned by the API
 DEFINITIONS: dict[str, str] = {
-    "attempts": "calls screened: allowed + blocked",
-    "allowed": "calls outguard let through",
-    "blocked": "calls outguard refused",
-    "ended": "allowed calls whose end is known (answered or not)",
-    "answered": "allowed calls the callee answered",
-    "connect_rate": "接通率 = answered / ended (allowed calls whose end is known)",
+    "attempts": "calls that reached outguard: allowed + blocked + failed",
+    "allowed": "calls outguard let through on a verdict",
+    "blocked": "calls outguard refused on a verdict",
+    "failed": "calls outguard could not screen: the failure policy answered them",
+    "failed_open": "failed calls the fail-open policy let through (they count as calls "
+                   "that went out)",
+    "ended": "calls that went out (allowed, or failed open) whose end is known",
+    "answered": "calls that went out and the callee answered",
+    "connect_rate": "接通率 = answered / ended (calls that went out whose end is known)",
     "avg_duration": "talk time of answered calls / answered calls, in seconds",
     "short_calls": "answered calls shorter than short_call_s seconds",
     "short_call_ratio": "short calls / answered calls",

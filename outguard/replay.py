@@ -11,7 +11,8 @@ a few examples.
 What it cannot know, and assumes: lists, parties, suspensions and consents as they are
 now (not as they were at each call); calls older than migration 52 carry no purpose
 (replayed as marketing) and no campaign; concurrency caps see no calls in progress. Calls
-the service could not screen (no verdict logged) are skipped.
+the service could not screen (verdict ``failed``) are skipped, but those the fail-open
+policy let through warm the counters as allowed calls do.
 
 The counters are warmed with the logged allowed calls of the ``WARM_S`` before ``since``,
 as the service warms them at start. Pure CPU over a stream: no database writes, so it may
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from outguard.store.base import WENT_OUT_SQL
 from outguard.store.sqlite import SQLiteStore
 from rules.counters import TRACKABLE, InMemoryCounters
 from rules.engine import decide
@@ -144,7 +146,7 @@ def replay(store: SQLiteStore, candidate: Policy, since: float, until: float, *,
                                 track=counted_scopes(candidate))
     report = ReplayReport(candidate.source, since, until, warnings=snap.warnings)
     for row in _rows(store, "SELECT tenant, account, caller_id, destination, at FROM calls"
-                     " WHERE at >= ? AND at < ? AND verdict = 'allow' ORDER BY at",
+                     f" WHERE at >= ? AND at < ? AND {WENT_OUT_SQL} ORDER BY at",
                      (since - WARM_S, since)):
         clock[0] = row[4]
         counters.record(*row)

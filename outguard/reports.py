@@ -1,4 +1,4 @@
-"""Call reports from the call log: attempts, allowed, blocked by reason, ended, answered,
+"""Call reports from the call log: attempts, allowed, blocked by reason, failed, ended, answered,
 connect rate (接通率), average talk time, short calls and their ratio, and complaints,
 grouped by day or hour (in the policy's time zone), tenant and/or account.
 
@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from outguard import figures
+from outguard.callevents import FAIL_OPEN, FAILED, went_out
 from outguard.errors import InvalidInput
 from outguard.store.base import Complaint, LoggedCall, Store
 from rules.errors import PolicyError
@@ -35,6 +36,8 @@ class Row:
     attempts: int = 0
     allowed: int = 0
     blocked: int = 0
+    failed: int = 0
+    failed_open: int = 0
     shadow: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     listed_blocks: int = 0
@@ -46,10 +49,16 @@ class Row:
 
     def add_call(self, c: LoggedCall, short_s: float) -> None:
         self.attempts += 1
-        if c.call.verdict == "allow":
+        verdict = c.call.verdict
+        if verdict == FAILED:
+            self.failed += 1
+            if c.call.rule == FAIL_OPEN:
+                self.failed_open += 1
+        elif verdict == "allow":
             self.allowed += 1
             if c.call.shadow:
                 self.shadow += 1
+        if went_out(verdict, c.call.rule):
             if c.ended_at is not None:
                 self.ended += 1
             if c.answered_at is not None:
@@ -58,7 +67,7 @@ class Row:
                 self.talk_s += duration
                 if figures.is_short(duration, short_s):
                     self.short_calls += 1
-        else:
+        elif verdict != FAILED:
             self.blocked += 1
             reason = c.call.reason or "unknown"
             self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
@@ -71,7 +80,7 @@ class Row:
         short = figures.short_call_ratio(self.short_calls, self.answered)
         out.update(
             attempts=self.attempts, allowed=self.allowed, blocked=self.blocked,
-            shadow_flagged=self.shadow, blocked_by_reason=dict(sorted(self.by_reason.items())),
+            failed=self.failed, failed_open=self.failed_open, shadow_flagged=self.shadow, blocked_by_reason=dict(sorted(self.by_reason.items())),
             listed_blocks=self.listed_blocks, ended=self.ended, answered=self.answered,
             connect_rate=None if connect is None else round(connect, 4),
             avg_duration=figures.avg_duration(self.talk_s, self.answered),
@@ -157,7 +166,7 @@ def build_report(
         key = keyer(c.call.at, c.call.tenant, c.call.account)
         rows.setdefault(key, Row(key)).add_call(c, short_s)
         total.add_call(c, short_s)
-        if c.call.verdict == "allow":
+        if went_out(c.call.verdict, c.call.rule):
             last_call[(c.call.caller_id, c.call.destination)] = (
                 c.call.account, c.call.tenant, c.call.at)
     settle(float("inf"))

@@ -2,8 +2,10 @@
 channel, so that neither imports the other:
 
 * :func:`decide` - wait for readiness (an event, set when the first snapshot is swapped
-  in, bounded by the call's budget), screen, and turn "cannot decide" into ``None`` with
-  the reason logged: the adapter then applies the failure policy;
+  in, bounded by the call's budget), screen, and turn "cannot decide" into
+  :class:`Unscreened` with the reason: the adapter then applies the failure policy and
+  records the call with verdict ``failed`` (``Screener.failed``), so every call that
+  reached outguard has its call-log row;
 * :func:`verdict_vars` - the verdict as the ``OUTGUARD_*`` channel variables;
 * :func:`failure_vars` - the variables a call outguard could not screen gets;
 * :func:`log_decision` - the one decision log line (numbers masked);
@@ -15,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from outguard import dialplan_vars as dv
+from outguard.callevents import FAIL_CLOSED, FAIL_OPEN
 from outguard.callfacts import ChannelFacts
 from outguard.privacy import mask
 from outguard.service import Decision, ScreeningUnavailable
@@ -38,9 +42,26 @@ class Screens(Protocol):
     async def screen_reserving(self, facts: ChannelFacts) -> Decision: ...
 
 
-async def decide(screener: Screens, facts: ChannelFacts, budget_ms: float) -> Decision | None:
-    """The decision for one channel, or None when screening cannot answer within the
-    budget (no snapshot yet, an engine error): the caller applies the failure policy."""
+#: why screening failed (``OUTGUARD_REASON`` of a ``failed`` call, and its call-log reason)
+NOT_READY = "screening_unavailable"  # no snapshot within the call's budget (store fault)
+ENGINE_ERROR = "screening_error"  # the decision raised
+CHANNEL_GONE = "channel_gone"  # the channel hung up before outguard could answer
+SHUTDOWN = "outguard_stopping"  # outguard stopped while the call waited for its answer
+
+
+@dataclass(frozen=True, slots=True)
+class Unscreened:
+    """No decision: ``reason`` says why; the adapter applies the failure policy and
+    records the call (``Screener.failed``)."""
+
+    reason: str
+
+
+async def decide(screener: Screens, facts: ChannelFacts,
+                 budget_ms: float) -> Decision | Unscreened:
+    """The decision for one channel, or :class:`Unscreened` when screening cannot answer
+    within the budget (no snapshot yet, an engine error): the caller applies the failure
+    policy."""
     try:
         await screener.wait_ready(budget_ms / 1000)
         if screener.reserves:
@@ -49,10 +70,17 @@ async def decide(screener: Screens, facts: ChannelFacts, budget_ms: float) -> De
     except ScreeningUnavailable:
         logger.warning("%s to %s: screening unavailable; the failure policy applies",
                        facts.channel_name or facts.channel_id, mask(facts.dialed))
+        return Unscreened(NOT_READY)
     except Exception:
         logger.exception("screening %s to %s raised; the failure policy applies",
                          facts.channel_name or facts.channel_id, mask(facts.dialed))
-    return None
+        return Unscreened(ENGINE_ERROR)
+
+
+def fail_rule(mode: str) -> str:
+    """The call log's rule of a failed call: the failure policy applied (``closed`` /
+    ``open``, as ``dialplan_vars.failure_policy`` resolves it)."""
+    return FAIL_OPEN if mode == "open" else FAIL_CLOSED
 
 
 def verdict_vars(decision: Decision) -> dict[str, str]:
@@ -81,10 +109,14 @@ def plainly_allowed(decision: Decision, uniqueid: str) -> bool:
             and decision.id == uniqueid)
 
 
-def failure_vars(verdict: str, reason: str) -> dict[str, str]:
+def failure_vars(verdict: str, reason: str, decision_id: str = "") -> dict[str, str]:
     """A call outguard could not screen: ``verdict`` is ``failed`` (the dialplan's failure
-    branch, or a fail-closed hangup) or ``unscreened`` (fail-open)."""
-    return {dv.REASON: reason, dv.VERDICT: verdict}
+    branch, or a fail-closed hangup) or ``unscreened`` (fail-open); ``decision_id`` is its
+    call-log row's."""
+    out = {dv.REASON: reason, dv.VERDICT: verdict}
+    if decision_id:
+        out[dv.DECISION_ID] = decision_id
+    return out
 
 
 def log_decision(channel: str, decision: Decision) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from outguard.callevents import CallAnswered, CallDecided, CallEnded, CallEvent
+from outguard.callevents import FAIL_OPEN, CallAnswered, CallDecided, CallEnded, CallEvent
 from outguard.callfacts import ChannelFacts, build_attempt, channel_problems
 from outguard.cluster.model import CallKeys, CapHealth, Reservation
 from outguard.errors import OutguardError
@@ -46,7 +46,7 @@ from rules.deferred import CapDemands, CapSpec, CountedCaps, defer_caps, settle
 from rules.engine import decide, refuse_channel
 from rules.hits import RuleHits
 from rules.model import CallAttempt, Counters, PartyKind, StoreData, Verdict
-from rules.numbers import classify
+from rules.numbers import classify, normalise
 from rules.policy_types import Policy
 from rules.snapshot import Snapshot, build_snapshot
 
@@ -100,6 +100,7 @@ class ScreenerStats:
     decisions: int = 0
     allowed: int = 0
     blocked: int = 0
+    failed: int = 0  # calls screening failed for (not decisions: Screener.failed)
     by_reason: dict[str, int] = field(default_factory=dict)
     latency_us: list[int] = field(default_factory=list)  # recent decisions, bounded
 
@@ -420,19 +421,22 @@ class Screener:
             raise ScreeningUnavailable("no screening snapshot loaded yet")
         return snap
 
+    def _new_id(self, channel_id: str) -> str:
+        """The call log is keyed by the channel's unique id, which the dialplan knows too
+        (no decision-id variable to send); a second screening of the same channel (a
+        dialplan that screens twice) gets an id of its own."""
+        decision_id = channel_id
+        if not decision_id or decision_id in self._decided:
+            return uuid.uuid4().hex
+        self._decided[decision_id] = None
+        if len(self._decided) > RECENT_IDS:
+            self._decided.popitem(last=False)
+        return decision_id
+
     def _attempt(self, facts: ChannelFacts, now: float) -> tuple[str, CallAttempt, list[str]]:
         """The decision id, the attempt, and what is wrong with the channel's variables.
         A call still live on the channel (screened again) ends here."""
-        # the call log is keyed by the channel's unique id, which the dialplan knows too
-        # (no decision-id variable to send); a second screening of the same channel (a
-        # dialplan that screens twice) gets an id of its own
-        decision_id = facts.channel_id
-        if not decision_id or decision_id in self._decided:
-            decision_id = uuid.uuid4().hex
-        else:
-            self._decided[decision_id] = None
-            if len(self._decided) > RECENT_IDS:
-                self._decided.popitem(last=False)
+        decision_id = self._new_id(facts.channel_id)
         attempt = build_attempt(
             facts, datetime.fromtimestamp(now, UTC), decision_id,
             self._resolve_account, self._tenant_of, self.default_tenant,
@@ -467,6 +471,50 @@ class Screener:
             campaign=attempt.campaign or "",
         ))
         return decision
+
+    def failed(self, facts: ChannelFacts, reason: str, policy: str,
+               cause: int | None = None) -> str:
+        """Screening failed for this channel and ``policy`` answered it: ``FAIL_OPEN``
+        (the call goes out: it takes its slots and is followed to its end like an allowed
+        call), ``FAIL_CLOSED`` (refused with ``cause``) or "" (nothing could be applied:
+        the channel was gone). The call log gets its row, verdict ``failed``, at once, so
+        a call outguard could not screen is never missing from it. Never raises; returns
+        the row's id."""
+        now = self.clock()
+        decision_id = self._new_id(facts.channel_id)
+        tenant, account = facts.tenant or self.default_tenant, facts.account
+        destination, purpose, campaign = facts.dialed, "", facts.campaign
+        try:  # who and what, as well as outguard can tell without a decision
+            attempt = build_attempt(facts, datetime.fromtimestamp(now, UTC), decision_id,
+                                    self._resolve_account, self._tenant_of,
+                                    self.default_tenant)
+            tenant, account = attempt.tenant, attempt.account
+            purpose, campaign = attempt.purpose.value, attempt.campaign or ""
+            destination = normalise(facts.dialed, self.policy.default_region,
+                                    self.policy.home_area_code)
+        except Exception:  # noqa: BLE001 - the row is written whatever failed here
+            pass
+        went_out = policy == FAIL_OPEN
+        if facts.channel_id:
+            earlier = self.live.on_channel(facts.channel_id)
+            if earlier is not None:
+                self.ended(earlier.call_id, None)
+        if went_out:
+            self.live.reserve(LiveCall(
+                call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
+                tenant=tenant, account=account, caller_id=facts.caller_id,
+                destination=destination, started=now,
+            ))
+        self.stats.failed += 1
+        self.publish(CallDecided(
+            call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter, at=now,
+            tenant=tenant, account=account, caller_id=facts.caller_id,
+            destination=destination, allowed=went_out, rule=policy, reason=reason,
+            message=f"outguard could not screen the call ({reason})",
+            cause=0 if went_out or cause is None else cause, shadow=(), decision_us=0,
+            purpose=purpose, campaign=campaign, failed=True,
+        ))
+        return decision_id
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
         """The call was answered (the first report counts, later ones are ignored). The
@@ -516,9 +564,9 @@ class Screener:
         """The call log's share of an event (enqueued: never blocks)."""
         if isinstance(event, CallDecided):
             self.store.record_decision(CallRecord.from_decided(event))
-            if not event.allowed:
+            if not event.allowed:  # blocked, or failed and not let out: over now
                 self.store.record_outcome(event.call_id, answered_at=None, ended_at=event.at,
-                                          duration=0.0, cause=event.cause)
+                                          duration=0.0, cause=event.cause or None)
         elif isinstance(event, CallAnswered):
             self.store.record_outcome(event.call_id, answered_at=event.at, ended_at=None,
                                       duration=None, cause=None)

@@ -72,8 +72,10 @@ class Collector:
 
     def add(self, event: Event) -> None:
         if isinstance(event, CallDecided):
-            key = ("allow" if event.allowed else "block", event.reason)
+            key = (event.verdict, event.reason)
             self.decisions[key] = self.decisions.get(key, 0) + 1
+            if event.failed:  # no decision was taken: no decision latency to count
+                return
             seconds = event.decision_us / 1e6
             self.latency_sum += seconds
             self.latency_count += 1
@@ -117,7 +119,7 @@ class Scrape:
 def families(c: Collector, s: Scrape) -> Iterator[Metric]:
     """This app's metric families."""
     decisions = CounterMetricFamily(
-        "outguard_decisions", "Screening decisions by verdict and reason.",
+        "outguard_decisions", "Screening decisions by verdict (allow, block, failed) and reason.",
         labels=["verdict", "reason"])
     for (verdict, reason), n in sorted(c.decisions.items()):
         decisions.add_metric([verdict, reason], n)

@@ -90,7 +90,7 @@ async def check(request: web.Request) -> web.Response:
 
 @route("GET", "/api/calls", tag="screening", heavy=True, params=(
     SINCE, UNTIL, Param("limit", type="integer", description="newest N (default 100)"),
-    Param("account"), Param("verdict", description="allow or block")))
+    Param("account"), Param("verdict", description="allow, block or failed")))
 async def list_calls(request: web.Request) -> web.Response:
     """The call log, newest first (default: the last day)."""
     now = time.time()
@@ -206,6 +206,7 @@ async def stats(request: web.Request) -> web.Response:
     st, snap = screener.stats, screener.snapshot
     return ok({
         "decisions": st.decisions, "allowed": st.allowed, "blocked": st.blocked,
+        "failed": st.failed,
         "by_reason": dict(st.by_reason), "live_calls": screener.live_calls(),
         "latency_us": {"p50": _percentile(st.latency_us, 0.5),
                        "p99": _percentile(st.latency_us, 0.99)},

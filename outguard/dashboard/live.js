@@ -11,7 +11,7 @@ const FEED_MAX = 200;
 const BUCKET_S = 10, BUCKETS = 30;
 // counters mean "today" (the browser's day): seeded from the call log's report, then
 // counted from the stream; the feed starts from the recent call log
-const live = { allowed: 0, blocked: 0, buckets: new Map(), day: 0, countedUntil: 0,
+const live = { allowed: 0, blocked: 0, failed: 0, buckets: new Map(), day: 0, countedUntil: 0,
                seeded: false, pending: [], events: [] };
 
 page({
@@ -61,6 +61,7 @@ export async function seedLive() {
   live.day = since;
   live.allowed = report.total.allowed;
   live.blocked = report.total.blocked;
+  live.failed = report.total.failed;
   live.countedUntil = Date.parse(report.until) / 1000 - 1;  // the report's "now"
   live.events = [];
   live.buckets.clear();
@@ -80,14 +81,22 @@ export async function seedLive() {
 function showCounts() {
   $("live-allowed").textContent = live.allowed;
   $("live-blocked").textContent = live.blocked;
+  $("live-failed").textContent = live.failed;
 }
+
+// the counter, chart series and row style of a verdict: allow | block | failed (outguard
+// could not screen the call; the failure policy answered it)
+const KEYS = { allow: "allowed", block: "blocked", failed: "failed" };
+const kindOf = (ev) => (ev.verdict in KEYS ? ev.verdict : "block");
+// whether the call was dialled: allowed, or failed and let through by fail-open
+const wentOut = (ev) => ev.verdict === "allow" || (ev.verdict === "failed" && ev.rule === "fail-open");
 
 function remember(ev) {
   live.events.unshift(ev);
   if (live.events.length > FEED_MAX) live.events.length = FEED_MAX;
   const bucket = Math.floor(ev.at / BUCKET_S);
-  const counts = live.buckets.get(bucket) || { allow: 0, block: 0 };
-  counts[ev.verdict === "allow" ? "allow" : "block"] += 1;
+  const counts = live.buckets.get(bucket) || { allow: 0, block: 0, failed: 0 };
+  counts[kindOf(ev)] += 1;
   live.buckets.set(bucket, counts);
 }
 
@@ -95,9 +104,9 @@ function addDecision(ev) {
   if (live.events.some((e) => e.decision_id === ev.decision_id)) return;  // seeded already
   if (ev.at >= live.day + 86400) {  // a new day: today's counters start again
     live.day = startOfToday();
-    live.allowed = live.blocked = 0;
+    live.allowed = live.blocked = live.failed = 0;
   }
-  if (ev.at > live.countedUntil) live[ev.verdict === "allow" ? "allowed" : "blocked"] += 1;
+  if (ev.at > live.countedUntil) live[KEYS[kindOf(ev)]] += 1;
   showCounts();
   remember(ev);
   const feed = $("live-feed");
@@ -107,9 +116,8 @@ function addDecision(ev) {
 }
 
 function feedRow(ev) {
-  const allowed = ev.verdict === "allow";
   const clock = new Date(ev.at * 1000).toLocaleTimeString(language() === "zh" ? "zh-CN" : "en-GB", { hour12: false });
-  return h("tr", { "data-decision": ev.decision_id, class: allowed ? "allow" : "block" },
+  return h("tr", { "data-decision": ev.decision_id, class: kindOf(ev) },
     h("td", {}, clock),
     h("td", {}, h("span", { class: `badge ${ev.verdict}` }, t(`verdict.${ev.verdict}`))),
     h("td", {}, ev.account), h("td", {}, ev.caller_id || "–"),
@@ -120,7 +128,7 @@ function feedRow(ev) {
 }
 
 function outcomeText(ev) {
-  if (ev.verdict !== "allow") return "–";
+  if (!wentOut(ev)) return "–";
   if (!ev.outcome) return "…";
   return ev.outcome.answered
     ? t("outcome.answered", { s: Math.round(ev.outcome.duration) }) : t("outcome.unanswered");
@@ -141,19 +149,21 @@ function addOutcome(ev) {
 
 export function drawLive() {
   const now = Math.floor(Date.now() / 1000 / BUCKET_S);
-  const labels = [], allow = [], block = [], minute = [];
+  const labels = [], allow = [], block = [], failed = [], minute = [];
   const clock = (at, seconds) => new Date(at * 1000).toLocaleTimeString(
     language() === "zh" ? "zh-CN" : "en-GB", { hour: "2-digit", minute: "2-digit", second: seconds ? "2-digit" : undefined, hour12: false });
   for (let b = now - BUCKETS + 1; b <= now; b++) {
-    const counts = live.buckets.get(b) || { allow: 0, block: 0 };
+    const counts = live.buckets.get(b) || { allow: 0, block: 0, failed: 0 };
     labels.push(clock(b * BUCKET_S, true));
     minute.push((b * BUCKET_S) % 60 === 0 ? clock(b * BUCKET_S, false) : "");
     allow.push(counts.allow);
     block.push(counts.block);
+    failed.push(counts.failed);
   }
   for (const key of live.buckets.keys()) if (key < now - BUCKETS) live.buckets.delete(key);
   // one label a minute (the buckets are 10 s); each column's own time on hover
   columnChart($("live-chart"), labels, [
     { name: t("verdict.allow"), values: allow, cls: 1 },
-    { name: t("verdict.block"), values: block, cls: 4 }], { axisLabel: (i) => minute[i] });
+    { name: t("verdict.block"), values: block, cls: 4 },
+    { name: t("verdict.failed"), values: failed, cls: 3 }], { axisLabel: (i) => minute[i] });
 }

@@ -235,7 +235,7 @@ class EnforcerBase:
             self.book.decision(
                 decision_id=event.call_id, at=event.at, tenant=event.tenant,
                 account=event.account, caller_id=event.caller_id, callee=event.destination,
-                allowed=event.allowed, reason=event.reason,
+                allowed=event.allowed, reason=event.reason, failed=event.failed,
             )
         elif isinstance(event, CallEnded):
             self.book.outcome(at=event.at, answered=event.answered, duration=event.duration,

@@ -111,10 +111,11 @@ class RiskFigures:
     kind: PartyKind
     key: str
     window_s: float
-    attempts: int = 0  # every screened attempt, allowed or blocked
+    attempts: int = 0  # every attempt: allowed, blocked or failed
     allowed: int = 0
     blocked: int = 0
-    ended: int = 0  # allowed calls whose outcome is known
+    failed: int = 0  # screening failed: the failure policy answered (figures.py)
+    ended: int = 0  # calls that went out (allowed or failed open) whose outcome is known
     answered: int = 0
     connect_rate: float | None = None
     avg_duration_s: float | None = None
@@ -129,7 +130,7 @@ class RiskFigures:
         return {
             "kind": self.kind.value, "key": self.key, "window_s": self.window_s,
             "attempts": self.attempts, "allowed": self.allowed, "blocked": self.blocked,
-            "ended": self.ended, "answered": self.answered,
+            "failed": self.failed, "ended": self.ended, "answered": self.answered,
             "connect_rate": self.connect_rate, "avg_duration_s": self.avg_duration_s,
             "short_calls": self.short_calls, "short_call_ratio": self.short_call_ratio,
             "listed_blocks": self.listed_blocks, "blocks_by_reason": dict(self.blocks_by_reason),

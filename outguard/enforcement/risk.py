@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from outguard import figures as defs
+from outguard.callevents import FAILED as FAILED_VERDICT
+from outguard.callevents import went_out
 from outguard.enforcement.records import RiskFigures
 from outguard.store.base import LoggedCall
 from rules.model import PartyKind
@@ -30,8 +32,9 @@ COARSE_BUCKET_S = 3600.0
 Party = tuple[PartyKind, str]
 
 
-ATTEMPTS, ALLOWED, BLOCKED, LISTED, ENDED, ANSWERED, DURATION, SHORT = range(8)
-_ZEROS = bytes(8 * 8)
+ATTEMPTS, ALLOWED, BLOCKED, LISTED, ENDED, ANSWERED, DURATION, SHORT, FAILED = range(9)
+_FIELDS = 9
+_ZEROS = bytes(8 * _FIELDS)
 
 
 class Bucket:
@@ -110,7 +113,7 @@ class _Ring:
         i, j = self.span(lo, hi, strict)
         if j > i:
             first, last = self.buckets[i], self.buckets[j - 1]
-            for k in range(8):
+            for k in range(_FIELDS):
                 into[k] += last.cum[k] - (first.cum[k] - first.own[k])
         return i, j
 
@@ -175,13 +178,20 @@ class RiskBook:
         return out
 
     def decision(self, *, decision_id: str, at: float, tenant: str, account: str,
-                 caller_id: str, callee: str, allowed: bool, reason: str) -> None:
-        if allowed:
-            values: tuple[tuple[int, float], ...] = ((ATTEMPTS, 1), (ALLOWED, 1))
+                 caller_id: str, callee: str, allowed: bool, reason: str,
+                 failed: bool = False) -> None:
+        """A call was decided. ``failed``: outguard could not screen it (an attempt, neither
+        allowed nor blocked); ``allowed`` then says whether fail-open let it out, and its
+        outcome counts like an allowed call's."""
+        if failed:
+            values: tuple[tuple[int, float], ...] = ((ATTEMPTS, 1), (FAILED, 1))
+        elif allowed:
+            values = ((ATTEMPTS, 1), (ALLOWED, 1))
         else:
             values = ((ATTEMPTS, 1), (BLOCKED, 1), (LISTED, defs.is_listed(reason)))
+        blocked_by = None if allowed or failed else reason
         for party in self._parties(tenant, account, caller_id):
-            self._add(party, at, values, None if allowed else reason)
+            self._add(party, at, values, blocked_by)
             self.dirty.add(party)
         if allowed:
             self.remember_call(caller_id, callee, account, tenant, at)
@@ -222,10 +232,10 @@ class RiskBook:
         n = 0
         for logged in calls:
             c = logged.call
-            allowed = c.verdict == "allow"
+            allowed = went_out(c.verdict, c.rule)
             self.decision(decision_id=c.decision_id, at=c.at, tenant=c.tenant,
                           account=c.account, caller_id=c.caller_id, callee=c.destination,
-                          allowed=allowed, reason=c.reason)
+                          allowed=allowed, reason=c.reason, failed=c.verdict == FAILED_VERDICT)
             if allowed and logged.ended_at is not None:
                 self.outcome(at=logged.ended_at, answered=logged.answered_at is not None,
                              duration=logged.duration, tenant=c.tenant, account=c.account,
@@ -273,7 +283,7 @@ class RiskBook:
         if since is not None and after:
             start = since
         series = self._series.get((kind, key))
-        f = [0.0] * 8
+        f = [0.0] * _FIELDS
         by_reason: dict[str, int] = {}
         marks = complaints = 0
         if series is not None:
@@ -300,7 +310,7 @@ class RiskBook:
         """Figures over [lo, hi) to the hour: the hour buckets that start in it (a day in
         the policy's zone, a trigger's baseline). Complaints and marks to the second."""
         series = self._series.get((kind, key))
-        f = [0.0] * 8
+        f = [0.0] * _FIELDS
         complaints = marks = 0
         if series is not None and hi > lo:
             series.hours.total(f, lo, hi - 1e-6, False)
@@ -316,7 +326,7 @@ def _result(kind: PartyKind, key: str, window_s: float, f: list[float],
     ended, answered, short = n[ENDED], n[ANSWERED], n[SHORT]
     return RiskFigures(
         kind=kind, key=key, window_s=window_s, attempts=n[ATTEMPTS], allowed=n[ALLOWED],
-        blocked=n[BLOCKED], ended=ended, answered=answered,
+        blocked=n[BLOCKED], failed=n[FAILED], ended=ended, answered=answered,
         connect_rate=defs.connect_rate(answered, ended),
         avg_duration_s=defs.avg_duration(f[DURATION], answered),
         short_calls=short, short_call_ratio=defs.short_call_ratio(short, answered),

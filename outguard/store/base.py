@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 if TYPE_CHECKING:
     from outguard.store.consent import ConsentEvent, ConsentInput
 
-from outguard.callevents import CallDecided
+from outguard.callevents import FAIL_OPEN, FAILED, CallDecided
 from rules.model import CallAttempt, ListInfo, ListKind, PartyKind, Scope, StoreData, Verdict
+
+#: the calls that were dialled (``outguard.callevents.went_out`` in SQL): allowed, or failed
+#: and let through by the fail-open policy
+WENT_OUT_SQL = f"(verdict = 'allow' OR (verdict = '{FAILED}' AND rule = '{FAIL_OPEN}'))"
 
 if TYPE_CHECKING:
     from outguard.store.health import HealthTask
@@ -216,7 +220,9 @@ class CallRecord:
     account: str
     caller_id: str
     destination: str  # E.164
-    verdict: str  # allow | block
+    #: allow | block | failed (screening failed: ``rule`` is the failure policy applied,
+    #: fail-open or fail-closed, and ``reason`` why it failed)
+    verdict: str
     rule: str
     reason: str
     shadow: tuple[str, ...]
@@ -252,7 +258,7 @@ class CallRecord:
         return cls(
             decision_id=event.call_id, channel_id=event.channel_id, adapter=event.adapter,
             tenant=event.tenant, account=event.account, caller_id=event.caller_id,
-            destination=event.destination, verdict="allow" if event.allowed else "block",
+            destination=event.destination, verdict=event.verdict,
             rule=event.rule, reason=event.reason, shadow=event.shadow,
             decision_us=event.decision_us, at=event.at, purpose=event.purpose,
             campaign=event.campaign,

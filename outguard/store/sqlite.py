@@ -23,7 +23,16 @@ from typing import Any, TextIO, TypeVar
 from outguard.errors import NotFound, StoreError
 from outguard.store import schema
 from outguard.store.audit import bump_version, write_audit  # noqa: F401
-from outguard.store.base import CallRecord, ChangeCallback, ImportResult, LoggedCall, to_dt, to_ts
+from outguard.callevents import went_out
+from outguard.store.base import (
+    WENT_OUT_SQL,
+    CallRecord,
+    ChangeCallback,
+    ImportResult,
+    LoggedCall,
+    to_dt,
+    to_ts,
+)
 from outguard.store import exports, imports
 from outguard.store.consent import ConsentMixin, load_consents
 from outguard.store.enforcement import EnforcementMixin
@@ -265,7 +274,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
             elif str(row[5]) in calls:  # (answered_at, ended_at, duration, cause, note, id)
                 calls[str(row[5])][13:18] = row[:5]
         out = [row_to_call(tuple(r)) for r in calls.values()
-               if float(r[12]) >= ts and (not allowed_only or r[7] == "allow")]
+               if float(r[12]) >= ts and (not allowed_only or went_out(r[7], r[8] or ""))]
         out.sort(key=lambda c: c.call.at)
         return out
 
@@ -274,7 +283,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
         including calls still waiting in the spool."""
         spooled = self._spooled_calls(ts, allowed_only)
         seen = {c.call.decision_id for c in spooled}
-        where = "at >= ?" + (" AND verdict = 'allow'" if allowed_only else "")
+        where = "at >= ?" + (f" AND {WENT_OUT_SQL}" if allowed_only else "")
         stored = (c for c in self._stream_calls(
             f"SELECT {CALL_COLUMNS} FROM calls WHERE {where} ORDER BY at", (ts,)
         ) if c.call.decision_id not in seen)
@@ -290,7 +299,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
         spooled = [c for c in self._spooled_calls(float("-inf"), True) if c.ended_at is None]
         seen = {c.call.decision_id for c in spooled} | ended
         stored = [c for c in self._stream_calls(
-            f"SELECT {CALL_COLUMNS} FROM calls WHERE ended_at IS NULL AND verdict = 'allow'"
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE ended_at IS NULL AND {WENT_OUT_SQL}"
             " ORDER BY at", ()) if c.call.decision_id not in seen]
         return sorted(stored + spooled, key=lambda c: c.call.at)
 
@@ -311,7 +320,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
         try:
             cur = conn.execute(
                 "SELECT decision_id, tenant, account, caller_id, destination, at FROM calls"
-                " WHERE at >= ? AND verdict = 'allow' ORDER BY at", (ts,),
+                f" WHERE at >= ? AND {WENT_OUT_SQL} ORDER BY at", (ts,),
             )
 
             def stored() -> Iterator[tuple[Any, ...]]:

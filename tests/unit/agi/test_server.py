@@ -29,6 +29,7 @@ class FakeScreener:
         self.ids_are_uniqueids = False  # as the real screener: decision id = Uniqueid
         self.facts: list[ChannelFacts] = []
         self.ended_calls: list[tuple[str, int | None]] = []
+        self.failures: list[tuple[str, str, str, int | None]] = []
 
     async def wait_ready(self, timeout_s: float) -> bool:
         return self.snapshot is not None
@@ -50,6 +51,12 @@ class FakeScreener:
     def ended(self, decision_id: str, cause: int | None, at: float | None = None) -> bool:
         self.ended_calls.append((decision_id, cause))
         return True
+
+    def failed(self, facts: ChannelFacts, reason: str, policy: str,
+               cause: int | None = None) -> str:
+        """As the Screener: the call's row, verdict failed (here: ``failures``)."""
+        self.failures.append((facts.channel_id, reason, policy, cause))
+        return facts.channel_id
 
 
 class FakeTracker:
@@ -226,11 +233,14 @@ async def test_an_unknown_route_sets_a_failed_verdict_and_logs_an_error(
     with caplog.at_level(logging.ERROR, "agi.server"):
         commands = await fake_call(server.port, env("screem"))
     assert assigned(commands) == [("OUTGUARD_REASON", "agi_unknown_route"),
+                                  ("OUTGUARD_DECISION_ID", "1795400932.7"),
                                   ("OUTGUARD_FAIL_MODE", "closed"),
                                   ("OUTGUARD_FAIL_CAUSE", "34"),
                                   ("OUTGUARD_VERDICT", "failed")]
     assert "no route 'screem'" in caplog.text
     assert server.screener.facts == []  # type: ignore[attr-defined]
+    assert server.screener.failures == [  # type: ignore[attr-defined]
+        ("1795400932.7", "agi_unknown_route", "fail-closed", 34)]
 
 
 async def test_screening_unavailable_sets_a_failed_verdict(server: FastAgiServer) -> None:
@@ -239,10 +249,13 @@ async def test_screening_unavailable_sets_a_failed_verdict(server: FastAgiServer
     before = failures._value.get()
     commands = await fake_call(server.port, env())
     assert assigned(commands) == [("OUTGUARD_REASON", "screening_unavailable"),
+                                  ("OUTGUARD_DECISION_ID", "1795400932.7"),
                                   ("OUTGUARD_FAIL_MODE", "closed"),
                                   ("OUTGUARD_FAIL_CAUSE", "34"),
                                   ("OUTGUARD_VERDICT", "failed")]
     assert failures._value.get() == before + 1  # outguard_screening_failures_total
+    assert server.screener.failures == [  # type: ignore[attr-defined]
+        ("1795400932.7", "screening_unavailable", "fail-closed", 34)]
 
 
 async def test_a_failed_verdict_carries_the_channels_failure_policy_else_the_settings(
@@ -268,6 +281,34 @@ async def test_a_screening_exception_sets_a_failed_verdict(server: FastAgiServer
     server.screener.screen = broken  # type: ignore[method-assign]
     commands = await fake_call(server.port, env())
     assert ("OUTGUARD_VERDICT", "failed") in assigned(commands)
+    assert server.screener.failures == [  # type: ignore[attr-defined]
+        ("1795400932.7", "screening_error", "fail-closed", 34)]
+
+
+async def test_a_fail_open_call_is_followed_to_its_end_like_an_allowed_one(
+    server: FastAgiServer,
+) -> None:
+    server.screener.snapshot = None
+    server.tracker = tracker = FakeTracker()
+    commands = await fake_call(server.port, env(), asterisk_answers(
+        {"OUTGUARD_FAIL_MODE": "open"}))
+    assert ("OUTGUARD_FAIL_MODE", "open") in assigned(commands)
+    assert server.screener.failures == [  # type: ignore[attr-defined]
+        ("1795400932.7", "screening_unavailable", "fail-open", 34)]
+    assert tracker.tracked == ["1795400932.7"]  # the hangup handler's event ends it
+
+
+async def test_a_caller_who_hangs_up_before_the_answer_has_a_failed_row(
+    server: FastAgiServer,
+) -> None:
+    """A dialplan that passes only the number: outguard asks for the rest, and the
+    caller is gone by then."""
+    def gone(command: str) -> bytes:
+        return b"HANGUP\n511 Command Not Permitted on a dead channel\n"
+
+    await fake_call(server.port, env(), gone)
+    assert server.screener.failures == [  # type: ignore[attr-defined]
+        ("1795400932.7", "channel_gone", "", None)]
 
 
 async def test_hangup_notice_ahead_of_a_reply_is_skipped(server: FastAgiServer) -> None:

@@ -37,10 +37,13 @@ class FakeAri:
         self.channel_map: dict[str, dict[str, Any]] = {}
         self.bridge_list: list[dict[str, Any]] = []
         self.on_play: Any = None
+        self.fail_with: Exception | None = None  # every request raises it (Asterisk down)
 
     async def _do(self, *call: Any) -> None:
         await asyncio.sleep(0)
         self.calls.append(call)
+        if self.fail_with is not None:
+            raise self.fail_with
         if len(call) > 1 and call[1] in self.gone:
             raise ChannelGone("X", f"/channels/{call[1]}", 404, "Channel not found")
 
@@ -100,6 +103,8 @@ class FakeScreener:
         self.ended_ids: list[tuple[str, int | None]] = []
         self.seen: list[Any] = []
         self.notes: list[str | None] = []
+        #: the calls screening failed for: (channel, reason, failure policy, cause)
+        self.failures: list[tuple[str, str, str, int | None]] = []
 
     async def wait_ready(self, timeout_s: float) -> bool:
         return self.snapshot is not None
@@ -121,6 +126,17 @@ class FakeScreener:
                 tenant="t", account="a", caller_id=facts.caller_id,
                 destination=facts.dialed, started=0.0))
         return Decision(self.prefix + facts.channel_id, self.verdict, attempt, 10)
+
+    def failed(self, facts: Any, reason: str, policy: str, cause: int | None = None) -> str:
+        """As the Screener: the row (here: ``failures``); a fail-open call is live."""
+        call_id = self.prefix + facts.channel_id
+        self.failures.append((facts.channel_id, reason, policy, cause))
+        if policy == "fail-open":
+            self.live.reserve(LiveCall(
+                call_id=call_id, channel_id=facts.channel_id, adapter="ari", tenant="t",
+                account="a", caller_id=facts.caller_id, destination=facts.dialed,
+                started=0.0))
+        return call_id
 
     def call_on_channel(self, channel_id: str) -> LiveCall | None:
         return self.live.on_channel(channel_id)
@@ -290,11 +306,18 @@ async def test_screening_error_applies_the_failure_policy(
 ) -> None:
     failures = probes.SCREENING_FAILURES.labels("ari", mode)
     before = failures._value.get()
-    app, ari = make(FakeScreener(error=RuntimeError("boom")), fail_mode=mode)
+    screener = FakeScreener(error=RuntimeError("boom"))
+    app, ari = make(screener, fail_mode=mode)
     app.dispatch(start("c1"))
     await drain(app)
     assert ari.calls[-1] == expected
     assert failures._value.get() == before + 1  # outguard_screening_failures_total
+    # the call has its call-log row: verdict failed, the reason and the policy applied
+    assert screener.failures == [("c1", "screening_error", f"fail-{mode}",
+                                  34)]
+    assert (screener.call_on_channel("c1") is not None) == (mode == "open")
+    assert ari.calls[0][0] == "set_vars"
+    assert ari.calls[0][2]["OUTGUARD_DECISION_ID"] == "d-c1"
 
 
 async def test_no_snapshot_within_the_budget_fails_closed() -> None:
@@ -304,6 +327,64 @@ async def test_no_snapshot_within_the_budget_fails_closed() -> None:
     app.dispatch(start("c1"))
     await drain(app)
     assert ari.calls[-1] == ("hangup", "c1", 34)
+    assert screener.failures == [("c1", "screening_unavailable", "fail-closed", 34)]
+
+
+class NeverReady(FakeScreener):
+    """A snapshot that never comes (a store that cannot be read), with a long budget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        self.waiting.set()
+        await asyncio.Event().wait()
+        return False
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+async def test_stopping_mid_decision_answers_the_call_and_logs_it(mode: str) -> None:
+    screener = NeverReady()
+    app, ari = make(screener, budget_ms=60_000, fail_mode=mode)
+    app.dispatch(start("c1"))
+    await screener.waiting.wait()
+    await app.stop(grace_s=0.01)
+    expected = (("hangup", "c1", 34) if mode == "closed"
+                else ("continue", "c1", "outguard-dial", "13800138000", 1))
+    assert ari.calls[-1] == expected  # the caller is not left waiting in Stasis
+    assert screener.failures == [("c1", "outguard_stopping", f"fail-{mode}", 34)]
+
+
+async def test_stopping_mid_decision_a_channel_already_gone_is_logged_gone() -> None:
+    screener = NeverReady()
+    app, ari = make(screener, budget_ms=60_000)
+    app.dispatch(start("c1"))
+    await screener.waiting.wait()
+    ari.gone.add("c1")
+    await app.stop(grace_s=0.01)
+    assert screener.failures == [("c1", "channel_gone", "", None)]
+
+
+async def test_stopping_with_asterisk_unreachable_leaves_the_channel_to_the_next_outguard(
+) -> None:
+    screener = NeverReady()
+    app, ari = make(screener, budget_ms=60_000)
+    app.dispatch(start("c1"))
+    await screener.waiting.wait()
+    ari.fail_with = AriError("POST", "/channels/c1/variables", 500, "down")
+    await app.stop(grace_s=0.01)
+    assert screener.failures == []  # it screens it (one row) when it reconciles
+
+
+async def test_a_channel_gone_while_failing_open_keeps_its_row_and_ends() -> None:
+    screener = FakeScreener(error=RuntimeError("boom"))
+    app, ari = make(screener, fail_mode="open")
+    ari.gone.add("c1")
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert screener.failures == [("c1", "screening_error", "fail-open", 34)]
+    assert screener.ended_ids == [("d-c1", None)]  # its slots given back, its row closed
 
 
 async def test_channel_gone_before_continue_is_released_and_does_not_raise() -> None:
@@ -438,9 +519,19 @@ class FakeBridgeAri(FakeAri):
         await self._do("destroy_bridge", bridge_id)
 
 
-async def test_bridge_failure_after_the_answer_hangs_up_both_legs() -> None:
+class BrokenAddAri(FakeBridgeAri):
+    """addChannel fails with something no failure path names (a defect)."""
+
+    async def add_to_bridge(self, bridge_id: str, *channels: str) -> None:
+        await self._do("add_to_bridge", bridge_id)
+        raise KeyError("channels")
+
+
+@pytest.mark.parametrize("fake", [FakeBridgeAri, BrokenAddAri],
+                         ids=["asterisk-refuses", "any-other-failure"])
+async def test_bridge_failure_after_the_answer_hangs_up_both_legs(fake: type[FakeAri]) -> None:
     screener = FakeScreener()
-    ari = FakeBridgeAri()
+    ari = fake()
     app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
     app.dispatch(start("c1", "13800138000", "bridge"))
     # wait for the originate, then the callee answers
@@ -622,6 +713,26 @@ async def test_after_a_restart_the_carrier_leg_of_a_call_whose_caller_left_is_hu
     await app.reconcile()
     assert ("hangup", "og-out-d1", 16) in ari.calls
     assert screener.ended_ids == [("d1", None)]
+    # its bridge is not left behind, empty and nobody's (nobody saw both legs leave it:
+    # destroyed, not pooled)
+    assert ari.calls[-1] == ("destroy_bridge", "og-br-d1") and "og-br-d1" not in app.bridges
+
+
+async def test_after_a_restart_a_bridged_caller_whose_callee_left_is_hung_up_and_its_bridge_destroyed(
+) -> None:
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    restored(screener, "c1", "d1", answered=True)
+    bridged_call(ari, "c1", "d1")
+    ari.gone.add("og-out-d1")  # the callee hung up while no outguard was running
+    ari.bridge_list = [{"id": "og-br-d1", "channels": ["c1"]},
+                       {"id": "og-br-other", "channels": ["c7", "og-out-d7"]}]
+    await app.reconcile()
+    assert ("hangup", "c1", 16) in ari.calls
+    assert ("destroy_bridge", "og-br-d1") in ari.calls
+    assert ("destroy_bridge", "og-br-other") not in ari.calls  # another call's: left alone
+    await app.stop()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from outguard.callfacts import ChannelFacts
-from outguard.screening import Backoff, decide, failure_vars
+from outguard.screening import Backoff, Unscreened, decide, failure_vars
 from outguard.service import Decision, ScreeningUnavailable
 
 ROOT = Path(__file__).parents[3]
@@ -47,17 +47,21 @@ async def test_a_call_waits_for_readiness_and_is_decided_the_moment_it_comes() -
     await asyncio.sleep(0)
     assert not pending.done()
     screener.ready.set()
-    assert await pending is None  # the engine failure: the failure policy applies
+    # the engine failure: the failure policy applies, and the call is logged with why
+    assert await pending == Unscreened("screening_error")
     assert screener.screened == 1
 
 
 async def test_no_readiness_within_the_budget_gives_no_decision() -> None:
-    assert await decide(Waiting(), FACTS, budget_ms=1) is None
+    assert await decide(Waiting(), FACTS, budget_ms=1) == Unscreened("screening_unavailable")
 
 
 def test_failure_variables_name_the_verdict_and_why() -> None:
     assert failure_vars("failed", "screening_unavailable") == {
         "OUTGUARD_REASON": "screening_unavailable", "OUTGUARD_VERDICT": "failed"}
+    assert failure_vars("unscreened", "screening_error", "1.1") == {
+        "OUTGUARD_REASON": "screening_error", "OUTGUARD_VERDICT": "unscreened",
+        "OUTGUARD_DECISION_ID": "1.1"}
 
 
 def test_backoff_doubles_to_its_ceiling() -> None:
