@@ -339,7 +339,7 @@ class FastAgiServer:
                 raise
         facts = _facts(req, who)
         try:
-            outcome = await screening.decide(self.screener, facts, self.budget_ms)
+            outcome = await self._decide(facts)
         except asyncio.CancelledError:  # stop(): the dialplan's failure branch applies
             self.screener.failed(facts, screening.SHUTDOWN, "")
             raise
@@ -357,6 +357,9 @@ class FastAgiServer:
             if decision.allowed and self.tracker is None:  # nobody else will see it end
                 self.screener.ended(decision.id, None)
             raise
+
+    async def _decide(self, facts: ChannelFacts) -> Decision | Unscreened:
+        return await screening.decide(self.screener, facts, self.budget_ms)
 
     async def _set_verdict(self, session: AgiSession, decision: Decision) -> None:
         if plainly_allowed(decision, session.request.uniqueid):

@@ -246,7 +246,7 @@ class StasisApp:
         if task is not None:
             self._answering[cid] = task
         try:
-            outcome = await screening.decide(self.screener, facts, self.settings.budget_ms)
+            outcome = await self._decide(facts)
             self._undecided.pop(cid, None)
             if isinstance(outcome, Unscreened):
                 await self._fail(facts, outcome.reason, channelvars, bridge)
@@ -279,6 +279,9 @@ class StasisApp:
         finally:
             self._handling.discard(cid)
             self._answering.pop(cid, None)
+
+    async def _decide(self, facts: ChannelFacts) -> Decision | Unscreened:
+        return await screening.decide(self.screener, facts, self.settings.budget_ms)
 
     async def _continue(self, cid: str, decision: Decision, dialed: str) -> None:
         requests: list[Coroutine[Any, Any, None]] = []

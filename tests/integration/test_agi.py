@@ -19,6 +19,7 @@ from outguard import sandbox
 from outguard.callfacts import ChannelFacts
 from outguard.server import Parts
 from outguard.service import Decision
+from outguard.screening import Unscreened
 from outguard.testing import sipp
 from tests.integration import block_reasons
 from tests.integration.conftest import ChannelVariables, Running, settings_for, start_outguard
@@ -261,7 +262,7 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
     og = outguard_agi
     decide = og.agi._decide
 
-    async def slow(facts: ChannelFacts) -> Decision | None:
+    async def slow(facts: ChannelFacts) -> Decision | Unscreened:
         await asyncio.to_thread(og.pbx.cli, "channel request hangup all")
         await asyncio.sleep(0.3)  # the Hangup reaches AMI before the decision exists
         return await decide(facts)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from outguard.server import Parts
+from outguard.callfacts import ChannelFacts
 from outguard.testing import sipp
 from tests.integration import block_reasons
 from tests.integration.conftest import (
@@ -398,10 +399,10 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
 ) -> None:
     decide = outguard.stasis._decide
 
-    async def slow(channel: dict[str, Any], dialed: str) -> Any:
+    async def slow(facts: ChannelFacts) -> Any:
         await asyncio.to_thread(outguard.pbx.cli, "channel request hangup all")
         await asyncio.sleep(0.3)
-        return await decide(channel, dialed)
+        return await decide(facts)
 
     outguard.stasis._decide = slow  # type: ignore[method-assign]
     with sipp.Carrier(outguard.pbx.inst) as carrier:
