@@ -36,7 +36,6 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from agi.protocol import (
     AgiProtocolError,
@@ -56,6 +55,7 @@ from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
 from outguard.probes import SCREENING_FAILURES, agi_operation, roundtrip
 from outguard.screening import (
+    CallTracker,
     Unscreened,
     fail_rule,
     failure_vars,
@@ -75,13 +75,6 @@ FAILED = dv.FAILED
 
 class ChannelHungUp(Exception):
     """Asterisk closed the connection, or refused a command on a dead channel (511)."""
-
-
-class CallTracker(Protocol):
-    """Who follows an allowed call to its end (the AMI listener): told of each call the
-    moment it is reserved in the live-call registry, in case its Hangup came first."""
-
-    def track(self, uniqueid: str) -> None: ...
 
 
 class AgiSession:

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ari_app.bridge import (
     BRIDGE_PREFIX,
@@ -43,6 +43,7 @@ from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
 from outguard.probes import SCREENING_FAILURES
 from outguard.screening import (
     Backoff,
+    CallTracker,
     Unscreened,
     fail_rule,
     failure_vars,
@@ -70,12 +71,6 @@ class _Undecided:
     facts: ChannelFacts
     bridge: bool
     channelvars: dict[str, str]
-
-
-class CallTracker(Protocol):
-    """Who follows an allowed continue-mode call to its end (the AMI listener)."""
-
-    def track(self, uniqueid: str) -> None: ...
 
 
 def channel_facts(channel: dict[str, Any], dialed: str) -> ChannelFacts:

@@ -9,7 +9,8 @@ channel, so that neither imports the other:
 * :func:`verdict_vars` - the verdict as the ``OUTGUARD_*`` channel variables;
 * :func:`failure_vars` - the variables a call outguard could not screen gets;
 * :func:`log_decision` - the one decision log line (numbers masked);
-* :class:`Backoff` - the reconnect delays of the ARI and AMI connections.
+* :class:`Backoff` - the reconnect delays of the ARI and AMI connections;
+* :class:`CallTracker` - who follows a call that went out to its end (the AMI listener).
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from outguard.privacy import mask
 from outguard.service import Decision, ScreeningUnavailable
 
 logger = logging.getLogger(__name__)
+
+
+class CallTracker(Protocol):
+    """Who follows a call that went out to its end (the AMI listener, from the hangup
+    handler's event): told of each call the moment it is in the live-call registry, in
+    case its end came first. ARI continue mode and FastAGI share it."""
+
+    def track(self, uniqueid: str) -> None: ...
 
 
 class Screens(Protocol):

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from outguard.store.consent import ConsentEvent, ConsentInput
@@ -50,6 +51,7 @@ from outguard.store.base import (
 )
 from outguard.store.health import HealthTask
 from outguard.tasks import cancel_and_wait
+from rules.counters import InMemoryCounters
 from rules.model import ListKind, PartyKind, Scope, StoreData
 
 logger = logging.getLogger(__name__)
@@ -377,7 +379,8 @@ class AsyncStore:
     async def load_store_data(self, now: datetime) -> StoreData:
         return await self.run(self.store.load_store_data, now)
 
-    async def import_list(self, list_name: str, path: Any, **options: Any) -> ImportResult:
+    async def import_list(self, list_name: str, path: str | Path, **options: Any
+                          ) -> ImportResult:
         return await self.run(self.store.import_list, list_name, path, **options)
 
     async def export_list(self, list_name: str, out: TextIO, fmt: str = "csv") -> int:
@@ -418,7 +421,7 @@ class AsyncStore:
         """Load the store data and run ``build`` on it, both off the loop."""
         return await self.run(lambda: build(self.store.load_store_data(now)))
 
-    async def replay_counters(self, counters: Any, since: float) -> int:
+    async def replay_counters(self, counters: InMemoryCounters, since: float) -> int:
         """Replay allowed calls since ``since`` into ``counters.rebuild`` off the loop.
 
         Only before the counters are in use: InMemoryCounters is not thread-safe.
