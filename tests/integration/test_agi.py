@@ -361,7 +361,9 @@ async def test_unknown_route_never_looks_like_an_allow(
         run = await call(outguard_agi, ALLOWED)
         assert carrier.invites() == []
     assert run.only.final == 503
-    assert await logged_calls(outguard_agi) == []
+    [row] = await logged_calls(outguard_agi)  # it reached outguard: it has its row
+    assert (row.call.verdict, row.call.rule, row.call.reason, row.cause) == (
+        "failed", "fail-closed", "agi_unknown_route", 34)
 
 
 async def test_a_half_open_client_does_not_stall_other_calls(outguard_agi: Running) -> None:
