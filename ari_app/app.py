@@ -66,6 +66,13 @@ EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroy
 GONE_TTL_S = 120.0
 
 
+def _caller_of(outbound: dict[str, Any]) -> str:
+    """The caller's channel id a carrier leg was originated for (its Stasis arguments
+    are ``outbound,<caller>``)."""
+    args = str((outbound.get("dialplan") or {}).get("app_data", "")).split(",")
+    return args[2] if len(args) > 2 and args[1] == OUTBOUND_ARG else ""
+
+
 @dataclass(frozen=True, slots=True)
 class _Undecided:
     facts: ChannelFacts
@@ -462,8 +469,16 @@ class StasisApp:
                     or self.screener.call_on_channel(cid) is not None):
                 continue
             dialplan = channel.get("dialplan") or {}
-            if dialplan.get("app_name", "Stasis") != "Stasis":
-                continue  # left Stasis (listed for an old subscription): not ours to touch
+            if dialplan.get("app_name", "Stasis") != "Stasis" or cid in self._gone:
+                continue  # left Stasis (listed for an old subscription), or hung up above
+            if cid.startswith(OUTBOUND_PREFIX) and _caller_of(channel) not in listed:
+                # a carrier leg whose caller is gone and whose call outguard does not know
+                # (a process killed before its row was written): nobody would end it
+                logger.warning("reconcile: carrier leg %s has no caller any more; hanging "
+                               "it up", cid)
+                await self._hangup_quietly(cid, 16)
+                await self._drop_bridges(list(bridges.values()), cid)
+                continue
             if channel.get("state") == "Up" or cid.startswith(OUTBOUND_PREFIX):
                 logger.warning("reconcile: answered channel %s in Stasis has no call in the "
                                "call log; left alone", cid)
@@ -524,6 +539,7 @@ class StasisApp:
             if outbound is not None:  # bridge mode: its carrier leg must not stay up
                 await self._hangup_quietly(outbound["id"], 16)
                 await self._drop_bridges(bridges, outbound["id"])
+                self._gone[outbound["id"]] = time.monotonic()
             return
         in_stasis = (channel.get("dialplan") or {}).get("app_name") == "Stasis"
         if outbound is not None:

@@ -112,7 +112,10 @@ async def test_a_bridged_call_whose_caller_left_while_outguard_was_down_leaves_n
         with sipp.Carrier(inst, callee_hangs_up=False, limit_s=120):
             run = place(inst, "a-left", m.agent, 0)
             await until(lambda: [b for b in outguard_bridges(clean_pbx)
-                                    if len(b["channels"]) == 2], "the call bridged")
+                                 if len(b["channels"]) == 2], "the call bridged")
+            # its row and answer on disk: a kill -9 before that loses them (never
+            # acknowledged), and the new outguard hangs up the carrier leg as an orphan
+            await until(lambda: any(r["answered_at"] for r in og.rows()), "the answer logged")
             og.stop(sig)
             carrier_ids = {c["id"] for c in carrier_legs(clean_pbx)}
             callers = [c for c in ari(clean_pbx, "GET", "/channels")

@@ -718,6 +718,27 @@ async def test_after_a_restart_the_carrier_leg_of_a_call_whose_caller_left_is_hu
     assert ari.calls[-1] == ("destroy_bridge", "og-br-d1") and "og-br-d1" not in app.bridges
 
 
+async def test_after_a_restart_a_carrier_leg_with_no_call_and_no_caller_is_hung_up(
+) -> None:
+    """kill -9 before the call's row was written: the new outguard does not know the call;
+    its caller left meanwhile, so nobody would ever end the carrier leg."""
+    screener = FakeScreener()
+    ari = FakeRestartAri()
+    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
+    out = {"id": "og-out-x1", "state": "Up",
+           "dialplan": {"app_name": "Stasis", "app_data": "outguard,outbound,c-gone"}}
+    kept = {"id": "og-out-x2", "state": "Up",
+            "dialplan": {"app_name": "Stasis", "app_data": "outguard,outbound,c-up"}}
+    ari.channel_map = {"og-out-x1": out, "og-out-x2": kept, "c-up": {"id": "c-up"}}
+    ari.app_channels = ["og-out-x1", "og-out-x2", "c-up"]
+    ari.bridge_list = [{"id": "og-br-x1", "channels": ["og-out-x1"]},
+                       {"id": "og-br-x2", "channels": ["og-out-x2", "c-up"]}]
+    await app.reconcile()
+    assert [c for c in ari.calls if c[0] in ("hangup", "destroy_bridge")] == [
+        ("hangup", "og-out-x1", 16), ("destroy_bridge", "og-br-x1")]  # a call up is not cut
+    await app.stop()
+
+
 async def test_after_a_restart_a_bridged_caller_whose_callee_left_is_hung_up_and_its_bridge_destroyed(
 ) -> None:
     screener = FakeScreener()
