@@ -20,7 +20,7 @@ from outguard import views
 from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.events import wire
-from outguard.server import PARTS, store_health
+from outguard.server import PARTS, split_part, store_health
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,13 @@ async def metrics(request: web.Request) -> web.Response:
     write errors, calls in progress, active suspensions, the snapshot, the process."""
     screener = cx.screener(request)
     parts = request.app[PARTS]
-    connected = {name: bool(getattr(part, "connected", True)) for name, part in parts.items()}
-    reconnects = {name: int(part.reconnects) for name, part in parts.items()
+    connected = {split_part(name): bool(getattr(part, "connected", True))
+                 for name, part in parts.items()}
+    reconnects = {split_part(name): int(part.reconnects) for name, part in parts.items()
                   if hasattr(part, "reconnects")}
+    by_pbx: dict[str, int] = {}
+    for call in screener.live.calls():
+        by_pbx[call.pbx] = by_pbx.get(call.pbx, 0) + 1
     active = await cx.store(request).list_suspensions(active_at=datetime.now(UTC))
     suspensions = {"account": 0, "caller_id": 0, "tenant": 0}
     for s in active:
@@ -44,6 +48,7 @@ async def metrics(request: web.Request) -> web.Response:
     snap = screener.snapshot
     scrape = Scrape(
         connected=connected, reconnects=reconnects, live_calls=screener.live_calls(),
+        live_by_pbx=by_pbx,
         suspensions=suspensions,
         snapshot={k: float(v) for k, v in snap.stats.items()} if snap is not None else {},
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)

@@ -134,6 +134,11 @@ _OPEN_CALLS = [
     "CREATE INDEX idx_calls_open ON calls (at) WHERE ended_at IS NULL",
 ]
 
+_CALL_PBX = [
+    "ALTER TABLE calls ADD COLUMN pbx TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX idx_calls_pbx_at ON calls (pbx, at)",
+]
+
 MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (1, "core schema", _CORE),
     (2, "lookup indexes", _LOOKUP_INDEXES),
@@ -142,6 +147,7 @@ MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (10, "complaint account", _COMPLAINT_ACCOUNT),
     (11, "rule hits", _RULE_HITS),
     (30, "open calls: end note and index", _OPEN_CALLS),
+    (80, "call pbx", _CALL_PBX),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

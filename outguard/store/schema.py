@@ -199,6 +199,13 @@ def _open_calls(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_calls_open ON calls (at) WHERE ended_at IS NULL")
 
 
+def _call_pbx(db: sqlite_utils.Database) -> None:
+    """80: the PBX each call came from (one outguard may serve several); rows logged
+    before have "" (one PBX). Reports group by it."""
+    db.execute("ALTER TABLE calls ADD COLUMN pbx TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX idx_calls_pbx_at ON calls (pbx, at)")
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -207,6 +214,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (10, "complaint account", _complaint_account),
     (11, "rule hits", _rule_hits),
     (30, "open calls: end note and index", _open_calls),
+    (80, "call pbx", _call_pbx),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

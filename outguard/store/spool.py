@@ -109,6 +109,8 @@ class Spool:
                 kind, row = _KINDS[record["kind"]], tuple(record["row"])
                 if kind == OUTCOME and len(row) == 5:  # spooled before calls.end_note
                     row = (*row[:4], None, row[4])
+                if kind == CALL and len(row) == 13:  # spooled before calls.pbx
+                    row = (*row, "")
                 items.append((kind, row))
             except (ValueError, KeyError, TypeError):
                 if number >= len(lines) - 1:

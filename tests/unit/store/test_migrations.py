@@ -62,22 +62,23 @@ def test_a_migration_numbered_below_one_already_applied_still_runs(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Parallel branches number migrations in separate ranges: a database that already
-    has a higher-numbered one (from another branch) still gets every missing one."""
+    has a higher-numbered one (from another branch; 990, above every range in use) still
+    gets every missing one."""
     from outguard.store import schema
 
     conn = connect(str(db_path))
     migrate(conn, target=3)
-    conn.execute("INSERT INTO migrations (version, name, applied_at) VALUES (40, 'elsewhere', 0)")
+    conn.execute("INSERT INTO migrations (version, name, applied_at) VALUES (990, 'elsewhere', 0)")
 
     def later(db: sqlite_utils.Database) -> None:
         db.table("from_another_branch").create({"id": int}, pk="id")
 
-    steps = (*MIGRATIONS, (40, "elsewhere", later))
+    steps = (*MIGRATIONS, (990, "elsewhere", later))
     monkeypatch.setattr(schema, "MIGRATIONS", steps)
-    monkeypatch.setattr(schema, "LATEST", 40)
-    assert migrate(conn) == 40
+    monkeypatch.setattr(schema, "LATEST", 990)
+    assert migrate(conn) == 990
     applied = [r[0] for r in conn.execute("SELECT version FROM migrations ORDER BY version")]
-    assert applied == [*(m[0] for m in MIGRATIONS), 40]
+    assert applied == [*(m[0] for m in MIGRATIONS), 990]
     assert "released_at" in {c[1] for c in conn.execute("PRAGMA table_info(lists)")}
     conn.close()
 

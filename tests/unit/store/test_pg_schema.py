@@ -87,16 +87,16 @@ def test_migrate_applies_numbers_missing_below_the_current_version(
     """A migration from a branch that landed later with a lower number is still applied."""
     monkeypatch.setattr(pg_schema, "MIGRATIONS", (
         *pg_schema.MIGRATIONS,
-        (45, "from a branch that landed late", ["CREATE TABLE late_table (x TEXT)"]),
-        (47, "from a branch that landed first", ["CREATE TABLE early_table (x TEXT)"])))
-    monkeypatch.setattr(pg_schema, "LATEST", 47)
+        (995, "from a branch that landed late", ["CREATE TABLE late_table (x TEXT)"]),
+        (997, "from a branch that landed first", ["CREATE TABLE early_table (x TEXT)"])))
+    monkeypatch.setattr(pg_schema, "LATEST", 997)
     url = pg_server.create_database("gap_check")
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             assert pg_schema.migrate(conn, target=3) == 3
-            conn.execute("CREATE TABLE early_table (x TEXT)")  # the database saw 47, not 45
-            conn.execute("INSERT INTO migrations (version, name) VALUES (47, 'first')")
-            assert pg_schema.migrate(conn) == 47
+            conn.execute("CREATE TABLE early_table (x TEXT)")  # the database saw 997, not 995
+            conn.execute("INSERT INTO migrations (version, name) VALUES (997, 'first')")
+            assert pg_schema.migrate(conn) == 997
             assert conn.execute("SELECT to_regclass('late_table')").fetchone()[0] is not None
             assert [r[0] for r in conn.execute("SELECT version FROM migrations ORDER BY 1")] \
                 == [n for n, _, _ in pg_schema.MIGRATIONS]
