@@ -328,22 +328,40 @@ def open_sqlite_import(path: str) -> tuple[sqlite3.Connection, Staging]:
     return conn, _SqliteStaging(conn)
 
 
+#: an upsert changes a row only when one of these differs (NULL-safe, in both engines'
+#: SQL: ``IS DISTINCT FROM`` needs SQLite 3.39)
+_CHANGED = " OR ".join(
+    f"(list_entries.{c} IS NULL) <> (excluded.{c} IS NULL) OR list_entries.{c} <> excluded.{c}"
+    for c in ("expires_at", "source", "reason", "evidence"))
+
+
 def _merge(conn: sqlite3.Connection, lid: int, mode: str, values: tuple[object, ...]) -> tuple[int, int, int]:
-    """Apply staging to list ``lid`` inside the caller's transaction: (added, removed, total)."""
+    """Apply staging to list ``lid`` inside the caller's transaction: (added, removed, total).
+
+    Rows go in key order (the list's B-tree fills from one end, not at random). An empty
+    list (a first import) takes a plain INSERT: staging is distinct, so nothing can
+    conflict but a number another writer added meanwhile, which fails the import whole
+    (PostgreSQL; SQLite holds the write lock). A replace rewrites only the rows whose
+    expiry, source, reason or evidence change: importing the same file again writes
+    nothing but the deletions."""
     count = "SELECT count(*) FROM list_entries WHERE list_id = ?"
     before = int(conn.execute(count, (lid,)).fetchone()[0])
     select = ("INSERT INTO list_entries (list_id, e164, expires_at, created_at, source, reason,"
-              " evidence) SELECT ?, e164, ?, ?, ?, ?, ? FROM temp.staging WHERE true")
-    if mode == "replace":
+              " evidence) SELECT ?, e164, ?, ?, ?, ?, ? FROM temp.staging WHERE true"
+              " ORDER BY e164")
+    removed = 0
+    if before == 0:
+        conn.execute(select, (lid, *values))
+    elif mode == "replace":
         removed = conn.execute(
             "DELETE FROM list_entries WHERE list_id = ? AND NOT EXISTS"
             " (SELECT 1 FROM temp.staging s WHERE s.e164 = list_entries.e164)", (lid,),
         ).rowcount
         conn.execute(select + " ON CONFLICT (list_id, e164) DO UPDATE SET"
                      " expires_at = excluded.expires_at, source = excluded.source,"
-                     " reason = excluded.reason, evidence = excluded.evidence", (lid, *values))
+                     " reason = excluded.reason, evidence = excluded.evidence"
+                     " WHERE " + _CHANGED, (lid, *values))
     else:
-        removed = 0
         conn.execute(select + " ON CONFLICT (list_id, e164) DO NOTHING", (lid, *values))
     total = int(conn.execute(count, (lid,)).fetchone()[0])
     return total - (before - removed), removed, total

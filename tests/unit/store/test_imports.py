@@ -282,3 +282,28 @@ def test_the_release_date_of_the_copy_is_kept(store: SQLiteStore, dnc: str, tmp_
     assert info.imported_at > released
     store.import_list(dnc, _write(tmp_path / "n.txt", b"13800138000\n"))
     assert store.get_list(dnc).info.released_at is None  # a later copy without a date
+
+
+def test_a_replace_import_rewrites_what_changed_and_keeps_what_did_not(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """The merge: a first import fills the empty list; a replace with the same file
+    keeps every row (created_at too); a replace with another reason or source updates
+    the rows that stay and removes the ones the file no longer has."""
+    store.create_list("reg", "register")
+    f = _write(tmp_path / "r.txt", b"13800000001\n13800000002\n13800000003\n")
+    first = store.import_list("reg", f, reason="register 1")
+    assert (first.added, first.removed, first.total) == (3, 0, 3)
+    created = {e.e164: e.created_at for e in store.iter_entries("reg")}
+    again = store.import_list("reg", f, reason="register 1")
+    assert (again.added, again.removed, again.total) == (0, 0, 3)
+    assert {e.e164: e.created_at for e in store.iter_entries("reg")} == created
+    f2 = _write(tmp_path / "r2.txt", b"13800000002\n13800000003\n13800000004\n")
+    changed = store.import_list("reg", f2, reason="register 2")
+    assert (changed.added, changed.removed, changed.total) == (1, 1, 3)
+    entries = list(store.iter_entries("reg"))
+    assert [(e.e164, e.source, e.reason) for e in entries] == [
+        ("+8613800000002", "r2.txt", "register 2"), ("+8613800000003", "r2.txt", "register 2"),
+        ("+8613800000004", "r2.txt", "register 2")]
+    assert [e.created_at for e in entries[:2]] == [created["+8613800000002"],
+                                                   created["+8613800000003"]]
