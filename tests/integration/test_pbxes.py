@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from outguard.server import AMI_BY_PBX, PARTS, STASIS_BY_PBX, Parts, build_app
 from outguard.store.base import LoggedCall
 from outguard.testing import sipp
 from tests.integration.conftest import Running, settings_for
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,6 @@ def targets(name: str, box: sandbox.Sandbox) -> tuple[AriConfig, AmiConfig]:
 
 def agi_url(one: sandbox.Sandbox, pbx: str = "") -> str:
     return f"agi://127.0.0.1:{one.inst.ports.agi}/screen" + (f"?pbx={pbx}" if pbx else "")
-
-
-async def wait_for(what: str, ok: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ok():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout:g} s")
-        await asyncio.sleep(0.05)
 
 
 def all_connected(app: web.Application) -> bool:
@@ -72,7 +64,7 @@ async def both(
     runner = web.AppRunner(build_app(settings, Parts(api=False)))
     await runner.setup()
     try:
-        await wait_for("both PBXes' ARI and AMI connected", lambda: all_connected(runner.app))
+        await eventually(lambda: all_connected(runner.app), "both PBXes' ARI and AMI connected")
         yield Running(runner.app, settings, clean_pbx)
     finally:
         await runner.cleanup()
@@ -123,13 +115,13 @@ async def test_one_pbxs_asterisk_restart_does_not_disturb_the_others_calls(
     with sipp.Carrier(both.pbx.inst, hold_ms=120_000) as carrier:
         placing = asyncio.ensure_future(asyncio.to_thread(
             sipp.place_calls, both.pbx.inst, NUMBER, account="a1", timeout_s=120))
-        await wait_for("pbx-a's call connected", lambda: carrier.invites() == [NUMBER])
+        await eventually(lambda: carrier.invites() == [NUMBER], "pbx-a's call connected")
         assert [c.pbx for c in both.screener.live.calls()] == ["pbx-a"]
 
         await asyncio.to_thread(pbx_b.restart)  # pbx-b's Asterisk goes away and back
-        await wait_for("pbx-b's ARI and AMI reconnected", lambda: (
+        await eventually(lambda: (
             stasis_b.reconnects > before[2] and ami_b.reconnects > before[3]
-            and stasis_b.connected and ami_b.connected))
+            and stasis_b.connected and ami_b.connected), "pbx-b's ARI and AMI reconnected")
         # pbx-a's connections never dropped and its call is still followed
         assert (stasis_a.reconnects, ami_a.reconnects) == before[:2]
         assert stasis_a.connected and ami_a.connected
