@@ -20,6 +20,8 @@ import json
 from dataclasses import astuple, dataclass
 from typing import Any, ClassVar
 
+from outguard.live import DEFAULT_PBX
+
 __all__ = ["CallDecided", "CallAnswered", "CallEnded", "CallEvent", "as_dict", "encode",
            "decode"]
 
