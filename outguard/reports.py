@@ -121,7 +121,7 @@ def periods(by: Sequence[str], since: float, until: float, tz: str) -> list[tupl
     keys: dict[tuple[str, ...], None] = {}
     at = since
     while at < until:  # hour steps: days of 23 or 25 hours are walked right too
-        keys[keyer(at, "", "")] = None
+        keys[keyer(at, "", "", "")] = None
         at += 3600 if step == 86400 else step
     return [(k[0],) for k in keys]
 
