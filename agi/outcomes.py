@@ -17,6 +17,9 @@ call crosses the wire (bench/outcomes.py measured the options: bench/RESULTS.md)
 * after a (re)connect, calls whose channel no longer exists (``CoreShowChannels``) are
   ended without a cause.
 
+One listener per PBX (``[[ami]]`` target): its tracker finds and reconciles only the
+calls of its own PBX, so a Uniqueid that another PBX also uses is never confused.
+
 ``Screener.ended`` releases concurrency slots exactly once, whichever path comes first.
 """
 
@@ -31,7 +34,7 @@ from typing import Protocol
 from agi.ami import AmiClient, AmiError
 from outguard import dialplan_vars as dv
 from outguard.config import AmiConfig
-from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
+from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +113,16 @@ class OutcomeTracker:
     themselves live in the registry (``outcomes.live``); the tracker keeps only the ends
     of channels not screened yet (a race)."""
 
-    def __init__(self, outcomes: Outcomes, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, outcomes: Outcomes, clock: Callable[[], float] = time.monotonic,
+                 pbx: str = DEFAULT_PBX) -> None:
         self.outcomes = outcomes
         self.clock = clock
+        self.pbx = pbx  # the PBX whose events this tracker reads
         self._gone: dict[str, tuple[Ended, float]] = {}  # ends of untracked channels
         self.ended_count = 0
 
     def _call(self, uniqueid: str) -> str | None:
-        call = self.outcomes.live.on_channel(uniqueid) if uniqueid else None
+        call = self.outcomes.live.on_channel(self.pbx, uniqueid) if uniqueid else None
         return call.call_id if call is not None else None
 
     def track(self, uniqueid: str) -> None:
@@ -140,10 +145,10 @@ class OutcomeTracker:
             self._remember_gone(uniqueid, ended)
 
     def reconcile(self, live: set[str], asked_at: float) -> int:
-        """After a (re)connect: end the calls reserved before ``asked_at`` (the registry's
-        clock) whose channel is not in ``live`` (CoreShowChannels), their cause unknown.
-        Calls restored from the call log after a restart included."""
-        lost = [c for c in self.outcomes.live.calls()
+        """After a (re)connect: end this PBX's calls reserved before ``asked_at`` (the
+        registry's clock) whose channel is not in ``live`` (CoreShowChannels), their cause
+        unknown. Calls restored from the call log after a restart included."""
+        lost = [c for c in self.outcomes.live.calls(self.pbx)
                 if c.started < asked_at and c.channel_id and c.channel_id not in live]
         for call in lost:
             self._end(call.call_id, UNKNOWN,
@@ -181,7 +186,8 @@ class AmiListener:
 
     def __init__(self, outcomes: Outcomes, cfg: AmiConfig,
                  on_optout: UserEventHandler | None = None) -> None:
-        self.tracker = OutcomeTracker(outcomes)
+        self.pbx = cfg.pbx
+        self.tracker = OutcomeTracker(outcomes, pbx=cfg.pbx)
         self.on_optout = on_optout
         self.client = AmiClient(
             cfg.host, cfg.port, cfg.user, cfg.password,
@@ -229,4 +235,5 @@ class AmiListener:
         live = {e.get("Uniqueid", "") for e in getattr(reply, "events", [])}
         lost = self.tracker.reconcile(live, asked_at)
         if lost:
-            logger.warning("AMI reconcile: %d call(s) ended while AMI was away; released", lost)
+            logger.warning("AMI reconcile: %d call(s) of pbx %s ended while AMI was away; "
+                           "released", lost, self.pbx)

@@ -20,6 +20,8 @@ import json
 from dataclasses import astuple, dataclass
 from typing import Any, ClassVar
 
+from outguard.live import DEFAULT_PBX
+
 __all__ = ["CallDecided", "CallAnswered", "CallEnded", "CallEvent", "as_dict", "encode",
            "decode"]
 
@@ -43,6 +45,7 @@ class CallDecided:
     cause: int  # the hangup cause of a block (0 when allowed)
     shadow: tuple[str, ...]
     decision_us: int
+    pbx: str = DEFAULT_PBX  # the PBX the call came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,7 @@ class CallAnswered:
     at: float
     tenant: str
     account: str
+    pbx: str = DEFAULT_PBX
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,7 @@ class CallEnded:
     cause: int | None  # Q.850, None when unknown
     #: how the end was known when no hangup was seen ("unknown after restart", ...)
     note: str | None = None
+    pbx: str = DEFAULT_PBX
 
     @property
     def answered(self) -> bool:
@@ -85,17 +90,18 @@ def as_dict(event: CallEvent) -> dict[str, Any]:
     if isinstance(event, CallDecided):
         return {
             "type": event.type, "decision_id": event.call_id, "adapter": event.adapter,
-            "at": event.at, "tenant": event.tenant, "account": event.account,
+            "pbx": event.pbx, "at": event.at, "tenant": event.tenant, "account": event.account,
             "caller_id": event.caller_id, "destination": event.destination,
             "verdict": "allow" if event.allowed else "block", "rule": event.rule,
             "reason": event.reason, "message": event.message, "shadow": list(event.shadow),
             "decision_us": event.decision_us,
         }
     if isinstance(event, CallAnswered):
-        return {"type": event.type, "decision_id": event.call_id, "at": event.at,
-                "tenant": event.tenant, "account": event.account}
+        return {"type": event.type, "decision_id": event.call_id, "pbx": event.pbx,
+                "at": event.at, "tenant": event.tenant, "account": event.account}
     return {
-        "type": event.type, "decision_id": event.call_id, "account": event.account,
+        "type": event.type, "decision_id": event.call_id, "pbx": event.pbx,
+        "account": event.account,
         "tenant": event.tenant, "caller_id": event.caller_id,
         "destination": event.destination, "answered": event.answered,
         "duration": event.duration, "cause": event.cause, "note": event.note, "at": event.at,

@@ -201,7 +201,7 @@ class Screener:
                 continue
             restored.append(LiveCall(
                 call_id=c.decision_id, channel_id=c.channel_id, adapter=c.adapter,
-                tenant=c.tenant, account=c.account, caller_id=c.caller_id,
+                pbx=c.pbx, tenant=c.tenant, account=c.account, caller_id=c.caller_id,
                 destination=c.destination, started=c.at, answered_at=logged.answered_at,
             ))
         n = self.live.restore(restored)
@@ -425,7 +425,8 @@ class Screener:
         A call still live on the channel (screened again) ends here."""
         # the call log is keyed by the channel's unique id, which the dialplan knows too
         # (no decision-id variable to send); a second screening of the same channel (a
-        # dialplan that screens twice) gets an id of its own
+        # dialplan that screens twice), or a channel of another PBX whose unique id
+        # collides with one already used, gets an id of its own
         decision_id = facts.channel_id
         if not decision_id or decision_id in self._decided:
             decision_id = uuid.uuid4().hex
@@ -438,7 +439,7 @@ class Screener:
             self._resolve_account, self._tenant_of, self.default_tenant,
         )
         if facts.channel_id:
-            earlier = self.live.on_channel(facts.channel_id)
+            earlier = self.live.on_channel(facts.pbx, facts.channel_id)
             if earlier is not None:  # screened again on the same channel: that call is over
                 self.ended(earlier.call_id, None)
         return decision_id, attempt, channel_problems(facts)
@@ -452,7 +453,7 @@ class Screener:
             self.live.reserve(LiveCall(
                 call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
                 tenant=attempt.tenant, account=attempt.account, caller_id=caller_id,
-                destination=destination, started=now,
+                destination=destination, started=now, pbx=facts.pbx,
             ))
         elapsed_us = (time.perf_counter_ns() - started) // 1000
         decision = Decision(decision_id, verdict, attempt, elapsed_us)
@@ -463,7 +464,7 @@ class Screener:
             destination=destination, allowed=verdict.allowed, rule=verdict.rule_id,
             reason=verdict.reason, message=verdict.message,
             cause=0 if verdict.allowed else verdict.cause, shadow=verdict.shadow,
-            decision_us=elapsed_us,
+            decision_us=elapsed_us, pbx=facts.pbx,
         ))
         return decision
 
@@ -476,7 +477,7 @@ class Screener:
         call = self.live.answered(decision_id, self.clock() if at is None else at)
         if call is not None and call.answered_at is not None:
             self.publish(CallAnswered(decision_id, call.answered_at, call.tenant,
-                                      call.account))
+                                      call.account, call.pbx))
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
               note: str | None = None) -> bool:
@@ -497,6 +498,7 @@ class Screener:
             call_id=decision_id, at=end, tenant=call.tenant, account=call.account,
             caller_id=call.caller_id, destination=call.destination,
             answered_at=call.answered_at, duration=duration, cause=cause, note=note,
+            pbx=call.pbx,
         ))
         return True
 
@@ -526,9 +528,10 @@ class Screener:
                                       ended_at=event.at, duration=event.duration,
                                       cause=event.cause, note=event.note)
 
-    def call_on_channel(self, channel_id: str) -> LiveCall | None:
-        """The live call screened on this channel (ARI channel id / AMI Uniqueid)."""
-        return self.live.on_channel(channel_id)
+    def call_on_channel(self, pbx: str, channel_id: str) -> LiveCall | None:
+        """The live call screened on this channel of this PBX (ARI channel id / AMI
+        Uniqueid)."""
+        return self.live.on_channel(pbx, channel_id)
 
     def live_calls(self) -> int:
         return len(self.live)

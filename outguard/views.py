@@ -166,7 +166,7 @@ def audit(r: AuditRecord, mask: Mask = plain) -> dict[str, Any]:
 def call(c: LoggedCall, mask: Mask = plain) -> dict[str, Any]:
     k = c.call
     return {"decision_id": k.decision_id, "channel_id": k.channel_id, "adapter": k.adapter,
-            "tenant": k.tenant, "account": k.account, "caller_id": mask(k.caller_id),
+            "pbx": k.pbx, "tenant": k.tenant, "account": k.account, "caller_id": mask(k.caller_id),
             "destination": mask(k.destination), "verdict": k.verdict, "rule": k.rule,
             "reason": k.reason, "shadow": list(k.shadow), "decision_us": k.decision_us,
             "at": iso(k.at), "answered_at": iso(c.answered_at), "ended_at": iso(c.ended_at),

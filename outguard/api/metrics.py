@@ -8,6 +8,8 @@ what the scrape reads from the app (``Scrape``): connection state, reconnects, c
 progress, active suspensions and the snapshot. A scrape costs a dict walk and one query.
 
 One unit per metric: counts are ``*_total`` counters or plain gauges, times are seconds.
+Labels stay few: decisions and outcomes carry the PBX (one per [[ari]]/[[ami]] target,
+a handful), connection state the part and the PBX; never a number, account or channel.
 """
 
 from __future__ import annotations
@@ -62,17 +64,17 @@ class Collector:
     """Counters and a histogram fed by the event hub."""
 
     def __init__(self) -> None:
-        self.decisions: dict[tuple[str, str], int] = {}
+        self.decisions: dict[tuple[str, str, str], int] = {}  # (verdict, reason, pbx)
         self.buckets = [0] * len(BUCKETS)
         self.latency_sum = 0.0
         self.latency_count = 0
-        self.outcomes: dict[str, int] = {}
+        self.outcomes: dict[tuple[str, str], int] = {}  # (result, pbx)
         self.other: dict[str, int] = {}
         self.missed = 0
 
     def add(self, event: Event) -> None:
         if isinstance(event, CallDecided):
-            key = ("allow" if event.allowed else "block", event.reason)
+            key = ("allow" if event.allowed else "block", event.reason, event.pbx)
             self.decisions[key] = self.decisions.get(key, 0) + 1
             seconds = event.decision_us / 1e6
             self.latency_sum += seconds
@@ -81,7 +83,7 @@ class Collector:
                 if seconds <= bound:
                     self.buckets[i] += 1
         elif isinstance(event, CallEnded):
-            result = "answered" if event.answered else "unanswered"
+            result = ("answered" if event.answered else "unanswered", event.pbx)
             self.outcomes[result] = self.outcomes.get(result, 0) + 1
         else:
             self.other[event.type] = self.other.get(event.type, 0) + 1
@@ -97,9 +99,12 @@ class Collector:
 class Scrape:
     """What one scrape reads from the running app, beside the collector's counts."""
 
-    connected: Mapping[str, bool] = field(default_factory=dict)
-    reconnects: Mapping[str, int] = field(default_factory=dict)
+    #: by (part, pbx): ("ari", "pbx1"); the FastAGI server's pbx is ""
+    connected: Mapping[tuple[str, str], bool] = field(default_factory=dict)
+    reconnects: Mapping[tuple[str, str], int] = field(default_factory=dict)
     live_calls: int = 0
+    #: calls in progress by PBX
+    live_by_pbx: Mapping[str, int] = field(default_factory=dict)
     suspensions: Mapping[str, int] = field(default_factory=dict)
     snapshot: Mapping[str, float] = field(default_factory=dict)
     snapshot_age_s: float | None = None
@@ -117,29 +122,40 @@ class Scrape:
 def families(c: Collector, s: Scrape) -> Iterator[Metric]:
     """This app's metric families."""
     decisions = CounterMetricFamily(
-        "outguard_decisions", "Screening decisions by verdict and reason.",
-        labels=["verdict", "reason"])
-    for (verdict, reason), n in sorted(c.decisions.items()):
-        decisions.add_metric([verdict, reason], n)
+        "outguard_decisions", "Screening decisions by verdict, reason and PBX.",
+        labels=["verdict", "reason", "pbx"])
+    for (verdict, reason, pbx), n in sorted(c.decisions.items()):
+        decisions.add_metric([verdict, reason, pbx], n)
     yield decisions
     cumulative = [(f"{bound:g}", float(n)) for bound, n in zip(BUCKETS, c.buckets)]
     yield HistogramMetricFamily(
         "outguard_decision_latency_seconds", "Time to decide one call (CPU, in process).",
         buckets=cumulative + [("+Inf", float(c.latency_count))], sum_value=c.latency_sum)
-    yield _counter("outguard_call_outcomes", "Allowed calls that ended, answered or not.",
-                   "result", c.outcomes)
+    outcomes = CounterMetricFamily(
+        "outguard_call_outcomes", "Allowed calls that ended, answered or not, by PBX.",
+        labels=["result", "pbx"])
+    for (result, pbx), n in sorted(c.outcomes.items()):
+        outcomes.add_metric([result, pbx], n)
+    yield outcomes
     yield _counter("outguard_events", "Other live events by type.", "type", c.other)
     yield _counter("outguard_events_missed",
                    "Events the metrics collector lost by falling behind.", None, {"": c.missed})
-    yield _gauge("outguard_connected",
-                 "1 when a part (ari, agi, ami) is connected to Asterisk (agi: listening).",
-                 "part", {k: float(v) for k, v in s.connected.items()})
-    yield _counter("outguard_reconnects",
-                   "Reconnection attempts of a part (ari, ami) after losing Asterisk or failing to "
-                   "reach it.",
-                   "part", s.reconnects)
+    connected = GaugeMetricFamily(
+        "outguard_connected", "1 when a part (ari, agi, ami) is connected to a PBX's Asterisk "
+        "(agi: listening; its pbx label is empty).", labels=["part", "pbx"])
+    for (part, pbx), up in sorted(s.connected.items()):
+        connected.add_metric([part, pbx], float(up))
+    yield connected
+    reconnects = CounterMetricFamily(
+        "outguard_reconnects", "Reconnection attempts of a part (ari, ami) after losing a "
+        "PBX's Asterisk or failing to reach it.", labels=["part", "pbx"])
+    for (part, pbx), n in sorted(s.reconnects.items()):
+        reconnects.add_metric([part, pbx], n)
+    yield reconnects
     yield _gauge("outguard_calls_in_progress", "Allowed calls not ended yet.", None,
                  {"": s.live_calls})
+    yield _gauge("outguard_calls_in_progress_by_pbx", "Allowed calls not ended yet, by PBX.",
+                 "pbx", s.live_by_pbx)
     yield _gauge("outguard_suspensions_active", "Active suspensions by party kind.",
                  "party_kind", s.suspensions)
     for figure, value in sorted(s.snapshot.items()):

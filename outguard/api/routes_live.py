@@ -21,7 +21,7 @@ from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.enforcement.deadlines import deadline_state
 from outguard.events import wire
-from outguard.server import ENFORCER, PARTS, store_health
+from outguard.server import ENFORCER, PARTS, split_part, store_health
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,13 @@ async def metrics(request: web.Request) -> web.Response:
     process."""
     screener = cx.screener(request)
     parts = request.app[PARTS]
-    connected = {name: bool(getattr(part, "connected", True)) for name, part in parts.items()}
-    reconnects = {name: int(part.reconnects) for name, part in parts.items()
+    connected = {split_part(name): bool(getattr(part, "connected", True))
+                 for name, part in parts.items()}
+    reconnects = {split_part(name): int(part.reconnects) for name, part in parts.items()
                   if hasattr(part, "reconnects")}
+    by_pbx: dict[str, int] = {}
+    for call in screener.live.calls():
+        by_pbx[call.pbx] = by_pbx.get(call.pbx, 0) + 1
     active = await cx.store(request).list_suspensions(active_at=datetime.now(UTC))
     suspensions = {"account": 0, "caller_id": 0, "tenant": 0}
     for s in active:
@@ -54,6 +58,7 @@ async def metrics(request: web.Request) -> web.Response:
     health = await enforcer.health_summary() if enforcer is not None else {}
     scrape = Scrape(
         connected=connected, reconnects=reconnects, live_calls=screener.live_calls(),
+        live_by_pbx=by_pbx,
         suspensions=suspensions,
         snapshot={k: float(v) for k, v in snap.stats.items()} if snap is not None else {},
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)

@@ -214,23 +214,26 @@ async def api_call(method: str, base: str, path: str, token: str,
 
 @click.command()
 @click.option("--by", default="day", show_default=True,
-              help="Group by: day or hour, tenant, account (comma-separated).")
+              help="Group by: day or hour, pbx, tenant, account (comma-separated).")
 @click.option("--days", default=7, show_default=True, help="The last N days (without --since).")
 @click.option("--since", default=None, help="From (ISO date or time).")
 @click.option("--until", default=None, help="Until (ISO date or time; default now).")
 @click.option("--tenant", default=None, help="Only this tenant.")
 @click.option("--account", default=None, help="Only this account.")
+@click.option("--pbx", default=None, help="Only this PBX's calls (its [[ari]]/[[ami]] name).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output (for spreadsheets).")
 @json_option
 @with_reader
 def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str | None,
-           tenant: str | None, account: str | None, as_csv: bool, as_json: bool) -> None:
-    """Calls by day, tenant and/or account: attempts, allowed, blocked by reason, answered,
+           tenant: str | None, account: str | None, pbx: str | None, as_csv: bool,
+           as_json: bool) -> None:
+    """Calls by day, PBX, tenant and/or account: attempts, allowed, blocked by reason, answered,
     connect rate (接通率), average duration, short-call ratio, complaints.
 
     \b
     Example:
       outguard report --by day,account --days 30 --csv > calls.csv
+      outguard report --by pbx --days 1
     """
     with translated():
         groups = parse_by(by)
@@ -238,7 +241,7 @@ def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str
     start = epoch_of(since, now - days * 86400)
     end = epoch_of(until, now + 1)
     body = call_report(store, policy_of(current_settings()), by=groups, since=start,
-                       until=end, tenant=tenant, account=account)
+                       until=end, tenant=tenant, account=account, pbx=pbx)
     if as_json:
         emit_json(body)
         return

@@ -221,6 +221,8 @@ class CallRecord:
     at: float
     purpose: str = ""  # the attempt's purpose (policy replay needs it); "" in old rows
     campaign: str = ""
+    #: the PBX the call came from ("" for calls not from a PBX: API checks, older rows)
+    pbx: str = ""
 
     @classmethod
     def from_verdict(
@@ -251,15 +253,16 @@ class CallRecord:
             tenant=event.tenant, account=event.account, caller_id=event.caller_id,
             destination=event.destination, verdict="allow" if event.allowed else "block",
             rule=event.rule, reason=event.reason, shadow=event.shadow,
-            decision_us=event.decision_us, at=event.at,
+            decision_us=event.decision_us, at=event.at, pbx=event.pbx,
         )
 
     def as_row(self) -> tuple[Any, ...]:
+        """The row for ``writer.INSERT_CALL`` (and the spool), pbx last."""
         return (
             self.decision_id, self.channel_id, self.adapter, self.tenant, self.account,
             self.caller_id, self.destination, self.verdict, self.rule, self.reason,
             ",".join(self.shadow), self.decision_us, self.at, self.purpose or None,
-            self.campaign or None,
+            self.campaign or None, self.pbx,
         )
 
 

@@ -278,6 +278,13 @@ def _health_tasks(db: sqlite_utils.Database) -> None:
                " ON health_tasks (caller_id, opened_at)")
 
 
+def _call_pbx(db: sqlite_utils.Database) -> None:
+    """80: the PBX each call came from (one outguard may serve several); rows logged
+    before have "" (one PBX). Reports group by it."""
+    db.execute("ALTER TABLE calls ADD COLUMN pbx TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX idx_calls_pbx_at ON calls (pbx, at)")
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -291,6 +298,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (52, "call log: purpose and campaign", _call_purpose),
     (53, "complaint deadlines", _complaint_deadlines),
     (60, "caller-ID health tasks", _health_tasks),
+    (80, "call pbx", _call_pbx),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

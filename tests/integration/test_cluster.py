@@ -37,25 +37,6 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-def second_instance(primary_offset: int) -> sandbox.Instance:
-    """The second PBX: signalling ports at primary + 50 (test offsets are multiples of
-    100), RTP at 40000 + 10 x primary (clear of every primary's 20000 + 10 x offset)."""
-    inst = sandbox.new_instance(f"{TEST_INSTANCE}-b", primary_offset + 50)
-    rtp = 40000 + 10 * primary_offset
-    return dataclasses.replace(
-        inst, ports=dataclasses.replace(inst.ports, rtp_start=rtp, rtp_end=rtp + 999))
-
-
-@pytest.fixture(scope="module")
-def pbx_b(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
-    box = sandbox.Sandbox(second_instance(TEST_PORT_OFFSET))
-    box.start()
-    try:
-        yield box
-    finally:
-        box.stop()
-
-
 @pytest.fixture(scope="module")
 def cluster_redis() -> Iterator[RedisServer]:
     """The cluster's Redis, of this module's own (to kill and restart): port 17000 +

@@ -119,11 +119,11 @@ class FakeScreener:
             self.live.reserve(LiveCall(
                 call_id=attempt.call_id, channel_id=facts.channel_id, adapter="ari",
                 tenant="t", account="a", caller_id=facts.caller_id,
-                destination=facts.dialed, started=0.0))
+                destination=facts.dialed, started=0.0, pbx=facts.pbx))
         return Decision(self.prefix + facts.channel_id, self.verdict, attempt, 10)
 
-    def call_on_channel(self, channel_id: str) -> LiveCall | None:
-        return self.live.on_channel(channel_id)
+    def call_on_channel(self, pbx: str, channel_id: str) -> LiveCall | None:
+        return self.live.on_channel(pbx, channel_id)
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
         if self.live.answered(decision_id, 1.0) is not None:
@@ -658,3 +658,44 @@ async def test_every_log_line_about_a_failed_call_masks_the_dialled_number(
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "138****8000" in text
     assert "13800138000" not in text
+
+
+# -- several PBXes: one app per PBX, each touching only its own calls ------------------------
+
+def on_pbx(screener: FakeScreener, pbx: str) -> tuple[StasisApp, FakeAri]:
+    ari = FakeAri()
+    app = StasisApp(ari, screener, CallSettings(), FakeTracker(), pbx=pbx)  # type: ignore[arg-type]
+    return app, ari
+
+
+async def test_two_pbxes_with_the_same_channel_id_keep_their_calls_apart() -> None:
+    screener = FakeScreener()
+    on_a, _ = on_pbx(screener, "a")
+    on_b, ari_b = on_pbx(screener, "b")
+    on_a.dispatch(start("1795400932.7"))
+    await drain(on_a)
+    screener.prefix = "e-"  # the real screener gives a colliding id a decision id of its own
+    on_b.dispatch(start("1795400932.7"))
+    await drain(on_b)
+    assert [f.pbx for f in screener.seen] == ["a", "b"]
+    assert len(screener.live) == 2
+    # PBX b's channel ends (event on b's WebSocket): only b's call ends
+    on_b.dispatch({"type": "ChannelDestroyed", "channel": {"id": "1795400932.7"}, "cause": 16})
+    assert screener.ended_ids == [("e-1795400932.7", 16)]
+    # PBX b's ARI reconnects and lists no channel: a's call is not b's to close
+    await on_b.reconcile()
+    assert screener.ended_ids == [("e-1795400932.7", 16)]
+    assert screener.live.on_channel("a", "1795400932.7") is not None
+    assert ari_b.calls[-1][0] == "continue"  # nothing was sent to b for a's call
+
+
+async def test_a_reconnecting_ari_closes_only_its_own_pbxs_calls_that_are_gone() -> None:
+    screener = FakeScreener()
+    on_a, _ = on_pbx(screener, "a")
+    for pbx in ("a", "b"):
+        screener.live.restore([LiveCall(
+            call_id=f"d-{pbx}", channel_id="c1", adapter="ari", tenant="t", account="a",
+            caller_id="01088886666", destination="13800138000", started=time.time(), pbx=pbx)])
+    await on_a.reconcile()  # a's Asterisk restarted: its channels are gone
+    assert screener.ended_ids == [("d-a", None)]
+    assert screener.live.on_channel("b", "c1") is not None
