@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from outguard.callevents import CallAnswered, CallDecided, CallEnded, CallEvent
 from outguard.callfacts import ChannelFacts, build_attempt, channel_problems
-from outguard.cluster.model import CallKeys, CapHealth, Reservation
+from outguard.cluster.model import CallKeys, CapHealth, Reservation, cluster_call_id
 from outguard.errors import OutguardError
 from outguard.events import EventHub, SnapshotSwapped
 from outguard.live import (
@@ -424,10 +424,14 @@ class Screener:
         """The decision id, the attempt, and what is wrong with the channel's variables.
         A call still live on the channel (screened again) ends here."""
         # the call log is keyed by the channel's unique id, which the dialplan knows too
-        # (no decision-id variable to send); a second screening of the same channel (a
-        # dialplan that screens twice), or a channel of another PBX whose unique id
-        # collides with one already used, gets an id of its own
+        # (no decision-id variable to send); in cluster mode by the unique id at its PBX
+        # (the instances share the log, the reservations and the call feed; ids of two
+        # PBXes may collide). A second screening of the same channel (a dialplan that
+        # screens twice), or a channel of another PBX whose unique id collides with one
+        # already used, gets an id of its own
         decision_id = facts.channel_id
+        if decision_id and self.shared is not None:
+            decision_id = cluster_call_id(facts.channel_id, facts.pbx)
         if not decision_id or decision_id in self._decided:
             decision_id = uuid.uuid4().hex
         else:
