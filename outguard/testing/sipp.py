@@ -205,8 +205,21 @@ class Carrier:
         return (self._dir / "stdout").read_text(encoding="utf-8", errors="replace")[-2000:]
 
     def invites(self) -> list[str]:
-        """The dialed user part of each INVITE the carrier received, in order."""
-        return [w[2] for w in _parse_log(self.log) if w[0] == "INVITE" and len(w) >= 4]
+        """The dialed user part of each call the carrier received, in order.
+
+        One entry per SIP dialog (Call-ID): an INVITE retransmitted by a slow PBX that
+        reaches SIPp after it closed the call would otherwise count as a second call.
+        """
+        seen: set[str] = set()
+        users = []
+        for w in _parse_log(self.log):
+            if w[0] != "INVITE" or len(w) < 4:
+                continue
+            dialog = w[5] if len(w) >= 6 else w[1]
+            if dialog not in seen:
+                seen.add(dialog)
+                users.append(w[2])
+        return users
 
     def ended(self) -> list[tuple[int, str]]:
         return [(int(w[1]), w[2]) for w in _parse_log(self.log) if w[0] == "END"]

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from outguard.store.aio import AsyncStore
 from outguard.store.base import LoggedCall
 from outguard.testing import sipp
 from tests.conftest import TEST_INSTANCE, TEST_PORT_OFFSET
-from tests.waiting import eventually
+from tests.waiting import DEADLINE_S, eventually
 
 POLICIES = Path(__file__).parent / "policies"
 
@@ -99,11 +98,10 @@ class Running:
         await self.settle()
         return list(await self.store.run(lambda: list(self.store.store.iter_calls())))
 
-    async def settle(self, timeout: float = 15.0) -> None:
+    async def settle(self, timeout: float = DEADLINE_S) -> None:
         """Wait until no call is live and every call-log row is written."""
-        deadline = time.monotonic() + timeout
-        while self.screener.live_calls() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await eventually(lambda: not self.screener.live_calls(), "no live call left",
+                         timeout=timeout, interval=0.02)
         await self.store.flush_async()
 
 
@@ -168,17 +166,14 @@ async def start_outguard(
     runner = web.AppRunner(build_app(settings, parts))
     await runner.setup()
     app = runner.app
-    deadline = time.monotonic() + 10
-    while STASIS in app and not app[STASIS].connected:
-        if time.monotonic() > deadline:
-            await runner.cleanup()
-            raise AssertionError("outguard did not connect to ARI within 10 s")
-        await asyncio.sleep(0.02)
-    while AMI in app and not app[AMI].connected:
-        if time.monotonic() > deadline:
-            await runner.cleanup()
-            raise AssertionError("outguard did not connect to AMI within 10 s")
-        await asyncio.sleep(0.02)
+    try:
+        if STASIS in app:
+            await eventually(lambda: app[STASIS].connected, "outguard connected to ARI")
+        if AMI in app:
+            await eventually(lambda: app[AMI].connected, "outguard connected to AMI")
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner
 
 
@@ -245,11 +240,7 @@ class ChannelVariables:
 
     async def __aenter__(self) -> ChannelVariables:
         self._task = asyncio.get_running_loop().create_task(self.client.run())
-        deadline = time.monotonic() + 10
-        while not self.client.connected:
-            if time.monotonic() > deadline:
-                raise AssertionError("the test's AMI connection did not come up in 10 s")
-            await asyncio.sleep(0.02)
+        await eventually(lambda: self.client.connected, "the test's AMI connection")
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -48,7 +48,9 @@ async def call(og: Running, number: str, **kwargs: Any) -> sipp.AgentRun:
 async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard_agi: Running) -> None:
     og = outguard_agi
     with sipp.Carrier(og.pbx.inst, hold_ms=1200) as carrier:
+        started = time.monotonic()
         run = await call(og, ALLOWED, account="a1")
+        wall = time.monotonic() - started  # the whole call, as the agent saw it
         assert carrier.invites() == [ALLOWED]
     assert run.only.final == 200
     assert run.only.ended_by == "remote"
@@ -58,7 +60,8 @@ async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard_agi: R
     assert (row.call.verdict, row.call.account, row.call.adapter) == ("allow", "a1", "agi")
     assert row.call.destination == "+8613800138000"
     assert row.answered_at is not None
-    assert row.duration is not None and 0.9 < row.duration < 3.0
+    # held 1.2 s by the callee; never longer than the call took (slack: timestamp rounding)
+    assert row.duration is not None and 0.9 < row.duration < wall + 0.5, (wall, row)
     assert row.cause == 16
     assert og.screener.live.concurrent("account", "a1") == 0
     assert og.screener.live_calls() == 0
@@ -68,10 +71,12 @@ async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard_agi: R
 async def test_agent_hangup_is_recorded_with_its_cause(outguard_agi: Running) -> None:
     og = outguard_agi
     with sipp.Carrier(og.pbx.inst, callee_hangs_up=False):
+        started = time.monotonic()
         run = await call(og, ALLOWED, account="a-bye", agent_hangs_up_after_ms=600)
+        wall = time.monotonic() - started
     assert run.only.final == 200 and run.only.ended_by == "local"
     row = (await logged_calls(og))[0]
-    assert row.answered_at is not None and 0.4 < (row.duration or 0) < 2.5
+    assert row.answered_at is not None and 0.4 < (row.duration or 0) < wall + 0.5, (wall, row)
     assert row.cause == 16
     assert og.screener.live.concurrent("account", "a-bye") == 0
 
@@ -483,10 +488,7 @@ async def test_slots_never_leak_or_underflow_under_1000_calls_with_random_hangup
         assert len(finals) == 1000
         assert set(finals) <= {200, 403, 486}, sorted(set(map(str, finals)))
         assert runs[2].finals() == [403] * 100
-        deadline = time.monotonic() + 30  # AMI reports the last hangups late on a busy box
-        while og.screener.live_calls() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await og.settle()
+        await og.settle()  # AMI reports the last hangups late on a busy box
         for account in ("load-a", "load-b", "load-c"):
             assert og.screener.live.concurrent("account", account) == 0
         assert og.screener.live.concurrent("tenant", "t1") == 0

@@ -67,9 +67,7 @@ async def test_chinese_caller_names_survive_2000_events_whole(
                           CallerIDName=expected[str(n)])
             for n in range(first, min(count, first + 200))
         ))
-    deadline = time.monotonic() + 10
-    while len(seen) < count and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: len(seen) >= count, f"{count} probe events", interval=0.02)
     got = {e.get("Seq"): e.get("CallerIDName") for e in seen
            if e.get("UserEvent") == "OutguardProbe"}
     assert len(got) == count
@@ -93,10 +91,7 @@ async def test_chinese_caller_name_of_a_real_call_arrives_whole(
                 Data="0.2", CallerID='"王小明的外呼坐席" <01088886666>', Async="true",
             )
             assert reply.get("Response") == "Success"
-            for _ in range(100):
-                if "王小明的外呼坐席" in names:
-                    break
-                await asyncio.sleep(0.02)
+            await eventually(lambda: "王小明的外呼坐席" in names, "the caller ID name in an event")
     finally:
         await closed(client, task)
     assert "王小明的外呼坐席" in names
@@ -121,10 +116,7 @@ async def test_async_originate_resolves_at_its_response_not_at_the_answer(
                 Data="0.2", Async="true", Timeout="5000",
             )
             returned = time.monotonic() - started
-            for _ in range(200):
-                if later:
-                    break
-                await asyncio.sleep(0.02)
+            await eventually(lambda: later, "the OriginateResponse event")
     finally:
         await closed(client, task)
     assert "Event" not in reply and reply.get("Response") == "Success"
@@ -167,11 +159,8 @@ async def test_listener_reconnects_after_an_asterisk_restart_and_tracks_again(
     og = outguard_agi
     before = og.ami.client.reconnects
     await asyncio.to_thread(og.pbx.restart)
-    for _ in range(300):
-        if og.ami.connected and og.ami.client.reconnects > before:
-            break
-        await asyncio.sleep(0.05)
-    assert og.ami.connected
+    await eventually(lambda: og.ami.connected and og.ami.client.reconnects > before,
+                     "the AMI listener reconnected to the restarted Asterisk")
     with sipp.Carrier(og.pbx.inst, hold_ms=300):
         run = await og.call("13800138000", from_user="agent-agi", account="a-re")
     assert run.only.final == 200

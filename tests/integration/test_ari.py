@@ -33,7 +33,9 @@ async def listed(og: Running, list_name: str, kind: str, *numbers: str) -> None:
 
 async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard: Running) -> None:
     with sipp.Carrier(outguard.pbx.inst, hold_ms=1200) as carrier:
+        started = time.monotonic()
         run = await outguard.call(ALLOWED, account="a1")
+        wall = time.monotonic() - started  # the whole call, as the agent saw it
         assert carrier.invites() == [ALLOWED]
     assert run.only.final == 200
     assert run.only.ended_by == "remote"
@@ -44,7 +46,8 @@ async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard: Runni
     assert logged.call.account == "a1"
     assert logged.call.destination == "+8613800138000"
     assert logged.answered_at is not None
-    assert logged.duration is not None and 0.9 < logged.duration < 3.0
+    # held 1.2 s by the callee; never longer than the call took (slack: timestamp rounding)
+    assert logged.duration is not None and 0.9 < logged.duration < wall + 0.5, (wall, logged)
     assert logged.cause == 16
     assert outguard.screener.live.concurrent("account", "a1") == 0
     assert outguard.pbx.channels() == 0
@@ -163,6 +166,7 @@ async def test_calls_in_progress_across_an_outguard_restart_close_with_their_out
     with sipp.Carrier(clean_pbx.inst, callee_hangs_up=False) as carrier:
         runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
         og = Running(runner.app, settings, clean_pbx)
+        placed = time.monotonic()
         placing = [  # three agents at once (the policy allows one call per account at a time)
             asyncio.ensure_future(og.call(ALLOWED, account=f"r{i}", port=agent + 3 * i,
                                           timeout_s=90))  # bounds SIPp; the calls end sooner
@@ -178,10 +182,11 @@ async def test_calls_in_progress_across_an_outguard_restart_close_with_their_out
             og = Running(runner.app, settings, clean_pbx)
             legs = carrier_legs(clean_pbx)  # all three still up: outguard cut none ...
             assert [leg["state"] for leg in legs] == ["Up"] * 3
+            first_hangup = time.monotonic() - connected
             for leg in legs:  # ... until each callee hangs up
                 callee_hangs_up(clean_pbx, leg)
-            held = time.monotonic() - connected
             runs = await asyncio.gather(*placing)
+            ended = time.monotonic() - placed
             assert [r.only.final for r in runs] == [200, 200, 200]
             assert [e for _, e in carrier.ended()] == ["remote"] * 3
             assert [r.only.ended_by for r in runs] == ["remote"] * 3
@@ -192,7 +197,9 @@ async def test_calls_in_progress_across_an_outguard_restart_close_with_their_out
     for row in logged:
         assert (row.call.verdict, row.cause) == ("allow", 16)
         assert row.answered_at is not None and row.duration is not None
-        assert held - 1 < row.duration < held + 3, (held, row)
+        # answered before `connected`, hung up after the first hangup request; answered
+        # after `placed`, over before the agents saw the end (slack: timestamp rounding)
+        assert first_hangup - 0.5 < row.duration < ended + 0.5, (first_hangup, ended, row)
 
 
 @pytest.mark.parametrize(block_reasons.FIELDS, block_reasons.TABLE)
@@ -243,13 +250,15 @@ async def test_blocked_call_hears_the_announcement_before_the_hangup(outguard: R
 
 async def test_bridge_mode_connects_and_the_callee_hangs_up(outguard: Running) -> None:
     with sipp.Carrier(outguard.pbx.inst, hold_ms=800) as carrier:
+        started = time.monotonic()
         run = await outguard.call(ALLOWED, from_user="agent-bridge", account="a-br")
+        wall = time.monotonic() - started
         assert carrier.invites() == [ALLOWED]
     assert run.only.final == 200
     assert run.only.ended_by == "remote"
     logged = await outguard.logged()
     assert logged[0].answered_at is not None and logged[0].duration is not None
-    assert 0.5 < logged[0].duration < 3
+    assert 0.5 < logged[0].duration < wall + 0.5, (wall, logged[0])
     assert outguard.pbx.channels() == 0
 
 
@@ -278,11 +287,7 @@ async def test_bridge_mode_callee_leaving_while_outguard_bridges_leaves_nothing_
     assert run.only.final == 200 and run.only.ended_by == "remote"
     [row] = await outguard.logged()
     assert row.ended_at is not None
-    for _ in range(100):
-        if outguard.pbx.channels() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert outguard.pbx.channels() == 0
+    await eventually(lambda: outguard.pbx.channels() == 0, "no channel left up")
     assert await client.bridges() == []
     assert outguard.screener.live.concurrent("account", "a-left") == 0
 
@@ -403,11 +408,8 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
         run = await outguard.call(ALLOWED, account="a-gone", timeout_s=10)
         assert carrier.invites() == []
     assert run.only.final is not None and run.only.final >= 400
-    for _ in range(100):  # the decision itself still runs after the hangup
-        if not outguard.stasis._tasks:
-            break
-        await asyncio.sleep(0.02)
-    assert not outguard.stasis._tasks
+    # the decision itself still runs after the hangup
+    await eventually(lambda: not outguard.stasis._tasks, "the decision task finished")
     logged = await outguard.logged()
     assert [c.call.verdict for c in logged] == ["allow"]  # decided, then found gone
     assert logged[0].ended_at is not None and logged[0].answered_at is None
@@ -422,11 +424,8 @@ async def test_asterisk_restart_the_app_reconnects_and_screens_the_next_call(
     await listed(outguard, "dnc", "dnc", "13900139000")
     reconnects = outguard.stasis.reconnects
     await asyncio.to_thread(outguard.pbx.restart)
-    for _ in range(200):
-        if outguard.stasis.connected and outguard.stasis.reconnects > reconnects:
-            break
-        await asyncio.sleep(0.05)
-    assert outguard.stasis.connected
+    await eventually(lambda: outguard.stasis.connected and outguard.stasis.reconnects > reconnects,
+                     "the Stasis application reconnected to the restarted Asterisk")
     run = await outguard.call("13900139000")
     assert run.only.final == 403
     with sipp.Carrier(outguard.pbx.inst, hold_ms=100):

@@ -4,8 +4,6 @@ consent ledger, and the very next call to that number is refused."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +16,7 @@ from outguard.server import OPTOUTS, Parts
 from outguard.store.consent import ConsentInput
 from outguard.testing import sipp
 from tests.integration.conftest import POLICIES, Running, settings_for, start_outguard
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +38,6 @@ async def outguard_ami(
         await runner.cleanup()
 
 
-async def _until(what: str, check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_an_ivr_opt_out_revokes_consent_and_refuses_the_next_call(
     outguard_ami: Running,
 ) -> None:
@@ -65,15 +56,16 @@ async def test_an_ivr_opt_out_revokes_consent_and_refuses_the_next_call(
         first = await og.call(NUMBER, account="a1", tenant="t1", optout=True)
         assert carrier.invites() == [NUMBER]
     assert first.only.final == 200  # allowed by consent, answered; the callee opted out
-    await _until("the opt-out to be recorded", lambda: optouts.recorded == 1)
+    await eventually(lambda: optouts.recorded == 1, "the opt-out to be recorded")
     history = await store.consent_history(E164)
     assert [e.action for e in history] == ["grant", "revoke"]
     revoke = history[-1]
     assert (revoke.channel, revoke.source, revoke.tenant) == ("dialplan", "ivr", "t1")
     assert "DecisionId" in revoke.evidence
     # the running service's snapshot is refreshed by the store change, not by the test
-    await _until("the snapshot to hold the opt-out",
-                 lambda: og.screener.snapshot is not None and "optout-t1" in og.screener.snapshot.lists)
+    await eventually(
+        lambda: og.screener.snapshot is not None and "optout-t1" in og.screener.snapshot.lists,
+        "the snapshot to hold the opt-out")
 
     with sipp.Carrier(og.pbx.inst, hold_ms=300) as carrier:
         second = await og.call(NUMBER, account="a1", tenant="t1")

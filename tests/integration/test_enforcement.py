@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from outguard.server import Parts
 from outguard.testing import sipp
 from rules.model import PartyKind, PartyState
 from tests.integration.conftest import POLICIES, Running, settings_for, start_outguard
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +45,6 @@ async def enforced(
         await runner.cleanup()
 
 
-async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def account_state(og: Running) -> PartyState | None:
     snap = og.screener.snapshot
     party = snap.party(PartyKind.ACCOUNT, "a1") if snap is not None else None
@@ -71,14 +64,14 @@ async def test_complaints_suspend_the_account_until_the_appeal_is_approved(
     og = enforced
     assert await call(og, FIRST) == 200
     assert await call(og, SECOND) == 200
-    await until(lambda: og.enforcer.risk("account", "a1").ended == 2, "both outcomes")
+    await eventually(lambda: og.enforcer.risk("account", "a1").ended == 2, "both outcomes")
     assert og.enforcer.risk("account", "a1").answered == 2
 
     for callee in (FIRST, SECOND):
         await og.enforcer.add_complaint(callee, CALLER_ID, category="harassment",
                                         source="12321", actor="compliance")
     # the background pass suspends a1; the screener rebuilds its snapshot from the store
-    await until(lambda: account_state(og) is PartyState.SUSPENDED, "a1 suspended in the snapshot")
+    await eventually(lambda: account_state(og) is PartyState.SUSPENDED, "a1 suspended in the snapshot")
     status = await og.enforcer.status("account", "a1")
     assert status.state is PartyState.SUSPENDED and status.strikes == 1
     assert status.remaining_s is not None and status.remaining_s > 23 * 3600
@@ -98,7 +91,7 @@ async def test_complaints_suspend_the_account_until_the_appeal_is_approved(
                                              evidence="CRM tickets 4411, 4412")
     await og.enforcer.approve_appeal(appeal.id, reviewer="rita", decision="call-back requests",
                                      clear_strike=True)
-    await until(lambda: account_state(og) is PartyState.ACTIVE, "a1 active in the snapshot")
+    await eventually(lambda: account_state(og) is PartyState.ACTIVE, "a1 active in the snapshot")
     assert await call(og, LATER) == 200
     # the complainants stay on the tenant's complaint list
     assert await call(og, FIRST) == 403
@@ -108,7 +101,7 @@ async def test_a_suspension_runs_out_by_itself_without_a_rebuild(enforced: Runni
     og = enforced
     suspension = await og.enforcer.suspend("account", "a1", reason="cool-down", actor="ops",
                                            duration_s=3.0)
-    await until(lambda: account_state(og) is PartyState.SUSPENDED, "a1 suspended in the snapshot")
+    await eventually(lambda: account_state(og) is PartyState.SUSPENDED, "a1 suspended in the snapshot")
     built = og.screener.snapshot
     assert await call(og, LATER) == 480
     assert suspension.ends_at is not None
@@ -149,7 +142,7 @@ async def test_complaints_entered_with_the_cli_stop_the_tenants_next_call(
                 env={**os.environ, "OUTGUARD_CONFIG": ""},
             )
             assert done.returncode == 0, done.stderr
-        await until(lambda: tenant_state(og) is PartyState.SUSPENDED,
+        await eventually(lambda: tenant_state(og) is PartyState.SUSPENDED,
                     "t1 suspended in the running service's snapshot")
         with sipp.Carrier(og.pbx.inst, hold_ms=100) as carrier:
             run = await og.call(LATER, account="a1", caller_id=CALLER_ID)
