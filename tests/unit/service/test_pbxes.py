@@ -254,4 +254,4 @@ def test_a_call_row_spooled_before_the_pbx_column_is_read_with_an_empty_pbx(
     old = ["d1", "c1", "ari", "t1", "a1", "+8610", "+86138", "allow", "", "ok", "", 5, 1.0]
     (tmp_path / Spool.FILE).write_text(f'{{"kind": "call", "row": {old!r}}}\n'.replace("'", '"'))
     assert spool.read() == [(CALL, (*old, None, None, ""))]  # purpose, campaign, pbx
-    assert len(logged(1, "a").call.as_row()) == len(old) + 1
+    assert len(logged(1, "a").call.as_row()) == len(old) + 3
