@@ -24,8 +24,9 @@
 The common shapes (CN mobile ``1[3-9]xxxxxxxxx`` except 179, ``+86``/``0086`` forms, CN
 fixed ``0xx-xxxxxxxx``, NANP 10 digits and ``1`` + 10 digits, ``+1`` forms, ASCII or
 full-width, with separators) go through a fast path of one precompiled regular
-expression per region (CN, US) plus a validity check cached per block of 10,000 numbers
-(``_valid_block``; about 1 microsecond in all). Everything else falls back to
+expression per region (CN, US) plus a validity check kept per block of 10,000 numbers
+(``_valid_block``: a byte per block, the first number of a block checked by
+``rules.plans``, phonenumbers' own test compiled once; about 1 microsecond in all). Everything else falls back to
 phonenumbers (about 35 microseconds). ``179xx`` is a carrier-selection prefix that
 phonenumbers strips, so those strings take the slow path. The fast path agrees with
 phonenumbers; tests/unit/rules/test_numbers_property.py checks it with hypothesis.
@@ -55,10 +56,12 @@ from typing import Any
 import phonenumbers as pn
 from phonenumbers import shortnumberinfo
 
+from rules import plans
+from rules.plans import block_valid as _valid_block
 from rules.errors import NumberError
 from rules.model import LineType, NumberInfo
 
-__all__ = ["NumberError", "normalise", "classify", "segment_info", "prewarm_cn_mobiles", "is_short_code", "to_key", "from_key"]
+__all__ = ["NumberError", "normalise", "normalise_plain_lines", "classify", "segment_info", "prewarm_cn_mobiles", "is_short_code", "to_key", "from_key"]
 
 MAX_DIGITS = 15
 _MAX_RAW = 64
@@ -118,23 +121,49 @@ def normalise(raw: str, default_region: str = "CN", home_area_code: str | None =
         if m is not None:
             i = m.lastindex or 0
             cc = _FAST_CC[i] if default_region == "CN" else _FAST_CC_US[i]
-            out = cc + m.group(i)
-            if _valid_block(out[:-4], len(out)):
-                return out
+            national = m.group(i)
+            if _valid_block(cc, national):
+                return cc + national
     return _slow(raw, s, default_region, home_area_code)
 
 
-@lru_cache(maxsize=1 << 18)
-def _valid_block(prefix: str, length: int) -> bool:
-    """Whether the E.164 numbers ``prefix`` + any 4 digits (``length`` characters in all)
-    are valid in their numbering plan.
+# Files of bare national numbers, one a line, in the shape the fast path takes first:
+# region -> (a chunk of such lines, the country code, the national length).
+_PLAIN_LINES: dict[str, tuple[re.Pattern[bytes], str, int]] = {
+    region: (re.compile(rb"(?:%s\r?\n)*(?:%s\r?)?" % (shape, shape)), cc, length)
+    for region, shape, cc, length in (("CN", _CN_MOBILE.encode(), "+86", 11),
+                                      ("US", _NANP.encode(), "+1", 10))
+}
 
-    For the fast-path shapes (CN mobile, CN fixed, NANP) phonenumbers' validity patterns
-    constrain at most the digits before the last four (the subscriber digits are free), so
-    one check per block is exact; tests/unit/rules/test_numbers_property.py checks it.
+
+def normalise_plain_lines(chunk: bytes, region: str) -> list[str | None] | None:
+    """``normalise`` for a chunk of whole lines that are all bare national numbers of the
+    fast path's first shape for ``region`` (CN: mobiles, ``13812345678``; US: NANP
+    numbers, ``2125550123``), one item per line; None when a line is anything else.
+
+    An item is what ``normalise(line, region)`` returns for that line (the same fast
+    path: the same block verdicts), or None where the line's block is not valid: there
+    ``normalise`` raises, and the caller asks it for the error. About three times cheaper
+    per number than ``normalise``: no per-line regular expression or call.
     """
-    num = _phone_number(prefix + "0" * (length - len(prefix)))
-    return num is not None and pn.is_valid_number(num)
+    shape = _PLAIN_LINES.get(region)
+    if shape is None:
+        return None
+    lines_of, cc, length = shape
+    if lines_of.fullmatch(chunk) is None:
+        return None
+    text = chunk.decode("ascii")
+    if "\r" in text:
+        text = text.replace("\r", "")
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()
+    table, cut = plans.block_table(cc, length), length - 4
+    out: list[str | None] = []
+    for line in lines:
+        verdict = table[int(line[:cut])] or (1 if _valid_block(cc, line) else 2)
+        out.append(cc + line if verdict == 1 else None)
+    return out
 
 
 def _slow(raw: str, s: str, region: str, home_area_code: str | None = None) -> str:

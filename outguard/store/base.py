@@ -421,6 +421,23 @@ def default_normaliser() -> Normaliser:
     return normalise
 
 
+#: a normaliser's form for a chunk of whole lines of bare numbers (one item per line: the
+#: number, or None where the normaliser must be asked for the line's error), or None
+#: when the chunk holds anything else; see ``rules.numbers.normalise_plain_lines``
+PlainLines = Callable[[bytes, str], "list[str | None] | None"]
+
+
+def plain_lines(normalise: Normaliser) -> PlainLines | None:
+    """The chunk form of ``normalise`` when it is the default one (``rules.numbers``),
+    else None: another normaliser sees every line."""
+    try:
+        from rules.numbers import normalise as default
+        from rules.numbers import normalise_plain_lines
+    except ImportError:
+        return None
+    return normalise_plain_lines if normalise is default else None
+
+
 def number_error_types() -> tuple[type[Exception], ...]:
     """The exceptions a normaliser raises for a bad number (NumberError is a ValueError)."""
     try:

@@ -47,7 +47,8 @@ from typing import IO, TYPE_CHECKING, Protocol
 from outguard.errors import ImportFailed, InvalidInput, Reject
 from outguard.store.audit import bump_version, write_audit
 from outguard.store.base import (
-    ImportProgress, ImportResult, Normaliser, default_normaliser, number_error_types, to_ts,
+    ImportProgress, ImportResult, Normaliser, PlainLines, default_normaliser,
+    number_error_types, plain_lines, to_ts,
 )
 from outguard.store.lists import list_id
 
@@ -58,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024
 BATCH = 20_000
+CHUNK = 1 << 20  # bytes read at once where the file is bare numbers (``plain_lines``)
 HEADER_NAMES = frozenset({
     "number", "numbers", "phone", "phone number", "phone_number", "phonenumber", "tel",
     "telephone", "mobile", "msisdn", "e164", "电话", "号码", "电话号码", "手机", "手机号",
@@ -90,6 +92,48 @@ def _registry_header(cells: list[str]) -> bool:
     """``area code,number`` (and spellings of it): the US registry's two-column header."""
     names = [c.strip().strip('"').strip().lower() for c in cells]
     return len(names) == 2 and names[0] in AREA_CODE_HEADERS and names[1] in NUMBER_HEADERS
+
+
+def _as_is(text: str) -> str:
+    """The text format's row: the line itself."""
+    return text
+
+
+class _Lines:
+    """A binary file read by lines (``readline`` as the file's) or by chunks of whole
+    lines, with one chunk pushed back in front to be read by lines again."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self.buf, self.pos = f, b"", 0
+
+    @property
+    def pending(self) -> bool:
+        return self.pos < len(self.buf)
+
+    def push(self, chunk: bytes) -> None:
+        self.buf, self.pos = chunk, 0
+
+    def chunk(self, size: int, limit: int) -> bytes:
+        """About ``size`` bytes, to the end of their last line (at most ``limit`` more)."""
+        data = self.f.read(size)
+        if data and data[-1:] != b"\n":
+            data += self.f.readline(limit)
+        return data
+
+    def readline(self, limit: int) -> bytes:
+        if self.pos >= len(self.buf):
+            return self.f.readline(limit)
+        end = self.buf.find(b"\n", self.pos, self.pos + limit)
+        stop = end + 1 if end >= 0 else min(len(self.buf), self.pos + limit)
+        line, self.pos = self.buf[self.pos:stop], stop
+        if self.pos >= len(self.buf):
+            self.buf, self.pos = b"", 0
+            if end < 0 and len(line) < limit:  # the chunk ended inside this line
+                line += self.f.readline(limit - len(line))
+        return line
+
+    def tell(self) -> int:
+        return self.f.tell() - (len(self.buf) - self.pos)
 
 
 def _cells(text: str, delimiter: str) -> list[str]:
@@ -159,7 +203,7 @@ class _Importer:
             else:
                 fmt = "text"
         if fmt == "text":
-            return (lambda t: t), False
+            return _as_is, False
         delimiter = delimiter or ","
         cells = [c.strip().strip('"').strip() for c in _cells(text, delimiter)]
         has_digits = any(ch.isdigit() for ch in text)
@@ -221,16 +265,41 @@ class _Importer:
             self.accepted = self.staging.finish(self.accepted)
 
     def _read(self, f: IO[bytes], conn: sqlite3.Connection) -> None:
+        src = _Lines(f)
         readline, limit, norm, region, errors = (
-            f.readline, self.max_line + 1, self.norm, self.region, self.errors)
+            src.readline, self.max_line + 1, self.norm, self.region, self.errors)
         extract: Callable[[str], str] | None = None
+        plain: PlainLines | None = None  # a chunk of bare numbers at once, once text is chosen
         batch: list[str] = []
         next_report = self.progress_every
         lineno = 0
-        while raw := readline(limit):
+        while True:
+            if plain is not None and not src.pending:
+                chunk = src.chunk(CHUNK, limit)
+                numbers = plain(chunk, region) if chunk else None
+                if numbers is not None:
+                    start, done = src.tell() - len(chunk), 0
+                    while done < len(numbers):  # in pieces that end where progress is due
+                        upto = min(len(numbers), done + next_report - lineno)
+                        self._plain(numbers, chunk, done, upto, lineno - done, batch)
+                        lineno += upto - done
+                        done = upto
+                        if lineno >= next_report:
+                            ends = len(b"\n".join(chunk.split(b"\n")[:upto])) + 1
+                            self.lines, self.bytes_read = lineno, start + min(ends, len(chunk))
+                            self.report("reading")
+                            next_report = lineno + self.progress_every
+                    if len(batch) >= BATCH:
+                        self._insert(conn, batch)
+                        batch = []
+                    continue
+                src.push(chunk)  # something else in it: line by line
+            raw = readline(limit)
+            if not raw:
+                break
             lineno += 1
             if len(raw) == limit and raw[-1:] != b"\n":
-                self._skip_long(f, lineno, raw)
+                self._skip_long(src, lineno, raw)
                 continue
             if b"\x00" in raw:
                 self.reject(lineno, "NUL byte in line (binary data?)", raw)
@@ -249,6 +318,7 @@ class _Importer:
                 if extract is None:
                     self.first_line = lineno
                     extract, header = self.choose(text)
+                    plain = plain_lines(norm) if extract is _as_is else None
                     if header:
                         continue
                 batch.append(norm(extract(text), region))
@@ -262,16 +332,36 @@ class _Importer:
                 self._insert(conn, batch)
                 batch = []
             if lineno >= next_report:
-                self.lines, self.bytes_read = lineno, f.tell()
+                self.lines, self.bytes_read = lineno, src.tell()
                 self.report("reading")
                 next_report = lineno + self.progress_every
         self._insert(conn, batch)
-        self.lines, self.bytes_read = lineno, self.total_bytes or f.tell()
+        self.lines, self.bytes_read = lineno, self.total_bytes or src.tell()
         self.report("reading")
 
-    def _skip_long(self, f: IO[bytes], lineno: int, raw: bytes) -> None:
+    def _plain(self, numbers: list[str | None], chunk: bytes, lo: int, hi: int, before: int,
+               batch: list[str]) -> None:
+        """Take ``numbers[lo:hi]`` of a chunk (``before``: the line number before the
+        chunk); a line whose number is not valid goes through the normaliser, which names
+        what is wrong."""
+        part = numbers[lo:hi]
+        if None not in part:
+            batch.extend(part)  # type: ignore[arg-type]  # no None in it
+            return
+        lines = chunk.split(b"\n")
+        for i in range(lo, hi):
+            number = numbers[i]
+            if number is not None:
+                batch.append(number)
+                continue
+            try:
+                batch.append(self.norm(lines[i].decode("ascii").strip(), self.region))
+            except self.errors as exc:
+                self.reject(before + i + 1, str(exc), lines[i])
+
+    def _skip_long(self, src: _Lines, lineno: int, raw: bytes) -> None:
         size = len(raw)
-        while chunk := f.readline(1 << 20):
+        while chunk := src.readline(1 << 20):
             size += len(chunk)
             if chunk[-1:] == b"\n":
                 break
@@ -280,7 +370,6 @@ class _Importer:
     def _insert(self, conn: sqlite3.Connection, batch: list[str]) -> None:
         if not batch:
             return
-        batch.sort()  # key order: the staging B-tree is cheaper to fill
         self.valid += len(batch)
         self.accepted += self.staging.insert(batch)
 
@@ -303,6 +392,7 @@ class _SqliteStaging:
         self.conn.execute("BEGIN")
 
     def insert(self, batch: list[str]) -> int:
+        batch.sort()  # key order: the staging B-tree is cheaper to fill
         before = self.conn.total_changes
         self.conn.executemany("INSERT OR IGNORE INTO temp.staging (e164) VALUES (?)",
                               zip(batch))

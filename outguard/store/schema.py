@@ -285,6 +285,13 @@ def _call_pbx(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_calls_pbx_at ON calls (pbx, at)")
 
 
+def _entry_list_check(db: sqlite_utils.Database) -> None:
+    """120: nothing to change in SQLite. Its twin on PostgreSQL makes list_entries.e164
+    compare bytewise, as SQLite's TEXT already does, and checks the entries' list once per
+    statement, as SQLite's imports already do (one BEGIN IMMEDIATE holds the list; the
+    import connection does not check foreign keys row by row)."""
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -299,6 +306,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (53, "complaint deadlines", _complaint_deadlines),
     (60, "caller-ID health tasks", _health_tasks),
     (80, "call pbx", _call_pbx),
+    (120, "list entries: bytewise numbers, list checked per statement", _entry_list_check),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

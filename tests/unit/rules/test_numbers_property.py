@@ -207,3 +207,39 @@ def test_invalid_or_incomplete_numbers_are_refused_with_a_reason(raw: str, regio
 )
 def test_home_area_code_completes_local_numbers(raw: str, region: str, area: str, expected: str) -> None:
     assert numbers.normalise(raw, region, area.removeprefix("0")) == expected
+
+
+# -- a chunk of bare numbers at once (the import's fast lane) ------------------------------
+
+plain_cn = st.one_of(cn_mobiles(), st.sampled_from(["14000138000", "17900000000", "19999999999"]))
+plain_us = st.builds(lambda a, b, c: f"{a}{b}{c}", st.integers(200, 999), st.integers(200, 999),
+                     st.integers(0, 9999).map(lambda n: f"{n:04d}"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.sampled_from(["CN", "US"]), st.booleans(), st.booleans())
+def test_plain_lines_agree_with_normalise_line_by_line(data: st.DataObject, region: str,
+                                                      crlf: bool, last_newline: bool) -> None:
+    lines = data.draw(st.lists(plain_cn if region == "CN" else plain_us, max_size=30))
+    end = "\r\n" if crlf else "\n"
+    chunk = (end.join(lines) + (end if last_newline and lines else "")).encode()
+    got = numbers.normalise_plain_lines(chunk, region)
+    if not all(numbers._PLAIN_LINES[region][0].fullmatch(line.encode()) for line in lines):
+        assert got is None  # 179..., a CN shape in a US file: line by line
+        return
+    assert got is not None and len(got) == len(lines)
+    for line, item in zip(lines, got):
+        if item is None:
+            with pytest.raises(NumberError):
+                numbers.normalise(line, region)
+        else:
+            assert item == numbers.normalise(line, region)
+
+
+@pytest.mark.parametrize("chunk", [
+    b"13800138000\n\n13800138001\n", b"13800138000\n# comment\n", b"+8613800138000\n",
+    b"13800138000 \n", b"138 0013 8000\n", b"1380013800\n", b"13800138000\x00\n",
+    b"\xef\xbc\x91" + b"3800138000\n",
+])
+def test_plain_lines_refuse_a_chunk_with_anything_else(chunk: bytes) -> None:
+    assert numbers.normalise_plain_lines(chunk, "CN") is None
