@@ -45,6 +45,8 @@ class CallDecided:
     cause: int  # the hangup cause of a block (0 when allowed)
     shadow: tuple[str, ...]
     decision_us: int
+    purpose: str = ""  # the attempt's purpose (marketing, service, ...)
+    campaign: str = ""  # the attempt's campaign, "" when none
     pbx: str = DEFAULT_PBX  # the PBX the call came from
 
 

@@ -28,19 +28,33 @@ def grant_dict(g: Any) -> dict[str, Any]:
 
 
 def summary(store: SQLiteStore, e164: str, now: datetime) -> dict[str, Any]:
-    """History (oldest first), the grants in force now, and every list entry of the number."""
+    """History (oldest first), the grants in force now, the grants a reassigned number's
+    disconnect date voids (given before it: by the number's previous holder), and every
+    list entry of the number."""
     history = [e.as_dict() for e in store.consent_history(e164)]
-    in_force = [grant_dict(g) for g in store.consents_in_force(e164, now)]
+    entries = store.find_entries(e164)
     lists = []
-    for entry in store.find_entries(e164):
+    for entry in entries:
         expired = entry.expires_at is not None and entry.expires_at <= now
         lists.append({
             "list": entry.list_name, "source": entry.source, "reason": entry.reason,
             "evidence": entry.evidence, "expired": expired,
             "created_at": entry.created_at.isoformat() if entry.created_at else None,
             "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+            "disconnected_at": (entry.disconnected_at.isoformat()
+                                if entry.disconnected_at else None),
         })
-    return {"number": e164, "in_force": in_force, "history": history, "lists": lists}
+    disconnected = max((e.disconnected_at for e in entries if e.disconnected_at is not None),
+                       default=None)
+    in_force, void = [], []
+    for grant in store.consents_in_force(e164, now):
+        if disconnected is not None and grant.given_at < disconnected:
+            void.append({**grant_dict(grant), "void": "reassigned",
+                         "disconnected_at": disconnected.isoformat()})
+        else:
+            in_force.append(grant_dict(grant))
+    return {"number": e164, "in_force": in_force, "void": void, "history": history,
+            "lists": lists}
 
 
 def _header(event: Mapping[str, Any], name: str) -> str:

@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from outguard.store.sqlite import SQLiteStore
-from rules.counters import InMemoryCounters
+from rules.counters import TRACKABLE, InMemoryCounters
 from rules.engine import decide
 from rules.model import CallAttempt, Purpose
-from rules.policy_types import Policy
+from rules.policy_types import Policy, RuleKind
 from rules.snapshot import build_snapshot
 
 WARM_S = 7 * 86400
@@ -113,6 +113,12 @@ class _ReplayCounts:
         return 0
 
 
+def counted_scopes(policy: Policy) -> frozenset[str]:
+    """The counter scopes the policy's caps read (concurrency is not replayed)."""
+    return frozenset(r.params["scope"] for r in policy.ordered_rules()
+                     if r.kind is RuleKind.CAP) & TRACKABLE
+
+
 def _rows(store: SQLiteStore, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
     conn = store.open_reader()
     try:
@@ -132,8 +138,10 @@ def replay(store: SQLiteStore, candidate: Policy, since: float, until: float, *,
     snap = build_snapshot(candidate, store.load_store_data(now), now)
     clock = [since]
     # pruning idle keys walks them all: every 5 minutes of a week of replay would be 2,016
-    # walks over ~a million callees (kept 8 days anyway); daily is enough for a replay
-    counters = InMemoryCounters(lambda: clock[0], prune_every_s=86400.0)
+    # walks over ~a million callees (kept 8 days anyway); daily is enough for a replay.
+    # Only the counters the candidate's caps read are kept.
+    counters = InMemoryCounters(lambda: clock[0], prune_every_s=86400.0,
+                                track=counted_scopes(candidate))
     report = ReplayReport(candidate.source, since, until, warnings=snap.warnings)
     for row in _rows(store, "SELECT tenant, account, caller_id, destination, at FROM calls"
                      " WHERE at >= ? AND at < ? AND verdict = 'allow' ORDER BY at",

@@ -468,7 +468,8 @@ class Screener:
             destination=destination, allowed=verdict.allowed, rule=verdict.rule_id,
             reason=verdict.reason, message=verdict.message,
             cause=0 if verdict.allowed else verdict.cause, shadow=verdict.shadow,
-            decision_us=elapsed_us, pbx=facts.pbx,
+            decision_us=elapsed_us, purpose=attempt.purpose.value,
+            campaign=attempt.campaign or "", pbx=facts.pbx,
         ))
         return decision
 

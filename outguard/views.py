@@ -124,7 +124,7 @@ def list_record(r: ListRecord, entries: int | None = None) -> dict[str, Any]:
 def entry(e: Entry, mask: Mask = plain) -> dict[str, Any]:
     return {"list": e.list_name, "e164": mask(e.e164), "expires_at": iso(e.expires_at),
             "created_at": iso(e.created_at), "source": e.source, "reason": e.reason,
-            "evidence": e.evidence}
+            "evidence": e.evidence, "disconnected_at": iso(e.disconnected_at)}
 
 
 def suspension(s: Suspension, mask: Mask = plain) -> dict[str, Any]:

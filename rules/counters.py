@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 
 from rules.dest_counts import DestCounts, dest_key
 
-__all__ = ["InMemoryCounters", "CallRow"]
+__all__ = ["InMemoryCounters", "CallRow", "TRACKABLE"]
 
 _PARTY_SCOPES = ("account", "caller_id", "tenant")
+#: every scope ``record`` can count (a cap's ``scope``, concurrency aside)
+TRACKABLE = frozenset((*_PARTY_SCOPES, "destination", "distinct_callees"))
 _RESOLUTIONS = ((1, 120), (60, 25 * 60), (86400, 8))  # (bucket seconds, buckets kept)
 _DEST_KEEP_S = 8 * 86400
 _PRUNE_EVERY_S = 300.0
@@ -140,10 +142,19 @@ class InMemoryCounters:
     """
 
     def __init__(self, clock: Callable[[], float] = time.time, day_offset_s: int = 0,
-                 prune_every_s: float = _PRUNE_EVERY_S) -> None:
+                 prune_every_s: float = _PRUNE_EVERY_S,
+                 track: Iterable[str] = TRACKABLE) -> None:
         self._clock = clock
         self._day_offset = day_offset_s
         self._prune_every_s = prune_every_s  # policy replay walks a week: prunes daily
+        tracked = frozenset(track)
+        if tracked - TRACKABLE:
+            raise ValueError(f"unknown counter scopes {sorted(tracked - TRACKABLE)}")
+        #: what record() counts: every scope (the service), or only those a policy's caps
+        #: read (policy replay: a counter nobody reads is work for nothing)
+        self._party_scopes = tuple(s for s in _PARTY_SCOPES if s in tracked)
+        self._track_dests = "destination" in tracked
+        self._track_callees = "distinct_callees" in tracked
         self._parties: dict[tuple[str, str], _Party] = {}
         self._dests: dict[str, DestCounts] = {}  # per tenant
         self._callees: dict[tuple[str, int], set[int]] = {}  # (account, day) -> dest_key()s
@@ -160,17 +171,22 @@ class InMemoryCounters:
     ) -> None:
         """Count one allowed call placed at ``now`` (default: the clock)."""
         ts = self._clock() if now is None else now
-        for scope, key in (("account", account), ("caller_id", caller_id), ("tenant", tenant)):
+        keys = {"account": account, "caller_id": caller_id, "tenant": tenant}
+        for scope in self._party_scopes:
+            key = keys[scope]
             if key:
                 party = self._parties.get((scope, key))
                 if party is None:
                     party = self._parties[(scope, key)] = _Party()
                 party.add(ts)
-        dests = self._dests.get(tenant)
-        if dests is None:
-            dests = self._dests[tenant] = DestCounts(_DEST_KEEP_S)
-        dests.add(destination_e164, ts)
-        self._callees.setdefault((account, self._day(ts)), set()).add(dest_key(destination_e164))
+        if self._track_dests:
+            dests = self._dests.get(tenant)
+            if dests is None:
+                dests = self._dests[tenant] = DestCounts(_DEST_KEEP_S)
+            dests.add(destination_e164, ts)
+        if self._track_callees:
+            self._callees.setdefault((account, self._day(ts)), set()).add(
+                dest_key(destination_e164))
         if ts - self._last_prune > self._prune_every_s:
             self._prune(max(ts, self._clock()), destinations=False)
 

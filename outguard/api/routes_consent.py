@@ -28,7 +28,8 @@ _SCOPE = {
 
 @route("GET", "/api/consent/{number}", tag="consent", params=(NUMBER,))
 async def consent_show(request: web.Request) -> web.Response:
-    """A number's consent history, the consents in force and the lists it is on."""
+    """A number's consent history, the consents in force, those a reassigned number's
+    disconnect date voids (``void``), and the lists it is on."""
     number = e164_of(request, request.match_info["number"])
     store = cx.store(request)
     body = await store.run(consent_view.summary, store.store, number, datetime.now(UTC))

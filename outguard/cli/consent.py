@@ -117,7 +117,8 @@ def consent_revoke(store: SQLiteStore, number: str, tenant: str | None, campaign
 @json_option
 @with_reader
 def consent_show(store: SQLiteStore, number: str, as_json: bool) -> None:
-    """A number's consent history, the consents in force and the lists it is on.
+    """A number's consent history, the consents in force, those a reassigned number's
+    disconnect date voids, and the lists it is on.
 
     \b
     Example:
@@ -128,11 +129,16 @@ def consent_show(store: SQLiteStore, number: str, as_json: bool) -> None:
         emit_json(body)
         return
     click.echo(f"{body['number']}: {len(body['in_force'])} consent(s) in force")
+    for grant in body["void"]:
+        click.echo(f"void: consent #{grant['id']} (tenant {grant['tenant']}, given "
+                   f"{grant['given_at']}): the number was disconnected on "
+                   f"{grant['disconnected_at']}, after it was given (reassigned)")
     click.echo("history:")
     table(body["history"], ["id", "at", "action", "tenant", "campaign", "purpose", "list",
                             "source", "channel", "evidence", "expires_at", "actor"])
     click.echo("lists:")
-    table(body["lists"], ["list", "source", "reason", "created_at", "expires_at", "expired"])
+    table(body["lists"], ["list", "source", "reason", "created_at", "expires_at", "expired",
+                          "disconnected_at"])
 
 
 @consent.command("import")

@@ -1,14 +1,16 @@
 // Lists (名单): every list with its kind and size; one list's entries searched, sorted
 // and paged by the server (a million entries page as fast as ten); for admins: create,
 // delete, add and remove numbers, import a file with upload progress and the reject
-// report (file:line, reason), export.
+// report (file:line, reason), export. Litigator lists block whatever consent says; a
+// reassigned list's entries show their disconnect date (its results are imported on the
+// Compliance page).
 
 import { api, heavy, upload } from "./api.js";
 import { t } from "./i18n.js";
 import { page } from "./registry.js";
 import { download, flash, fmt, form, h, pager, rejectTable, table, time } from "./ui.js";
 
-const KINDS = ["dnc", "blacklist", "complaint", "register", "allow", "consent"];
+const KINDS = ["dnc", "blacklist", "complaint", "register", "litigator", "allow", "consent", "reassigned"];
 const view = { list: "", q: "", sort: "number", offset: 0, limit: 50, lastImport: null };
 
 page({
@@ -71,6 +73,8 @@ async function entries(target, ctx, list) {
     { label: "col.number", key: "e164" }, { label: "col.expires", render: (e) => time(e.expires_at) },
     { label: "col.source", key: "source" }, { label: "col.reason", key: "reason" },
   ];
+  // a reassigned list's entries carry the disconnect date that voids older consent
+  if (list.kind === "reassigned") columns.splice(1, 0, { label: "col.disconnected", render: (e) => time(e.disconnected_at) });
   if (admin) {
     columns.push({ label: "col.actions", render: (e) => (e.e164.includes("*") ? "" : h("button", { type: "button", class: "remove", onclick: async () => {
       const done = await api("POST", `/api/lists/${encodeURIComponent(list.name)}/remove`, { numbers: [e.e164] });

@@ -1,5 +1,6 @@
 // The policy: what is in force (rules in evaluation order with their hit counts since
-// the store began counting, lists, windows), checking policy text, reloading the file.
+// the store began counting, lists, windows, the jurisdiction packs' dated sources),
+// checking policy text, reloading the file.
 
 import { api, heavy } from "./api.js";
 import { t } from "./i18n.js";
@@ -49,7 +50,22 @@ page({
           { label: "col.name", key: "name" }, { label: "col.kind", render: (l) => t(`listkind.${l.kind}`) },
           { label: "col.scope", render: (l) => t(`scope.${l.scope}`) },
         ], policy.lists)),
+      packs(policy.packs),
       h("div", { class: "card" }, h("h3", {}, t("policy.validate")), check, checked));
     lastCheck = null;
   },
 });
+
+// The policy's jurisdiction packs: each figure with its basis (law or practice), the text
+// it comes from and the date the sources were checked (as `outguard policy show` prints).
+function packs(list) {
+  return h("div", { class: "card", id: "policy-packs" }, h("h3", {}, t("pack.title")),
+    list.length ? list.map((p) => h("div", { class: "pack", "data-pack": p.name },
+      h("h4", {}, `${p.name}: ${p.title} `, h("span", { class: "muted pack-checked" }, t("pack.checked", { date: p.checked }))),
+      table([
+        { label: "pack.basis", render: (x) => h("span", { class: `badge ${x.basis}` }, t(`pack.${x.basis}`)) },
+        { label: "pack.figure", key: "figure" },
+        { label: "pack.cite", render: (x) => (x.url ? h("a", { href: x.url, target: "_blank", rel: "noopener" }, x.cite) : x.cite) },
+      ], p.sources, (x) => ({ "data-basis": x.basis }))))
+      : h("p", { class: "muted" }, t("pack.none")));
+}

@@ -132,6 +132,9 @@ class Entry:
     source: str | None = None  # manual | import name | complaint | register
     reason: str | None = None
     evidence: str | None = None  # consent lists: where the consent is recorded
+    #: reassigned lists: when the number was permanently disconnected (consent given
+    #: before it is void)
+    disconnected_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +256,8 @@ class CallRecord:
             tenant=event.tenant, account=event.account, caller_id=event.caller_id,
             destination=event.destination, verdict="allow" if event.allowed else "block",
             rule=event.rule, reason=event.reason, shadow=event.shadow,
-            decision_us=event.decision_us, at=event.at, pbx=event.pbx,
+            decision_us=event.decision_us, at=event.at, purpose=event.purpose,
+            campaign=event.campaign, pbx=event.pbx,
         )
 
     def as_row(self) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ from rules.model import ListInfo, ListKind, Scope
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-ENTRY_COLUMNS = "e164, expires_at, created_at, source, reason, evidence"
+ENTRY_COLUMNS = "e164, expires_at, created_at, source, reason, evidence, disconnected_at"
 
 
 def list_record(row: Any) -> ListRecord:
@@ -35,7 +35,7 @@ def list_record(row: Any) -> ListRecord:
 
 
 def _entry(name: str, row: Sequence[Any]) -> Entry:
-    return Entry(name, row[0], to_dt(row[1]), to_dt(row[2]), row[3], row[4], row[5])
+    return Entry(name, row[0], to_dt(row[1]), to_dt(row[2]), row[3], row[4], row[5], to_dt(row[6]))
 
 
 def list_id(conn: sqlite3.Connection, name: str) -> int:

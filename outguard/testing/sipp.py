@@ -244,6 +244,7 @@ def place_calls(
     tenant: str = "",
     fail_mode: str = "",
     purpose: str = "",
+    campaign: str = "",
     caller_id: str = "01088886666",
     optout: bool = False,
     agent_hangs_up_after_ms: int | None = None,
@@ -269,7 +270,8 @@ def place_calls(
             "-timeout", f"{max(1, int(timeout_s))}s", "-log_file", str(log),
             "-key", "from_user", from_user, "-key", "account", account,
             "-key", "tenant", tenant, "-key", "fail_mode", fail_mode,
-            "-key", "purpose", purpose, "-key", "caller_id", caller_id,
+            "-key", "purpose", purpose, "-key", "campaign", campaign,
+            "-key", "caller_id", caller_id,
             "-key", "optout", "yes" if optout else "",
             "-d", str(agent_hangs_up_after_ms or 0),
         ]

@@ -260,3 +260,18 @@ class ChannelVariables:
     def of(self, uniqueid: str) -> dict[str, str]:
         """The values, without the ones cleared to empty."""
         return {k: v for k, v in self.by_channel.get(uniqueid, {}).items() if v}
+
+
+@pytest.fixture
+async def outguard_consent(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    """outguard with ARI (continue mode) and the AMI listener (which hears the dialplan's
+    opt-outs), screening with policies/consent.toml."""
+    settings = replace(settings_for(clean_pbx, tmp_path / "outguard.db"),
+                       policy=str(POLICIES / "consent.toml"))
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, api=False), monkeypatch)
+    try:
+        yield Running(runner.app, settings, clean_pbx)
+    finally:
+        await runner.cleanup()

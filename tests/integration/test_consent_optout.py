@@ -4,18 +4,13 @@ consent ledger, and the very next call to that number is refused."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
-
 import pytest
 
-from outguard import sandbox
 from outguard.consent import DialplanOptOuts
-from outguard.server import OPTOUTS, Parts
+from outguard.server import OPTOUTS
 from outguard.store.consent import ConsentInput
 from outguard.testing import sipp
-from tests.integration.conftest import POLICIES, Running, settings_for, start_outguard
+from tests.integration.conftest import Running
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -24,24 +19,10 @@ NUMBER = "13800138000"
 E164 = "+8613800138000"
 
 
-@pytest.fixture
-async def outguard_ami(
-    clean_pbx: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Running]:
-    """outguard with ARI (continue mode) and the AMI listener, screening with consent.toml."""
-    settings = replace(settings_for(clean_pbx, tmp_path / "outguard.db"),
-                       policy=str(POLICIES / "consent.toml"))
-    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, api=False), monkeypatch)
-    try:
-        yield Running(runner.app, settings, clean_pbx)
-    finally:
-        await runner.cleanup()
-
-
 async def test_an_ivr_opt_out_revokes_consent_and_refuses_the_next_call(
-    outguard_ami: Running,
+    outguard_consent: Running,
 ) -> None:
-    og = outguard_ami
+    og = outguard_consent
     store = og.store
     # consent on record: the number is on a do-not-call list but the consent exempts it
     await store.create_list("dnc", "dnc")
@@ -63,9 +44,9 @@ async def test_an_ivr_opt_out_revokes_consent_and_refuses_the_next_call(
     assert (revoke.channel, revoke.source, revoke.tenant) == ("dialplan", "ivr", "t1")
     assert "DecisionId" in revoke.evidence
     # the running service's snapshot is refreshed by the store change, not by the test
-    await eventually(
-        lambda: og.screener.snapshot is not None and "optout-t1" in og.screener.snapshot.lists,
-        "the snapshot to hold the opt-out")
+    await eventually(lambda: og.screener.snapshot is not None
+                     and "optout-t1" in og.screener.snapshot.lists,
+                     "the snapshot to hold the opt-out")
 
     with sipp.Carrier(og.pbx.inst, hold_ms=300) as carrier:
         second = await og.call(NUMBER, account="a1", tenant="t1")

@@ -398,3 +398,85 @@ async def test_each_role_sees_only_what_it_may_do(dash: Dash) -> None:
     assert await b.find_all("#complaint-form") and not await b.find_all("#complaint-import")
     await visit(d, "suspensions")
     assert not await b.find_all("#suspend-form")
+
+
+async def test_compliance_consent_ledger_imports_replay_and_the_policys_sources(dash: Dash) -> None:
+    """The Compliance page end to end: an admin records a consent for one campaign and a
+    revocation, imports a ledger CSV (a bad line refused, naming it) and reassigned-number
+    results, and sees the consent the disconnect date voids; replays a candidate policy;
+    the policy page prints the packs' dated sources; a reviewer may revoke but not grant."""
+    d, b = dash, dash.b
+    await sign_in(d, "admin")
+    await visit(d, "compliance")
+    await b.script("document.getElementById('consent-number').value = '13800138000'")
+    await b.script("document.getElementById('consent-form').requestSubmit()")
+    await until_text(d, "#consent-title", "0 consent(s) in force")
+    await b.fill("#consent-grant", {"tenant": "t1", "campaign": "spring", "purpose": "marketing",
+                                    "source": "web_form", "evidence": "form-42"})
+    await until_text(d, "#consent-title", "1 consent(s) in force")
+    assert "form-42" in await text(d, '#consent-ledger tr[data-action="grant"]')
+    await b.fill("#consent-revoke", {"tenant": "t1", "source": "call", "evidence": "rec-7"})
+    await until_text(d, "#consent-title", "0 consent(s) in force")
+    assert "rec-7" in await text(d, '#consent-ledger tr[data-action="revoke"]')
+    assert await b.find_all('#consent-ledger tr[data-list="optout-t1"]')
+
+    ledger = d.files / "consents.csv"
+    ledger.write_text("action,number,source,tenant,at\n"
+                      "grant,13800138001,web_form,t1,2026-09-01T10:00:00+08:00\n"
+                      "grant,not-a-number,web_form,t1,\n", encoding="utf-8")
+    await b.type("#consent-import input[name=file]", str(ledger))
+    await b.script("document.getElementById('consent-import').requestSubmit()")
+    await until_text(d, "#consent-import-summary", "consents.csv")
+    assert await b.find_all('#consent-import-result tr[data-line="3"]')  # all or nothing
+    ledger.write_text("action,number,source,tenant,at\n"
+                      "grant,13800138001,web_form,t1,2026-09-01T10:00:00+08:00\n", encoding="utf-8")
+    await b.type("#consent-import input[name=file]", str(ledger))
+    await b.script("document.getElementById('consent-import').requestSubmit()")
+    await until_text(d, "#consent-import-summary", "1 record(s) from consents.csv")
+    rnd = d.files / "rnd.csv"
+    rnd.write_text("number,disconnected\n13800138001,2026-10-01\n", encoding="utf-8")
+    await b.type("#consent-reassigned input[name=file]", str(rnd))
+    await b.script("document.getElementById('consent-reassigned').requestSubmit()")
+    await until_text(d, "#consent-import-summary", "1 number(s) on rnd")
+    await b.script("document.getElementById('consent-number').value = '13800138001'")
+    await b.script("document.getElementById('consent-form').requestSubmit()")
+    await until_text(d, "#consent-ledger .consent-void", "void: consent #", "reassigned")
+    assert "0 consent(s) in force" in await text(d, "#consent-title")
+    assert await b.find_all('#consent-ledger tr[data-list="rnd"]')
+    await b.screenshot("dashboard-compliance-en")
+
+    # replay: the dnc list blocked the seeded calls to it; a candidate without the dnc
+    # rule would have let them through
+    candidate = 'default_region = "CN"\ntimezone = "Asia/Shanghai"\n'
+    await b.script("document.getElementById('replay-policy').value = arguments[0]", candidate)
+    await b.script("document.getElementById('replay-form').requestSubmit()")
+    summary = await until_text(d, "#replay-result", "calls replayed", "would change")
+    assert "newly allowed" in summary
+    await b.screenshot("dashboard-replay-en")
+
+    # the lists page offers the litigator and reassigned kinds; a reassigned list shows
+    # its disconnect dates
+    await visit(d, "lists")
+    kinds = await b.script("return [...document.querySelectorAll('#list-create select[name=kind] option')].map(o => o.value)")
+    assert {"litigator", "reassigned"} <= set(kinds)
+    before = await rendered(d, "lists")
+    await b.click('#page-lists tr[data-list="rnd"] a.listlink')
+    await drawn(d, "lists", before)
+    assert "Disconnected" in await text(d, "#entries-table")
+
+    await visit(d, "policy")
+    packs = await until_text(d, "#policy-packs", "The unit tests' policy", "47 CFR 64.1200(d)")
+    assert "law" in packs and "practice" in packs
+    assert await b.find_all('#policy-packs tr[data-basis="practice"]')
+    await b.screenshot("dashboard-policy-packs-en")
+
+    await sign_in(d, "reviewer")
+    await visit(d, "compliance")
+    await b.script("document.getElementById('consent-number').value = '13800138000'")
+    await b.script("document.getElementById('consent-form').requestSubmit()")
+    await until_text(d, "#consent-title", "consent(s) in force")
+    assert await b.find_all("#consent-revoke") and await b.find_all("#replay-form")
+    assert not await b.find_all("#consent-grant, #consent-import, #consent-reassigned")
+    await sign_in(d, "readonly")
+    await visit(d, "compliance")
+    assert not await b.find_all("#replay-form, #consent-import")

@@ -54,3 +54,14 @@ async def test_reassigned_results_import(api: Api) -> None:
     csv = "number,disconnected\n13800138000,2026-10-01\n"
     body = await api.json("POST", "/api/consent/reassigned/rnd", data=csv.encode())
     assert body == {"list": "rnd", "numbers": 1}
+
+
+async def test_show_and_list_entries_carry_the_disconnect_date(api: Api) -> None:
+    await api.json("POST", "/api/consent/13800138000/grant", status=201, json={
+        "tenant": "t1", "source": "web_form", "at": "2026-09-01T00:00:00Z"})
+    csv = "number,disconnected\n13800138000,2026-10-01\n"
+    await api.json("POST", "/api/consent/reassigned/rnd", data=csv.encode())
+    shown = await api.json("GET", "/api/consent/13800138000", "readonly")
+    assert shown["in_force"] == [] and [g["void"] for g in shown["void"]] == ["reassigned"]
+    page = await api.json("GET", "/api/lists/rnd/entries", "readonly")
+    assert page["entries"][0]["disconnected_at"].startswith("2026-")

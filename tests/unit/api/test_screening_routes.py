@@ -104,6 +104,9 @@ async def test_the_report_counts_connects_durations_blocks_and_complaints(api: A
 async def test_policy_show_validate_and_reload(api: Api, tmp_path: Path) -> None:
     shown = await api.json("GET", "/api/policy", role="readonly")
     assert [r["id"] for r in shown["rules"]] == ["party_status", "dnc", "account_per_minute"]
+    (pack,) = shown["packs"]  # its sources, each law or practice, and when they were checked
+    assert (pack["name"], pack["checked"]) == ("test", "2026-12-02")
+    assert [(x["basis"], x["cite"]) for x in pack["sources"]][0] == ("law", "47 CFR 64.1200(d)")
     ok = await api.json("POST", "/api/policy/validate", data=POLICY.read_bytes())
     assert ok["valid"] is True
     bad = await api.json("POST", "/api/policy/validate", data=b"[[rules]]\nid = 1\n")

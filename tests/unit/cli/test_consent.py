@@ -39,3 +39,20 @@ def test_import_and_reassigned(og: Cli, tmp_path: Path) -> None:
     rnd = tmp_path / "rnd.csv"
     rnd.write_text("number,disconnected\n13800138000,2026-10-01\n")
     assert og.json("consent", "reassigned", "rnd", str(rnd))["numbers"] == 1
+
+
+def test_show_tells_a_consent_voided_by_a_reassigned_number(og: Cli, tmp_path: Path) -> None:
+    og.json("consent", "grant", "13800138000", "--tenant", "t1", "--source", "web_form",
+            "--at", "2026-09-01T10:00:00+08:00")
+    og.json("consent", "grant", "13800138000", "--tenant", "t2", "--source", "web_form",
+            "--at", "2026-10-05T10:00:00+08:00")
+    rnd = tmp_path / "rnd.csv"
+    rnd.write_text("number,disconnected\n13800138000,2026-10-01\n")
+    og.json("consent", "reassigned", "rnd", str(rnd))
+    shown = og.json("consent", "show", "13800138000")
+    assert [g["tenant"] for g in shown["in_force"]] == ["t2"]  # given after the disconnect
+    assert [(g["tenant"], g["void"]) for g in shown["void"]] == [("t1", "reassigned")]
+    (rnd_entry,) = [e for e in shown["lists"] if e["list"] == "rnd"]
+    assert rnd_entry["disconnected_at"].startswith("2026-10-0")
+    text = og("consent", "show", "13800138000").output
+    assert "1 consent(s) in force" in text and "void: consent #1 (tenant t1" in text

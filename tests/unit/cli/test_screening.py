@@ -61,7 +61,13 @@ def test_policy_validate_and_show(og: Cli, tmp_path: Path) -> None:
     assert "typo.toml:6: enforcement.triggers.t.action:" in result.output
     shown = og.json("policy", "show")
     assert [r["id"] for r in shown["rules"]] == ["party_status", "dnc", "account_per_minute"]
-    assert "party_status" in og("policy", "show").output
+    text = og("policy", "show").output
+    assert "party_status" in text
+    # the packs' dated sources, each figure law or practice
+    assert "pack test: The unit tests' policy (sources checked 2026-12-02)" in text
+    assert "[law] company do-not-call list: 47 CFR 64.1200(d) <https://www.ecfr.gov/" in text
+    assert "[practice] 50 calls a minute per seat" in text
+    assert shown["packs"][0]["sources"][1]["basis"] == "practice"
 
 
 async def test_policy_reload_tells_the_running_service(tmp_path: Path) -> None:

@@ -116,3 +116,64 @@ def test_the_cli_prints_the_changes_and_refuses_a_bad_candidate(store: SQLiteSto
     assert result.exit_code == 1 and "bad.toml:" in result.output and "nope" in result.output
     result = runner.invoke(cli, [*args[:-2], "--days", "0", "--store", store.path])
     assert result.exit_code == 2
+
+
+async def test_a_screened_calls_purpose_and_campaign_reach_the_call_log_and_the_replay(
+    tmp_path: Path,
+) -> None:
+    """The service's own call log (not rows written by the test) keeps each call's purpose
+    and campaign, so a candidate scoped by purpose or campaign replays them as decided."""
+    from outguard.callfacts import ChannelFacts
+    from outguard.service import Screener
+    from outguard.store.aio import AsyncStore
+
+    night = T0 + 12 * 3600  # 22:00 in Shanghai
+    store = AsyncStore(SQLiteStore(tmp_path / "og.db"))
+    screener = Screener(store, parse_policy(BASE, "live.toml"), clock=lambda: night)
+    await screener.start()
+    try:
+        for n, (purpose, campaign) in enumerate((("service", "renewals"), ("marketing", "spring"))):
+            decision = screener.screen(ChannelFacts(
+                "ari", f"ch{n}", "PJSIP/agent-1", f"1370013700{n}", "01088886666",
+                account="a1", tenant="t1", purpose=purpose, campaign=campaign))
+            assert decision.allowed
+        await store.flush_async()
+        logged = [(c.call.purpose, c.call.campaign) for c in store.store.iter_calls()]
+        assert sorted(logged) == [("marketing", "spring"), ("service", "renewals")]
+        candidate = policy('[windows.day]\nhours = { daily = "09:00-21:00" }\n'
+                           '[[rules]]\nid = "hours"\nkind = "time_window"\nwindow = "day"\n'
+                           'purposes = ["marketing"]\n')
+        report = replay(store.store, candidate, night - 1, night + 1).as_dict()  # type: ignore[arg-type]
+        assert changes(report) == [("newly_blocked", "hours", "quiet_hours", "", 1)]
+        assert report["changes"][0]["examples"][0]["destination"] == "+8613700137001"  # type: ignore[index]
+    finally:
+        await screener.stop()
+        await store.aclose()
+
+
+def test_replay_keeps_only_the_counters_the_candidates_caps_read(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counting only what the caps read changes no verdict: the same report as counting
+    every scope, for caps of every scope."""
+    import outguard.replay as replay_module
+    from rules.counters import TRACKABLE
+
+    for i in range(40):
+        log(store, i, f"+86137001370{i % 7:02d}", at=T0 + i * 30, account=f"a{i % 3}")
+    store.flush()
+    caps = "".join(
+        f'[[rules]]\nid = "{scope}"\nkind = "cap"\nscope = "{scope}"\nlimit = {limit}\n'
+        f'window = "day"\n' for scope, limit in (("account", 9), ("destination", 4)))
+    candidate = policy(caps)
+    assert replay_module.counted_scopes(candidate) == {"account", "destination"}  # type: ignore[arg-type]
+    lean = replay(store, candidate, T0 - 1, T0 + 3600).as_dict()  # type: ignore[arg-type]
+    monkeypatch.setattr(replay_module, "counted_scopes", lambda p: TRACKABLE)
+    full = replay(store, candidate, T0 - 1, T0 + 3600).as_dict()  # type: ignore[arg-type]
+    assert changes(lean) == changes(full) and lean["changed"] == full["changed"] > 0
+    every = policy(caps + '[[rules]]\nid = "c"\nkind = "cap"\nscope = "caller_id"\nlimit = 9\n'
+                   'window = "day"\n[[rules]]\nid = "t"\nkind = "cap"\nscope = "tenant"\n'
+                   'limit = 99\nwindow = "day"\n[[rules]]\nid = "d"\nkind = "cap"\n'
+                   'scope = "distinct_callees"\nlimit = 5\n[[rules]]\nid = "n"\nkind = "cap"\n'
+                   'scope = "concurrent_account"\nlimit = 2\n')
+    assert replay_module.counted_scopes(every) == TRACKABLE  # type: ignore[arg-type]

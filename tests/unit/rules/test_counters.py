@@ -123,3 +123,15 @@ def test_out_of_order_records_count_like_ordered_ones() -> None:
     for window in (60, 119, 3600, 86400, 89939, 7 * 86400):
         assert shuffled.attempts("account", "a1", window, now) == \
             ordered.attempts("account", "a1", window, now), window
+
+
+def test_tracking_some_scopes_counts_those_alone() -> None:
+    c = InMemoryCounters(clock=Clock(), track=("account", "destination"))
+    c.record("t1", "a1", "+861088886666", "+8613700137000", T0)
+    assert c.attempts("account", "a1", 60, T0) == 1
+    assert c.destination_attempts("t1", "+8613700137000", 60, T0) == 1
+    assert c.attempts("caller_id", "+861088886666", 60, T0) == 0
+    assert c.attempts("tenant", "t1", 60, T0) == 0
+    assert c.distinct_callees("a1", T0) == 0
+    with pytest.raises(ValueError, match="unknown counter scopes"):
+        InMemoryCounters(track=("campaign",))
