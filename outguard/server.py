@@ -53,6 +53,8 @@ AMI = web.AppKey("ami", AmiListener)  # the first (or only) PBX's AMI listener
 OPTOUTS = web.AppKey("optouts", DialplanOptOuts)  # shared by every PBX's AMI listener
 STASIS_BY_PBX = web.AppKey("stasis_by_pbx", dict)  # pbx -> StasisApp
 AMI_BY_PBX = web.AppKey("ami_by_pbx", dict)  # pbx -> AmiListener
+#: cluster mode: the call feed's figures (``CallFeed.figures``), for /metrics
+FEED_FIGURES: web.AppKey[Callable[[], dict[str, int]]] = web.AppKey("feed_figures")
 PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
 
 
@@ -171,6 +173,7 @@ async def _cluster_enforcement(app: web.Application) -> AsyncIterator[Enforcer]:
     client = aioredis.Redis.from_url(settings.cluster.redis, socket_timeout=5,
                                      socket_connect_timeout=2)
     feed = CallFeed(client, settings.cluster.prefix)
+    app[FEED_FIGURES] = feed.figures
     leader = AdvisoryLeader(settings.store) if is_postgres_url(settings.store) else None
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(feed.publisher(screener.events))]

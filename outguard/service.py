@@ -76,6 +76,10 @@ class SharedCaps(Protocol):
 
     async def count(self, cap: CapSpec, tenant: str, now: float) -> int | None: ...
 
+    def hold(self, live: Callable[[], Sequence[tuple[str, str, str]]]) -> None:
+        """Where the calls still up are listed (their slots are taken again after an
+        outage)."""
+
 
 class ScreeningUnavailable(OutguardError):
     """No snapshot is loaded yet: the adapters apply the failure policy."""
@@ -159,6 +163,8 @@ class Screener:
         #: cluster mode: caps and slots in a shared store (None: embedded, in memory)
         self.shared = shared
         self.reserves = shared is not None
+        if shared is not None:
+            shared.hold(self._live_keys)
         self.slot_ttl_s = slot_ttl_s
         self._releases: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
 
@@ -269,8 +275,11 @@ class Screener:
             now = self.clock()
             if now - last >= every:
                 last = now
-                await self.shared.refresh(
-                    [(c.call_id, c.tenant, c.account) for c in self.live.calls()], now)
+                await self.shared.refresh(self._live_keys(), now)
+
+    def _live_keys(self) -> list[tuple[str, str, str]]:
+        """The calls still up, as the shared slots know them: (call id, tenant, account)."""
+        return [(c.call_id, c.tenant, c.account) for c in self.live.calls()]
 
     async def rebuild(self) -> Snapshot:
         """Build a snapshot from the store off the loop and swap it in whole."""

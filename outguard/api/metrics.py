@@ -112,6 +112,8 @@ class Scrape:
     store: Mapping[str, Any] = field(default_factory=dict)
     #: cluster mode: the shared cap store's health (``cluster.model.CapHealth``)
     caps: CapHealth | None = None
+    #: cluster mode: the call feed's figures (``CallFeed.figures``)
+    feed: Mapping[str, int] | None = None
     #: open complaints from regulators' channels by (channel, deadline state)
     complaints: Mapping[tuple[str, str], int] = field(default_factory=dict)
     #: caller-ID health (``Enforcer.health_summary``): open/working tasks, throttled,
@@ -175,6 +177,8 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
                  None, {"": 1.0 if s.store.get("degraded") else 0.0})
     if s.caps is not None:
         yield from _cap_store(s.caps)
+    if s.feed is not None:
+        yield from _call_feed(s.feed)
     due = GaugeMetricFamily(
         "outguard_complaints_open",
         "Open complaints from regulators' channels (12321, 12300, fcc, ofcom) by channel and "
@@ -220,9 +224,36 @@ def _cap_store(h: CapHealth) -> Iterator[Metric]:
     yield _counter("outguard_cap_store_replayed",
                    "Calls let through uncounted that were counted once the cap store"
                    " returned.", None, {"": float(h.replayed)})
+    yield _counter("outguard_cap_store_reheld",
+                   "Calls still up whose concurrency slots were taken (or extended) when the"
+                   " cap store answered again after an outage.", None, {"": float(h.reheld)})
+    yield _counter("outguard_cap_store_dropped",
+                   "Calls let through uncounted that were never counted: more than the"
+                   " remembered maximum waited for the cap store.", None,
+                   {"": float(h.dropped)})
     yield _counter("outguard_cap_store_rebuilds",
                    "Times the shared counters were rebuilt from the call log (Redis came back"
                    " empty).", None, {"": float(h.rebuilds)})
+
+
+def _call_feed(f: Mapping[str, int]) -> Iterator[Metric]:
+    """Cluster mode: this instance's call events on the call feed (Redis)."""
+    yield _counter("outguard_call_feed_published",
+                   "Call events this instance appended to the cluster's call feed.", None,
+                   {"": float(f.get("published", 0))})
+    yield _gauge("outguard_call_feed_backlog",
+                 "Call events waiting for Redis to take them (kept, bounded).", None,
+                 {"": float(f.get("backlog", 0))})
+    yield _counter("outguard_call_feed_late",
+                   "Call events appended after waiting for Redis to answer again.", None,
+                   {"": float(f.get("late", 0))})
+    yield _counter("outguard_call_feed_dropped",
+                   "Call events never shared: pushed out of the full backlog while Redis"
+                   " could not take them (the call log keeps them).", None,
+                   {"": float(f.get("dropped", 0))})
+    yield _counter("outguard_call_feed_missed",
+                   "Call-feed entries this instance could not read.", None,
+                   {"": float(f.get("missed", 0))})
 
 
 def _counter(name: str, help_text: str, label: str | None,

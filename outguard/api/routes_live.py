@@ -21,7 +21,7 @@ from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.enforcement.deadlines import deadline_state
 from outguard.events import wire
-from outguard.server import ENFORCER, PARTS, split_part, store_health
+from outguard.server import ENFORCER, FEED_FIGURES, PARTS, split_part, store_health
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ async def metrics(request: web.Request) -> web.Response:
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)
                         if snap is not None else None),
         store=store_health(request.app), complaints=complaints, health=health,
-        caps=screener.shared.health if screener.shared is not None else None)
+        caps=screener.shared.health if screener.shared is not None else None,
+        feed=request.app[FEED_FIGURES]() if FEED_FIGURES in request.app else None)
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
                                             "X-Content-Type-Options": "nosniff"})

@@ -135,8 +135,9 @@ class RedisCaps:
 
     async def refresh(self, calls: Iterable[tuple[str, str, str]], now: float) -> int:
         """Extend the slots of the calls still up, (call id, tenant, account) each, by
-        ``ttl_s`` (a call Redis forgot, emptied, takes its slots again); return how many
-        were live."""
+        ``ttl_s`` (a call Redis forgot, emptied, or knows only from a replay takes its
+        slots); return how many were live, or -1 while the counters are not complete
+        (emptied, not rebuilt yet: nothing is taken, try again)."""
         args: list[str] = []
         for call_id, tenant, account in calls:
             args += [call_id, tenant, account]

@@ -54,6 +54,7 @@ class CapHealth:
     failed_open: int = 0  # calls let through uncounted
     failed_closed: int = 0  # calls blocked because Redis could not answer
     replayed: int = 0  # remembered calls counted after the return
+    reheld: int = 0  # calls still up whose slots were taken again after an outage
     rebuilds: int = 0  # counters rebuilt from the call log
     dropped: int = 0  # remembered calls dropped (more than max_pending)
     pending: deque[tuple[str, str, str, str, str, float]] = field(default_factory=deque)
