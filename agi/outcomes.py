@@ -7,7 +7,8 @@ Uniqueid, see ``dialplan/outguard.conf``); the calls live in the Screener's regi
 ``UserEvent: OutguardEnded`` that the hangup handler ``[outguard-ended]`` raises on every
 screened channel, carrying the channel's Q.850 ``Cause`` (ARI's ChannelHangupRequest 32
 and AMI's SoftHangupRequest are internal soft-hangup flags and are not used), the answer's
-Unix time ``Answered`` and ``Billsec``. AMI is filtered to that event, so one event per
+Unix time ``Answered`` and ``Billsec`` (CDR), and Dial's talk time ``Talked`` with the
+handler's own time ``At``, which are preferred (``Ended.from_event``). AMI is filtered to that event, so one event per
 call crosses the wire (bench/outcomes.py measured the options: bench/RESULTS.md).
 
 * an OutguardEnded that arrives before the hand-off (a caller who hangs up while outguard
@@ -68,6 +69,11 @@ class Outcomes(Protocol):
               note: str | None = None) -> bool: ...
 
 
+#: how far the CDR's answer time may stray from the one Dial's talk time gives before the
+#: CDR record is taken to be a later one (see ``Ended.from_event``)
+CDR_AGREES_S = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Ended:
     """What the hangup handler reports: cause, and the answer's time and billed seconds
@@ -79,9 +85,29 @@ class Ended:
 
     @classmethod
     def from_event(cls, event: Mapping[str, str]) -> Ended:
-        answered = _number(event.get("Answered", ""))
-        return cls(_cause(event.get("Cause", "")), answered or None,
-                   _number(event.get("Billsec", "")) or 0.0)
+        """The call's end from the handler's fields.
+
+        ``Talked`` (Dial's ``ANSWEREDTIME_MS``) and ``At`` (the handler's own time) are
+        preferred to the CDR's ``Answered`` / ``Billsec``: the CDR function reads the
+        channel's *current* CDR record, and when the engine has opened a new record after
+        the bridge ended (the caller executing ``Hangup()`` after ``Dial``), that record's
+        answer time is its own start, so the talk time reads as a fraction of a second
+        (seen once on a loaded host: 0.19 s for a call held 5.5 s). Dial's talk time is a
+        channel variable, untouched by CDR records. Without it (a dialplan that connects
+        the call by other means than ``Dial``) the CDR's figures are used as before.
+        """
+        cause = _cause(event.get("Cause", ""))
+        answered = _number(event.get("Answered", "")) or None
+        billsec = _number(event.get("Billsec", "")) or 0.0
+        talked_ms = _number(event.get("Talked", ""))
+        at = _number(event.get("At", ""))
+        if talked_ms is not None and talked_ms >= 0 and at:
+            talked = talked_ms / 1000.0
+            from_dial = round(at - talked, 6)
+            if answered is None or abs(answered - from_dial) > CDR_AGREES_S:
+                answered = from_dial  # the CDR record is a later one (or has no answer)
+            return cls(cause, answered, talked)
+        return cls(cause, answered, billsec)
 
 
 UNKNOWN = Ended(None, None, 0.0)
