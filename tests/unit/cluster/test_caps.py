@@ -211,3 +211,14 @@ async def test_the_script_is_reloaded_after_redis_forgot_it(caps: RedisCaps) -> 
 def test_an_unknown_scope_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown cap scope"):
         CapSpec("x", "per_planet", "a1", 60, 1)
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    """The call path packs its EVALSHA itself: the bytes redis-py's packer writes."""
+    from redis.asyncio.connection import Connection
+
+    from outguard.cluster.caps import _pack
+
+    args = ("EVALSHA", "a" * 40, 0, "og:", "reserve", "call-1", repr(1733140000.25), 86400,
+            "租户", "agent\u00e9", "", "+8613800138000", 6, "rule", 1_000_000)
+    assert _pack(args) == b"".join(Connection().pack_command(*args))
