@@ -292,6 +292,10 @@ def _entry_list_check(db: sqlite_utils.Database) -> None:
     import connection does not check foreign keys row by row)."""
 
 
+
+def _entry_list_check_lean(db: sqlite_utils.Database) -> None:
+    """121: nothing to change in SQLite (its twin on PostgreSQL rewrites 120's check)."""
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -307,6 +311,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (60, "caller-ID health tasks", _health_tasks),
     (80, "call pbx", _call_pbx),
     (120, "list entries: bytewise numbers, list checked per statement", _entry_list_check),
+    (121, "list entries: the statement's list check in one query", _entry_list_check_lean),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 
