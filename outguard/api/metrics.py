@@ -14,7 +14,6 @@ a handful), connection state the part and the PBX; never a number, account or ch
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector as PromCollector
 
-from outguard import probes
+from outguard import probes, version
 from outguard.callevents import CallDecided, CallEnded
 from outguard.cluster.model import CapHealth
 from outguard.enforcement.deadlines import DUE_SOON_S
@@ -270,13 +269,6 @@ def _gauge(name: str, help_text: str, label: str | None,
     for key, value in sorted(values.items()):
         family.add_metric([key] if label else [], value)
     return family
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("outguard")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
 
 
 def registry() -> CollectorRegistry:

@@ -18,7 +18,7 @@ import re
 import time
 from typing import Any
 
-from outguard.errors import StoreError
+from outguard.store.schema import refuse_unknown
 
 logger = logging.getLogger(__name__)
 
@@ -289,26 +289,38 @@ def serial_tables() -> frozenset[str]:
 
 def applied_versions(raw: Any) -> set[int]:
     """The migration numbers recorded in the database (empty for a new one)."""
+    return {number for number, _, _ in applied_rows(raw)}
+
+
+def applied_rows(raw: Any) -> list[tuple[int, str, str | None]]:
+    """(number, name, outguard version that applied it or None) of every recorded
+    migration, as ``schema.applied_rows``."""
     exists = raw.execute("SELECT to_regclass('migrations')").fetchone()[0]
     if exists is None:
-        return set()
-    return {int(r[0]) for r in raw.execute("SELECT version FROM migrations").fetchall()}
+        return []
+    has_who = raw.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'migrations' AND column_name = 'outguard'").fetchone()
+    who = "outguard" if has_who else "NULL"
+    return [(int(v), str(n), w) for v, n, w in raw.execute(
+        f"SELECT version, name, {who} FROM migrations ORDER BY version").fetchall()]
 
 
 def migrate(raw: Any, target: int | None = None) -> int:
     """Apply every migration not yet recorded, ascending, up to ``target``; return the
-    highest applied number. ``raw`` is a psycopg connection in autocommit mode."""
+    highest applied number. ``raw`` is a psycopg connection in autocommit mode. A store
+    that records a migration this outguard does not know is refused as on SQLite
+    (``schema.refuse_unknown``: same check, same message)."""
+    from outguard import version
+
     goal = LATEST if target is None else target
     with raw.transaction():
         raw.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
         raw.execute("CREATE TABLE IF NOT EXISTS migrations (version BIGINT PRIMARY KEY,"
                     " name TEXT, applied_at DOUBLE PRECISION)")
+        raw.execute("ALTER TABLE migrations ADD COLUMN IF NOT EXISTS outguard TEXT")
+    refuse_unknown(applied_rows(raw), {number for number, _, _ in MIGRATIONS})
     applied = applied_versions(raw)
-    if applied and max(applied) > LATEST:
-        raise StoreError(
-            f"database schema version {max(applied)} is newer than this outguard ({LATEST})",
-            version=max(applied),
-        )
     for number, name, statements in MIGRATIONS:
         if number in applied or number > goal:
             continue
@@ -319,8 +331,8 @@ def migrate(raw: Any, target: int | None = None) -> int:
                 continue  # another instance applied it while we waited for the lock
             for statement in statements:
                 raw.execute(statement)
-            raw.execute("INSERT INTO migrations (version, name, applied_at) VALUES (%s, %s, %s)",
-                        (number, name, time.time()))
+            raw.execute("INSERT INTO migrations (version, name, applied_at, outguard)"
+                        " VALUES (%s, %s, %s, %s)", (number, name, time.time(), version()))
         logger.info("applied PostgreSQL store migration %d (%s)", number, name)
     final = applied_versions(raw)
     return max(final) if final else 0
