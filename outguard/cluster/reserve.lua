@@ -84,6 +84,13 @@ local function minute_sum(mkey, hkey, window, now)
   return total
 end
 local function dest_key(tenant, dest, res) return P .. 'd:' .. tenant .. ':' .. dest .. ':' .. res end
+-- Before per-minute destination counts (outguard < the cn-callee-caps preset), a
+-- destination's calls were one hourly hash without the resolution suffix. Calls counted
+-- there before an upgrade (or by an instance not yet upgraded, in a rolling upgrade)
+-- still count: every hour bucket that overlaps a window is added whole, so a cap errs
+-- on the side of blocking, never of allowing. Nothing writes it any more; it expires
+-- 192 hours after the last call an old instance counted in it.
+local function legacy_dest_key(tenant, dest) return P .. 'd:' .. tenant .. ':' .. dest end
 local function callee_key(account, day) return P .. 'u:' .. account .. ':' .. day end
 local function conc_key(scope, key) return P .. 'c:' .. scope .. ':' .. key end
 
@@ -104,6 +111,7 @@ local function count(scope, key, window, now, day)
     local sep = string.find(key, '\0', 1, true)
     local tenant, dest = string.sub(key, 1, sep - 1), string.sub(key, sep + 1)
     return minute_sum(dest_key(tenant, dest, 60), dest_key(tenant, dest, 3600), window, now)
+      + bucket_sum(legacy_dest_key(tenant, dest), 3600, window, now)
   elseif scope == 'distinct_callees' then
     return redis.call('SCARD', callee_key(key, day))
   elseif scope == 'concurrent_account' then
