@@ -297,6 +297,9 @@ async def health(request: web.Request) -> web.Response:
         "policy": policy_source(request.app[SETTINGS]),
         "demo_policy": not request.app[SETTINGS].policy,
     }
+    enforcer = request.app.get(ENFORCER)
+    if enforcer is not None:
+        body["warnings"] = await enforcer.calendar_warnings()
     errors: dict[str, str] = {}
     for name, part in request.app[PARTS].items():
         why = str(getattr(part, "last_error", "") or "")

@@ -147,12 +147,14 @@ def appeal(a: Appeal, mask: Mask = plain) -> dict[str, Any]:
 def complaint(c: Complaint, mask: Mask = plain, now: float | None = None) -> dict[str, Any]:
     """A complaint or mark; with its deadline (regulators' channels) and how it was
     closed. ``deadline`` is its state at ``now`` (default: the clock): closed, overdue,
-    due_soon, open, or none (no deadline)."""
+    due_soon, open, or none (no deadline); ``calendar_unknown``: the deadline was counted
+    Monday-Friday on a year its holiday calendar does not know (check it by hand)."""
     return {"id": c.id, "kind": c.kind, "caller_id": mask(c.caller_id),
             "reporter": mask(c.reporter) if c.reporter else c.reporter,
             "category": c.category, "source": c.source, "at": iso(c.at), "note": c.note,
             "tenant": c.tenant_id, "received_at": iso(c.received_at), "due_at": iso(c.due_at),
             "deadline": deadline_state(c, time.time() if now is None else now),
+            "calendar_unknown": c.calendar_unknown,
             "closed_at": iso(c.closed_at), "closed_by": c.closed_by,
             "resolution": c.resolution}
 

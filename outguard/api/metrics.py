@@ -115,6 +115,8 @@ class Scrape:
     feed: Mapping[str, int] | None = None
     #: open complaints from regulators' channels by (channel, deadline state)
     complaints: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: of those, by channel, the deadlines counted Monday-Friday (calendar_unknown)
+    calendar_unknown: Mapping[str, int] = field(default_factory=dict)
     #: caller-ID health (``Enforcer.health_summary``): open/working tasks, throttled,
     #: warnings; empty when no enforcer runs
     health: Mapping[str, int] = field(default_factory=dict)
@@ -188,6 +190,11 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
         for state in ("open", "due_soon", "overdue"):
             due.add_metric([channel, state], float(s.complaints.get((channel, state), 0)))
     yield due
+    yield _gauge("outguard_complaints_calendar_unknown",
+                 "Open complaints whose deadline runs into a year its holiday calendar does "
+                 "not know (counted Monday-Friday: check by hand or add the year), by channel.",
+                 "channel", {ch: float(s.calendar_unknown.get(ch, 0))
+                             for ch in sorted({*s.calendar_unknown, "12321"})})
     if s.health:
         yield _gauge("outguard_caller_id_health_tasks",
                      "Caller-ID remediation tasks (号码认证 / 标记申诉) not closed, by state.",

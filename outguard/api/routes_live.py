@@ -50,9 +50,12 @@ async def metrics(request: web.Request) -> web.Response:
         suspensions[s.party_kind.value] = suspensions.get(s.party_kind.value, 0) + 1
     now = time.time()
     complaints: dict[tuple[str, str], int] = {}
+    unknown: dict[str, int] = {}
     for c in await cx.store(request).open_complaints_due():
         key = (c.source.lower(), deadline_state(c, now))
         complaints[key] = complaints.get(key, 0) + 1
+        if c.calendar_unknown:
+            unknown[key[0]] = unknown.get(key[0], 0) + 1
     snap = screener.snapshot
     enforcer = request.app.get(ENFORCER)
     health = await enforcer.health_summary() if enforcer is not None else {}
@@ -64,6 +67,7 @@ async def metrics(request: web.Request) -> web.Response:
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)
                         if snap is not None else None),
         store=store_health(request.app), complaints=complaints, health=health,
+        calendar_unknown=unknown,
         caps=screener.shared.health if screener.shared is not None else None,
         feed=request.app[FEED_FIGURES]() if FEED_FIGURES in request.app else None)
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)

@@ -259,6 +259,10 @@ _ENTRY_LIST_CHECK_LEAN = [
         END $$""",
 ]
 
+_DEADLINE_CALENDAR_UNKNOWN = [
+    "ALTER TABLE complaints ADD COLUMN calendar_unknown INTEGER NOT NULL DEFAULT 0",
+]
+
 MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (1, "core schema", _CORE),
     (2, "lookup indexes", _LOOKUP_INDEXES),
@@ -273,6 +277,7 @@ MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (53, "complaint deadlines", _COMPLAINT_DEADLINES),
     (60, "caller-ID health tasks", _HEALTH_TASKS),
     (80, "call pbx", _CALL_PBX),
+    (90, "complaint deadlines: calendar unknown", _DEADLINE_CALENDAR_UNKNOWN),
     (120, "list entries: bytewise numbers, list checked per statement", _ENTRY_LIST_CHECK),
     (121, "list entries: the statement's list check in one query", _ENTRY_LIST_CHECK_LEAN),
 )

@@ -296,6 +296,14 @@ def _entry_list_check(db: sqlite_utils.Database) -> None:
 def _entry_list_check_lean(db: sqlite_utils.Database) -> None:
     """121: nothing to change in SQLite (its twin on PostgreSQL rewrites 120's check)."""
 
+
+def _deadline_calendar_unknown(db: sqlite_utils.Database) -> None:
+    """90: a complaint's deadline was counted, at least in part, on a year its holiday
+    calendar did not know (Monday-Friday then): shown with the deadline, recomputed when
+    the calendar learns the year."""
+    db.execute("ALTER TABLE complaints ADD COLUMN calendar_unknown INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -310,6 +318,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (53, "complaint deadlines", _complaint_deadlines),
     (60, "caller-ID health tasks", _health_tasks),
     (80, "call pbx", _call_pbx),
+    (90, "complaint deadlines: calendar unknown", _deadline_calendar_unknown),
     (120, "list entries: bytewise numbers, list checked per statement", _entry_list_check),
     (121, "list entries: the statement's list check in one query", _entry_list_check_lean),
 )
