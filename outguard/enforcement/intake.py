@@ -194,8 +194,10 @@ class IntakeMixin(EnforcerBase):
             if again.calendar_unknown and c.due_at is not None \
                     and again.due == c.due_at.timestamp():
                 continue
-            new = await self.store.reschedule_complaint(
+            new: Complaint | None = await self.store.reschedule_complaint(
                 c.id, due_at=_dt(again.due), calendar_unknown=again.calendar_unknown)
+            if new is None:  # another instance counted it again first
+                continue
             self._announce("complaint.rescheduled", views.complaint(new, now=self.clock()))
             changed.append(new)
         return changed

@@ -280,7 +280,8 @@ class AsyncStore:
             calendar_unknown=calendar_unknown)
 
     async def reschedule_complaint(self, complaint_id: int, *, due_at: datetime,
-                                   calendar_unknown: bool, actor: str = "system") -> Complaint:
+                                   calendar_unknown: bool,
+                                   actor: str = "system") -> Complaint | None:
         return await self.run(self.store.reschedule_complaint, complaint_id, due_at=due_at,
                               calendar_unknown=calendar_unknown, actor=actor)
 

@@ -334,17 +334,21 @@ class EnforcementMixin:
         return self.get_complaint(complaint_id)
 
     def reschedule_complaint(self, complaint_id: int, *, due_at: datetime,
-                             calendar_unknown: bool, actor: str = "system") -> Complaint:
+                             calendar_unknown: bool, actor: str = "system") -> Complaint | None:
         """Set an open complaint's deadline again (its holiday calendar learned a year it
-        was counted on): audited (``complaint.reschedule``, before and after)."""
+        was counted on): audited (``complaint.reschedule``, before and after). None when
+        the row already holds these values (another instance did it first): one audit
+        record and one announcement per change, whatever the number of instances."""
 
-        def job(conn: sqlite3.Connection) -> None:
+        def job(conn: sqlite3.Connection) -> bool:
             row = conn.execute("SELECT caller_id, due_at, calendar_unknown FROM complaints"
                                " WHERE id = ?", (complaint_id,)).fetchone()
             if row is None:
                 raise NotFound("complaint", complaint_id)
             after = {"id": complaint_id, "due_at": to_ts(due_at),
                      "calendar_unknown": 1 if calendar_unknown else 0}
+            if (row[1], row[2]) == (after["due_at"], after["calendar_unknown"]):
+                return False
             # a deadline that moved is announced again as it nears and passes
             reset = ", alerted = NULL" if row[1] != after["due_at"] else ""
             conn.execute(f"UPDATE complaints SET due_at = ?, calendar_unknown = ?{reset}"
@@ -353,8 +357,10 @@ class EnforcementMixin:
             write_audit(conn, actor, "complaint.reschedule", party_kind="caller_id",
                         party_key=row[0], before={"id": complaint_id, "due_at": row[1],
                                                   "calendar_unknown": row[2]}, after=after)
+            return True
 
-        self._write(job)
+        if not self._write(job):
+            return None
         return self.get_complaint(complaint_id)
 
     def mark_complaint_alerted(self, complaint_id: int, stage: str,

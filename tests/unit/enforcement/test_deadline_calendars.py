@@ -202,6 +202,12 @@ async def test_a_flagged_deadline_is_stored_shown_and_counted_again_when_the_yea
         assert len(audit) == 1 and audit[0].before and audit[0].before["calendar_unknown"] == 1
         assert await second.recount_unknown_deadlines() == []
         assert not [w for w in await second.calendar_warnings() if "open complaint" in w]
+        # another instance that read the row before this one wrote it changes nothing
+        assert again.due_at is not None
+        assert await store.reschedule_complaint(again.id, due_at=again.due_at,
+                                                calendar_unknown=False) is None
+        assert len([a for a in await store.list_audit()
+                    if a.action == "complaint.reschedule"]) == 1
     finally:
         await second.stop()
 
