@@ -102,3 +102,16 @@ def test_other_states_are_not_closed_on_louisiana_holidays() -> None:
     new_york = "+12125550199"
     mardi_gras = local(NEW_ORLEANS, date(2027, 2, 9), 12)
     assert screen(new_york, mardi_gras + timedelta(hours=0)) == (True, "")
+
+
+def test_mississippi_sundays_are_closed_holidays_are_not() -> None:
+    jackson = "+16015550123"  # area code 601: Mississippi, America/Chicago
+    chicago = ZoneInfo("America/Chicago")
+
+    def noon(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, 12, tzinfo=chicago).astimezone(
+            timezone.utc)
+
+    assert screen(jackson, noon(date(2026, 11, 22))) == (False, "us_mississippi_hours")
+    assert screen(jackson, noon(date(2026, 11, 21))) == (True, "")  # Saturday
+    assert screen(jackson, noon(date(2026, 11, 26))) == (True, "")  # Thanksgiving: no ban
