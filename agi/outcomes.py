@@ -7,7 +7,8 @@ Uniqueid, see ``dialplan/outguard.conf``); the calls live in the Screener's regi
 ``UserEvent: OutguardEnded`` that the hangup handler ``[outguard-ended]`` raises on every
 screened channel, carrying the channel's Q.850 ``Cause`` (ARI's ChannelHangupRequest 32
 and AMI's SoftHangupRequest are internal soft-hangup flags and are not used), the answer's
-Unix time ``Answered`` and ``Billsec``. AMI is filtered to that event, so one event per
+Unix time ``Answered`` and ``Billsec`` (CDR), and Dial's talk time ``Talked`` with the
+handler's own time ``At``, which are preferred (``Ended.from_event``). AMI is filtered to that event, so one event per
 call crosses the wire (bench/outcomes.py measured the options: bench/RESULTS.md).
 
 * an OutguardEnded that arrives before the hand-off (a caller who hangs up while outguard
@@ -16,6 +17,9 @@ call crosses the wire (bench/outcomes.py measured the options: bench/RESULTS.md)
   their event closes them with the real cause;
 * after a (re)connect, calls whose channel no longer exists (``CoreShowChannels``) are
   ended without a cause.
+
+One listener per PBX (``[[ami]]`` target): its tracker finds and reconciles only the
+calls of its own PBX, so a Uniqueid that another PBX also uses is never confused.
 
 ``Screener.ended`` releases concurrency slots exactly once, whichever path comes first.
 """
@@ -31,7 +35,7 @@ from typing import Protocol
 from agi.ami import AmiClient, AmiError
 from outguard import dialplan_vars as dv
 from outguard.config import AmiConfig
-from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
+from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,11 @@ class Outcomes(Protocol):
               note: str | None = None) -> bool: ...
 
 
+#: how far the CDR's answer time may stray from the one Dial's talk time gives before the
+#: CDR record is taken to be a later one (see ``Ended.from_event``)
+CDR_AGREES_S = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Ended:
     """What the hangup handler reports: cause, and the answer's time and billed seconds
@@ -76,9 +85,29 @@ class Ended:
 
     @classmethod
     def from_event(cls, event: Mapping[str, str]) -> Ended:
-        answered = _number(event.get("Answered", ""))
-        return cls(_cause(event.get("Cause", "")), answered or None,
-                   _number(event.get("Billsec", "")) or 0.0)
+        """The call's end from the handler's fields.
+
+        ``Talked`` (Dial's ``ANSWEREDTIME_MS``) and ``At`` (the handler's own time) are
+        preferred to the CDR's ``Answered`` / ``Billsec``: the CDR function reads the
+        channel's *current* CDR record, and when the engine has opened a new record after
+        the bridge ended (the caller executing ``Hangup()`` after ``Dial``), that record's
+        answer time is its own start, so the talk time reads as a fraction of a second
+        (seen once on a loaded host: 0.19 s for a call held 5.5 s). Dial's talk time is a
+        channel variable, untouched by CDR records. Without it (a dialplan that connects
+        the call by other means than ``Dial``) the CDR's figures are used as before.
+        """
+        cause = _cause(event.get("Cause", ""))
+        answered = _number(event.get("Answered", "")) or None
+        billsec = _number(event.get("Billsec", "")) or 0.0
+        talked_ms = _number(event.get("Talked", ""))
+        at = _number(event.get("At", ""))
+        if talked_ms is not None and talked_ms >= 0 and at:
+            talked = talked_ms / 1000.0
+            from_dial = round(at - talked, 6)
+            if answered is None or abs(answered - from_dial) > CDR_AGREES_S:
+                answered = from_dial  # the CDR record is a later one (or has no answer)
+            return cls(cause, answered, talked)
+        return cls(cause, answered, billsec)
 
 
 UNKNOWN = Ended(None, None, 0.0)
@@ -110,14 +139,16 @@ class OutcomeTracker:
     themselves live in the registry (``outcomes.live``); the tracker keeps only the ends
     of channels not screened yet (a race)."""
 
-    def __init__(self, outcomes: Outcomes, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, outcomes: Outcomes, clock: Callable[[], float] = time.monotonic,
+                 pbx: str = DEFAULT_PBX) -> None:
         self.outcomes = outcomes
         self.clock = clock
+        self.pbx = pbx  # the PBX whose events this tracker reads
         self._gone: dict[str, tuple[Ended, float]] = {}  # ends of untracked channels
         self.ended_count = 0
 
     def _call(self, uniqueid: str) -> str | None:
-        call = self.outcomes.live.on_channel(uniqueid) if uniqueid else None
+        call = self.outcomes.live.on_channel(self.pbx, uniqueid) if uniqueid else None
         return call.call_id if call is not None else None
 
     def track(self, uniqueid: str) -> None:
@@ -140,10 +171,10 @@ class OutcomeTracker:
             self._remember_gone(uniqueid, ended)
 
     def reconcile(self, live: set[str], asked_at: float) -> int:
-        """After a (re)connect: end the calls reserved before ``asked_at`` (the registry's
-        clock) whose channel is not in ``live`` (CoreShowChannels), their cause unknown.
-        Calls restored from the call log after a restart included."""
-        lost = [c for c in self.outcomes.live.calls()
+        """After a (re)connect: end this PBX's calls reserved before ``asked_at`` (the
+        registry's clock) whose channel is not in ``live`` (CoreShowChannels), their cause
+        unknown. Calls restored from the call log after a restart included."""
+        lost = [c for c in self.outcomes.live.calls(self.pbx)
                 if c.started < asked_at and c.channel_id and c.channel_id not in live]
         for call in lost:
             self._end(call.call_id, UNKNOWN,
@@ -181,7 +212,8 @@ class AmiListener:
 
     def __init__(self, outcomes: Outcomes, cfg: AmiConfig,
                  on_optout: UserEventHandler | None = None) -> None:
-        self.tracker = OutcomeTracker(outcomes)
+        self.pbx = cfg.pbx
+        self.tracker = OutcomeTracker(outcomes, pbx=cfg.pbx)
         self.on_optout = on_optout
         self.client = AmiClient(
             cfg.host, cfg.port, cfg.user, cfg.password,
@@ -229,4 +261,5 @@ class AmiListener:
         live = {e.get("Uniqueid", "") for e in getattr(reply, "events", [])}
         lost = self.tracker.reconcile(live, asked_at)
         if lost:
-            logger.warning("AMI reconcile: %d call(s) ended while AMI was away; released", lost)
+            logger.warning("AMI reconcile: %d call(s) of pbx %s ended while AMI was away; "
+                           "released", lost, self.pbx)

@@ -26,6 +26,13 @@ plainly allowed call is ONE round trip: ``SET VARIABLE OUTGUARD_VERDICT allow``,
 ``[outguard-allow]`` sets the rest. Otherwise the verdict's token values go in one
 ``EXEC MSet``, and only free text (the message, a list of shadow rules) takes a quoted
 ``SET VARIABLE`` of its own: a blocked call is two round trips.
+
+One server takes the calls of every PBX, and must tell them apart (two PBXes may send the
+same unique id): the AGI URL names the PBX (``agi://outguard:4573/screen?pbx=pbx2``, set
+per PBX in its ``OUTGUARD_AGI``), else the peer's address is an [[ami]] target's host that
+no other target shares, else the only PBX there is. A call whose PBX cannot be told gets
+``OUTGUARD_VERDICT=failed`` (reason ``agi_unknown_pbx``): the dialplan's failure policy
+applies, as for an unknown route, and the error names the peer.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import inspect
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from agi.protocol import (
     AgiProtocolError,
@@ -53,6 +60,7 @@ from outguard import dialplan_vars as dv
 from outguard import screening
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
+from outguard.live import DEFAULT_PBX
 from outguard.probes import SCREENING_FAILURES, agi_operation, roundtrip
 from outguard.screening import (
     CallTracker,
@@ -145,6 +153,19 @@ class AgiSession:
 Route = Callable[[AgiSession], Awaitable[None]]
 
 
+def which_pbx(named: str | None, peer: str, pbxes: Sequence[str],
+              hosts: Mapping[str, str]) -> str | None:
+    """The PBX a FastAGI call comes from: the one the URL names (``?pbx=``; None when it
+    names an unknown one), else the one whose [[ami]] host is the peer's address and no
+    other's, else the only PBX; None when it cannot be told."""
+    if named is not None:
+        return named if named in pbxes else None
+    owners = [pbx for pbx, host in hosts.items() if host == peer]
+    if len(owners) == 1:
+        return owners[0]
+    return pbxes[0] if len(pbxes) == 1 else None
+
+
 class FastAgiServer:
     """Listens for ``AGI(agi://host:port/screen,${EXTEN})`` and screens each channel."""
 
@@ -155,6 +176,9 @@ class FastAgiServer:
         port: int = 4573,
         *,
         tracker: CallTracker | None = None,
+        trackers: Mapping[str, CallTracker] | None = None,
+        pbxes: Sequence[str] = (DEFAULT_PBX,),
+        pbx_hosts: Mapping[str, str] | None = None,
         budget_ms: float = 200.0,
         fail_mode: str = "closed",
         fail_cause: int = 34,
@@ -165,7 +189,13 @@ class FastAgiServer:
         self.screener = screener
         self.host = host
         self.port = port
-        self.tracker = tracker
+        #: the PBXes this server screens for, the AMI tracker of each (``tracker``: the
+        #: one PBX's), and the address each PBX's FastAGI connections come from
+        self.pbxes = tuple(pbxes)
+        self.trackers: dict[str, CallTracker] = dict(trackers or {})
+        if tracker is not None:
+            self.trackers[self.pbxes[0]] = tracker
+        self.pbx_hosts = dict(pbx_hosts or {})
         self.budget_ms = budget_ms
         self.fail_mode, self.fail_cause = fail_mode, fail_cause  # for channels without
         self.header_timeout_s = header_timeout_s
@@ -204,10 +234,12 @@ class FastAgiServer:
             )
         else:
             logger.info("FastAGI listening on %s:%d", self.host, self.port)
-        if self.tracker is None:
-            logger.warning("FastAGI without AMI: answer, duration and hangup cause of allowed "
-                           "calls are not recorded and their concurrency slots are only "
-                           "released after the screener's max call age")
+        untracked = [pbx for pbx in self.pbxes if pbx not in self.trackers]
+        if untracked:
+            logger.warning("FastAGI without AMI for pbx %s: answer, duration and hangup cause "
+                           "of allowed calls are not recorded and their concurrency slots are "
+                           "only released after the screener's max call age",
+                           ", ".join(untracked))
 
     async def stop(self, grace_s: float = 1.0) -> None:
         """Stop listening; let sessions under way finish for up to ``grace_s`` (at least a
@@ -290,7 +322,8 @@ class FastAgiServer:
         logger.error("FastAGI: no route %r (agi_request %s) for %s; verdict %s, the dialplan's "
                      "failure branch applies", req.script, req.env.get("agi_request", "?"),
                      req.channel, FAILED)
-        await self._failed(session, "agi_unknown_route", _facts(req, {}))
+        await self._failed(session, "agi_unknown_route",
+                           _facts(req, {}, self.pbx_of(session) or DEFAULT_PBX))
 
     async def _failed(self, session: AgiSession, reason: str, facts: ChannelFacts) -> None:
         """No verdict: hand the dialplan's failure branch the failure policy resolved by
@@ -305,22 +338,42 @@ class FastAgiServer:
             raise
         mode, cause = dv.failure_policy(channel, self.fail_mode, self.fail_cause)
         call_id = self.screener.failed(facts, reason, fail_rule(mode), cause)
-        if mode == "open" and self.tracker is not None and facts.channel_id:
-            self.tracker.track(facts.channel_id)  # before any await: no race
+        tracker = self.trackers.get(facts.pbx)
+        if mode == "open" and tracker is not None and facts.channel_id:
+            tracker.track(facts.channel_id)  # before any await: no race
         tokens = failure_vars(FAILED, reason, call_id)
         verdict = tokens.pop(dv.VERDICT)  # the verdict last, after its details
         try:
             await session.set_tokens({**tokens, dv.FAIL_MODE: mode,
                                       dv.FAIL_CAUSE: str(cause), dv.VERDICT: verdict})
         except (ChannelHungUp, ConnectionError, TimeoutError):
-            if self.tracker is None:  # nobody else will see it end
+            if tracker is None:  # nobody else will see it end
                 self.screener.ended(call_id, None)
             raise
 
     # -- the screen route -----------------------------------------------------------------
 
+    def pbx_of(self, session: AgiSession) -> str | None:
+        """The PBX of this call (see :func:`which_pbx`)."""
+        peer = session.writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        return which_pbx(session.request.query.get("pbx"), address, self.pbxes,
+                         self.pbx_hosts)
+
     async def screen(self, session: AgiSession) -> None:
         req = session.request
+        pbx = self.pbx_of(session)
+        if pbx is None:
+            peer = session.writer.get_extra_info("peername")
+            logger.error("FastAGI: cannot tell which PBX %s (from %s, agi_request %s) is on: "
+                         "name it in the URL (screen?pbx=NAME, one of %s); verdict %s, the "
+                         "dialplan's failure branch applies", req.channel, peer,
+                         req.env.get("agi_request", "?"), ", ".join(self.pbxes), FAILED)
+            SCREENING_FAILURES.labels("agi", "dialplan").inc()
+            # the row names no PBX of the configuration: none could be told
+            await self._failed(session, "agi_unknown_pbx", _facts(req, {}, DEFAULT_PBX))
+            return
+        tracker = self.trackers.get(pbx)
         args = req.args
         if len(args) > len(WHO_VARS):
             who = dict(zip(WHO_VARS, (a.strip() for a in args[1:]), strict=False))
@@ -328,9 +381,9 @@ class FastAgiServer:
             try:
                 who = await session.get_vars(WHO_VARS)
             except (ChannelHungUp, ConnectionError, TimeoutError):
-                self.screener.failed(_facts(req, {}), screening.CHANNEL_GONE, "")
+                self.screener.failed(_facts(req, {}, pbx), screening.CHANNEL_GONE, "")
                 raise
-        facts = _facts(req, who)
+        facts = _facts(req, who, pbx)
         try:
             outcome = await self._decide(facts)
         except asyncio.CancelledError:  # stop(): the dialplan's failure branch applies
@@ -342,12 +395,12 @@ class FastAgiServer:
             return
         decision = outcome
         log_decision(req.channel or req.uniqueid, decision)
-        if decision.allowed and self.tracker is not None and req.uniqueid:
-            self.tracker.track(req.uniqueid)  # before any await: no race
+        if decision.allowed and tracker is not None and req.uniqueid:
+            tracker.track(req.uniqueid)  # before any await: no race
         try:
             await self._set_verdict(session, decision)
         except (ChannelHungUp, ConnectionError, TimeoutError):
-            if decision.allowed and self.tracker is None:  # nobody else will see it end
+            if decision.allowed and tracker is None:  # nobody else will see it end
                 self.screener.ended(decision.id, None)
             raise
 
@@ -374,9 +427,9 @@ class FastAgiServer:
         await session.set_tokens(tokens)
 
 
-def _facts(req: AgiRequest, who: dict[str, str]) -> ChannelFacts:
+def _facts(req: AgiRequest, who: dict[str, str], pbx: str = DEFAULT_PBX) -> ChannelFacts:
     """What the FastAGI request tells of the channel (``who``: the OUTGUARD_ACCOUNT,
-    _TENANT, _PURPOSE, _CAMPAIGN values, when known)."""
+    _TENANT, _PURPOSE, _CAMPAIGN values, when known) on ``pbx``."""
     return ChannelFacts(
         adapter="agi",
         channel_id=req.uniqueid,
@@ -387,6 +440,7 @@ def _facts(req: AgiRequest, who: dict[str, str]) -> ChannelFacts:
         tenant=who.get(dv.TENANT, ""),
         purpose=who.get(dv.PURPOSE, ""),
         campaign=who.get(dv.CAMPAIGN, ""),
+        pbx=pbx,
     )
 
 

@@ -13,6 +13,10 @@ back to subscribing to the channel and following its events. Blocked calls hear 
 and are hung up with the verdict's cause. The app reconnects with backoff after a
 WebSocket drop or an Asterisk restart and reconciles the channels already in Stasis
 (StasisStart is not replayed).
+
+One app per PBX (``[[ari]]`` target): the app names its PBX on every call it screens and
+finds, follows and reconciles only that PBX's calls (``LiveCalls.on_channel(pbx, id)``,
+``calls(pbx)``), so another PBX's channel with the same id is never touched.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from outguard import dialplan_vars as dv
 from outguard import screening
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
-from outguard.live import UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
+from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
 from outguard.probes import SCREENING_FAILURES
 from outguard.screening import (
     Backoff,
@@ -80,7 +84,7 @@ class _Undecided:
     channelvars: dict[str, str]
 
 
-def channel_facts(channel: dict[str, Any], dialed: str) -> ChannelFacts:
+def channel_facts(channel: dict[str, Any], dialed: str, pbx: str = DEFAULT_PBX) -> ChannelFacts:
     variables = channel.get("channelvars") or {}
     return ChannelFacts(
         adapter="ari",
@@ -92,15 +96,17 @@ def channel_facts(channel: dict[str, Any], dialed: str) -> ChannelFacts:
         tenant=variables.get(dv.TENANT) or "",
         purpose=variables.get(dv.PURPOSE) or "",
         campaign=variables.get(dv.CAMPAIGN) or "",
+        pbx=pbx,
     )
 
 
 class StasisApp:
     def __init__(
         self, client: AriClient, screener: Screener, settings: CallSettings,
-        tracker: CallTracker | None = None,
+        tracker: CallTracker | None = None, pbx: str = DEFAULT_PBX,
     ) -> None:
         self.client = client
+        self.pbx = pbx  # the PBX this app's Asterisk is (outguard.config target name)
         self.screener = screener
         self.settings = settings
         self.tracker = tracker
@@ -146,7 +152,8 @@ class StasisApp:
 
     def _on_open(self) -> None:
         self.connected = True
-        logger.info("connected to ARI as application %r", self.client.app)
+        logger.info("connected to ARI of pbx %s as application %r", self.pbx,
+                    self.client.app)
         self.spawn(self._filter_events())
         self.spawn(self.reconcile())
 
@@ -210,13 +217,13 @@ class StasisApp:
         if watcher is not None:
             watcher.feed(event)
         elif kind == "ChannelStateChange" and channel.get("state") == "Up":
-            call = self.screener.call_on_channel(cid)
+            call = self.screener.call_on_channel(self.pbx, cid)
             if call is not None:
                 self.screener.answered(call.call_id)
         if kind == "ChannelDestroyed":
             self._forget_gone()
             self._gone[cid] = time.monotonic()
-            call = self.screener.call_on_channel(cid)
+            call = self.screener.call_on_channel(self.pbx, cid)
             if call is not None and watcher is None:  # a bridged call ends in BridgeCall
                 self.screener.ended(call.call_id, int(event.get("cause") or 0) or None)
 
@@ -240,7 +247,7 @@ class StasisApp:
         cid = channel["id"]
         dialed = args[0] if args else (channel.get("dialplan") or {}).get("exten", "")
         bridge = "bridge" in args[1:]
-        facts = channel_facts(channel, dialed)
+        facts = channel_facts(channel, dialed, self.pbx)
         channelvars = channel.get("channelvars") or {}
         # until its answer is carried out, a call is one outguard's stop() must answer
         self._undecided[cid] = _Undecided(facts, bridge, channelvars)
@@ -398,7 +405,7 @@ class StasisApp:
                            "outguard", len(undecided))
 
     def _release(self, cid: str) -> None:
-        call = self.screener.call_on_channel(cid)
+        call = self.screener.call_on_channel(self.pbx, cid)
         if call is not None:
             self.screener.ended(call.call_id, None)
 
@@ -414,6 +421,8 @@ class StasisApp:
         of is hung up (its caller was never told of it)."""
         call_id = cid[len(OUTBOUND_PREFIX):] if cid.startswith(OUTBOUND_PREFIX) else ""
         call = self.screener.live.get(call_id) if call_id else None
+        if call is not None and call.pbx != self.pbx:
+            call = None  # another PBX's call: its leg cannot be on this one
         if call is not None and call.channel_id not in self._watchers:
             logger.info("bridge call %s placed before a restart: its carrier leg answered; "
                         "bridging it now", call_id)
@@ -460,13 +469,13 @@ class StasisApp:
             logger.warning("reconcile: cannot list Asterisk's channels: %s", err)
             return
         await self._pool_empty_bridges(list(bridges.values()))
-        for call in self.screener.live.calls():
+        for call in self.screener.live.calls(self.pbx):  # this PBX's calls only
             if call.adapter == "ari" and call.channel_id not in self._handling:
                 await self._reconcile_call(call, listed, list(bridges.values()))
         for cid in waiting:
             channel = listed.get(cid)
             if (channel is None or cid in self._watchers or cid in self._handling
-                    or self.screener.call_on_channel(cid) is not None):
+                    or self.screener.call_on_channel(self.pbx, cid) is not None):
                 continue
             dialplan = channel.get("dialplan") or {}
             if dialplan.get("app_name", "Stasis") != "Stasis" or cid in self._gone:

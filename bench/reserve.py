@@ -55,7 +55,13 @@ def facts(i: int, tag: str) -> ChannelFacts:
                         account=f"a{i % 200}")
 
 
-async def measure(url: str, calls: int, workdir: Path) -> dict[str, float]:
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(url: str, calls: int, workdir: Path, redis_pid: int) -> dict[str, float]:
     policy = parse_policy(POLICY)
     local_store = AsyncStore(SQLiteStore(workdir / "local.db"))
     shared_store = AsyncStore(SQLiteStore(workdir / "shared.db"))
@@ -72,13 +78,17 @@ async def measure(url: str, calls: int, workdir: Path) -> dict[str, float]:
         for i in range(200):  # warm up both: caches, the script loaded, the connection open
             local.ended(local.screen(facts(i, "wl")).id, 16)
             cluster.ended((await cluster.screen_reserving(facts(i, "wc"))).id, 16)
+        await caps.client.config_resetstat()
+        cpu = {"mem": 0.0, "res": 0.0, "redis": 0.0}
         for start in range(0, calls, 100):
+            c0 = time.process_time()
             for i in range(start, min(calls, start + 100)):
                 t0 = time.perf_counter()
                 d = local.screen(facts(i, "l"))
                 in_memory.append((time.perf_counter() - t0) * 1e6)
                 assert d.allowed, d.verdict
                 local.ended(d.id, 16)
+            c1, r1 = time.process_time(), proc_cpu(redis_pid)
             for i in range(start, min(calls, start + 100)):
                 t0 = time.perf_counter()
                 d = await cluster.screen_reserving(facts(i, "c"))
@@ -86,8 +96,12 @@ async def measure(url: str, calls: int, workdir: Path) -> dict[str, float]:
                 assert d.allowed, d.verdict
                 cluster.ended(d.id, 16)
             await asyncio.sleep(0)  # let the releases go out
+            cpu["mem"] += c1 - c0
+            cpu["res"] += time.process_time() - c1
+            cpu["redis"] += proc_cpu(redis_pid) - r1
         stats = await caps.client.info("commandstats")
         script_us = float(stats.get("cmdstat_evalsha", {}).get("usec_per_call", 0.0))
+        scripts = float(stats.get("cmdstat_evalsha", {}).get("calls", 0.0))
         ping: list[float] = []
         for _ in range(min(calls, 2000)):
             t0 = time.perf_counter()
@@ -102,7 +116,9 @@ async def measure(url: str, calls: int, workdir: Path) -> dict[str, float]:
     return {"calls": calls,
             "mem_p50": pct(in_memory, 50), "mem_p99": pct(in_memory, 99),
             "res_p50": pct(reserving, 50), "res_p99": pct(reserving, 99),
-            "ping_p50": pct(ping, 50), "ping_p99": pct(ping, 99), "script_us": script_us}
+            "ping_p50": pct(ping, 50), "ping_p99": pct(ping, 99), "script_us": script_us,
+            "scripts": scripts, "mem_cpu_us": cpu["mem"] / calls * 1e6,
+            "res_cpu_us": cpu["res"] / calls * 1e6, "redis_cpu_us": cpu["redis"] / calls * 1e6}
 
 
 def main() -> None:
@@ -117,7 +133,8 @@ def main() -> None:
     redis.start()
     try:
         with tempfile.TemporaryDirectory(prefix="outguard-bench-") as tmp:
-            r = asyncio.run(measure(redis.url, args.calls, Path(tmp)))
+            assert redis.proc is not None
+            r = asyncio.run(measure(redis.url, args.calls, Path(tmp), redis.proc.pid))
     finally:
         redis.stop()
     load = os.getloadavg()
@@ -136,7 +153,15 @@ call; every call is allowed; {r['calls']:.0f} calls each way, alternating in rou
 | ratio cluster / embedded | {r['res_p50'] / r['mem_p50']:.1f}x | {r['res_p99'] / r['mem_p99']:.1f}x |
 
 Redis's own time in the script (INFO commandstats, EVALSHA usec_per_call, reserves and
-releases together): {r['script_us']:.0f} us per call.
+releases together, {r['scripts']:.0f} scripts): {r['script_us']:.0f} us per script.
+
+CPU per call (the time the host gave each side, whatever the wait for it):
+
+| per call | CPU |
+|---|---|
+| embedded: the outguard process (decision, call log) | {r['mem_cpu_us']:.0f} us |
+| cluster: the outguard process (decision, call log, reserve and release in redis-py) | {r['res_cpu_us']:.0f} us |
+| cluster: redis-server (reserve and release scripts, its event loop) | {r['redis_cpu_us']:.0f} us |
 """)
 
 

@@ -23,6 +23,8 @@ import json
 from dataclasses import astuple, dataclass
 from typing import Any, ClassVar
 
+from outguard.live import DEFAULT_PBX
+
 __all__ = ["CallDecided", "CallAnswered", "CallEnded", "CallEvent", "as_dict", "encode",
            "decode", "FAILED", "FAIL_OPEN", "FAIL_CLOSED", "verdict_of", "went_out"]
 
@@ -55,6 +57,7 @@ class CallDecided:
     decision_us: int
     purpose: str = ""  # the attempt's purpose (marketing, service, ...)
     campaign: str = ""  # the attempt's campaign, "" when none
+    pbx: str = DEFAULT_PBX  # the PBX the call came from
     #: screening failed: ``reason`` says why, ``rule`` is the failure policy applied and
     #: ``allowed`` whether the call went out (fail-open)
     failed: bool = False
@@ -84,6 +87,7 @@ class CallAnswered:
     at: float
     tenant: str
     account: str
+    pbx: str = DEFAULT_PBX
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class CallEnded:
     cause: int | None  # Q.850, None when unknown
     #: how the end was known when no hangup was seen ("unknown after restart", ...)
     note: str | None = None
+    pbx: str = DEFAULT_PBX
 
     @property
     def answered(self) -> bool:
@@ -116,17 +121,18 @@ def as_dict(event: CallEvent) -> dict[str, Any]:
     if isinstance(event, CallDecided):
         return {
             "type": event.type, "decision_id": event.call_id, "adapter": event.adapter,
-            "at": event.at, "tenant": event.tenant, "account": event.account,
+            "pbx": event.pbx, "at": event.at, "tenant": event.tenant, "account": event.account,
             "caller_id": event.caller_id, "destination": event.destination,
             "verdict": event.verdict, "rule": event.rule,
             "reason": event.reason, "message": event.message, "shadow": list(event.shadow),
             "decision_us": event.decision_us,
         }
     if isinstance(event, CallAnswered):
-        return {"type": event.type, "decision_id": event.call_id, "at": event.at,
-                "tenant": event.tenant, "account": event.account}
+        return {"type": event.type, "decision_id": event.call_id, "pbx": event.pbx,
+                "at": event.at, "tenant": event.tenant, "account": event.account}
     return {
-        "type": event.type, "decision_id": event.call_id, "account": event.account,
+        "type": event.type, "decision_id": event.call_id, "pbx": event.pbx,
+        "account": event.account,
         "tenant": event.tenant, "caller_id": event.caller_id,
         "destination": event.destination, "answered": event.answered,
         "duration": event.duration, "cause": event.cause, "note": event.note, "at": event.at,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from outguard.live import DEFAULT_PBX
 from rules.model import CallAttempt, Purpose
 
 _ENDPOINT = re.compile(r"^[A-Za-z0-9]+/([^-/@;]+(?:-[^-/@;]+)*?)(?:-[0-9a-f]{8})?(?:;\d)?$")
@@ -29,6 +30,9 @@ class ChannelFacts:
     tenant: str = ""  # OUTGUARD_TENANT
     purpose: str = ""  # OUTGUARD_PURPOSE
     campaign: str = ""  # OUTGUARD_CAMPAIGN
+    #: the PBX the channel is on (the adapter's target name); with the channel id, the
+    #: channel's identity: two PBXes may use the same ids
+    pbx: str = DEFAULT_PBX
 
     @property
     def endpoint(self) -> str:

@@ -1,6 +1,11 @@
 """outguard's settings, in layers: defaults, then a TOML file, then the environment
 (``OUTGUARD_<SECTION>_<KEY>``, e.g. ``OUTGUARD_ARI_URL``), then the command line.
 
+One outguard may attach to several PBXes: ``[[ari]]`` and ``[[ami]]`` (arrays of tables)
+list one target each, named by ``pbx``; a single ``[ari]`` / ``[ami]`` table is one target
+(the PBX named :data:`DEFAULT_PBX` unless it names another). ``Settings.ari`` and
+``Settings.ami`` are always tuples of targets.
+
 Secrets are never written in the file: the file names the environment variable that holds
 them (``password_env``), and they are never logged or shown (``Settings.redacted``).
 """
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -17,6 +23,7 @@ from typing import Any
 
 from ari_app.settings import CallSettings
 from outguard.errors import OutguardError
+from outguard.live import DEFAULT_PBX
 
 
 class ConfigError(OutguardError):
@@ -25,13 +32,31 @@ class ConfigError(OutguardError):
     error_id = "config_error"
 
 
+#: what a PBX name may be: it goes into the call log, reports and /metrics labels
+PBX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def check_pbx_name(name: str) -> str:
+    """``name`` when it is a valid PBX name; ValueError naming the rule otherwise."""
+    if not PBX_NAME.match(name):
+        raise ValueError(f"pbx name {name!r} is not 1-32 letters, digits, '_', '.' or '-'"
+                         " starting with a letter or digit")
+    return name
+
+
 @dataclass(frozen=True)
 class AriConfig:
     enabled: bool = True
+    #: the PBX this target is (call log, reports, /metrics); pairs it with the [[ami]]
+    #: target of the same name
+    pbx: str = DEFAULT_PBX
     url: str = "http://127.0.0.1:8088/ari"
     user: str = "outguard"
     password_env: str = "OUTGUARD_ARI_PASSWORD"
     app: str = "outguard"
+
+    def __post_init__(self) -> None:
+        check_pbx_name(self.pbx)
 
     @property
     def password(self) -> str:
@@ -48,10 +73,16 @@ class AgiConfig:
 @dataclass(frozen=True)
 class AmiConfig:
     enabled: bool = True
+    #: the PBX this target is; FastAGI connections from ``host`` are this PBX's when no
+    #: other [[ami]] target has the same host (else the AGI URL names it: ``?pbx=NAME``)
+    pbx: str = DEFAULT_PBX
     host: str = "127.0.0.1"
     port: int = 5038
     user: str = "outguard"
     password_env: str = "OUTGUARD_AMI_PASSWORD"
+
+    def __post_init__(self) -> None:
+        check_pbx_name(self.pbx)
 
     @property
     def password(self) -> str:
@@ -113,20 +144,64 @@ class Settings:
     #: /api/policy/validate) may include; empty = presets only
     policy_dir: str = ""
     default_tenant: str = "default"
-    ari: AriConfig = field(default_factory=AriConfig)
+    #: the ARI targets, one per PBX ([ari] or [[ari]])
+    ari: tuple[AriConfig, ...] = (AriConfig(),)
     agi: AgiConfig = field(default_factory=AgiConfig)
-    ami: AmiConfig = field(default_factory=AmiConfig)
+    #: the AMI targets, one per PBX ([ami] or [[ami]])
+    ami: tuple[AmiConfig, ...] = (AmiConfig(),)
     api: ApiConfig = field(default_factory=ApiConfig)
     calls: CallSettings = field(default_factory=CallSettings)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def __post_init__(self) -> None:
+        # a bare target stands for a tuple of one (Settings(ari=AriConfig(...)))
+        for name in _TARGETS:
+            value: Any = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, (value,))
+        for name in _TARGETS:
+            check_targets(getattr(self, name), name)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict for display: secrets are only ever env var names."""
         return dataclasses.asdict(self)
 
+    def pbx_names(self) -> list[str]:
+        """Every PBX an enabled target names, ARI first, each once."""
+        names = [a.pbx for a in self.ari if a.enabled] + [m.pbx for m in self.ami if m.enabled]
+        return list(dict.fromkeys(names))
+
+    def ari_target(self, pbx: str | None = None) -> AriConfig:
+        """The ARI target of ``pbx`` (None: the only one, else the first); ConfigError
+        naming the known PBXes when there is none of that name."""
+        for target in self.ari:
+            if pbx is None or target.pbx == pbx:
+                return target
+        known = ", ".join(t.pbx for t in self.ari) or "none"
+        raise ConfigError(f"no [[ari]] target for pbx {pbx!r} (known: {known})")
+
+
+def check_targets(targets: tuple[Any, ...], section: str) -> None:
+    """Several targets of one kind: each a valid, distinct PBX name (ValueError naming
+    the entry). A PBX has at most one ARI and one AMI target."""
+    seen: dict[str, int] = {}
+    for number, target in enumerate(targets, 1):
+        where = f"{section}[{number}]" if len(targets) > 1 else section
+        try:
+            check_pbx_name(target.pbx)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        if target.pbx in seen:
+            raise ValueError(f"{where}: pbx {target.pbx!r} is named by {section}"
+                             f"[{seen[target.pbx]}] too; each [[{section}]] target needs a "
+                             "pbx name of its own")
+        seen[target.pbx] = number
+
 
 _SECTIONS = {"ari": AriConfig, "agi": AgiConfig, "ami": AmiConfig, "api": ApiConfig,
              "calls": CallSettings, "cluster": ClusterConfig}
+#: sections that hold one target per PBX: a table, or an array of tables
+_TARGETS = ("ari", "ami")
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
@@ -157,7 +232,9 @@ def _apply(obj: Any, data: Mapping[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(known)})")
         current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
+        if isinstance(obj, Settings) and key in _TARGETS:
+            changes[key] = _targets(current, value, where, key)
+        elif dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}.{key}: expected a table")
             changes[key] = _apply(current, value, f"{where}.{key}")
@@ -167,6 +244,29 @@ def _apply(obj: Any, data: Mapping[str, Any], where: str) -> Any:
         return replace(obj, **changes)
     except ValueError as err:
         raise ConfigError(f"{where}: {err}") from None
+
+
+def _targets(current: tuple[Any, ...], value: Any, where: str, section: str) -> tuple[Any, ...]:
+    """``[ari]`` (a table: changes to the one target there is) or ``[[ari]]`` (an array of
+    tables: the targets, each from the defaults). Errors name the entry: ``ari[2]``."""
+    if isinstance(value, Mapping):
+        if len(current) > 1:
+            raise ConfigError(f"{where}: {section}: {len(current)} [[{section}]] targets are "
+                              "set; change them in the settings file, one by one")
+        return (_apply(current[0], value, f"{where}.{section}"),)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}.{section}: expected a table ([{section}]) or an array "
+                          f"of tables ([[{section}]])")
+    targets = []
+    for number, item in enumerate(value, 1):
+        entry = f"{where}: {section}[{number}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{entry}: expected a table")
+        if len(value) > 1 and "pbx" not in item:
+            raise ConfigError(f"{entry}: several [[{section}]] targets: each needs a pbx "
+                              'name (pbx = "...")')
+        targets.append(_apply(_SECTIONS[section](), item, entry))
+    return tuple(targets)
 
 
 def load(

@@ -63,10 +63,11 @@ def demo_settings(inst: Instance, db: Path | None = None) -> Settings:
         store=str(db or cache_dir() / "demo" / "outguard.db"),
         policy="",  # the embedded demo policy (rules/presets/demo.toml)
         default_tenant=TENANT,
-        ari=AriConfig(url=inst.ari_url, user=inst.ari_user, app=inst.app,
-                      password_env="OUTGUARD_ARI_PASSWORD"),
+        ari=(AriConfig(url=inst.ari_url, user=inst.ari_user, app=inst.app,
+                       password_env="OUTGUARD_ARI_PASSWORD"),),
         agi=AgiConfig(port=ports.agi),
-        ami=AmiConfig(port=ports.ami, user=inst.ami_user, password_env="OUTGUARD_AMI_PASSWORD"),
+        ami=(AmiConfig(port=ports.ami, user=inst.ami_user,
+                       password_env="OUTGUARD_AMI_PASSWORD"),),
         api=ApiConfig(port=8470 + (ports.sip - 5160)),
     )
 

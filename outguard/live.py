@@ -8,6 +8,12 @@ the AMI listener) find a call by its channel's unique id; the Screener reserves,
 and releases; the call log, counters, risk figures, metrics and the live stream hear of
 it through the typed call events the Screener publishes.
 
+One outguard may serve several PBXes, and two PBXes can have channels of the same name
+and even the same unique id (Asterisk's ``EPOCH.SEQUENCE`` ids collide between boxes
+started in the same second, unless ``systemname`` prefixes them). A channel is therefore
+found by its PBX AND its id (``on_channel(pbx, channel_id)``), and each adapter reconciles
+only the calls of its own PBX (``calls(pbx)``).
+
 After a restart the Screener restores the call log's open rows (allowed calls with no
 outcome, younger than the maximum call age) into the registry before the adapters
 connect, so the caps still count them; the adapters then reconcile against what Asterisk
@@ -27,8 +33,9 @@ mode: several outguard instances, one Redis):
   the call; ``release(call_id)`` gives the slots back exactly once and returns the call
   (None the second time, or for a call never reserved): whichever path sees the end first
   wins, the others are no-ops.
-* ``get(call_id)`` / ``on_channel(channel_id)`` find a call; ``calls()`` lists them (for
-  reconcile); ``expired(now)`` lists those older than the maximum call age.
+* ``get(call_id)`` / ``on_channel(pbx, channel_id)`` find a call; ``calls(pbx)`` lists
+  them (all of them, or one PBX's, for reconcile); ``expired(now)`` lists those older than
+  the maximum call age.
 * ``restore(calls)`` loads calls in progress at start (the call log's open rows); the
   slots count at once.
 
@@ -41,8 +48,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-__all__ = ["MAX_CALL_AGE_S", "LiveCall", "LiveCalls", "InMemoryLiveCalls", "CallCounts",
+__all__ = ["DEFAULT_PBX", "MAX_CALL_AGE_S", "LiveCall", "LiveCalls", "InMemoryLiveCalls", "CallCounts",
            "UNKNOWN_AFTER_RESTART", "UNKNOWN_WHILE_AWAY", "NEVER_SEEN_ENDING"]
+
+#: the PBX of a single, unnamed target ([ari] / [ami] without ``pbx``), and of channels
+#: whose adapter names none
+DEFAULT_PBX = "default"
 
 #: A call still "live" after this long was never seen ending (an AMI or ARI event lost):
 #: its slots are released and its call-log row closed without a cause.
@@ -74,6 +85,8 @@ class LiveCall:
     answered_at: float | None = None
     #: loaded from the call log after a restart (its channel not seen since)
     restored: bool = False
+    #: the PBX the channel is on (the adapter's target name, ``outguard.config``)
+    pbx: str = DEFAULT_PBX
 
 
 class LiveCalls(Protocol):
@@ -89,9 +102,9 @@ class LiveCalls(Protocol):
 
     def get(self, call_id: str) -> LiveCall | None: ...
 
-    def on_channel(self, channel_id: str) -> LiveCall | None: ...
+    def on_channel(self, pbx: str, channel_id: str) -> LiveCall | None: ...
 
-    def calls(self) -> list[LiveCall]: ...
+    def calls(self, pbx: str | None = None) -> list[LiveCall]: ...
 
     def expired(self, now: float) -> list[LiveCall]: ...
 
@@ -106,7 +119,7 @@ class InMemoryLiveCalls:
     def __init__(self, max_age_s: float = MAX_CALL_AGE_S) -> None:
         self.max_age_s = max_age_s
         self._calls: dict[str, LiveCall] = {}
-        self._by_channel: dict[str, str] = {}
+        self._by_channel: dict[tuple[str, str], str] = {}  # (pbx, channel) -> call id
         self._slots: dict[tuple[str, str], int] = {}
 
     def reserve(self, call: LiveCall) -> bool:
@@ -114,7 +127,7 @@ class InMemoryLiveCalls:
             return False
         self._calls[call.call_id] = call
         if call.channel_id:  # a channel screened again is found by its latest call
-            self._by_channel[call.channel_id] = call.call_id
+            self._by_channel[(call.pbx, call.channel_id)] = call.call_id
         for key in (("tenant", call.tenant), ("account", call.account)):
             self._slots[key] = self._slots.get(key, 0) + 1
         return True
@@ -139,8 +152,9 @@ class InMemoryLiveCalls:
         call = self._calls.pop(call_id, None)
         if call is None:
             return None
-        if call.channel_id and self._by_channel.get(call.channel_id) == call_id:
-            del self._by_channel[call.channel_id]
+        where = (call.pbx, call.channel_id)
+        if call.channel_id and self._by_channel.get(where) == call_id:
+            del self._by_channel[where]
         for key in (("tenant", call.tenant), ("account", call.account)):
             left = self._slots.get(key, 0) - 1
             if left > 0:
@@ -152,12 +166,14 @@ class InMemoryLiveCalls:
     def get(self, call_id: str) -> LiveCall | None:
         return self._calls.get(call_id)
 
-    def on_channel(self, channel_id: str) -> LiveCall | None:
-        call_id = self._by_channel.get(channel_id)
+    def on_channel(self, pbx: str, channel_id: str) -> LiveCall | None:
+        call_id = self._by_channel.get((pbx, channel_id))
         return self._calls.get(call_id) if call_id is not None else None
 
-    def calls(self) -> list[LiveCall]:
-        return list(self._calls.values())
+    def calls(self, pbx: str | None = None) -> list[LiveCall]:
+        if pbx is None:
+            return list(self._calls.values())
+        return [c for c in self._calls.values() if c.pbx == pbx]
 
     def expired(self, now: float) -> list[LiveCall]:
         horizon = now - self.max_age_s

@@ -1,6 +1,6 @@
 """Call reports from the call log: attempts, allowed, blocked by reason, failed, ended, answered,
 connect rate (接通率), average talk time, short calls and their ratio, and complaints,
-grouped by day or hour (in the policy's time zone), tenant and/or account.
+grouped by day or hour (in the policy's time zone), PBX, tenant and/or account.
 
 Every figure is the one ``outguard.figures`` defines, as the risk figures and triggers
 use it: connect rate = answered / ended; a short call is an answered call shorter than
@@ -27,7 +27,7 @@ from outguard.store.base import Complaint, LoggedCall, Store
 from rules.errors import PolicyError
 from rules.policy_types import Policy
 
-GROUPS = ("day", "hour", "tenant", "account")
+GROUPS = ("day", "hour", "pbx", "tenant", "account")
 
 
 @dataclass
@@ -107,10 +107,10 @@ class _Keyer:
     def __init__(self, by: Sequence[str], tz: ZoneInfo) -> None:
         self.by, self.tz = tuple(by), tz
 
-    def __call__(self, at: float, tenant: str, account: str) -> tuple[str, ...]:
+    def __call__(self, at: float, pbx: str, tenant: str, account: str) -> tuple[str, ...]:
         local = datetime.fromtimestamp(at, UTC).astimezone(self.tz)
         values = {"day": local.strftime("%Y-%m-%d"), "hour": local.strftime("%Y-%m-%d %H:00"),
-                  "tenant": tenant, "account": account}
+                  "pbx": pbx, "tenant": tenant, "account": account}
         return tuple(values[g] for g in self.by)
 
 
@@ -130,7 +130,7 @@ def periods(by: Sequence[str], since: float, until: float, tz: str) -> list[tupl
     keys: dict[tuple[str, ...], None] = {}
     at = since
     while at < until:  # hour steps: days of 23 or 25 hours are walked right too
-        keys[keyer(at, "", "")] = None
+        keys[keyer(at, "", "", "")] = None
         at += 3600 if step == 86400 else step
     return [(k[0],) for k in keys]
 
@@ -138,16 +138,18 @@ def periods(by: Sequence[str], since: float, until: float, tz: str) -> list[tupl
 def build_report(
     calls: Iterable[LoggedCall], complaints: Sequence[Complaint], *, by: Sequence[str],
     tz: str = "Asia/Shanghai", short_s: float = figures.DEFAULT_SHORT_CALL_S,
-    fill: Sequence[tuple[str]] = (),
+    fill: Sequence[tuple[str]] = (), pbx: str | None = None,
 ) -> dict[str, Any]:
     """``{"by": [...], "timezone": tz, "short_call_s": s, "definitions": {...}, "rows":
     [...], "total": {...}}``; rows sorted by key; ``fill``: keys that have a row even
-    when nothing happened in them (zeros). ``calls`` in time order."""
+    when nothing happened in them (zeros). ``calls`` in time order. With ``pbx`` (the
+    calls are that PBX's), a complaint counts only when attributed to one of them."""
     keyer = _Keyer(by, ZoneInfo(tz))
     rows: dict[tuple[str, ...], Row] = {key: Row(key) for key in fill}
     total = Row(())
     pending = sorted((c for c in complaints if c.kind == "complaint"), key=lambda c: c.at)
     last_call: dict[tuple[str, str], tuple[str, str, float]] = {}  # (caller, callee) ->
+    last_pbx: dict[tuple[str, str], str] = {}  # (caller, callee) -> PBX of that last call
     i = 0
 
     def settle(until: float) -> None:
@@ -155,20 +157,24 @@ def build_report(
         while i < len(pending) and pending[i].at.timestamp() <= until:
             c = pending[i]
             i += 1
+            pair = (c.caller_id, c.reporter or "")
+            if pbx is not None and pair not in last_pbx:
+                continue  # not a complaint about a call of this PBX
             tenant, account = figures.attribute_complaint(
-                c.tenant_id, c.account_id, last_call.get((c.caller_id, c.reporter or "")))
-            key = keyer(c.at.timestamp(), tenant or "", account or "")
+                c.tenant_id, c.account_id, last_call.get(pair))
+            key = keyer(c.at.timestamp(), last_pbx.get(pair, ""), tenant or "", account or "")
             rows.setdefault(key, Row(key)).complaints += 1
             total.complaints += 1
 
     for c in calls:
         settle(c.call.at)
-        key = keyer(c.call.at, c.call.tenant, c.call.account)
+        key = keyer(c.call.at, c.call.pbx, c.call.tenant, c.call.account)
         rows.setdefault(key, Row(key)).add_call(c, short_s)
         total.add_call(c, short_s)
         if went_out(c.call.verdict, c.call.rule):
             last_call[(c.call.caller_id, c.call.destination)] = (
                 c.call.account, c.call.tenant, c.call.at)
+            last_pbx[(c.call.caller_id, c.call.destination)] = c.call.pbx
     settle(float("inf"))
     return {
         "by": list(by), "timezone": tz, "short_call_s": short_s,
@@ -191,18 +197,21 @@ def short_call_s_of(policy: Policy) -> float:
 
 def call_report(store: Store, policy: Policy, *, by: Sequence[str], since: float,
                 until: float, tenant: str | None = None,
-                account: str | None = None, fill: bool = False) -> dict[str, Any]:
+                account: str | None = None, fill: bool = False,
+                pbx: str | None = None) -> dict[str, Any]:
     """The report over the store's call log and complaints in [since, until), in the
     policy's time zone and with its short-call threshold (blocking: run it off the loop);
-    ``fill``: every day or hour of the window has a row (see ``periods``)."""
+    ``fill``: every day or hour of the window has a row (see ``periods``); ``pbx`` keeps
+    one PBX's calls (and the complaints attributed to them)."""
     empty = periods(by, since, until, policy.timezone) if fill else []
     calls = (c for c in store.iter_calls(since, until)
              if (not tenant or c.call.tenant == tenant)
-             and (not account or c.call.account == account))
+             and (not account or c.call.account == account)
+             and (pbx is None or c.call.pbx == pbx))
     complaints = [c for c in store.list_complaints(since=datetime.fromtimestamp(since, UTC))
                   if c.at.timestamp() < until and (not tenant or c.tenant_id in (None, tenant))]
     return build_report(calls, complaints, by=by, tz=policy.timezone,
-                        short_s=short_call_s_of(policy), fill=empty)
+                        short_s=short_call_s_of(policy), fill=empty, pbx=pbx)
 
 
 #: the report's CSV columns after the group keys (the figures ``Row.as_dict`` gives)

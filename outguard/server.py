@@ -1,8 +1,11 @@
 """Wire once: the one place that builds outguard's parts and runs them in one process.
 
 An aiohttp application holds every part in typed ``web.AppKey``s and starts and stops them
-with ``cleanup_ctx``, in order: store -> screener -> enforcer -> AMI listener -> ARI app /
-FastAGI server.
+with ``cleanup_ctx``, in order: store -> screener -> enforcer -> AMI listeners -> ARI apps /
+FastAGI server. There is one AMI listener and one ARI app per PBX (``[[ami]]`` /
+``[[ari]]`` target), each connecting, reconnecting and reconciling on its own; the ARI app
+of a PBX hands its calls to the AMI listener of the same PBX, and the one FastAGI server
+hands each call to the listener of the PBX it came from.
 The admin API and dashboard are routes on the same application.
 """
 
@@ -26,6 +29,7 @@ from outguard import policy_file, privacy
 from outguard.config import Settings
 from outguard.consent import DialplanOptOuts
 from outguard.enforcement import Enforcer
+from outguard.live import DEFAULT_PBX
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store import is_postgres_url
@@ -43,11 +47,27 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", AsyncStore)
 SCREENER = web.AppKey("screener", Screener)
 ENFORCER = web.AppKey("enforcer", Enforcer)
-STASIS = web.AppKey("stasis", StasisApp)
+STASIS = web.AppKey("stasis", StasisApp)  # the first (or only) PBX's ARI app
 AGI = web.AppKey("agi", FastAgiServer)
-AMI = web.AppKey("ami", AmiListener)
-OPTOUTS = web.AppKey("optouts", DialplanOptOuts)
+AMI = web.AppKey("ami", AmiListener)  # the first (or only) PBX's AMI listener
+OPTOUTS = web.AppKey("optouts", DialplanOptOuts)  # shared by every PBX's AMI listener
+STASIS_BY_PBX = web.AppKey("stasis_by_pbx", dict)  # pbx -> StasisApp
+AMI_BY_PBX = web.AppKey("ami_by_pbx", dict)  # pbx -> AmiListener
+#: cluster mode: the call feed's figures (``CallFeed.figures``), for /metrics
+FEED_FIGURES: web.AppKey[Callable[[], dict[str, int]]] = web.AppKey("feed_figures")
 PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
+
+
+def part_name(kind: str, pbx: str) -> str:
+    """A part's name in /health, /metrics and the banner: ``ari`` for the one unnamed PBX,
+    ``ari:NAME`` for a named one."""
+    return kind if pbx == DEFAULT_PBX else f"{kind}:{pbx}"
+
+
+def split_part(name: str) -> tuple[str, str]:
+    """``ari:pbx1`` -> ("ari", "pbx1"); ``agi`` -> ("agi", "")."""
+    kind, _, pbx = name.partition(":")
+    return kind, pbx or (DEFAULT_PBX if kind in ("ari", "ami") else "")
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,7 @@ async def _cluster_enforcement(app: web.Application) -> AsyncIterator[Enforcer]:
     client = aioredis.Redis.from_url(settings.cluster.redis, socket_timeout=5,
                                      socket_connect_timeout=2)
     feed = CallFeed(client, settings.cluster.prefix)
+    app[FEED_FIGURES] = feed.figures
     leader = AdvisoryLeader(settings.store) if is_postgres_url(settings.store) else None
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(feed.publisher(screener.events))]
@@ -179,37 +200,61 @@ async def _cluster_enforcement(app: web.Application) -> AsyncIterator[Enforcer]:
 
 
 async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[SETTINGS].ari
-    client = AriClient(cfg.url, cfg.user, cfg.password, cfg.app)
-    await client.open()
-    stasis = StasisApp(client, app[SCREENER], app[SETTINGS].calls, tracker=app.get(AMI))
-    app[STASIS] = stasis
-    app[PARTS]["ari"] = stasis
-    runner = asyncio.get_running_loop().create_task(stasis.run())
+    """One ARI app per enabled [[ari]] target, each with its own client and task."""
+    apps: dict[str, StasisApp] = {}
+    runners = []
+    trackers = app.get(AMI_BY_PBX, {})
+    for cfg in app[SETTINGS].ari:
+        if not cfg.enabled:
+            continue
+        client = AriClient(cfg.url, cfg.user, cfg.password, cfg.app)
+        await client.open()
+        stasis = StasisApp(client, app[SCREENER], app[SETTINGS].calls,
+                           tracker=trackers.get(cfg.pbx), pbx=cfg.pbx)
+        apps[cfg.pbx] = stasis
+        app[PARTS][part_name("ari", cfg.pbx)] = stasis
+        runners.append(asyncio.get_running_loop().create_task(stasis.run()))
+    app[STASIS_BY_PBX] = apps
+    if apps:
+        app[STASIS] = next(iter(apps.values()))
     yield
-    await cancel_and_wait([runner])
-    await stasis.stop()
-    await client.close()
+    await cancel_and_wait(runners)
+    for stasis in apps.values():
+        await stasis.stop()
+        await stasis.client.close()
 
 
 async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One AMI listener per enabled [[ami]] target, each with its own connection; all
+    share one :class:`DialplanOptOuts` (one opt-out writer, one drain at shutdown)."""
     screener = app[SCREENER]
     optouts = DialplanOptOuts(app[STORE], lambda: screener.policy.default_region,
                               app[SETTINGS].default_tenant or None)
     app[OPTOUTS] = optouts
-    listener = AmiListener(screener, app[SETTINGS].ami, on_optout=optouts)
-    app[AMI] = listener
-    app[PARTS]["ami"] = listener
-    runner = asyncio.get_running_loop().create_task(listener.run())
+    listeners: dict[str, AmiListener] = {}
+    for cfg in app[SETTINGS].ami:
+        if cfg.enabled:
+            listeners[cfg.pbx] = AmiListener(screener, cfg, on_optout=optouts)
+            app[PARTS][part_name("ami", cfg.pbx)] = listeners[cfg.pbx]
+    app[AMI_BY_PBX] = listeners
+    if listeners:
+        app[AMI] = next(iter(listeners.values()))
+    runners = [asyncio.get_running_loop().create_task(listener.run())
+               for listener in listeners.values()]
     yield
-    await cancel_and_wait([runner])
-    await listener.close()
+    await cancel_and_wait(runners)
+    for listener in listeners.values():
+        await listener.close()
     await optouts.drain()
 
 
 async def _agi_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[SETTINGS].agi
-    server = FastAgiServer(app[SCREENER], cfg.host, cfg.port, tracker=app.get(AMI),
+    settings = app[SETTINGS]
+    cfg = settings.agi
+    server = FastAgiServer(app[SCREENER], cfg.host, cfg.port,
+                           trackers=app.get(AMI_BY_PBX, {}),
+                           pbxes=settings.pbx_names() or (DEFAULT_PBX,),
+                           pbx_hosts={t.pbx: t.host for t in settings.ami if t.enabled},
                            budget_ms=app[SETTINGS].calls.budget_ms,
                            fail_mode=app[SETTINGS].calls.fail_mode,
                            fail_cause=app[SETTINGS].calls.fail_cause)
@@ -252,6 +297,9 @@ async def health(request: web.Request) -> web.Response:
         "policy": policy_source(request.app[SETTINGS]),
         "demo_policy": not request.app[SETTINGS].policy,
     }
+    enforcer = request.app.get(ENFORCER)
+    if enforcer is not None:
+        body["warnings"] = await enforcer.calendar_warnings()
     errors: dict[str, str] = {}
     for name, part in request.app[PARTS].items():
         why = str(getattr(part, "last_error", "") or "")
@@ -277,9 +325,9 @@ def build_app(
     app.cleanup_ctx.append(_screener_ctx)
     app.cleanup_ctx.append(_enforcement_ctx)
     # AMI before the ARI app and the FastAGI server, which hand it the calls they let through
-    if parts.ami and settings.ami.enabled:
+    if parts.ami and any(t.enabled for t in settings.ami):
         app.cleanup_ctx.append(_ami_ctx)
-    if parts.ari and settings.ari.enabled:
+    if parts.ari and any(t.enabled for t in settings.ari):
         app.cleanup_ctx.append(_ari_ctx)
     if parts.agi and settings.agi.enabled:
         app.cleanup_ctx.append(_agi_ctx)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from outguard.callevents import FAIL_OPEN, CallAnswered, CallDecided, CallEnded, CallEvent
 from outguard.callfacts import ChannelFacts, build_attempt, channel_problems
-from outguard.cluster.model import CallKeys, CapHealth, Reservation
+from outguard.cluster.model import CallKeys, CapHealth, Reservation, cluster_call_id
 from outguard.errors import OutguardError
 from outguard.events import EventHub, SnapshotSwapped
 from outguard.live import (
@@ -75,6 +75,10 @@ class SharedCaps(Protocol):
     async def check(self) -> bool: ...
 
     async def count(self, cap: CapSpec, tenant: str, now: float) -> int | None: ...
+
+    def hold(self, live: Callable[[], Sequence[tuple[str, str, str]]]) -> None:
+        """Where the calls still up are listed (their slots are taken again after an
+        outage)."""
 
 
 class ScreeningUnavailable(OutguardError):
@@ -160,6 +164,8 @@ class Screener:
         #: cluster mode: caps and slots in a shared store (None: embedded, in memory)
         self.shared = shared
         self.reserves = shared is not None
+        if shared is not None:
+            shared.hold(self._live_keys)
         self.slot_ttl_s = slot_ttl_s
         self._releases: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
 
@@ -202,7 +208,7 @@ class Screener:
                 continue
             restored.append(LiveCall(
                 call_id=c.decision_id, channel_id=c.channel_id, adapter=c.adapter,
-                tenant=c.tenant, account=c.account, caller_id=c.caller_id,
+                pbx=c.pbx, tenant=c.tenant, account=c.account, caller_id=c.caller_id,
                 destination=c.destination, started=c.at, answered_at=logged.answered_at,
             ))
         n = self.live.restore(restored)
@@ -270,8 +276,11 @@ class Screener:
             now = self.clock()
             if now - last >= every:
                 last = now
-                await self.shared.refresh(
-                    [(c.call_id, c.tenant, c.account) for c in self.live.calls()], now)
+                await self.shared.refresh(self._live_keys(), now)
+
+    def _live_keys(self) -> list[tuple[str, str, str]]:
+        """The calls still up, as the shared slots know them: (call id, tenant, account)."""
+        return [(c.call_id, c.tenant, c.account) for c in self.live.calls()]
 
     async def rebuild(self) -> Snapshot:
         """Build a snapshot from the store off the loop and swap it in whole."""
@@ -421,11 +430,16 @@ class Screener:
             raise ScreeningUnavailable("no screening snapshot loaded yet")
         return snap
 
-    def _new_id(self, channel_id: str) -> str:
+    def _new_id(self, facts: ChannelFacts) -> str:
         """The call log is keyed by the channel's unique id, which the dialplan knows too
-        (no decision-id variable to send); a second screening of the same channel (a
-        dialplan that screens twice) gets an id of its own."""
-        decision_id = channel_id
+        (no decision-id variable to send); in cluster mode by the unique id at its PBX
+        (the instances share the log, the reservations and the call feed; ids of two
+        PBXes may collide). A second screening of the same channel (a dialplan that
+        screens twice), or a channel of another PBX whose unique id collides with one
+        already used, gets an id of its own."""
+        decision_id = facts.channel_id
+        if decision_id and self.shared is not None:
+            decision_id = cluster_call_id(facts.channel_id, facts.pbx)
         if not decision_id or decision_id in self._decided:
             return uuid.uuid4().hex
         self._decided[decision_id] = None
@@ -436,13 +450,13 @@ class Screener:
     def _attempt(self, facts: ChannelFacts, now: float) -> tuple[str, CallAttempt, list[str]]:
         """The decision id, the attempt, and what is wrong with the channel's variables.
         A call still live on the channel (screened again) ends here."""
-        decision_id = self._new_id(facts.channel_id)
+        decision_id = self._new_id(facts)
         attempt = build_attempt(
             facts, datetime.fromtimestamp(now, UTC), decision_id,
             self._resolve_account, self._tenant_of, self.default_tenant,
         )
         if facts.channel_id:
-            earlier = self.live.on_channel(facts.channel_id)
+            earlier = self.live.on_channel(facts.pbx, facts.channel_id)
             if earlier is not None:  # screened again on the same channel: that call is over
                 self.ended(earlier.call_id, None)
         return decision_id, attempt, channel_problems(facts)
@@ -456,7 +470,7 @@ class Screener:
             self.live.reserve(LiveCall(
                 call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
                 tenant=attempt.tenant, account=attempt.account, caller_id=caller_id,
-                destination=destination, started=now,
+                destination=destination, started=now, pbx=facts.pbx,
             ))
         elapsed_us = (time.perf_counter_ns() - started) // 1000
         decision = Decision(decision_id, verdict, attempt, elapsed_us)
@@ -468,7 +482,7 @@ class Screener:
             reason=verdict.reason, message=verdict.message,
             cause=0 if verdict.allowed else verdict.cause, shadow=verdict.shadow,
             decision_us=elapsed_us, purpose=attempt.purpose.value,
-            campaign=attempt.campaign or "",
+            campaign=attempt.campaign or "", pbx=facts.pbx,
         ))
         return decision
 
@@ -481,7 +495,7 @@ class Screener:
         a call outguard could not screen is never missing from it. Never raises; returns
         the row's id."""
         now = self.clock()
-        decision_id = self._new_id(facts.channel_id)
+        decision_id = self._new_id(facts)
         tenant, account = facts.tenant or self.default_tenant, facts.account
         destination, purpose, campaign = facts.dialed, "", facts.campaign
         try:  # who and what, as well as outguard can tell without a decision
@@ -496,14 +510,14 @@ class Screener:
             pass
         went_out = policy == FAIL_OPEN
         if facts.channel_id:
-            earlier = self.live.on_channel(facts.channel_id)
+            earlier = self.live.on_channel(facts.pbx, facts.channel_id)
             if earlier is not None:
                 self.ended(earlier.call_id, None)
         if went_out:
             self.live.reserve(LiveCall(
                 call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
                 tenant=tenant, account=account, caller_id=facts.caller_id,
-                destination=destination, started=now,
+                destination=destination, started=now, pbx=facts.pbx,
             ))
         self.stats.failed += 1
         self.publish(CallDecided(
@@ -512,7 +526,7 @@ class Screener:
             destination=destination, allowed=went_out, rule=policy, reason=reason,
             message=f"outguard could not screen the call ({reason})",
             cause=0 if went_out or cause is None else cause, shadow=(), decision_us=0,
-            purpose=purpose, campaign=campaign, failed=True,
+            purpose=purpose, campaign=campaign, pbx=facts.pbx, failed=True,
         ))
         return decision_id
 
@@ -525,7 +539,7 @@ class Screener:
         call = self.live.answered(decision_id, self.clock() if at is None else at)
         if call is not None and call.answered_at is not None:
             self.publish(CallAnswered(decision_id, call.answered_at, call.tenant,
-                                      call.account))
+                                      call.account, call.pbx))
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
               note: str | None = None) -> bool:
@@ -546,6 +560,7 @@ class Screener:
             call_id=decision_id, at=end, tenant=call.tenant, account=call.account,
             caller_id=call.caller_id, destination=call.destination,
             answered_at=call.answered_at, duration=duration, cause=cause, note=note,
+            pbx=call.pbx,
         ))
         return True
 
@@ -575,9 +590,10 @@ class Screener:
                                       ended_at=event.at, duration=event.duration,
                                       cause=event.cause, note=event.note)
 
-    def call_on_channel(self, channel_id: str) -> LiveCall | None:
-        """The live call screened on this channel (ARI channel id / AMI Uniqueid)."""
-        return self.live.on_channel(channel_id)
+    def call_on_channel(self, pbx: str, channel_id: str) -> LiveCall | None:
+        """The live call screened on this channel of this PBX (ARI channel id / AMI
+        Uniqueid)."""
+        return self.live.on_channel(pbx, channel_id)
 
     def live_calls(self) -> int:
         return len(self.live)

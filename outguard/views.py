@@ -147,12 +147,14 @@ def appeal(a: Appeal, mask: Mask = plain) -> dict[str, Any]:
 def complaint(c: Complaint, mask: Mask = plain, now: float | None = None) -> dict[str, Any]:
     """A complaint or mark; with its deadline (regulators' channels) and how it was
     closed. ``deadline`` is its state at ``now`` (default: the clock): closed, overdue,
-    due_soon, open, or none (no deadline)."""
+    due_soon, open, or none (no deadline); ``calendar_unknown``: the deadline was counted
+    Monday-Friday on a year its holiday calendar does not know (check it by hand)."""
     return {"id": c.id, "kind": c.kind, "caller_id": mask(c.caller_id),
             "reporter": mask(c.reporter) if c.reporter else c.reporter,
             "category": c.category, "source": c.source, "at": iso(c.at), "note": c.note,
             "tenant": c.tenant_id, "received_at": iso(c.received_at), "due_at": iso(c.due_at),
             "deadline": deadline_state(c, time.time() if now is None else now),
+            "calendar_unknown": c.calendar_unknown,
             "closed_at": iso(c.closed_at), "closed_by": c.closed_by,
             "resolution": c.resolution}
 
@@ -166,7 +168,7 @@ def audit(r: AuditRecord, mask: Mask = plain) -> dict[str, Any]:
 def call(c: LoggedCall, mask: Mask = plain) -> dict[str, Any]:
     k = c.call
     return {"decision_id": k.decision_id, "channel_id": k.channel_id, "adapter": k.adapter,
-            "tenant": k.tenant, "account": k.account, "caller_id": mask(k.caller_id),
+            "pbx": k.pbx, "tenant": k.tenant, "account": k.account, "caller_id": mask(k.caller_id),
             "destination": mask(k.destination), "verdict": k.verdict, "rule": k.rule,
             "reason": k.reason, "shadow": list(k.shadow), "decision_us": k.decision_us,
             "at": iso(k.at), "answered_at": iso(c.answered_at), "ended_at": iso(c.ended_at),

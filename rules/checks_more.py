@@ -198,9 +198,12 @@ class TimeWindowCheck(Check):
             minute = local.hour * 60 + local.minute
             if not any(a <= minute < b for a, b in spans):
                 when = f"{local:%H:%M} {_DAY_NAMES[local.weekday()]} {local:%Y-%m-%d} in {zone}"
+                named = self._w.holiday_names.get(local.date()) if holiday else None
+                what = (f"{when} is {named}, a holiday of calendar {self._w.calendar!r}: it is"
+                        if named else f"{when} is")
                 return Hit(
                     "holiday" if holiday else "quiet_hours",
-                    f"{when} is outside the calling window {self._w.name!r} ({_fmt(spans)})",
+                    f"{what} outside the calling window {self._w.name!r} ({_fmt(spans)})",
                     {"zone": zone, "local": local.isoformat(timespec="minutes")},
                 )
         return None

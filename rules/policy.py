@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules.errors import PolicyError, PolicyIssue
+from rules.holidays import Calendar, combine, load_calendar
 from rules.packs import read_pack
 from rules.policy_types import Policy
 from rules.policy_validate import RawItem, validate
@@ -127,6 +128,7 @@ class _Raw:
     includes: list[str] = field(default_factory=list)
     enforcement: dict[str, RawItem] = field(default_factory=dict)
     packs: list[RawItem] = field(default_factory=list)
+    calendars: list[Calendar] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,10 @@ def parse_policy(
     _read(text, filename, base_dir or Path.cwd(), raw, issues, (filename,), rule)
     if issues:  # an unreadable part: what validation would add is noise
         raise PolicyError(issues)
+    calendars = combine(raw.calendars)
     try:
-        policy = validate(raw.top, raw.rules, raw.lists, raw.windows, raw.causes, issues)
+        policy = validate(raw.top, raw.rules, raw.lists, raw.windows, raw.causes, issues,
+                          calendars)
     except RecursionError:
         issues.append(PolicyIssue(filename, 0, "", "nested too deeply"))
         policy = None
@@ -182,6 +186,7 @@ def parse_policy(
         enforcement_origin={k: (v.file, v.line) for k, v in raw.enforcement.items()},
         home_area_code=policy.home_area_code,
         packs=packs,
+        calendars=calendars,
     )
 
 
@@ -249,6 +254,8 @@ def _read(
             for name, item in value.items():
                 line = lines.line_of("enforcement", 0, name) or lines.line_of(f"enforcement.{name}")
                 raw.enforcement[name] = RawItem(item, filename, line, f"enforcement.{name}", None)
+        elif key == "calendars":  # holiday calendar files (rules/holidays.py)
+            _read_calendars(value, filename, base_dir, lines, raw, issues, rule)
         elif key == "pack":  # sources and the date they were checked (rules/packs.py)
             raw.packs.append(RawItem(value, filename, lines.line_of("pack"), "pack",
                                      _pack_lines(lines)))
@@ -311,6 +318,28 @@ def _read_includes(
             continue
         raw.includes.append(name)
         _read(text, str(path), path.parent, raw, issues, (*stack, str(path)), rule)
+
+
+def _read_calendars(value: object, filename: str, base_dir: Path, lines: _Lines, raw: _Raw,
+                    issues: list[PolicyIssue], rule: _Includes) -> None:
+    """``calendars = ["holidays-2027.toml"]``: holiday calendar files (paths relative to the
+    policy file, read as includes are) adding years to, or replacing years of, the shipped
+    calendars of the same name; their problems name their own file and line."""
+    line = lines.line_of("", 0, "calendars")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        issues.append(PolicyIssue(filename, line, "calendars",
+                                  "must be a list of calendar files"))
+        return
+    for name in value:
+        path = _resolve(name, base_dir, rule) if name.endswith(".toml") else None
+        if path is None or not _is_file(path):
+            issues.append(PolicyIssue(filename, line, "calendars", f"{name!r}: no calendar "
+                                      "file there that this policy may read (a .toml path)"))
+            continue
+        try:
+            raw.calendars.append(load_calendar(path))
+        except PolicyError as exc:
+            issues.extend(exc.issues)
 
 
 def _resolve(name: str, base_dir: Path, rule: _Includes) -> Path | None:

@@ -9,6 +9,7 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any
 
+from rules.holidays import Calendar
 from rules.model import ListKind, Purpose, RuleMode, Scope
 
 
@@ -130,6 +131,9 @@ class WindowSpec:
     zone: str | None = None  # fallback when the number gives none; default: policy zone
     callee_zone: bool = True  # use the callee's zone(s) when the number tells them
     source: str = ""
+    #: the holiday calendar (rules/calendars/NAME.toml) whose days it added, and their names
+    calendar: str | None = None
+    holiday_names: Mapping[date, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,9 @@ class Policy:
     home_area_code: str | None = None
     #: the [pack] of every file read (includes first, in order): sources and dates
     packs: tuple[Pack, ...] = ()
+    #: holiday calendars the policy's ``calendars`` files add to or override (by name),
+    #: over the shipped ones (rules/calendars/)
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
 
     def cause_for(self, reason: str) -> int:
         return self.causes.get(reason, DEFAULT_CAUSES.get(reason, 21))

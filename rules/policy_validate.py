@@ -8,9 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rules.errors import PolicyIssue
+from rules.errors import PolicyError, PolicyIssue
+from rules.holidays import WINDOW_YEARS, Calendar, window_calendar
+from rules.holidays import zone_ok as _zone_ok
 from rules.model import LineType, ListKind, Purpose, RuleMode, Scope
 from rules.policy_types import (
     BLOCKING_LISTS,
@@ -35,8 +36,10 @@ class RawItem:
 
 
 class _Ctx:
-    def __init__(self, issues: list[PolicyIssue]) -> None:
+    def __init__(self, issues: list[PolicyIssue],
+                 calendars: Mapping[str, Calendar] | None = None) -> None:
         self.issues = issues
+        self.calendars = calendars or {}
 
     def err(self, item: RawItem, key: str | None, message: str) -> None:
         line = item.key_line(key) if (key and item.key_line) else item.line
@@ -70,8 +73,11 @@ def validate(
     windows: Mapping[str, RawItem],
     causes: Mapping[str, RawItem],
     issues: list[PolicyIssue],
+    calendars: Mapping[str, Calendar] | None = None,
 ) -> Policy | None:
-    ctx = _Ctx(issues)
+    """``calendars``: the policy's own holiday calendars (its ``calendars`` files), by
+    name, over the shipped ones."""
+    ctx = _Ctx(issues, calendars)
     region, zone = "CN", "Asia/Shanghai"
     area: str | None = None
     for key, item in top.items():
@@ -179,13 +185,6 @@ def _builtin_party_status(taken: set[str]) -> RuleSpec:
     )
 
 
-def _zone_ok(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
 
 def _cause_ok(ctx: _Ctx, item: RawItem, key: str | None, value: object) -> bool:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 127:
@@ -271,6 +270,17 @@ def _window(ctx: _Ctx, name: str, item: RawItem) -> WindowSpec | None:
             hours.update({d: spans for d in days})
     holidays = _dates(ctx, item, "holidays", v.get("holidays", []))
     workdays = _dates(ctx, item, "workdays", v.get("workdays", []))
+    names: dict[date, str] = {}
+    cal_name = v.get("calendar")
+    if cal_name is not None:
+        try:
+            cal = window_calendar(cal_name, ctx.calendars)
+        except PolicyError as exc:
+            ctx.err(item, "calendar", "; ".join(i.message for i in exc.issues))
+        else:
+            names, made_up = cal.dates(*WINDOW_YEARS)
+            holidays |= names.keys() - made_up - workdays
+            workdays |= made_up - holidays
     for d in sorted(holidays & workdays):
         ctx.err(item, "workdays", f"{d} is both a holiday and a make-up working day")
     hh = _spans(ctx, item, "holiday_hours", v["holiday_hours"]) if "holiday_hours" in v else ()
@@ -287,12 +297,13 @@ def _window(ctx: _Ctx, name: str, item: RawItem) -> WindowSpec | None:
     if not isinstance(callee, bool):
         ctx.err(item, "callee_zone", "must be true or false")
     for k in v.keys() - {"hours", "holidays", "holiday_hours", "zone", "callee_zone", "workdays",
-                         "workday_hours"}:
+                         "workday_hours", "calendar"}:
         ctx.err(item, k, "unknown key")
     if len(ctx.issues) > n:
         return None
     return WindowSpec(name, hours, frozenset(holidays), hh or (), frozenset(workdays), wh or (),
-                      zone, callee, f"{item.file}:{item.line}")
+                      zone, callee, f"{item.file}:{item.line}",
+                      cal_name if isinstance(cal_name, str) else None, names)
 
 
 def _dates(ctx: _Ctx, item: RawItem, key: str, values: object) -> set[date]:

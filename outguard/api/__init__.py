@@ -48,7 +48,8 @@ from outguard.api.core import (
     require,
     route,
 )
-from outguard.api.metrics import Collector, registry, version
+from outguard import version
+from outguard.api.metrics import Collector, registry
 from outguard.api.offload import OFFLOAD, Offload
 from outguard.api.openapi import document
 from outguard.server import SCREENER, SETTINGS, STORE

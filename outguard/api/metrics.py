@@ -8,11 +8,12 @@ what the scrape reads from the app (``Scrape``): connection state, reconnects, c
 progress, active suspensions and the snapshot. A scrape costs a dict walk and one query.
 
 One unit per metric: counts are ``*_total`` counters or plain gauges, times are seconds.
+Labels stay few: decisions and outcomes carry the PBX (one per [[ari]]/[[ami]] target,
+a handful), connection state the part and the PBX; never a number, account or channel.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector as PromCollector
 
-from outguard import probes
+from outguard import probes, version
 from outguard.callevents import CallDecided, CallEnded
 from outguard.cluster.model import CapHealth
 from outguard.enforcement.deadlines import DUE_SOON_S
@@ -62,17 +63,17 @@ class Collector:
     """Counters and a histogram fed by the event hub."""
 
     def __init__(self) -> None:
-        self.decisions: dict[tuple[str, str], int] = {}
+        self.decisions: dict[tuple[str, str, str], int] = {}  # (verdict, reason, pbx)
         self.buckets = [0] * len(BUCKETS)
         self.latency_sum = 0.0
         self.latency_count = 0
-        self.outcomes: dict[str, int] = {}
+        self.outcomes: dict[tuple[str, str], int] = {}  # (result, pbx)
         self.other: dict[str, int] = {}
         self.missed = 0
 
     def add(self, event: Event) -> None:
         if isinstance(event, CallDecided):
-            key = (event.verdict, event.reason)
+            key = (event.verdict, event.reason, event.pbx)
             self.decisions[key] = self.decisions.get(key, 0) + 1
             if event.failed:  # no decision was taken: no decision latency to count
                 return
@@ -83,7 +84,7 @@ class Collector:
                 if seconds <= bound:
                     self.buckets[i] += 1
         elif isinstance(event, CallEnded):
-            result = "answered" if event.answered else "unanswered"
+            result = ("answered" if event.answered else "unanswered", event.pbx)
             self.outcomes[result] = self.outcomes.get(result, 0) + 1
         else:
             self.other[event.type] = self.other.get(event.type, 0) + 1
@@ -99,9 +100,12 @@ class Collector:
 class Scrape:
     """What one scrape reads from the running app, beside the collector's counts."""
 
-    connected: Mapping[str, bool] = field(default_factory=dict)
-    reconnects: Mapping[str, int] = field(default_factory=dict)
+    #: by (part, pbx): ("ari", "pbx1"); the FastAGI server's pbx is ""
+    connected: Mapping[tuple[str, str], bool] = field(default_factory=dict)
+    reconnects: Mapping[tuple[str, str], int] = field(default_factory=dict)
     live_calls: int = 0
+    #: calls in progress by PBX
+    live_by_pbx: Mapping[str, int] = field(default_factory=dict)
     suspensions: Mapping[str, int] = field(default_factory=dict)
     snapshot: Mapping[str, float] = field(default_factory=dict)
     snapshot_age_s: float | None = None
@@ -109,8 +113,12 @@ class Scrape:
     store: Mapping[str, Any] = field(default_factory=dict)
     #: cluster mode: the shared cap store's health (``cluster.model.CapHealth``)
     caps: CapHealth | None = None
+    #: cluster mode: the call feed's figures (``CallFeed.figures``)
+    feed: Mapping[str, int] | None = None
     #: open complaints from regulators' channels by (channel, deadline state)
     complaints: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: of those, by channel, the deadlines counted Monday-Friday (calendar_unknown)
+    calendar_unknown: Mapping[str, int] = field(default_factory=dict)
     #: caller-ID health (``Enforcer.health_summary``): open/working tasks, throttled,
     #: warnings; empty when no enforcer runs
     health: Mapping[str, int] = field(default_factory=dict)
@@ -119,29 +127,41 @@ class Scrape:
 def families(c: Collector, s: Scrape) -> Iterator[Metric]:
     """This app's metric families."""
     decisions = CounterMetricFamily(
-        "outguard_decisions", "Screening decisions by verdict (allow, block, failed) and reason.",
-        labels=["verdict", "reason"])
-    for (verdict, reason), n in sorted(c.decisions.items()):
-        decisions.add_metric([verdict, reason], n)
+        "outguard_decisions",
+        "Screening decisions by verdict (allow, block, failed), reason and PBX.",
+        labels=["verdict", "reason", "pbx"])
+    for (verdict, reason, pbx), n in sorted(c.decisions.items()):
+        decisions.add_metric([verdict, reason, pbx], n)
     yield decisions
     cumulative = [(f"{bound:g}", float(n)) for bound, n in zip(BUCKETS, c.buckets)]
     yield HistogramMetricFamily(
         "outguard_decision_latency_seconds", "Time to decide one call (CPU, in process).",
         buckets=cumulative + [("+Inf", float(c.latency_count))], sum_value=c.latency_sum)
-    yield _counter("outguard_call_outcomes", "Allowed calls that ended, answered or not.",
-                   "result", c.outcomes)
+    outcomes = CounterMetricFamily(
+        "outguard_call_outcomes", "Allowed calls that ended, answered or not, by PBX.",
+        labels=["result", "pbx"])
+    for (result, pbx), n in sorted(c.outcomes.items()):
+        outcomes.add_metric([result, pbx], n)
+    yield outcomes
     yield _counter("outguard_events", "Other live events by type.", "type", c.other)
     yield _counter("outguard_events_missed",
                    "Events the metrics collector lost by falling behind.", None, {"": c.missed})
-    yield _gauge("outguard_connected",
-                 "1 when a part (ari, agi, ami) is connected to Asterisk (agi: listening).",
-                 "part", {k: float(v) for k, v in s.connected.items()})
-    yield _counter("outguard_reconnects",
-                   "Reconnection attempts of a part (ari, ami) after losing Asterisk or failing to "
-                   "reach it.",
-                   "part", s.reconnects)
+    connected = GaugeMetricFamily(
+        "outguard_connected", "1 when a part (ari, agi, ami) is connected to a PBX's Asterisk "
+        "(agi: listening; its pbx label is empty).", labels=["part", "pbx"])
+    for (part, pbx), up in sorted(s.connected.items()):
+        connected.add_metric([part, pbx], float(up))
+    yield connected
+    reconnects = CounterMetricFamily(
+        "outguard_reconnects", "Reconnection attempts of a part (ari, ami) after losing a "
+        "PBX's Asterisk or failing to reach it.", labels=["part", "pbx"])
+    for (part, pbx), n in sorted(s.reconnects.items()):
+        reconnects.add_metric([part, pbx], n)
+    yield reconnects
     yield _gauge("outguard_calls_in_progress", "Allowed calls not ended yet.", None,
                  {"": s.live_calls})
+    yield _gauge("outguard_calls_in_progress_by_pbx", "Allowed calls not ended yet, by PBX.",
+                 "pbx", s.live_by_pbx)
     yield _gauge("outguard_suspensions_active", "Active suspensions by party kind.",
                  "party_kind", s.suspensions)
     for figure, value in sorted(s.snapshot.items()):
@@ -161,6 +181,8 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
                  None, {"": 1.0 if s.store.get("degraded") else 0.0})
     if s.caps is not None:
         yield from _cap_store(s.caps)
+    if s.feed is not None:
+        yield from _call_feed(s.feed)
     due = GaugeMetricFamily(
         "outguard_complaints_open",
         "Open complaints from regulators' channels (12321, 12300, fcc, ofcom) by channel and "
@@ -171,6 +193,11 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
         for state in ("open", "due_soon", "overdue"):
             due.add_metric([channel, state], float(s.complaints.get((channel, state), 0)))
     yield due
+    yield _gauge("outguard_complaints_calendar_unknown",
+                 "Open complaints whose deadline runs into a year its holiday calendar does "
+                 "not know (counted Monday-Friday: check by hand or add the year), by channel.",
+                 "channel", {ch: float(s.calendar_unknown.get(ch, 0))
+                             for ch in sorted({*s.calendar_unknown, "12321"})})
     if s.health:
         yield _gauge("outguard_caller_id_health_tasks",
                      "Caller-ID remediation tasks (号码认证 / 标记申诉) not closed, by state.",
@@ -206,9 +233,36 @@ def _cap_store(h: CapHealth) -> Iterator[Metric]:
     yield _counter("outguard_cap_store_replayed",
                    "Calls let through uncounted that were counted once the cap store"
                    " returned.", None, {"": float(h.replayed)})
+    yield _counter("outguard_cap_store_reheld",
+                   "Calls still up whose concurrency slots were taken (or extended) when the"
+                   " cap store answered again after an outage.", None, {"": float(h.reheld)})
+    yield _counter("outguard_cap_store_dropped",
+                   "Calls let through uncounted that were never counted: more than the"
+                   " remembered maximum waited for the cap store.", None,
+                   {"": float(h.dropped)})
     yield _counter("outguard_cap_store_rebuilds",
                    "Times the shared counters were rebuilt from the call log (Redis came back"
                    " empty).", None, {"": float(h.rebuilds)})
+
+
+def _call_feed(f: Mapping[str, int]) -> Iterator[Metric]:
+    """Cluster mode: this instance's call events on the call feed (Redis)."""
+    yield _counter("outguard_call_feed_published",
+                   "Call events this instance appended to the cluster's call feed.", None,
+                   {"": float(f.get("published", 0))})
+    yield _gauge("outguard_call_feed_backlog",
+                 "Call events waiting for Redis to take them (kept, bounded).", None,
+                 {"": float(f.get("backlog", 0))})
+    yield _counter("outguard_call_feed_late",
+                   "Call events appended after waiting for Redis to answer again.", None,
+                   {"": float(f.get("late", 0))})
+    yield _counter("outguard_call_feed_dropped",
+                   "Call events never shared: pushed out of the full backlog while Redis"
+                   " could not take them (the call log keeps them).", None,
+                   {"": float(f.get("dropped", 0))})
+    yield _counter("outguard_call_feed_missed",
+                   "Call-feed entries this instance could not read.", None,
+                   {"": float(f.get("missed", 0))})
 
 
 def _counter(name: str, help_text: str, label: str | None,
@@ -225,13 +279,6 @@ def _gauge(name: str, help_text: str, label: str | None,
     for key, value in sorted(values.items()):
         family.add_metric([key] if label else [], value)
     return family
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("outguard")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
 
 
 def registry() -> CollectorRegistry:

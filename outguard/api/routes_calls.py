@@ -16,6 +16,8 @@ from outguard import dialplan_vars as dv
 from outguard.api import context as cx
 from outguard import views
 from outguard.checking import dry_run, parse_at
+from outguard.config import ConfigError
+from outguard.errors import InvalidInput
 from outguard.api.core import (
     JSON_MAX_BYTES,
     BadRequest,
@@ -90,20 +92,23 @@ async def check(request: web.Request) -> web.Response:
 
 @route("GET", "/api/calls", tag="screening", heavy=True, params=(
     SINCE, UNTIL, Param("limit", type="integer", description="newest N (default 100)"),
-    Param("account"), Param("verdict", description="allow, block or failed")))
+    Param("account"), Param("verdict", description="allow, block or failed"),
+    Param("pbx", description="only calls from this PBX (its [[ari]]/[[ami]] name)")))
 async def list_calls(request: web.Request) -> web.Response:
-    """The call log, newest first (default: the last day)."""
+    """The call log, newest first (default: the last day); each call names its PBX."""
     now = time.time()
     since = _time_param(request, "since", now - 86400)
     until = _time_param(request, "until", now + 1)
     limit = query_int(request, "limit", 100, lo=1, hi=5000)
     account, verdict = request.query.get("account"), request.query.get("verdict")
+    pbx = request.query.get("pbx")
     store = cx.store(request)
 
     def newest() -> list[Any]:
         keep: collections.deque[Any] = collections.deque(maxlen=limit)
         for c in store.store.iter_calls(since, until):
-            if (account and c.call.account != account) or (verdict and c.call.verdict != verdict):
+            if ((account and c.call.account != account) or (verdict and c.call.verdict != verdict)
+                    or (pbx is not None and c.call.pbx != pbx)):
                 continue
             keep.append(c)
         return list(reversed(keep))
@@ -121,9 +126,9 @@ async def get_call(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/report", tag="reports", heavy=True, params=(
-    Param("by", description="comma-separated: day|hour, tenant, account (default day)"),
+    Param("by", description="comma-separated: day|hour, pbx, tenant, account (default day)"),
     SINCE, UNTIL, Param("days", type="integer", description="window when since is absent (7)"),
-    Param("tenant"), Param("account"),
+    Param("tenant"), Param("account"), Param("pbx", description="only this PBX's calls"),
     Param("fill", description="true: every day or hour of the window has a row, empty"
           " ones with zero calls (by=day or by=hour alone)"),
     Param("format", description="json (default) or csv (a download, one row per group)")))
@@ -140,10 +145,11 @@ async def report(request: web.Request) -> web.StreamResponse:
     since = _time_param(request, "since", now - days * 86400)
     until = _time_param(request, "until", now + 1)
     tenant, account = request.query.get("tenant"), request.query.get("account")
+    pbx = request.query.get("pbx")
     store, policy = cx.store(request), cx.screener(request).policy
     body = await store.run(lambda: call_report(store.store, policy, by=by, since=since,
                                                until=until, tenant=tenant, account=account,
-                                               fill=fill))
+                                               fill=fill, pbx=pbx))
     body.update(since=views.iso(since), until=views.iso(until))
     if fmt == "csv":
         day = datetime.fromtimestamp(since, UTC).strftime("%Y%m%d")
@@ -249,6 +255,8 @@ async def audit(request: web.Request) -> web.Response:
         "account": {"type": "string"}, "caller_id": {"type": "string"},
         "tenant": {"type": "string"}, "purpose": {"type": "string"},
         "context": {"type": "string", "description": "default outguard-ari"},
+        "pbx": {"type": "string",
+                "description": "the PBX to call through (its [[ari]] name; default the first)"},
         "hold_s": {"type": "number"}, "timeout_s": {"type": "number"},
         "formats": {"type": "string", "description": "codecs offered, default ulaw,alaw"}}})
 async def test_call(request: web.Request) -> web.Response:
@@ -270,7 +278,10 @@ async def test_call(request: web.Request) -> web.Response:
     for key, name in ((dv.TENANT, "tenant"), (dv.PURPOSE, "purpose")):
         if field_of(data, name, str, ""):
             variables[f"__{key}"] = data[name]
-    a = settings.ari
+    try:
+        a = settings.ari_target(field_of(data, "pbx", str, "") or None)
+    except ConfigError as err:
+        raise InvalidInput(str(err), field="pbx") from None
     target = Target(a.url, a.user, a.password, settings.store)
     started = time.time()
     seen = await place(target, number, variables, context, field_of(data, "caller_id", str, ""),

@@ -8,15 +8,19 @@ from aiohttp import web
 from outguard import views
 from outguard.api import context as cx
 from outguard.api.core import Param, field_of, json_body, ok, query_int, route
-from outguard.enforcement.deadlines import CHANNELS, DUE_SOON_S
+from outguard.enforcement.deadlines import DUE_SOON_S
 
 
 @route("GET", "/api/complaints/channels", tag="complaints")
 async def complaint_channels(request: web.Request) -> web.Response:
-    """The regulators' complaint channels outguard knows: each response deadline, its unit
-    (working days on the China calendar, or days), and whether it is law or practice."""
+    """The regulators' complaint channels in force: each response deadline, its unit
+    (working days on a holiday calendar, or days), whether it is law or practice, and
+    warnings about calendars whose known years end soon."""
+    enforcer = cx.enforcer(request)
+    deadlines = enforcer.config.deadlines
     return ok({"due_soon_s": DUE_SOON_S,
-               "channels": [c.as_dict() for c in CHANNELS.values()]})
+               "channels": [c.as_dict() for c in deadlines.channels.values()],
+               "calendar_warnings": deadlines.calendar_warnings(enforcer.clock())})
 
 
 @route("GET", "/api/complaints/due", tag="complaints", params=(
@@ -33,6 +37,7 @@ async def complaints_due(request: web.Request) -> web.Response:
     items = [views.complaint(c, mask, now) for c in rows]
     counts = {state: sum(1 for i in items if i["deadline"] == state)
               for state in ("overdue", "due_soon", "open")}
+    counts["calendar_unknown"] = sum(1 for i in items if i["calendar_unknown"])
     return ok({"counts": counts, "complaints": items})
 
 

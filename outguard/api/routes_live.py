@@ -21,7 +21,7 @@ from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.enforcement.deadlines import deadline_state
 from outguard.events import wire
-from outguard.server import ENFORCER, PARTS, store_health
+from outguard.server import ENFORCER, FEED_FIGURES, PARTS, split_part, store_health
 
 logger = logging.getLogger(__name__)
 
@@ -37,29 +37,39 @@ async def metrics(request: web.Request) -> web.Response:
     process."""
     screener = cx.screener(request)
     parts = request.app[PARTS]
-    connected = {name: bool(getattr(part, "connected", True)) for name, part in parts.items()}
-    reconnects = {name: int(part.reconnects) for name, part in parts.items()
+    connected = {split_part(name): bool(getattr(part, "connected", True))
+                 for name, part in parts.items()}
+    reconnects = {split_part(name): int(part.reconnects) for name, part in parts.items()
                   if hasattr(part, "reconnects")}
+    by_pbx: dict[str, int] = {}
+    for call in screener.live.calls():
+        by_pbx[call.pbx] = by_pbx.get(call.pbx, 0) + 1
     active = await cx.store(request).list_suspensions(active_at=datetime.now(UTC))
     suspensions = {"account": 0, "caller_id": 0, "tenant": 0}
     for s in active:
         suspensions[s.party_kind.value] = suspensions.get(s.party_kind.value, 0) + 1
     now = time.time()
     complaints: dict[tuple[str, str], int] = {}
+    unknown: dict[str, int] = {}
     for c in await cx.store(request).open_complaints_due():
         key = (c.source.lower(), deadline_state(c, now))
         complaints[key] = complaints.get(key, 0) + 1
+        if c.calendar_unknown:
+            unknown[key[0]] = unknown.get(key[0], 0) + 1
     snap = screener.snapshot
     enforcer = request.app.get(ENFORCER)
     health = await enforcer.health_summary() if enforcer is not None else {}
     scrape = Scrape(
         connected=connected, reconnects=reconnects, live_calls=screener.live_calls(),
+        live_by_pbx=by_pbx,
         suspensions=suspensions,
         snapshot={k: float(v) for k, v in snap.stats.items()} if snap is not None else {},
         snapshot_age_s=(round(time.time() - snap.built_at.timestamp(), 3)
                         if snap is not None else None),
         store=store_health(request.app), complaints=complaints, health=health,
-        caps=screener.shared.health if screener.shared is not None else None)
+        calendar_unknown=unknown,
+        caps=screener.shared.health if screener.shared is not None else None,
+        feed=request.app[FEED_FIGURES]() if FEED_FIGURES in request.app else None)
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
                                             "X-Content-Type-Options": "nosniff"})

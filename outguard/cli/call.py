@@ -26,10 +26,12 @@ from outguard.cli.common import (
 from outguard.store import open_store as open_any_store
 
 
-def _target(config_file: str | None, store_path: str | None, sandbox_name: str | None) -> Target:
+def _target(config_file: str | None, store_path: str | None, sandbox_name: str | None,
+            pbx: str | None = None) -> Target:
     settings = load_settings(config_file, store_path)
     if sandbox_name is None:
-        a = settings.ari
+        with translated():
+            a = settings.ari_target(pbx)
         return Target(a.url, a.user, a.password, settings.store)
     from outguard import sandbox
     from outguard.demo import demo_settings
@@ -50,6 +52,9 @@ def _target(config_file: str | None, store_path: str | None, sandbox_name: str |
               help="The outbound context that screens (outguard-ari, outguard-agi ...).")
 @click.option("--sandbox", "sandbox_name", default=None,
               help="Use a running sandbox's ARI (and, for demo, its store).")
+@click.option("--pbx", default=None,
+              help="Place it through this PBX's ARI (its [[ari]] pbx name; default: the "
+                   "first).")
 @click.option("--hold", type=float, default=None,
               help="Hang up this many seconds after the answer (default: the far end does).")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
@@ -59,8 +64,9 @@ def _target(config_file: str | None, store_path: str | None, sandbox_name: str |
 @json_option
 @store_options
 def call(number: str, account: str, caller_id: str, tenant: str, purpose: str, context: str,
-         sandbox_name: str | None, hold: float | None, timeout: float, formats: str,
-         as_json: bool, config_file: str | None, store_path: str | None) -> None:
+         sandbox_name: str | None, pbx: str | None, hold: float | None, timeout: float,
+         formats: str, as_json: bool, config_file: str | None,
+         store_path: str | None) -> None:
     """Place a test call through the PBX (ARI originate of Local/NUMBER@CONTEXT) and print
     outguard's verdict and the outcome. outguard must be serving.
 
@@ -71,7 +77,7 @@ def call(number: str, account: str, caller_id: str, tenant: str, purpose: str, c
     Example:
       outguard call 13800138000 --from seat-01 --caller-id 01088886666 --sandbox demo
     """
-    target = _target(config_file, store_path, sandbox_name)
+    target = _target(config_file, store_path, sandbox_name, pbx)
     existing_store(target.store)  # the verdict is read from it: refuse before calling
     variables = {f"__{dv.ACCOUNT}": account}
     if tenant:

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import click
 
 from outguard import views
-from outguard.enforcement.deadlines import CHANNELS
 from outguard.cli.common import (
     EXIT_USAGE,
     CliError,
@@ -34,6 +33,10 @@ from outguard.store import open_store as open_any_store
 from rules.model import PartyKind
 
 T = TypeVar("T")
+#: what a deadline flagged calendar_unknown means, for people
+UNKNOWN_NOTE = ("a deadline runs into a year its holiday calendar does not know: it was "
+                "counted Monday-Friday; check it by hand, or add the year "
+                "(README: Complaint deadlines)")
 class _Kind(click.Choice):  # type: ignore[type-arg]
     """tenant | account | caller_id; ``caller-id`` too, as the ``caller-ids`` commands
     spell it."""
@@ -422,6 +425,8 @@ def complaints_add(callee: str, caller_id: str, category: str, source: str,
             actor=actor(), account=account, note=note, at=when, received=got))
     due = f", due {c.due_at:%Y-%m-%d %H:%M} UTC" if c.due_at else ""
     click.echo(f"{c.kind} {c.id} recorded against {c.caller_id}{due}")
+    if c.calendar_unknown:
+        click.echo(f"warning: {UNKNOWN_NOTE}", err=True)
 
 
 @complaints.command("import")
@@ -488,8 +493,10 @@ def complaints_due(within_days: int | None, as_json: bool, config_file: str | No
                                                                      UTC)
     with translated(), open_any_store(existing_store(settings.store)) as store:
         rows = [views.complaint(c, now=now) for c in store.open_complaints_due(before)]
-    output(rows, as_json, ["id", "deadline", "due_at", "source", "caller_id", "reporter",
-                           "received_at", "tenant"])
+    output(rows, as_json, ["id", "deadline", "due_at", "calendar_unknown", "source",
+                           "caller_id", "reporter", "received_at", "tenant"])
+    if not as_json and any(r["calendar_unknown"] for r in rows):
+        click.echo(f"warning: calendar_unknown: {UNKNOWN_NOTE}", err=True)
     if any(r["deadline"] == "overdue" for r in rows):
         raise SystemExit(1)
 
@@ -514,13 +521,24 @@ def complaints_close(complaint_id: int, resolution: str, config_file: str | None
 
 @complaints.command("channels")
 @json_option
-def complaints_channels(as_json: bool) -> None:
+@store_options
+def complaints_channels(as_json: bool, config_file: str | None, store_path: str | None) -> None:
     """The regulators' complaint channels and their response deadlines (law or practice,
-    with the source).
+    with the source), as the policy sets them ([enforcement.complaint_deadlines]), and
+    the calendars they count on.
 
     \b
     Example:
       outguard complaints channels
     """
-    rows = [c.as_dict() for c in CHANNELS.values()]
-    output(rows, as_json, ["channel", "act_days", "unit", "basis", "forward_days", "cite"])
+    from outguard.enforcement.policy import validate_enforcement
+
+    with translated():
+        deadlines = validate_enforcement(policy_of(load_settings(config_file, store_path)))\
+            .deadlines
+    rows = [c.as_dict() for c in deadlines.channels.values()]
+    output(rows, as_json, ["channel", "act_days", "unit", "calendar", "next_working_day",
+                           "basis", "forward_days", "cite"])
+    if not as_json:
+        for warning in deadlines.calendar_warnings(time.time()):
+            click.echo(f"warning: {warning}", err=True)

@@ -36,6 +36,7 @@ from outguard.cli.common import (
 )
 from outguard.store.sqlite import SQLiteStore
 from rules.errors import PolicyError
+from rules.policy_types import Policy
 
 REPORT_COLUMNS = ("attempts", "allowed", "blocked", "ended", "answered", "connect_rate",
                   "avg_duration", "short_calls", "short_call_ratio", "complaints",
@@ -73,6 +74,7 @@ def check(store: SQLiteStore, number: str, account: str, caller_id: str, at_text
                      at=at, tenant=tenant, purpose=purpose, campaign=campaign,
                      default_tenant=settings.default_tenant)
     body = result.as_dict()
+    body["warnings"] = _calendar_warnings(store, policy, at)
     if as_json:
         emit_json(body)
     else:
@@ -87,8 +89,30 @@ def check(store: SQLiteStore, number: str, account: str, caller_id: str, at_text
                  "outcome": r["outcome"] + (" *" if r["decisive"] else ""),
                  "reason": r["reason"], "message": r["message"]} for r in body["rules"]],
                False, ["rule", "kind", "mode", "outcome", "reason", "message"])
+        for warning in body["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
     if not result.allowed:
         sys.exit(EXIT_BLOCKED)
+
+
+def _calendar_warnings(store: SQLiteStore, policy: Policy, at: datetime) -> list[str]:
+    """The holiday calendars' warnings (``deadlines.calendar_warnings``), and any window
+    whose calendar does not know the year of the call checked."""
+    from outguard.enforcement.deadlines import calendar_warnings
+    from outguard.enforcement.policy import validate_enforcement
+
+    try:
+        deadlines = validate_enforcement(policy).deadlines
+    except PolicyError:
+        return []  # the policy's own check reports it
+    unknown = sum(1 for c in store.open_complaints_due() if c.calendar_unknown)
+    out = calendar_warnings(deadlines, policy, time.time(), unknown)
+    for window in policy.windows.values():
+        cal = deadlines.calendar(window.calendar)
+        if cal is not None and not cal.known(at.year):
+            out.append(f"window {window.name}: calendar {cal.name} does not know {at.year}:"
+                       " no holiday or make-up working day is applied then")
+    return out
 
 
 # -- policy --------------------------------------------------------------------------------
@@ -214,23 +238,26 @@ async def api_call(method: str, base: str, path: str, token: str,
 
 @click.command()
 @click.option("--by", default="day", show_default=True,
-              help="Group by: day or hour, tenant, account (comma-separated).")
+              help="Group by: day or hour, pbx, tenant, account (comma-separated).")
 @click.option("--days", default=7, show_default=True, help="The last N days (without --since).")
 @click.option("--since", default=None, help="From (ISO date or time).")
 @click.option("--until", default=None, help="Until (ISO date or time; default now).")
 @click.option("--tenant", default=None, help="Only this tenant.")
 @click.option("--account", default=None, help="Only this account.")
+@click.option("--pbx", default=None, help="Only this PBX's calls (its [[ari]]/[[ami]] name).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output (for spreadsheets).")
 @json_option
 @with_reader
 def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str | None,
-           tenant: str | None, account: str | None, as_csv: bool, as_json: bool) -> None:
-    """Calls by day, tenant and/or account: attempts, allowed, blocked by reason, answered,
+           tenant: str | None, account: str | None, pbx: str | None, as_csv: bool,
+           as_json: bool) -> None:
+    """Calls by day, PBX, tenant and/or account: attempts, allowed, blocked by reason, answered,
     connect rate (接通率), average duration, short-call ratio, complaints.
 
     \b
     Example:
       outguard report --by day,account --days 30 --csv > calls.csv
+      outguard report --by pbx --days 1
     """
     with translated():
         groups = parse_by(by)
@@ -238,7 +265,7 @@ def report(store: SQLiteStore, by: str, days: int, since: str | None, until: str
     start = epoch_of(since, now - days * 86400)
     end = epoch_of(until, now + 1)
     body = call_report(store, policy_of(current_settings()), by=groups, since=start,
-                       until=end, tenant=tenant, account=account)
+                       until=end, tenant=tenant, account=account, pbx=pbx)
     if as_json:
         emit_json(body)
         return

@@ -13,7 +13,9 @@ from outguard import config, sandbox
 from outguard.demo import demo_settings, seed, traps
 from outguard.demo import reset as demo_reset
 from outguard.errors import OutguardError
-from outguard.server import DEMO_POLICY_WARNING, Parts, Started, serve as run_server
+from outguard.live import DEFAULT_PBX
+from outguard.server import DEMO_POLICY_WARNING, Parts, Started, split_part
+from outguard.server import serve as run_server
 from outguard.testing import sipp
 from rules.errors import PolicyError
 
@@ -32,13 +34,24 @@ def _parts(only: str) -> Parts:
     return Parts(**{name: name in chosen for name in PART_NAMES})
 
 
+def target_address(settings: config.Settings, part: str) -> str:
+    """Where a part (``ari``, ``ami:pbx2``) connects to, for the banner."""
+    kind, pbx = split_part(part)
+    for a in settings.ari if kind == "ari" else ():
+        if a.pbx == pbx:
+            return a.url
+    for m in settings.ami if kind == "ami" else ():
+        if m.pbx == pbx:
+            return f"{m.host}:{m.port}"
+    return ""
+
+
 def announce(started: Started, banner: str, settings: config.Settings,
              demo: bool = False) -> None:
     """The banner once serving, said loudly when a part is down or the demo policy runs:
     never "running" over a refused ARI or AMI login."""
     for name, why in started.down.items():
-        url = (settings.ari.url if name == "ari" else
-               f"{settings.ami.host}:{settings.ami.port}" if name == "ami" else "")
+        url = target_address(settings, name)
         click.secho(f"ERROR: {name.upper()} {url} is NOT connected: {why}", fg="red",
                     bold=True, err=True)
     if started.down:
@@ -88,6 +101,11 @@ def serve(config_file: str | None, only: str, policy: str | None, store: str | N
     Passwords come from the environment (OUTGUARD_ARI_PASSWORD, OUTGUARD_AMI_PASSWORD),
     never from the settings file.
 
+    Several PBXes: list one [[ari]] and/or [[ami]] target per PBX in the settings file,
+    each with its pbx name (and password_env); each connects and reconnects on its own,
+    and the call log, reports, /metrics and the live page name the PBX of every call.
+    FastAGI PBXes name themselves in the AGI URL (agi://HOST:4573/screen?pbx=NAME).
+
     \b
     Example:
       OUTGUARD_ARI_PASSWORD=secret outguard serve -c /etc/outguard/outguard.toml
@@ -101,7 +119,9 @@ def serve(config_file: str | None, only: str, policy: str | None, store: str | N
         settings = config.load(config_file, overrides=overrides)
     except config.ConfigError as err:
         raise click.ClickException(str(err)) from err
-    banner = (f"outguard is running: ARI {settings.ari.url} app {settings.ari.app!r}, "
+    aris = ", ".join(f"{a.url} app {a.app!r}" + ("" if a.pbx == DEFAULT_PBX else f" (pbx {a.pbx})")
+                     for a in settings.ari if a.enabled)
+    banner = (f"outguard is running: ARI {aris or 'off'}, "
               f"FastAGI {settings.agi.host}:{settings.agi.port}, "
               f"API http://{settings.api.host}:{settings.api.port}/")
     _run(settings, _parts(only), banner)

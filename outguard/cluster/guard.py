@@ -7,7 +7,10 @@ the call (reason ``cap_store_unavailable``, the rule named); if all allow, the c
 through uncounted and is remembered. Releases that fail are remembered too.
 
 When Redis answers again, ``reconcile`` (run by the first successful round trip, and by
-``check``) replays what was remembered (idempotent per call id) and, if Redis came back
+``check``) replays what was remembered (idempotent per call id), then takes the
+concurrency slots of the calls still up in the live-call registry (``hold``; a call let
+through uncounted holds none until then, and a Redis that came back empty forgot the
+others'), and, if Redis came back
 empty (restarted without persistence: its ``epoch`` marker is gone), rebuilds the
 counters from the call log through ``history`` first: one instance does it (``SET NX``,
 for at most 120 s), and until it is done every instance's reserves answer "unready" (the
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 HISTORY_S = 8 * 86400  # the longest window any cap counts, plus a day
 History = Callable[[float], Iterable[tuple[str, str, str, str, str, float]]]
+#: the calls still up, (call id, tenant, account) each (the live-call registry's)
+LiveKeys = Callable[[], Sequence[tuple[str, str, str]]]
 
 
 class GuardedCaps:
@@ -47,6 +52,13 @@ class GuardedCaps:
         self.clock = clock
         self.health = CapHealth()
         self._reconciling: asyncio.Lock = asyncio.Lock()
+        self._live: LiveKeys | None = None
+        self._hold_due = False  # the calls up must take their slots again (an outage)
+
+    def hold(self, live: LiveKeys) -> None:
+        """Where the calls still up are listed: their slots are taken again when Redis
+        returns (``reconcile``)."""
+        self._live = live
 
     # -- the call path ---------------------------------------------------------------------
 
@@ -118,7 +130,7 @@ class GuardedCaps:
     async def _back(self) -> None:
         self.health.available = True
         logger.warning("cap store (Redis) is back; reconciling")
-        await self.reconcile()
+        await self.reconcile(returned=True)
 
     # -- recovery ----------------------------------------------------------------------------
 
@@ -136,11 +148,14 @@ class GuardedCaps:
             await self.reconcile()
         return True
 
-    async def reconcile(self) -> None:
-        """Rebuild an emptied Redis from the call log, then replay what was remembered."""
+    async def reconcile(self, *, returned: bool = False) -> None:
+        """Rebuild an emptied Redis from the call log, then replay what was remembered;
+        after an outage (``returned``, or calls were let through uncounted) the calls
+        still up take their slots again (idempotent: a slot already held is extended)."""
         async with self._reconciling:
             try:
                 await self._rebuild_if_empty()
+                self._hold_due = self._hold_due or returned or bool(self.health.pending)
                 while self.health.pending:
                     batch = [self.health.pending.popleft()
                              for _ in range(min(1000, len(self.health.pending)))]
@@ -149,11 +164,27 @@ class GuardedCaps:
                     except BaseException:
                         self.health.pending.extendleft(reversed(batch))
                         raise
+                if self._hold_due:
+                    await self._hold_live()
                 for call_id in list(self.health.releases):
                     await self.caps.release(call_id, self.clock())
                     self.health.releases.discard(call_id)
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
                 self._down(exc)
+
+    async def _hold_live(self) -> None:
+        """The calls still up take (or extend) their slots; once the counters are
+        complete (another instance may still be rebuilding them: then at a later
+        ``check``)."""
+        live = self._live() if self._live is not None else []
+        held = await self.caps.refresh(live, self.clock()) if live else 0
+        if held < 0:
+            return
+        self._hold_due = False
+        if held:
+            self.health.reheld += held
+            logger.warning("cap store: %d call(s) still up hold their concurrency slots"
+                           " again", held)
 
     async def _rebuild_if_empty(self) -> None:
         client, epoch = self.caps.client, self.caps.prefix + "epoch"

@@ -7,6 +7,20 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
+def cluster_call_id(channel_id: str, pbx: str) -> str:
+    """A call's id across a cluster: its channel's unique id at its PBX
+    (``<uniqueid>@<pbx>``).
+
+    Asterisk's unique ids are unique per PBX only (``EPOCH.SEQUENCE``: two boxes started in
+    the same second hand out the same ids unless ``systemname`` prefixes them), while in
+    cluster mode a decision id is the key of everything the instances share: the call-log
+    row on PostgreSQL, the Redis reservation (its idempotency key and its live-call slot
+    members) and the call feed's events. Naming the PBX keeps two PBXes' calls two calls
+    there; PBX names are ``[A-Za-z0-9_.-]`` (``config.check_pbx_name``), so ``@`` cannot be
+    part of one."""
+    return f"{channel_id}@{pbx}"
+
+
 @dataclass(frozen=True, slots=True)
 class CallKeys:
     """Who the call counts for."""
@@ -40,6 +54,7 @@ class CapHealth:
     failed_open: int = 0  # calls let through uncounted
     failed_closed: int = 0  # calls blocked because Redis could not answer
     replayed: int = 0  # remembered calls counted after the return
+    reheld: int = 0  # calls still up whose slots were taken again after an outage
     rebuilds: int = 0  # counters rebuilt from the call log
     dropped: int = 0  # remembered calls dropped (more than max_pending)
     pending: deque[tuple[str, str, str, str, str, float]] = field(default_factory=deque)

@@ -5,7 +5,7 @@
 --   reserve  call_id now ttl_s dedup_s day tenant account caller_id destination n_caps
 --            then n_caps x (rule_id scope key window_s limit enforce)
 --   release  call_id now
---   refresh  now ttl_s then (call_id tenant account)...
+--   refresh  now ttl_s then (call_id tenant account)...     (-1: not rebuilt yet)
 --   record   call_id now dedup_s day tenant account caller_id destination   (replay)
 --   count    now scope key window_s day
 --
@@ -14,7 +14,9 @@
 -- set for the day, and one live-call slot per concurrency key (a sorted set scored by
 -- the slot's expiry). The call record (P.."call:"..id) makes every op idempotent per
 -- call id: a second reserve returns the first answer and counts nothing, a release
--- frees the slots once, a late reserve after the release reserves nothing.
+-- frees the slots once, a late reserve after the release reserves nothing. A call
+-- counted by a replay (``record``: let through while Redis could not answer, or rebuilt
+-- from the call log) holds no slot until its instance refreshes it as still up.
 -- A reserve answers 'unready' while the epoch marker (P.."epoch") is missing: the
 -- counters are complete only once it is set (``RedisCaps.mark_complete``, after a
 -- rebuild from the call log).
@@ -82,6 +84,13 @@ local function minute_sum(mkey, hkey, window, now)
   return total
 end
 local function dest_key(tenant, dest, res) return P .. 'd:' .. tenant .. ':' .. dest .. ':' .. res end
+-- Before per-minute destination counts (outguard < the cn-callee-caps preset), a
+-- destination's calls were one hourly hash without the resolution suffix. Calls counted
+-- there before an upgrade (or by an instance not yet upgraded, in a rolling upgrade)
+-- still count: every hour bucket that overlaps a window is added whole, so a cap errs
+-- on the side of blocking, never of allowing. Nothing writes it any more; it expires
+-- 192 hours after the last call an old instance counted in it.
+local function legacy_dest_key(tenant, dest) return P .. 'd:' .. tenant .. ':' .. dest end
 local function callee_key(account, day) return P .. 'u:' .. account .. ':' .. day end
 local function conc_key(scope, key) return P .. 'c:' .. scope .. ':' .. key end
 
@@ -102,6 +111,7 @@ local function count(scope, key, window, now, day)
     local sep = string.find(key, '\0', 1, true)
     local tenant, dest = string.sub(key, 1, sep - 1), string.sub(key, sep + 1)
     return minute_sum(dest_key(tenant, dest, 60), dest_key(tenant, dest, 3600), window, now)
+      + bucket_sum(legacy_dest_key(tenant, dest), 3600, window, now)
   elseif scope == 'distinct_callees' then
     return redis.call('SCARD', callee_key(key, day))
   elseif scope == 'concurrent_account' then
@@ -195,6 +205,9 @@ elseif op == 'release' then
       -- never reserved (or forgotten): remember the release so a late reserve is a no-op
       redis.call('HSET', ckey, 'verdict', 'released', 'state', 'released')
       redis.call('EXPIRE', ckey, 3600)
+    elseif state == 'replayed' then
+      -- counted by a replay, no slot: a later refresh must not take one for it
+      redis.call('HSET', ckey, 'state', 'released')
     end
     return 0
   end
@@ -207,14 +220,20 @@ elseif op == 'release' then
 
 elseif op == 'refresh' then
   local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+  if redis.call('EXISTS', P .. 'epoch') == 0 then
+    -- emptied and not rebuilt yet: a call record made now would make the rebuild skip
+    -- the call's count (``record`` is idempotent per call id); the caller tries again
+    return -1
+  end
   local alive = 0
   for i = 5, #ARGV, 3 do
     local call_id, tenant, account = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local ckey = P .. 'call:' .. call_id
     local state = redis.call('HGET', ckey, 'state')
-    if not state then
-      -- Redis forgot the call (emptied) while it is up: its slots are taken again (its
-      -- rates came back with the rebuild from the call log)
+    if not state or state == 'replayed' then
+      -- Redis forgot the call (emptied) while it is up, or knows it only from a replay
+      -- (let through while Redis could not answer, or rebuilt from the call log): its
+      -- slots are taken (its rates came back with the replay)
       local slots = {}
       for _, party in ipairs({{'tenant', tenant}, {'account', account}}) do
         if party[2] ~= '' then slots[#slots + 1] = conc_key(party[1], party[2]) end

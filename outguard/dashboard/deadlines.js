@@ -1,7 +1,9 @@
 // Complaint deadlines: open complaints from regulators' channels (12321, 12300, FCC,
 // Ofcom), nearest deadline first, overdue and due-soon ones marked; reviewers close one by
 // saying what was done (the audit trail keeps who and when). Below, the channels' figures
-// and whether each is law or practice.
+// and whether each is law or practice. A deadline counted Monday-Friday on a year its
+// holiday calendar does not know is marked "calendar unknown", and the calendars' warnings
+// (a known year about to end) stand above the table.
 
 import { api } from "./api.js";
 import { t } from "./i18n.js";
@@ -15,7 +17,11 @@ page({
       api("GET", "/api/complaints/due"), api("GET", "/api/complaints/channels")]);
     const columns = [
       { key: "deadline", label: "deadlines.state",
-        render: (r) => h("span", { class: `badge ${r.deadline}` }, t(`deadlines.${r.deadline}`)) },
+        render: (r) => h("span", {},
+          h("span", { class: `badge ${r.deadline}` }, t(`deadlines.${r.deadline}`)),
+          r.calendar_unknown ? h("span", { class: "badge overdue calendar-unknown",
+                                           title: t("deadlines.calendar_unknown_why") },
+                                 t("deadlines.calendar_unknown")) : "") },
       { key: "due_at", label: "deadlines.due", render: (r) => time(r.due_at) },
       { key: "source", label: "deadlines.channel" },
       { key: "caller_id", label: "col.caller_id" },
@@ -27,6 +33,8 @@ page({
     section.replaceChildren(
       h("div", { class: "card" }, h("h3", {}, t("deadlines.title")),
         h("p", { id: "deadline-counts", class: "muted" }, t("deadlines.counts", due.counts)),
+        ...(channels.calendar_warnings || []).map((w) =>
+          h("p", { class: "calendar-warning warn" }, w)),
         h("div", { id: "deadline-table" }, table(columns, due.complaints,
           (r) => ({ "data-complaint": r.id, "data-deadline": r.deadline })))),
       h("div", { class: "card" }, h("h3", {}, t("deadlines.channels")),

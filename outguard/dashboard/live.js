@@ -120,6 +120,7 @@ function feedRow(ev) {
   return h("tr", { "data-decision": ev.decision_id, class: kindOf(ev) },
     h("td", {}, clock),
     h("td", {}, h("span", { class: `badge ${ev.verdict}` }, t(`verdict.${ev.verdict}`))),
+    h("td", { class: "pbx" }, ev.pbx || "–"),
     h("td", {}, ev.account), h("td", {}, ev.caller_id || "–"),
     h("td", {}, ev.destination),
     h("td", { title: ev.message || "" }, reason(ev.reason) + (ev.rule ? ` · ${ev.rule}` : "")),

@@ -27,7 +27,7 @@ from pathlib import Path
 from outguard import views
 from outguard.enforcement.base import EnforcerBase
 from outguard.enforcement.complaints import ComplaintRow, category_of, read_rows
-from outguard.enforcement.deadlines import DUE_SOON_S, channel_of, deadline_state, due_at
+from outguard.enforcement.deadlines import DUE_SOON_S, calendar_warnings, deadline_state
 from outguard.enforcement.records import ComplaintImport, complaint_dict
 from outguard.errors import InvalidInput, NotFound, OutguardError
 from outguard.store.base import Complaint
@@ -112,11 +112,18 @@ class IntakeMixin(EnforcerBase):
             raise InvalidInput("a complaint needs its source (e.g. 12321, ivr_opt_out)",
                                field="source")
         when = at.timestamp() if at is not None else self.clock()
-        channel = channel_of(source) if kind == "complaint" else None
+        deadlines = self.config.deadlines
+        channel = deadlines.channel_of(source) if kind == "complaint" else None
         received_ts = received.timestamp() if received is not None else max(when, self.clock())
         if received is not None and received_ts < when:
             raise InvalidInput("a complaint cannot be received before it was made",
                                field="received")
+        deadline = deadlines.due_at(channel, received_ts) if channel is not None else None
+        if deadline is not None and deadline.calendar_unknown:
+            logger.warning("complaint via %s received %s: its deadline runs into a year the "
+                           "%s calendar does not know; counted Monday-Friday "
+                           "(calendar_unknown)", source, _dt(received_ts).date(),
+                           channel.calendar if channel else "")
         tenant, account = self._attribute(caller, callee_e164, tenant,
                                           account if kind == "complaint" else None)
         if tenant is None:
@@ -126,7 +133,8 @@ class IntakeMixin(EnforcerBase):
             note=note, tenant_id=tenant, account_id=account,
             at=datetime.fromtimestamp(when, UTC), actor=actor,
             received_at=_dt(received_ts) if channel is not None else None,
-            due_at=_dt(due_at(channel, received_ts)) if channel is not None else None)
+            due_at=_dt(deadline.due) if deadline is not None else None,
+            calendar_unknown=deadline.calendar_unknown if deadline is not None else False)
         # counted from the store, like a complaint any other process stored: once
         await self._pull_complaints()
         listed = None
@@ -160,6 +168,7 @@ class IntakeMixin(EnforcerBase):
         announces): ``complaint.due_soon``, ``complaint.overdue`` on the event hub and
         to the webhooks. Returns what was announced."""
         now = self.clock()
+        await self.recount_unknown_deadlines()
         announced: list[tuple[str, Complaint]] = []
         for c in await self.store.open_complaints_due(_dt(now + DUE_SOON_S)):
             stage = deadline_state(c, now)
@@ -169,6 +178,35 @@ class IntakeMixin(EnforcerBase):
                 self._announce(f"complaint.{stage}", views.complaint(c, now=now))
                 announced.append((stage, c))
         return announced
+
+    async def recount_unknown_deadlines(self) -> list[Complaint]:
+        """Count again the open deadlines that were counted Monday-Friday on a year their
+        calendar did not know (``calendar_unknown``), now that it may know it (a calendar
+        file added to the policy): each one that changes is stored (audited,
+        ``complaint.reschedule``) and announced (``complaint.rescheduled``)."""
+        deadlines = self.config.deadlines
+        changed: list[Complaint] = []
+        for c in await self.store.open_complaints_due():
+            channel = deadlines.channel_of(c.source)
+            if not c.calendar_unknown or channel is None or c.received_at is None:
+                continue
+            again = deadlines.due_at(channel, c.received_at.timestamp())
+            if again.calendar_unknown and c.due_at is not None \
+                    and again.due == c.due_at.timestamp():
+                continue
+            new: Complaint | None = await self.store.reschedule_complaint(
+                c.id, due_at=_dt(again.due), calendar_unknown=again.calendar_unknown)
+            if new is None:  # another instance counted it again first
+                continue
+            self._announce("complaint.rescheduled", views.complaint(new, now=self.clock()))
+            changed.append(new)
+        return changed
+
+    async def calendar_warnings(self) -> list[str]:
+        """``deadlines.calendar_warnings`` for the policy in force and the open complaints
+        in the store (for /health)."""
+        unknown = sum(1 for c in await self.store.open_complaints_due() if c.calendar_unknown)
+        return calendar_warnings(self.config.deadlines, self.policy, self.clock(), unknown)
 
     async def _deadline_loop(self) -> None:
         while True:

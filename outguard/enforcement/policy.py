@@ -35,6 +35,9 @@ verification, webhooks. Validated here, every problem collected with file, line 
     min_points = 0.05            # ... and by at least 5 points
     cap_factor = 0.5             # caller-ID caps x 0.5 while the remediation task is open
 
+    [enforcement.complaint_deadlines]  # deadlines of regulators' channels (deadline_settings.py)
+    warn_days = 45
+
     [enforcement.webhooks]
     urls = ["https://ops.example/outguard"]
     secret_env = "OUTGUARD_WEBHOOK_SECRET"
@@ -52,6 +55,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from outguard.enforcement.deadline_settings import TOP as DEADLINES
+from outguard.enforcement.deadline_settings import read_deadlines
+from outguard.enforcement.deadlines import Deadlines, default_deadlines
 from outguard.enforcement.health import HealthSpec
 from rules.errors import PolicyError, PolicyIssue
 from rules.model import PartyKind
@@ -151,6 +157,8 @@ class EnforcementPolicy:
     verification: VerificationSpec = field(default_factory=VerificationSpec)
     webhooks: WebhookSpec = field(default_factory=WebhookSpec)
     health: HealthSpec = field(default_factory=HealthSpec)
+    #: complaint deadlines: channels and calendars ([enforcement.complaint_deadlines])
+    deadlines: Deadlines = field(default_factory=default_deadlines)
 
     def duration_for(self, strikes: int) -> float | None:
         """The graded duration of the suspension after ``strikes`` earlier strikes."""
@@ -268,10 +276,16 @@ def validate_enforcement(policy: Policy,
         out["webhooks"] = _webhooks(ctx, raw.pop("webhooks"))
     if HEALTH in raw:
         out["health"] = _health(ctx, raw.pop(HEALTH))
+    if DEADLINES in raw:
+        file, line = ctx.origin.get(DEADLINES, (ctx.origin_file(), 0))
+        out["deadlines"] = read_deadlines(ctx, raw.pop(DEADLINES), policy.calendars,
+                                          f"{file}:{line}")
+    elif policy.calendars:
+        out["deadlines"] = Deadlines(calendars=policy.calendars)
     for key in raw:
         ctx.err(key, "unknown key (known: durations, strike_lookback, short_call_s, "
                 "evaluate_every_ms, complaint_list, triggers, verification, webhooks, "
-                f"{HEALTH})")
+                f"{HEALTH}, {DEADLINES})")
     if ctx.issues:
         raise PolicyError(ctx.issues)
     return EnforcementPolicy(**out)

@@ -39,6 +39,8 @@ def complaint_dict(c: Complaint) -> dict[str, Any]:
         "id": c.id, "kind": c.kind, "caller_id": c.caller_id, "reporter": c.reporter,
         "category": c.category, "source": c.source, "at": _iso(c.at), "note": c.note,
         "tenant_id": c.tenant_id, "account_id": c.account_id,
+        "received_at": _iso(c.received_at), "due_at": _iso(c.due_at),
+        "calendar_unknown": c.calendar_unknown,
     }
 
 

@@ -273,11 +273,19 @@ class AsyncStore:
         kind: str = "complaint", note: str = "", tenant_id: str | None = None,
         at: datetime | None = None, actor: str = "system", account_id: str | None = None,
         received_at: datetime | None = None, due_at: datetime | None = None,
+        calendar_unknown: bool = False,
     ) -> Complaint:
         return await self.run(
             self.store.add_complaint, caller_id, category=category, source=source,
             reporter=reporter, kind=kind, note=note, tenant_id=tenant_id, at=at, actor=actor,
-            account_id=account_id, received_at=received_at, due_at=due_at)
+            account_id=account_id, received_at=received_at, due_at=due_at,
+            calendar_unknown=calendar_unknown)
+
+    async def reschedule_complaint(self, complaint_id: int, *, due_at: datetime,
+                                   calendar_unknown: bool,
+                                   actor: str = "system") -> Complaint | None:
+        return await self.run(self.store.reschedule_complaint, complaint_id, due_at=due_at,
+                              calendar_unknown=calendar_unknown, actor=actor)
 
     async def get_complaint(self, complaint_id: int) -> Complaint:
         return await self.run(self.store.get_complaint, complaint_id)

@@ -195,6 +195,8 @@ class Complaint:
     closed_by: str | None = None
     resolution: str | None = None
     alerted: str | None = None  # the last deadline alert announced: due_soon | overdue
+    #: the deadline was counted Monday-Friday on a year its holiday calendar did not know
+    calendar_unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,8 @@ class CallRecord:
     at: float
     purpose: str = ""  # the attempt's purpose (policy replay needs it); "" in old rows
     campaign: str = ""
+    #: the PBX the call came from ("" for calls not from a PBX: API checks, older rows)
+    pbx: str = ""
 
     @classmethod
     def from_verdict(
@@ -261,15 +265,16 @@ class CallRecord:
             destination=event.destination, verdict=event.verdict,
             rule=event.rule, reason=event.reason, shadow=event.shadow,
             decision_us=event.decision_us, at=event.at, purpose=event.purpose,
-            campaign=event.campaign,
+            campaign=event.campaign, pbx=event.pbx,
         )
 
     def as_row(self) -> tuple[Any, ...]:
+        """The row for ``writer.INSERT_CALL`` (and the spool), pbx last."""
         return (
             self.decision_id, self.channel_id, self.adapter, self.tenant, self.account,
             self.caller_id, self.destination, self.verdict, self.rule, self.reason,
             ",".join(self.shadow), self.decision_us, self.at, self.purpose or None,
-            self.campaign or None,
+            self.campaign or None, self.pbx,
         )
 
 
@@ -371,11 +376,12 @@ class Store(Protocol):
     def decide_appeal(self, appeal_id: int, *, approved: bool, reviewer: str, decision: str) -> Appeal: ...
     def get_appeal(self, appeal_id: int) -> Appeal: ...
     def list_appeals(self, *, state: AppealState | str | None = None, party_key: str | None = None) -> list[Appeal]: ...
-    def add_complaint(self, caller_id: str, *, category: str, source: str, reporter: str | None = None, kind: str = "complaint", note: str = "", tenant_id: str | None = None, at: datetime | None = None, actor: str = "system", account_id: str | None = None, received_at: datetime | None = None, due_at: datetime | None = None) -> Complaint: ...
+    def add_complaint(self, caller_id: str, *, category: str, source: str, reporter: str | None = None, kind: str = "complaint", note: str = "", tenant_id: str | None = None, at: datetime | None = None, actor: str = "system", account_id: str | None = None, received_at: datetime | None = None, due_at: datetime | None = None, calendar_unknown: bool = False) -> Complaint: ...
     def get_complaint(self, complaint_id: int) -> Complaint: ...
     def open_complaints_due(self, before: datetime | None = None) -> list[Complaint]: ...
     def close_complaint(self, complaint_id: int, *, resolution: str, actor: str, at: datetime | None = None) -> Complaint: ...
     def mark_complaint_alerted(self, complaint_id: int, stage: str, previous: str | None) -> bool: ...
+    def reschedule_complaint(self, complaint_id: int, *, due_at: datetime, calendar_unknown: bool, actor: str = "system") -> Complaint | None: ...
     def list_complaints(self, *, caller_id: str | None = None, since: datetime | None = None) -> list[Complaint]: ...
     def complaints_after(self, after_id: int, *, since: datetime | None = None, upto_id: int | None = None, limit: int = 1000) -> list[Complaint]: ...
     def max_complaint_id(self) -> int: ...

@@ -64,6 +64,8 @@ def _complaint(row: Any) -> Complaint:
         received_at=to_dt(row["received_at"]), due_at=to_dt(row["due_at"]),
         closed_at=to_dt(row["closed_at"]), closed_by=row["closed_by"],
         resolution=row["resolution"], alerted=row["alerted"],
+        calendar_unknown=bool(row["calendar_unknown"]) if "calendar_unknown" in row.keys()
+        else False,
     )
 
 
@@ -227,7 +229,8 @@ class EnforcementMixin:
                       tenant_id: str | None = None, at: datetime | None = None,
                       actor: str = "system", account_id: str | None = None,
                       received_at: datetime | None = None,
-                      due_at: datetime | None = None) -> Complaint:
+                      due_at: datetime | None = None,
+                      calendar_unknown: bool = False) -> Complaint:
         """Record a complaint or a callee's mark. ``received_at`` / ``due_at``: when the
         company received a complaint from a regulator's channel and when its time to act
         ends (``outguard.enforcement.deadlines``)."""
@@ -242,7 +245,8 @@ class EnforcementMixin:
                   "tenant_id": tenant_id, "account_id": account_id, "at": when,
                   "received_at": to_ts(received_at) if received_at is not None else None,
                   "due_at": to_ts(due_at) if due_at is not None else None,
-                  "closed_at": None, "closed_by": None, "resolution": None, "alerted": None}
+                  "closed_at": None, "closed_by": None, "resolution": None, "alerted": None,
+                  "calendar_unknown": 1 if calendar_unknown else 0}
 
         def job(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
@@ -327,6 +331,36 @@ class EnforcementMixin:
                                "late": row[2] is not None and when > row[2]})
 
         self._write(job)
+        return self.get_complaint(complaint_id)
+
+    def reschedule_complaint(self, complaint_id: int, *, due_at: datetime,
+                             calendar_unknown: bool, actor: str = "system") -> Complaint | None:
+        """Set an open complaint's deadline again (its holiday calendar learned a year it
+        was counted on): audited (``complaint.reschedule``, before and after). None when
+        the row already holds these values (another instance did it first): one audit
+        record and one announcement per change, whatever the number of instances."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT caller_id, due_at, calendar_unknown FROM complaints"
+                               " WHERE id = ?", (complaint_id,)).fetchone()
+            if row is None:
+                raise NotFound("complaint", complaint_id)
+            after = {"id": complaint_id, "due_at": to_ts(due_at),
+                     "calendar_unknown": 1 if calendar_unknown else 0}
+            if (row[1], row[2]) == (after["due_at"], after["calendar_unknown"]):
+                return False
+            # a deadline that moved is announced again as it nears and passes
+            reset = ", alerted = NULL" if row[1] != after["due_at"] else ""
+            conn.execute(f"UPDATE complaints SET due_at = ?, calendar_unknown = ?{reset}"
+                         " WHERE id = ?", (after["due_at"], after["calendar_unknown"],
+                                           complaint_id))
+            write_audit(conn, actor, "complaint.reschedule", party_kind="caller_id",
+                        party_key=row[0], before={"id": complaint_id, "due_at": row[1],
+                                                  "calendar_unknown": row[2]}, after=after)
+            return True
+
+        if not self._write(job):
+            return None
         return self.get_complaint(complaint_id)
 
     def mark_complaint_alerted(self, complaint_id: int, stage: str,

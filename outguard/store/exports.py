@@ -26,7 +26,7 @@ LIST_COLUMNS = ("e164", "expires_at", "created_at", "source", "reason", "evidenc
 CALL_COLUMNS = (
     "decision_id", "channel_id", "adapter", "tenant", "account", "caller_id", "destination",
     "verdict", "rule", "reason", "shadow", "decision_us", "at", "answered_at", "ended_at",
-    "duration", "cause", "end_note",
+    "duration", "cause", "end_note", "pbx",
 )
 AUDIT_COLUMNS = ("id", "at", "actor", "action", "party_kind", "party_key", "before", "after")
 TIME_COLUMNS = frozenset({"at", "expires_at", "created_at", "answered_at", "ended_at"})

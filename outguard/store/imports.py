@@ -375,8 +375,13 @@ class _Importer:
 
 
 class Staging(Protocol):
-    """Where an import parks its valid numbers before the merge (one connection's own)."""
+    """Where an import parks its valid numbers before the merge (one connection's own).
 
+    ``order``: the merge's ORDER BY over staging, the list's key order or one close to
+    it (the order only makes the list's B-tree fill from one end; any order is correct)."""
+
+    @property
+    def order(self) -> str: ...
     def begin(self) -> None: ...
     def insert(self, batch: list[str]) -> int: ...  # numbers new to staging, if known
     def finish(self, accepted: int) -> int: ...  # distinct numbers staged
@@ -384,6 +389,8 @@ class Staging(Protocol):
 
 class _SqliteStaging:
     """A TEMP table keyed by number: duplicates are dropped as they arrive."""
+
+    order = "e164"  # its own key: no sort
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -425,7 +432,8 @@ _CHANGED = " OR ".join(
     for c in ("expires_at", "source", "reason", "evidence"))
 
 
-def _merge(conn: sqlite3.Connection, lid: int, mode: str, values: tuple[object, ...]) -> tuple[int, int, int]:
+def _merge(conn: sqlite3.Connection, lid: int, mode: str, values: tuple[object, ...],
+           order: str = "e164") -> tuple[int, int, int]:
     """Apply staging to list ``lid`` inside the caller's transaction: (added, removed, total).
 
     Rows go in key order (the list's B-tree fills from one end, not at random). An empty
@@ -438,7 +446,7 @@ def _merge(conn: sqlite3.Connection, lid: int, mode: str, values: tuple[object, 
     before = int(conn.execute(count, (lid,)).fetchone()[0])
     select = ("INSERT INTO list_entries (list_id, e164, expires_at, created_at, source, reason,"
               " evidence) SELECT ?, e164, ?, ?, ?, ?, ? FROM temp.staging WHERE true"
-              " ORDER BY e164")
+              " ORDER BY " + order)
     removed = 0
     if before == 0:
         conn.execute(select, (lid, *values))
@@ -532,7 +540,7 @@ def import_numbers(
         try:
             lid = list_id(conn, list_name)
             added, removed, total = _merge(conn, lid, mode, (to_ts(expires_at), now, source_name,
-                                                              reason, evidence))
+                                                              reason, evidence), staging.order)
             conn.execute("UPDATE lists SET imported_at = ?, released_at = ? WHERE id = ?",
                          (now, to_ts(released_at), lid))
             write_audit(conn, actor, "list.import", party_kind="list", party_key=list_name,

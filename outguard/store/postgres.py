@@ -32,6 +32,7 @@ from outguard.store.writer import Writer
 logger = logging.getLogger(__name__)
 
 _COPY_UNSAFE = re.compile(r"[\t\n\r\\]")
+_E164_LINES = re.compile(r"(?:\+[1-9][0-9]{0,17}\n)*")  # each fits a bigint
 
 
 def redact(url: str) -> str:
@@ -44,6 +45,14 @@ class _PgStaging:
 
     def __init__(self, conn: PgConnection) -> None:
         self.conn = conn
+        self.digits_only = True  # every number staged is "+" and digits (no short code)
+
+    @property
+    def order(self) -> str:
+        """E.164 numbers sorted as integers: the key order among numbers of one length, at
+        half the CPU of sorting the text (the common leading bytes make every text
+        comparison a full one); text order when a short code (``+86:95588``) is there."""
+        return "substr(e164, 2)::bigint" if self.digits_only else "e164"
 
     def begin(self) -> None:
         with translated():
@@ -63,6 +72,8 @@ class _PgStaging:
         text = "\n".join(batch) + "\n"
         if _COPY_UNSAFE.search(text[:-1].replace("\n", "")):
             raise StoreError("a normalised number holds a tab, newline or backslash")
+        if self.digits_only and _E164_LINES.fullmatch(text) is None:
+            self.digits_only = False
         with self.conn.raw.cursor() as cur, cur.copy("COPY staging_raw (e164) FROM STDIN") as copy:
             copy.write(text)
         return 0  # distinct count known at finish()

@@ -278,11 +278,30 @@ def _health_tasks(db: sqlite_utils.Database) -> None:
                " ON health_tasks (caller_id, opened_at)")
 
 
+def _call_pbx(db: sqlite_utils.Database) -> None:
+    """80: the PBX each call came from (one outguard may serve several); rows logged
+    before have "" (one PBX). Reports group by it."""
+    db.execute("ALTER TABLE calls ADD COLUMN pbx TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX idx_calls_pbx_at ON calls (pbx, at)")
+
+
 def _entry_list_check(db: sqlite_utils.Database) -> None:
     """120: nothing to change in SQLite. Its twin on PostgreSQL makes list_entries.e164
     compare bytewise, as SQLite's TEXT already does, and checks the entries' list once per
     statement, as SQLite's imports already do (one BEGIN IMMEDIATE holds the list; the
     import connection does not check foreign keys row by row)."""
+
+
+
+def _entry_list_check_lean(db: sqlite_utils.Database) -> None:
+    """121: nothing to change in SQLite (its twin on PostgreSQL rewrites 120's check)."""
+
+
+def _deadline_calendar_unknown(db: sqlite_utils.Database) -> None:
+    """90: a complaint's deadline was counted, at least in part, on a year its holiday
+    calendar did not know (Monday-Friday then): shown with the deadline, recomputed when
+    the calendar learns the year."""
+    db.execute("ALTER TABLE complaints ADD COLUMN calendar_unknown INTEGER NOT NULL DEFAULT 0")
 
 
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
@@ -298,7 +317,10 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (52, "call log: purpose and campaign", _call_purpose),
     (53, "complaint deadlines", _complaint_deadlines),
     (60, "caller-ID health tasks", _health_tasks),
+    (80, "call pbx", _call_pbx),
+    (90, "complaint deadlines: calendar unknown", _deadline_calendar_unknown),
     (120, "list entries: bytewise numbers, list checked per statement", _entry_list_check),
+    (121, "list entries: the statement's list check in one query", _entry_list_check_lean),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 
@@ -310,12 +332,46 @@ def current_version(conn: sqlite3.Connection) -> int:
 
 def applied_versions(conn: sqlite3.Connection) -> set[int]:
     """Every migration number recorded in the ``migrations`` table."""
+    return {number for number, _, _ in applied_rows(conn)}
+
+
+def applied_rows(conn: sqlite3.Connection) -> list[tuple[int, str, str | None]]:
+    """(number, name, outguard version that applied it or None) of every recorded
+    migration; empty for a new database."""
     row = conn.execute(
         "SELECT name FROM sqlite_master WHERE type='table' AND name='migrations'"
     ).fetchone()
     if row is None:
-        return set()
-    return {int(v) for (v,) in conn.execute("SELECT version FROM migrations")}
+        return []
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(migrations)")}
+    who = "outguard" if "outguard" in columns else "NULL"
+    return [(int(v), str(n), w) for v, n, w in
+            conn.execute(f"SELECT version, name, {who} FROM migrations ORDER BY version")]
+
+
+def refuse_unknown(applied: list[tuple[int, str, str | None]], known: set[int]) -> None:
+    """Refuse a store that records migrations this outguard does not know (``known``): it
+    was written by a newer outguard (or a build with migrations of its own), and running
+    on it could misread or damage what those migrations changed. One check and one
+    message for both engines: the unknown migrations by number and name, and the outguard
+    needed (the version that applied them, recorded with each migration)."""
+    unknown = [(n, name, who) for n, name, who in applied if n not in known]
+    if not unknown:
+        return
+    from outguard import version
+    from outguard.errors import StoreError
+
+    needed = sorted({who for _, _, who in unknown if who})
+    listed = ", ".join(f"{n} ({name})" for n, name, _ in unknown)
+    need = (f"outguard {' or '.join(needed)} or later" if needed
+            else f"an outguard that knows migration{'s' if len(unknown) > 1 else ''} "
+                 + ", ".join(str(n) for n, _, _ in unknown))
+    raise StoreError(
+        f"this store was written by a newer outguard: it records migration"
+        f"{'s' if len(unknown) > 1 else ''} {listed} that this outguard ({version()},"
+        f" schema {LATEST}) does not know; run {need} on it, or restore the backup made"
+        " before the upgrade",
+        version=unknown[-1][0], unknown=[n for n, _, _ in unknown], needed=needed or None)
 
 
 def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
@@ -325,26 +381,23 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
     every known migration not yet recorded and not above ``target`` is applied, in
     ascending order, whatever the highest applied number is: a database that saw 60 before
     50 existed still gets 50. A recorded number this outguard does not know means the file
-    was written by a newer outguard: refused. ``conn`` must be in autocommit mode
-    (``isolation_level=None``).
+    was written by a newer outguard: refused (``refuse_unknown``). Each migration records
+    the outguard version that applied it, so a later refusal can name the version needed.
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
     """
+    from outguard import version
+
     db = sqlite_utils.Database(conn)
     if not db.table("migrations").exists():
         db.table("migrations").create(
-            {"version": int, "name": str, "applied_at": float}, pk="version",
-            if_not_exists=True,
+            {"version": int, "name": str, "applied_at": float, "outguard": str},
+            pk="version", if_not_exists=True,
         )
+    elif "outguard" not in db.table("migrations").columns_dict:
+        conn.execute("ALTER TABLE migrations ADD COLUMN outguard TEXT")
+    refuse_unknown(applied_rows(conn), {number for number, _, _ in MIGRATIONS})
     applied = applied_versions(conn)
-    known = {number for number, _, _ in MIGRATIONS}
     goal = LATEST if target is None else target
-    unknown = sorted(applied - known)
-    if unknown:
-        from outguard.errors import StoreError
-
-        raise StoreError(
-            f"database schema version {unknown[-1]} is newer than this outguard ({LATEST})",
-            version=unknown[-1],
-        )
     for number, name, step in sorted(MIGRATIONS, key=lambda m: m[0]):
         if number in applied or number > goal:
             continue
@@ -352,8 +405,9 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
         try:
             step(db)
             conn.execute(
-                "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (number, name, time.time()),
+                "INSERT INTO migrations (version, name, applied_at, outguard)"
+                " VALUES (?, ?, ?, ?)",
+                (number, name, time.time(), version()),
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -34,6 +34,12 @@ _KINDS = {tag: kind for kind, tag in _TAGS.items()}
 
 SpoolItem = tuple[int, tuple[Any, ...]]
 
+#: the values of the call-row columns added after the first spool format (13 columns), in
+#: ``CallRecord.as_row`` order: purpose, campaign (migration 52), pbx (migration 80). A row
+#: spooled by an older version is padded with the tail it lacks.
+_CALL_ADDED: tuple[Any, ...] = (None, None, "")
+CALL_WIDTH = 13 + len(_CALL_ADDED)
+
 
 def default_spool_dir(store_path: str) -> str:
     """Where the service spools when ``spool_dir`` is not set: beside the store (for a
@@ -109,6 +115,8 @@ class Spool:
                 kind, row = _KINDS[record["kind"]], tuple(record["row"])
                 if kind == OUTCOME and len(row) == 5:  # spooled before calls.end_note
                     row = (*row[:4], None, row[4])
+                if kind == CALL and len(row) < CALL_WIDTH:  # spooled by an older outguard
+                    row = (*row, *_CALL_ADDED[len(row) - CALL_WIDTH:])
                 items.append((kind, row))
             except (ValueError, KeyError, TypeError):
                 if number >= len(lines) - 1:

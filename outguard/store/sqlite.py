@@ -52,7 +52,7 @@ T = TypeVar("T")
 CALL_COLUMNS = (
     "decision_id, channel_id, adapter, tenant, account, caller_id, destination, verdict,"
     " rule, reason, shadow, decision_us, at, answered_at, ended_at, duration, cause,"
-    " end_note, purpose, campaign"
+    " end_note, purpose, campaign, pbx"
 )
 STREAM_FETCH = 5000
 
@@ -64,7 +64,7 @@ def row_to_call(row: tuple[Any, ...]) -> LoggedCall:
         verdict=row[7], rule=row[8] or "", reason=row[9] or "",
         shadow=tuple(s for s in (row[10] or "").split(",") if s),
         decision_us=int(row[11] or 0), at=float(row[12]),
-        purpose=row[18] or "", campaign=row[19] or "",
+        purpose=row[18] or "", campaign=row[19] or "", pbx=row[20] or "",
     )
     return LoggedCall(call, answered_at=row[13], ended_at=row[14], duration=row[15],
                       cause=row[16], end_note=row[17])

@@ -40,7 +40,7 @@ T = TypeVar("T")
 INSERT_CALL = (
     "INSERT OR IGNORE INTO calls (decision_id, channel_id, adapter, tenant, account,"
     " caller_id, destination, verdict, rule, reason, shadow, decision_us, at, purpose,"
-    " campaign) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " campaign, pbx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: a call's outcome is written once: the first report wins (a hangup handler's event for
 #: a call another outguard process decided, or for a blocked call, changes nothing)

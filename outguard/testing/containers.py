@@ -152,13 +152,19 @@ def build_context(daemon: Daemon, dest: Path, base: str) -> Path:
                             timeout=60).stdout.strip()
     wheels = cache_dir() / "docker" / f"wheels-cp{version}"
     wheels.mkdir(parents=True, exist_ok=True)
-    _run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-          "--only-binary=:all:", "--python-version", f"{version[0]}.{version[1:]}",
-          "--implementation", "cp", "--abi", f"cp{version}", "--abi", "abi3", "--abi", "none",
-          "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
-          "--platform", "manylinux2014_x86_64", "--platform", "any",
-          "--find-links", str(wheels), "-d", str(wheels), str(wheel)],
-         "downloading the dependencies' wheels")
+    download = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+                "--only-binary=:all:", "--python-version", f"{version[0]}.{version[1:]}",
+                "--implementation", "cp", "--abi", f"cp{version}", "--abi", "abi3",
+                "--abi", "none", "--platform", "manylinux_2_28_x86_64",
+                "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+                "--platform", "any", "--find-links", str(wheels), "-d", str(wheels)]
+    # the cache first, with no index at all: once it holds every dependency, nothing is
+    # asked of any index (an unreachable default index cost pip its whole timeout under
+    # load); only a cache that lacks something goes to the configured indexes
+    cached = subprocess.run([*download, "--no-index", str(wheel)], capture_output=True,
+                            text=True, timeout=600)
+    if cached.returncode != 0:
+        _run([*download, str(wheel)], "downloading the dependencies' wheels")
     for found in wheels.glob("*.whl"):
         if not found.name.startswith("outguard-"):
             shutil.copy(found, dist / found.name)

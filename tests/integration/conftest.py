@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store.base import LoggedCall
 from outguard.testing import sipp
+from tests.conftest import TEST_INSTANCE, TEST_PORT_OFFSET
 from tests.waiting import DEADLINE_S, eventually
 
 POLICIES = Path(__file__).parent / "policies"
@@ -119,6 +121,27 @@ def callee_hangs_up(pbx: sandbox.Sandbox, leg: dict[str, Any]) -> None:
     """End a call as the callee would (normal clearing, Q.850 16), when the test says so:
     a call that ends by itself after a fixed hold races whatever the test does meanwhile."""
     ari(pbx, "DELETE", f"/channels/{leg['id']}?reason_code=16")
+
+
+def second_instance(primary_offset: int) -> sandbox.Instance:
+    """The second PBX: signalling ports at primary + 50 (test offsets are multiples of
+    100), RTP at 40000 + 10 x primary (clear of every primary's 20000 + 10 x offset)."""
+    inst = sandbox.new_instance(f"{TEST_INSTANCE}-b", primary_offset + 50)
+    rtp = 40000 + 10 * primary_offset
+    return dataclasses.replace(
+        inst, ports=dataclasses.replace(inst.ports, rtp_start=rtp, rtp_end=rtp + 999))
+
+
+@pytest.fixture(scope="module")
+def pbx_b(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
+    """A second sandbox Asterisk, for the modules that need two PBXes (started once per
+    module, stopped after it)."""
+    box = sandbox.Sandbox(second_instance(TEST_PORT_OFFSET))
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
 
 
 def settings_for(pbx: sandbox.Sandbox, db: Path, **calls: Any) -> Settings:

@@ -5,6 +5,7 @@ carrier."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import socket
 import time
@@ -488,17 +489,19 @@ async def test_slots_never_leak_or_underflow_under_1000_calls_with_random_hangup
         stop.set()
         stale = await watchdog
         finals = [f for run in runs for f in run.finals()]
-        assert len(finals) == 1000
-        assert set(finals) <= {200, 403, 486}, sorted(set(map(str, finals)))
-        assert runs[2].finals() == [403] * 100
         await og.settle()  # AMI reports the last hangups late on a busy box
+        logged = await logged_calls(og)
+        # what outguard logged, to tell an outguard failure from the PBX's own refusal
+        seen = collections.Counter((c.call.verdict, c.call.reason, c.cause) for c in logged)
+        assert len(finals) == 1000, (collections.Counter(finals), seen)
+        assert set(finals) <= {200, 403, 486}, (collections.Counter(finals), seen)
+        assert runs[2].finals() == [403] * 100
         for account in ("load-a", "load-b", "load-c"):
             assert og.screener.live.concurrent("account", account) == 0
         assert og.screener.live.concurrent("tenant", "t1") == 0
         assert og.screener.live_calls() == 0
         assert not og.screener.live.calls()  # nothing held, nothing negative
-        logged = await logged_calls(og)
-        assert len(logged) == 1000
+        assert len(logged) == 1000, seen
         allowed = [c for c in logged if c.call.verdict == "allow"]
         assert len(allowed) == finals.count(200)
         assert all(c.ended_at is not None and c.cause for c in allowed)

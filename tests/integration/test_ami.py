@@ -153,6 +153,35 @@ async def test_one_filtered_event_per_screened_call_reaches_the_listener(
     print(f"\nevents per call: {len(everything) / 3:.0f} unfiltered, 1 filtered")
 
 
+async def test_the_hangup_handlers_event_carries_dials_talk_time_and_its_own_time(
+    outguard_agi: Running,
+) -> None:
+    """``Talked`` (Dial's ANSWEREDTIME_MS) and ``At`` (STRFTIME with milliseconds) reach
+    outguard from the real dialplan, and agree with the CDR's figures for a plain call."""
+    pbx = outguard_agi.pbx
+    ends: list[Any] = []
+    client, task = await connected(
+        pbx, events="user",
+        on_event=lambda e: ends.append(e) if e.get("UserEvent") == "OutguardEnded" else None)
+    try:
+        with sipp.Carrier(pbx.inst, hold_ms=1200):
+            before = time.time()
+            run = await outguard_agi.call("13800138000", from_user="agent-agi",
+                                          account="a-talk")
+            after = time.time()
+        assert run.only.final == 200
+        await eventually(lambda: ends, "the OutguardEnded event")
+    finally:
+        await closed(client, task)
+    event = ends[0]
+    talked, at = float(event["Talked"]) / 1000, float(event["At"])
+    assert before < at < after + 1  # the handler's clock is the host's (milliseconds)
+    assert 1.0 < talked < after - before + 0.5, event  # the callee held the call 1.2 s
+    assert abs(float(event["Billsec"]) - talked) < 0.5, event  # one CDR record: they agree
+    [row] = await outguard_agi.logged()
+    assert row.duration == pytest.approx(talked, abs=0.001), (event, row)
+
+
 async def test_listener_reconnects_after_an_asterisk_restart_and_tracks_again(
     outguard_agi: Running,
 ) -> None:

@@ -4,8 +4,10 @@ What is pinned here: a list entry made through one instance blocks the next call
 other PBX (the change is pushed by LISTEN/NOTIFY and the other snapshot rebuilt at once),
 and both instances write one call log; a per-caller-ID daily cap of N admits exactly N of
 the calls arriving at once from both PBXes; Redis restarted mid-load makes the cap fail
-closed, then recover with its counts rebuilt; an instance killed with kill -9 mid-load
-loses no committed call-log row and its live-call slots expire after their TTL.
+closed, then recover with its counts rebuilt; with a cap that fails open, the calls up
+across a Redis outage hold their slots again when it returns and the call events kept
+meanwhile reach the other instance; an instance killed with kill -9 mid-load loses no
+committed call-log row and its live-call slots expire after their TTL.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import psycopg
 import pytest
 
 from outguard import sandbox
+from outguard.callfacts import ChannelFacts
 from outguard.cluster.caps import RedisCaps
 from outguard.config import ClusterConfig, Settings
 from outguard.server import Parts
@@ -35,25 +38,6 @@ from tests.integration.test_restart import OutguardProcess
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def second_instance(primary_offset: int) -> sandbox.Instance:
-    """The second PBX: signalling ports at primary + 50 (test offsets are multiples of
-    100), RTP at 40000 + 10 x primary (clear of every primary's 20000 + 10 x offset)."""
-    inst = sandbox.new_instance(f"{TEST_INSTANCE}-b", primary_offset + 50)
-    rtp = 40000 + 10 * primary_offset
-    return dataclasses.replace(
-        inst, ports=dataclasses.replace(inst.ports, rtp_start=rtp, rtp_end=rtp + 999))
-
-
-@pytest.fixture(scope="module")
-def pbx_b(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
-    box = sandbox.Sandbox(second_instance(TEST_PORT_OFFSET))
-    box.start()
-    try:
-        yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +222,56 @@ async def test_redis_restarted_mid_load_fails_the_cap_closed_then_recovers_with_
     log = await one.logged()
     assert sorted(c.call.reason for c in log if c.call.verdict == "block") == [
         "cap_store_unavailable"] * 2 + ["rate_cap"] * 2
+
+
+@pytest.mark.parametrize("policy_name", ["cluster-open.toml"])
+async def test_after_a_redis_outage_calls_let_through_hold_their_slots_and_reach_every_instance(
+    pair: tuple[Running, Running], shared: Shared,
+) -> None:
+    """A cap that fails open lets a call through while Redis is down: when Redis returns
+    (empty) the call still up takes its slot, as does the call that was up before, and
+    its decision, kept while Redis could not take it, reaches the other instance."""
+    one, two = pair
+    assert one.screener.shared is not None and two.screener.shared is not None
+    with sipp.Carrier(one.pbx.inst, hold_ms=120_000) as carrier_one, \
+            sipp.Carrier(two.pbx.inst, hold_ms=120_000) as carrier_two:
+        first = asyncio.ensure_future(one.call("13800138040", account="a-up", timeout_s=150))
+        await eventually(lambda: carrier_one.invites() == ["13800138040"], "call 1 connected")
+        shared.redis.kill()
+        try:
+            second = asyncio.ensure_future(two.call("13800138041", account="a-out",
+                                                    timeout_s=150))
+            await eventually(lambda: carrier_two.invites() == ["13800138041"],
+                             "call 2, let through while Redis is down, connected")
+            assert two.screener.shared.health.failed_open == 1
+        finally:
+            shared.redis.restart()  # back, and empty
+        await eventually(lambda: one.screener.shared.health.available  # type: ignore[union-attr]
+                         and two.screener.shared.health.available,  # type: ignore[union-attr]
+                         "both instances to see Redis back")
+
+        async def both_held() -> bool:
+            return await shared.count("concurrent_tenant", "t1") == 2
+
+        await eventually(both_held, "both calls up to hold their slots again")
+        ids = {c.call_id for side in pair for c in side.screener.live.calls()}
+        reader = RedisCaps.from_url(shared.redis.url, prefix=shared.prefix, timeout_s=5)
+        try:
+            members = await reader.client.zrange(shared.prefix + "c:tenant:t1", 0, -1)
+        finally:
+            await reader.aclose()
+        assert {m.decode() for m in members} == ids and len(ids) == 2
+        third = await two.screener.screen_reserving(ChannelFacts(
+            "ari", "probe-3", "PJSIP/agent-probe", "13800138042", "01088886666",
+            account="a-3"))
+        assert (third.allowed, third.verdict.rule_id) == (False, "tenant_concurrent")
+        # call 2's decision waited for Redis on instance two, then reached instance one
+        await eventually(lambda: one.enforcer.risk("account", "a-out").allowed == 1,
+                         "call 2 in the other instance's figures")
+        one.pbx.hangup_all()
+        two.pbx.hangup_all()
+        assert [(await run).only.final for run in (first, second)] == [200, 200]
+    await shared.slots_drain("t1")
 
 
 class ClusterProcess(OutguardProcess):

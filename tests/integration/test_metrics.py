@@ -91,12 +91,16 @@ async def test_every_metric_the_alerts_and_dashboard_query_is_exported(
     missing = sorted(name for name in queried if name not in m)
     assert not missing, f"{DASHBOARD.name}/{RULES.name} query metrics outguard lacks: {missing}"
 
-    assert m["outguard_connected"] == {(("part", "agi"),): 1.0, (("part", "ami"),): 1.0,
-                                       (("part", "ari"),): 1.0}
-    assert m["outguard_decisions_total"][(("reason", "ok"), ("verdict", "allow"))] == 2
+    assert m["outguard_connected"] == {(("part", "agi"), ("pbx", "")): 1.0,
+                                       (("part", "ami"), ("pbx", "default")): 1.0,
+                                       (("part", "ari"), ("pbx", "default")): 1.0}
+    ok = (("pbx", "default"), ("reason", "ok"), ("verdict", "allow"))
+    assert m["outguard_decisions_total"][ok] == 2
     rt = m["outguard_asterisk_roundtrip_seconds_count"]
     interfaces = {dict(labels)["interface"] for labels in rt}
     assert {"ari", "agi"} <= interfaces, rt
     assert rt[(("interface", "ari"), ("operation", "POST channels/continue"))] >= 1
-    assert set(m["outguard_reconnects_total"]) == {(("part", "ami"),), (("part", "ari"),)}
-    assert m["outguard_call_outcomes_total"][(("result", "answered"),)] == 2
+    assert set(m["outguard_reconnects_total"]) == {(("part", "ami"), ("pbx", "default")),
+                                                   (("part", "ari"), ("pbx", "default"))}
+    answered = (("pbx", "default"), ("result", "answered"))
+    assert m["outguard_call_outcomes_total"][answered] == 2

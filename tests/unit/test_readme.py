@@ -17,6 +17,8 @@ from rules.policy import parse_policy
 
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```toml\n(.*?)```", README, re.S)
+#: files a policy example names (a holiday calendar): ```toml file=NAME
+FILES = dict(re.findall(r"```toml file=(\S+)\n(.*?)```", README, re.S))
 COMMANDS = sorted({
     line.split("#")[0].strip()
     for block in re.findall(r"```sh\n(.*?)```", README, re.S)
@@ -36,8 +38,17 @@ def test_every_toml_example_is_valid(text: str, tmp_path: Path) -> None:
         path.write_text(text, encoding="utf-8")
         config.load(path, env={})
         return
-    policy = parse_policy(text, "README.md")
+    for name, body in FILES.items():
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    policy = parse_policy(text, "README.md", tmp_path)
     validate_enforcement(policy)
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_every_file_example_is_a_valid_calendar(name: str) -> None:
+    from rules.holidays import parse_calendar
+
+    assert parse_calendar(FILES[name], name).years
 
 
 def _resolve(words: list[str]) -> click.Command:

@@ -174,3 +174,42 @@ def test_reconcile_after_a_restart_closes_restored_calls_whose_channel_is_gone(
     tracker.on_event(ended("up.1", cause="16", answered="1000.0", billsec="3.0"))
     assert rec.ends[-1] == ("d-up", 16)  # still followed, real cause
     assert rec.answers == [("d-up", 1000.0)]
+
+
+def test_dials_talk_time_wins_over_a_later_cdr_record(
+    tracker: OutcomeTracker, rec: Recorder
+) -> None:
+    """The CDR record read in the hangup handler was opened after the bridge ended: its
+    answer is its own start (0.192 s before the end); Dial's talk time is the call's."""
+    event = ended(cause="16", answered="1796220830.000000", billsec="0.192000")
+    event["Talked"], event["At"] = "5480", "1796220830.192"
+    tracker.on_event(event)
+    assert rec.answers == [("d1", pytest.approx(1796220824.712))]
+    assert rec.ends == [("d1", 16)]
+    assert rec.ended_at == [pytest.approx(1796220830.192)]
+
+
+def test_a_cdr_answer_that_agrees_with_dials_talk_time_is_kept(
+    tracker: OutcomeTracker, rec: Recorder
+) -> None:
+    event = ended(cause="16", answered="1796220824.700000", billsec="5.492000")
+    event["Talked"], event["At"] = "5480", "1796220830.192"
+    tracker.on_event(event)
+    assert rec.answers == [("d1", 1796220824.7)]
+    assert rec.ended_at == [pytest.approx(1796220830.18)]  # the answer + Dial's talk time
+
+
+def test_without_dial_the_cdr_figures_stand(tracker: OutcomeTracker, rec: Recorder) -> None:
+    event = ended(cause="16", answered="1796220824.700000", billsec="5.492000")
+    event["Talked"], event["At"] = "", "1796220830.192"  # the call was not connected by Dial
+    tracker.on_event(event)
+    assert rec.answers == [("d1", 1796220824.7)]
+    assert rec.ended_at == [pytest.approx(1796220830.192)]
+
+
+def test_an_unanswered_dial_reports_no_answer(tracker: OutcomeTracker, rec: Recorder) -> None:
+    event = ended(cause="17", answered="", billsec="0.000000")
+    event["Talked"], event["At"] = "", "1796220830.192"  # ANSWEREDTIME is set only if answered
+    tracker.on_event(event)
+    assert rec.answers == []
+    assert rec.ends == [("d1", 17)]

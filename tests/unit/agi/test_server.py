@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 
 from agi.protocol import FIELD_SEPARATOR, unquote
-from agi.server import FastAgiServer
+from agi.server import FastAgiServer, which_pbx
 from outguard.callfacts import ChannelFacts
+from outguard.live import DEFAULT_PBX
 from outguard import probes
 from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
@@ -109,11 +111,11 @@ async def fake_call(port: int, block: bytes, answer: Answer | None = None) -> li
     return commands
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FastAgiServer]:
+@contextlib.asynccontextmanager
+async def serving(**kwargs: Any) -> AsyncIterator[FastAgiServer]:
+    """A FastAGI server on a free port (``srv.port``) with a fake screener."""
     screener: Any = FakeScreener()
-    srv = FastAgiServer(screener, "127.0.0.1", 0, tracker=FakeTracker(), budget_ms=20,
-                        header_timeout_s=0.3)
+    srv = FastAgiServer(screener, "127.0.0.1", 0, budget_ms=20, **kwargs)
     await srv.start()
     assert srv._server is not None
     srv.port = srv._server.sockets[0].getsockname()[1]
@@ -121,6 +123,12 @@ async def server() -> AsyncIterator[FastAgiServer]:
         yield srv
     finally:
         await srv.stop()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FastAgiServer]:
+    async with serving(tracker=FakeTracker(), header_timeout_s=0.3) as srv:
+        yield srv
 
 
 def assigned(commands: list[str]) -> list[tuple[str, str]]:
@@ -156,7 +164,7 @@ async def test_allowed_call_reads_who_in_one_round_trip_and_sets_the_verdict_las
     facts = server.screener.facts[0]  # type: ignore[attr-defined]
     assert (facts.adapter, facts.account, facts.dialed, facts.caller_id, facts.channel_id) == (
         "agi", "acc 1", "13800138000", "01088886666", "1795400932.7")
-    assert server.tracker.tracked == ["1795400932.7"]  # type: ignore[union-attr]
+    assert server.trackers[DEFAULT_PBX].tracked == ["1795400932.7"]  # type: ignore[union-attr]
     assert server.handling.count == 1
 
 
@@ -173,7 +181,7 @@ async def test_a_plainly_allowed_call_with_who_as_arguments_is_one_round_trip(
     facts = server.screener.facts[0]  # type: ignore[attr-defined]
     assert (facts.account, facts.tenant, facts.purpose, facts.campaign) == (
         "acc-1", "t9", "service", "")
-    assert server.tracker.tracked == ["1795400932.7"]  # type: ignore[union-attr]
+    assert server.trackers[DEFAULT_PBX].tracked == ["1795400932.7"]  # type: ignore[union-attr]
 
 
 async def test_a_shadow_flagged_allow_is_one_mset_that_names_the_rule(
@@ -202,7 +210,7 @@ async def test_blocked_call_sets_cause_message_and_announcement_escaped(
         ("OUTGUARD_ANNOUNCEMENT", "beep"), ("OUTGUARD_VERDICT", "block"),
     ]
     assert len(commands) == 3
-    assert server.tracker.tracked == []  # type: ignore[union-attr]
+    assert server.trackers[DEFAULT_PBX].tracked == []  # type: ignore[union-attr]
 
 
 async def test_a_value_that_is_not_a_token_is_set_on_its_own(server: FastAgiServer) -> None:
@@ -324,7 +332,7 @@ async def test_hangup_notice_ahead_of_a_reply_is_skipped(server: FastAgiServer) 
 async def test_dead_channel_ends_the_session_and_without_ami_releases_the_call(
     server: FastAgiServer,
 ) -> None:
-    server.tracker = None
+    server.trackers.clear()
     inner = asterisk_answers({})
 
     def answer(command: str) -> bytes:
@@ -419,3 +427,49 @@ async def test_binding_beyond_loopback_warns(caplog: pytest.LogCaptureFixture) -
         await srv.start()
         await srv.stop()
     assert "NOT loopback" in caplog.text
+
+
+# -- several PBXes: which one a FastAGI call comes from --------------------------------------
+
+@pytest.mark.parametrize(("named", "peer", "pbxes", "hosts", "expected"), [
+    pytest.param("b", "127.0.0.1", ["a", "b"], {}, "b", id="the-url-names-it"),
+    pytest.param("c", "127.0.0.1", ["a", "b"], {}, None, id="the-url-names-an-unknown-one"),
+    pytest.param(None, "10.0.0.2", ["a", "b"], {"a": "10.0.0.1", "b": "10.0.0.2"}, "b",
+                 id="the-peer-is-one-pbxs-host"),
+    pytest.param(None, "127.0.0.1", ["a", "b"], {"a": "127.0.0.1", "b": "127.0.0.1"}, None,
+                 id="two-pbxes-share-the-peers-address"),
+    pytest.param(None, "10.0.0.9", ["a"], {"a": "10.0.0.1"}, "a", id="the-only-pbx"),
+    pytest.param(None, "10.0.0.9", ["a", "b"], {"a": "10.0.0.1"}, None, id="cannot-tell"),
+])
+def test_which_pbx_a_fastagi_call_comes_from(named: str | None, peer: str, pbxes: list[str],
+                                             hosts: dict[str, str],
+                                             expected: str | None) -> None:
+    assert which_pbx(named, peer, pbxes, hosts) == expected
+
+
+@pytest.fixture
+async def two_pbx_server() -> AsyncIterator[FastAgiServer]:
+    async with serving(pbxes=("a", "b"), trackers={"a": FakeTracker(), "b": FakeTracker()},
+                       pbx_hosts={"a": "127.0.0.1", "b": "127.0.0.1"}) as srv:
+        yield srv
+
+
+async def test_a_call_is_screened_and_tracked_as_the_pbx_its_url_names(
+    two_pbx_server: FastAgiServer,
+) -> None:
+    srv = two_pbx_server
+    await fake_call(srv.port, env("screen?pbx=b", **WHO_ARGS))
+    assert [f.pbx for f in srv.screener.facts] == ["b"]  # type: ignore[attr-defined]
+    assert srv.trackers["b"].tracked == ["1795400932.7"]  # type: ignore[attr-defined]
+    assert srv.trackers["a"].tracked == []  # type: ignore[attr-defined]
+
+
+async def test_a_call_whose_pbx_cannot_be_told_fails_to_the_dialplan_never_allowed(
+    two_pbx_server: FastAgiServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    srv = two_pbx_server
+    commands = await fake_call(srv.port, env(**WHO_ARGS))
+    assert srv.screener.facts == []  # type: ignore[attr-defined]
+    assert ("OUTGUARD_REASON", "agi_unknown_pbx") in assigned(commands)
+    assert assigned(commands)[-1] == ("OUTGUARD_VERDICT", "failed")
+    assert "screen?pbx=NAME" in caplog.text

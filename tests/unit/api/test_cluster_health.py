@@ -15,6 +15,7 @@ from outguard.config import ClusterConfig
 from outguard.screening import decide
 from outguard.testing.servers import RedisServer
 from tests.unit.api.conftest import start_api
+from tests.waiting import eventually
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 
@@ -36,6 +37,15 @@ async def test_an_instance_without_its_redis_starts_fails_its_caps_closed_and_sa
         text = (await (await api.call("GET", "/metrics", role="readonly")).read()).decode()
         assert "outguard_cap_store_up 0.0" in text
         assert 'outguard_cap_store_fallbacks_total{verdict="blocked"} 1.0' in text
+        assert "outguard_cap_store_reheld_total 0.0" in text
+
+        async def waiting() -> str:  # the decision's event waits for Redis, kept
+            body = await (await api.call("GET", "/metrics", role="readonly")).read()
+            return body.decode() if "outguard_call_feed_backlog 1.0" in body.decode() else ""
+
+        text = await eventually(waiting, "the call event in the feed's backlog")
+        assert "outguard_call_feed_dropped_total 0.0" in text
+        assert "outguard_call_feed_published_total 0.0" in text
     finally:
         await api.client.close()
 

@@ -56,10 +56,12 @@ async def test_decisions_keep_their_names_and_labels(api: Api) -> None:
     place(api, "13900139000")
     await collected(api, decisions=2)
     m = await scrape(api)
-    assert m["outguard_decisions_total"][(("reason", "ok"), ("verdict", "allow"))] == 1
-    assert m["outguard_decisions_total"][(("reason", "dnc_listed"), ("verdict", "block"))] == 1
+    ok = (("pbx", "default"), ("reason", "ok"), ("verdict", "allow"))
+    listed = (("pbx", "default"), ("reason", "dnc_listed"), ("verdict", "block"))
+    assert m["outguard_decisions_total"][ok] == 1
+    assert m["outguard_decisions_total"][listed] == 1
     assert m["outguard_decision_latency_seconds_count"][()] == 2
-    assert m["outguard_call_outcomes_total"][(("result", "answered"),)] == 1
+    assert m["outguard_call_outcomes_total"][(("pbx", "default"), ("result", "answered"))] == 1
     assert m["outguard_calls_in_progress"][()] == 0
     assert m["outguard_suspensions_active"][(("party_kind", "tenant"),)] == 0
 

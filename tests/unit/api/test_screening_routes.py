@@ -198,10 +198,11 @@ async def test_metrics_show_decisions_latency_and_parts(api: Api) -> None:
     text = await response.text()
     assert response.status == 200
     # prometheus-client orders the labels by name (0.26) or as declared (older): either
-    assert ('outguard_decisions_total{reason="ok",verdict="allow"} 1.0' in text
-            or 'outguard_decisions_total{verdict="allow",reason="ok"} 1.0' in text)
-    assert ('outguard_decisions_total{reason="dnc_listed",verdict="block"} 1.0' in text
-            or 'outguard_decisions_total{verdict="block",reason="dnc_listed"} 1.0' in text)
+    assert ('outguard_decisions_total{pbx="default",reason="ok",verdict="allow"} 1.0' in text
+            or 'outguard_decisions_total{verdict="allow",reason="ok",pbx="default"} 1.0' in text)
+    assert ('outguard_decisions_total{pbx="default",reason="dnc_listed",verdict="block"} 1.0'
+            in text or 'outguard_decisions_total{verdict="block",reason="dnc_listed",pbx="default"}'
+            ' 1.0' in text)
     assert 'outguard_decision_latency_seconds_bucket{le="+Inf"} 2.0' in text
     assert 'outguard_calls_in_progress 0.0' in text
     assert 'outguard_suspensions_active{party_kind="account"} 0.0' in text
@@ -239,7 +240,7 @@ async def test_a_test_call_dials_nothing_but_digits(api: Api, body: dict, field:
 
 
 async def test_a_test_call_without_ari_gets_502(api: Api) -> None:
-    object.__setattr__(api.settings, "ari", AriConfig(url="http://127.0.0.1:9/ari"))
+    object.__setattr__(api.settings, "ari", (AriConfig(url="http://127.0.0.1:9/ari"),))
     got = await api.json("POST", "/api/test-call", status=502,
                          json={"number": "13800138000", "account": "a1"})
     assert got["error_id"] == "ari_unavailable"

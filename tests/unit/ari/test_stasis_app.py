@@ -13,7 +13,7 @@ from ari_app.app import StasisApp
 from ari_app.client import AriError, ChannelGone
 from ari_app.settings import CallSettings
 from outguard import probes
-from outguard.live import UNKNOWN_AFTER_RESTART, InMemoryLiveCalls, LiveCall
+from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, InMemoryLiveCalls, LiveCall
 from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
 from tests.waiting import eventually
@@ -124,7 +124,7 @@ class FakeScreener:
             self.live.reserve(LiveCall(
                 call_id=attempt.call_id, channel_id=facts.channel_id, adapter="ari",
                 tenant="t", account="a", caller_id=facts.caller_id,
-                destination=facts.dialed, started=0.0))
+                destination=facts.dialed, started=0.0, pbx=facts.pbx))
         return Decision(self.prefix + facts.channel_id, self.verdict, attempt, 10)
 
     def failed(self, facts: Any, reason: str, policy: str, cause: int | None = None) -> str:
@@ -135,11 +135,11 @@ class FakeScreener:
             self.live.reserve(LiveCall(
                 call_id=call_id, channel_id=facts.channel_id, adapter="ari", tenant="t",
                 account="a", caller_id=facts.caller_id, destination=facts.dialed,
-                started=0.0))
+                started=0.0, pbx=facts.pbx))
         return call_id
 
-    def call_on_channel(self, channel_id: str) -> LiveCall | None:
-        return self.live.on_channel(channel_id)
+    def call_on_channel(self, pbx: str, channel_id: str) -> LiveCall | None:
+        return self.live.on_channel(pbx, channel_id)
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
         if self.live.answered(decision_id, 1.0) is not None:
@@ -315,7 +315,7 @@ async def test_screening_error_applies_the_failure_policy(
     # the call has its call-log row: verdict failed, the reason and the policy applied
     assert screener.failures == [("c1", "screening_error", f"fail-{mode}",
                                   34)]
-    assert (screener.call_on_channel("c1") is not None) == (mode == "open")
+    assert (screener.call_on_channel(DEFAULT_PBX, "c1") is not None) == (mode == "open")
     assert ari.calls[0][0] == "set_vars"
     assert ari.calls[0][2]["OUTGUARD_DECISION_ID"] == "d-c1"
 
@@ -790,3 +790,44 @@ async def test_every_log_line_about_a_failed_call_masks_the_dialled_number(
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "138****8000" in text
     assert "13800138000" not in text
+
+
+# -- several PBXes: one app per PBX, each touching only its own calls ------------------------
+
+def on_pbx(screener: FakeScreener, pbx: str) -> tuple[StasisApp, FakeAri]:
+    ari = FakeAri()
+    app = StasisApp(ari, screener, CallSettings(), FakeTracker(), pbx=pbx)  # type: ignore[arg-type]
+    return app, ari
+
+
+async def test_two_pbxes_with_the_same_channel_id_keep_their_calls_apart() -> None:
+    screener = FakeScreener()
+    on_a, _ = on_pbx(screener, "a")
+    on_b, ari_b = on_pbx(screener, "b")
+    on_a.dispatch(start("1795400932.7"))
+    await drain(on_a)
+    screener.prefix = "e-"  # the real screener gives a colliding id a decision id of its own
+    on_b.dispatch(start("1795400932.7"))
+    await drain(on_b)
+    assert [f.pbx for f in screener.seen] == ["a", "b"]
+    assert len(screener.live) == 2
+    # PBX b's channel ends (event on b's WebSocket): only b's call ends
+    on_b.dispatch({"type": "ChannelDestroyed", "channel": {"id": "1795400932.7"}, "cause": 16})
+    assert screener.ended_ids == [("e-1795400932.7", 16)]
+    # PBX b's ARI reconnects and lists no channel: a's call is not b's to close
+    await on_b.reconcile()
+    assert screener.ended_ids == [("e-1795400932.7", 16)]
+    assert screener.live.on_channel("a", "1795400932.7") is not None
+    assert ari_b.calls[-1][0] == "continue"  # nothing was sent to b for a's call
+
+
+async def test_a_reconnecting_ari_closes_only_its_own_pbxs_calls_that_are_gone() -> None:
+    screener = FakeScreener()
+    on_a, _ = on_pbx(screener, "a")
+    for pbx in ("a", "b"):
+        screener.live.restore([LiveCall(
+            call_id=f"d-{pbx}", channel_id="c1", adapter="ari", tenant="t", account="a",
+            caller_id="01088886666", destination="13800138000", started=time.time(), pbx=pbx)])
+    await on_a.reconcile()  # a's Asterisk restarted: its channels are gone
+    assert screener.ended_ids == [("d-a", None)]
+    assert screener.live.on_channel("b", "c1") is not None

@@ -120,7 +120,7 @@ def test_every_command_with_a_store_is_classified() -> None:
     """A new command must say whether it only reads (and so never creates a store)."""
     known = set(READ_ONLY) | WRITES | set(ENFORCEMENT) | {
         "complaints import", "call", "policy validate", "policy show", "policy reload",
-        "sandbox call"}
+        "sandbox call", "complaints channels"}
     assert store_commands() - known == set()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -149,6 +150,34 @@ async def test_a_concurrency_slot_taken_on_one_instance_is_given_back_when_the_c
     async with cluster.reader() as reader:
         assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 1
     assert (await two.screen_reserving(facts(4, caller="01088886664"))).allowed
+
+
+async def test_two_pbxes_handing_out_the_same_unique_id_hold_a_slot_each(
+    cluster: Cluster,
+) -> None:
+    """Two Asterisks without a systemname, started in the same second, hand out the same
+    unique ids; on two instances their calls stay two calls in Redis: two reservations,
+    two slots, released one by one."""
+    one = await cluster.start("one")
+    two = await cluster.start("two")
+    uid = "1764680000.7"
+    a = await one.screen_reserving(dataclasses.replace(facts(1, caller="01088886661"),
+                                                       channel_id=uid, pbx="pbx-a"))
+    b = await two.screen_reserving(dataclasses.replace(facts(2, caller="01088886662"),
+                                                       channel_id=uid, pbx="pbx-b"))
+    assert a.allowed and b.allowed
+    assert (a.id, b.id) == (f"{uid}@pbx-a", f"{uid}@pbx-b")
+    assert one.live.on_channel("pbx-a", uid).call_id == a.id  # type: ignore[union-attr]
+    async with cluster.reader() as reader:
+        assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 2
+        assert await reader.count("caller_id", "+861088886662", DAY, cluster.clock.t) == 1
+        third = await two.screen_reserving(facts(3, caller="01088886663"))
+        assert (third.allowed, third.verdict.rule_id) == (False, "acct_concurrent")
+        assert one.ended(a.id, 16)
+        await one.stop()  # drains the release queue
+        assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 1
+        members = await reader.client.zrange(f"{cluster.prefix}c:account:a1", 0, -1)
+        assert members == [f"{uid}@pbx-b".encode()]  # pbx-b's call keeps its own slot
 
 
 async def test_the_slots_of_an_instance_that_died_expire_after_their_ttl(

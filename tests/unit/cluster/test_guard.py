@@ -1,22 +1,35 @@
-"""The caps' failure policy on a real Redis that dies and comes back (empty)."""
+"""The caps' failure policy, and the call feed, on a real Redis that dies and comes back
+(empty), or stalls and answers again."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from outguard.callevents import CallDecided, CallEnded, encode
 from outguard.cluster.caps import CallKeys, CapSpec, RedisCaps
+from outguard.cluster.feed import START, CallFeed
 from outguard.cluster.guard import GuardedCaps
+from outguard.events import EventHub
+from outguard.tasks import cancel_and_wait
 from outguard.testing.servers import REDIS_BASE_PORT, RedisServer
 from tests.conftest import TEST_INSTANCE, TEST_PORT_OFFSET
+from tests.waiting import eventually
 
 Row = tuple[str, str, str, str, str, float]
 NOW = 1_764_000_000.0
 DAY = 86400
 STRICT = CapSpec("caller_daily", "caller_id", "+8610", DAY, 100)  # when_unavailable=block
 LENIENT = CapSpec("acct_hour", "account", "a1", 3600, 100, when_unavailable="allow")
+ENDED_C2 = CallEnded("c2", NOW + 9, "t1", "a1", "+8610", "+86139", NOW + 2, 7.0, 16, None)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +122,183 @@ async def test_a_restart_nobody_noticed_is_caught_by_the_periodic_check(
     doomed_redis.restart()
     assert await g.check() is True
     assert await g.caps.count("caller_id", "+8610", DAY, NOW + 10) == 3
+
+
+def keys(*ids: int) -> list[tuple[str, str, str]]:
+    return [(f"c{i}", "t1", "a1") for i in ids]
+
+
+async def slots(g: GuardedCaps) -> list[str]:
+    members = await g.caps.client.zrange(g.caps.prefix + "c:account:a1", 0, -1)
+    return sorted(m.decode() for m in members)
+
+
+@contextlib.contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """Redis stops answering and keeps its data (a network partition, a stalled host)."""
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+
+
+async def test_calls_let_through_while_redis_could_not_answer_hold_their_slots_when_it_does(
+    guard: tuple[GuardedCaps, list[Row]], doomed_redis: RedisServer,
+) -> None:
+    g, log = guard
+    live = keys(0)
+    g.hold(lambda: live)
+    g.timeout_s = 0.3
+    assert await place(g, log, 0, [LENIENT])
+    with frozen(doomed_redis):
+        for i in (5, 6):  # let through uncounted, still up when Redis answers again
+            assert await place(g, log, i, [LENIENT])
+            live += keys(i)
+    assert not g.health.available and len(g.health.pending) == 2
+    assert await g.check() is True
+    assert await slots(g) == ["c0", "c5", "c6"]  # each call up holds its slot
+    assert await g.caps.count("account", "a1", 3600, NOW + 10) == 3
+    assert g.health.reheld == 3
+    await g.reconcile(returned=True)  # again: idempotent
+    assert await slots(g) == ["c0", "c5", "c6"]
+    assert await g.caps.count("account", "a1", 3600, NOW + 10) == 3
+    assert await g.release("c5", NOW + 20) and await slots(g) == ["c0", "c6"]
+
+
+async def test_after_redis_returns_empty_the_calls_still_up_hold_their_slots_and_ended_ones_none(
+    guard: tuple[GuardedCaps, list[Row]], doomed_redis: RedisServer,
+) -> None:
+    g, log = guard
+    live: list[tuple[str, str, str]] = []
+    g.hold(lambda: live)
+    for i in range(5):
+        assert await place(g, log, i, [LENIENT])
+    for i in range(1, 5):
+        assert await g.release(f"c{i}", NOW + 5)
+    live += keys(0)
+    doomed_redis.kill()
+    for i in (5, 6, 7):
+        assert await place(g, log, i, [LENIENT])
+    live += keys(5, 6)
+    assert await g.release("c7", NOW + 8) is False  # c7 ended while Redis was down
+    doomed_redis.restart()  # back, and empty: rebuilt from the log, then the calls up held
+    assert await g.check() is True
+    assert await slots(g) == ["c0", "c5", "c6"]
+    assert await g.caps.count("account", "a1", 3600, NOW + 10) == 8
+    assert await g.caps.refresh(keys(7), NOW + 100) == 0  # an ended call takes no slot back
+    assert await slots(g) == ["c0", "c5", "c6"]
+
+
+async def test_calls_up_take_their_slots_only_once_another_instance_has_rebuilt_the_counts(
+    guard: tuple[GuardedCaps, list[Row]], doomed_redis: RedisServer,
+) -> None:
+    g, log = guard
+    live = keys(0)
+    g.hold(lambda: live)
+    assert await place(g, log, 0, [LENIENT])
+    doomed_redis.kill()
+    assert await place(g, log, 5, [LENIENT])
+    live += keys(5)
+    doomed_redis.restart()
+    await g.caps.client.set(g.caps.prefix + "rebuilding", "1")  # another instance rebuilds
+    assert await g.check() is True
+    assert await slots(g) == []  # nothing taken on incomplete counts
+    other = RedisCaps.from_url(doomed_redis.url, prefix=g.caps.prefix, timeout_s=5)
+    try:  # the other instance's rebuild from the (shared) call log, then its marker
+        await other.rebuild(log)
+        await other.mark_complete(NOW + 50)
+        await other.client.delete(other.prefix + "rebuilding")
+    finally:
+        await other.aclose()
+    assert await g.check() is True  # the next periodic check takes them
+    assert await slots(g) == ["c0", "c5"]
+    assert await g.caps.count("account", "a1", 3600, NOW + 10) == 2  # each counted once
+
+
+# -- the call feed across an outage ---------------------------------------------------------
+
+def decided(call_id: str) -> CallDecided:
+    return CallDecided(call_id, "ch", "ari", NOW, "t1", "a1", "+8610", "+86139", True, "",
+                       "ok", "allowed", 0, (), 5)
+
+
+@contextlib.asynccontextmanager
+async def publishing(server: RedisServer, **options: Any) -> AsyncIterator[
+        tuple[CallFeed, EventHub]]:
+    client = aioredis.Redis.from_url(server.url, socket_timeout=2, socket_connect_timeout=2)
+    feed, hub = CallFeed(client, f"t{uuid.uuid4().hex[:10]}:", retry_s=0.05, **options), EventHub()
+    task = asyncio.ensure_future(feed.publisher(hub))
+    try:
+        yield feed, hub
+    finally:
+        await cancel_and_wait([task])
+        await client.aclose()
+
+
+async def read_all(feed: CallFeed) -> list[tuple[str, str]]:
+    """Every event on the feed, read as an instance reads it (up to the "end" the test
+    appends last)."""
+    await feed.client.xadd(feed.key, {"e": encode(decided("end"))})
+    events = []
+    async with asyncio.timeout(10):
+        async for event in feed.events(START, block_ms=50):
+            if event.call_id == "end":
+                return events
+            events.append((event.type, event.call_id))
+    raise AssertionError("unreachable")
+
+
+async def test_call_events_redis_could_not_take_are_shared_when_it_answers_again(
+    doomed_redis: RedisServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    if doomed_redis.proc is None or doomed_redis.proc.poll() is not None:
+        doomed_redis.restart()
+    async with publishing(doomed_redis) as (feed, hub):
+        hub.publish(decided("c1"))
+        await eventually(lambda: feed.published == 1, "c1 shared")
+        doomed_redis.kill()
+        with caplog.at_level(logging.WARNING, logger="outguard.cluster.feed"):
+            hub.publish(decided("c2"))
+            hub.publish(ENDED_C2)
+            await eventually(lambda: feed.figures()["backlog"] == 2, "c2's events waiting")
+            doomed_redis.restart()  # back (empty); no new call comes: the retry shares them
+            await eventually(lambda: feed.figures()["backlog"] == 0, "the backlog shared")
+        assert feed.figures() == {"published": 3, "backlog": 0, "late": 2, "dropped": 0,
+                                  "missed": 0}
+        assert sum("cannot take events" in r.message for r in caplog.records) == 1
+        assert sum("answers again" in r.message for r in caplog.records) == 1
+        assert await read_all(feed) == [("decision", "c2"), ("outcome", "c2")]
+
+
+async def test_past_its_bound_the_feed_backlog_drops_the_oldest_events_and_counts_them(
+    doomed_redis: RedisServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    if doomed_redis.proc is None or doomed_redis.proc.poll() is not None:
+        doomed_redis.restart()
+    async with publishing(doomed_redis, backlog=3) as (feed, hub):
+        doomed_redis.kill()
+        with caplog.at_level(logging.WARNING, logger="outguard.cluster.feed"):
+            for i in range(5):
+                hub.publish(decided(f"c{i}"))
+            await eventually(lambda: feed.dropped == 2, "the two oldest dropped")
+        assert feed.figures()["backlog"] == 3
+        assert sum("dropping the oldest" in r.message for r in caplog.records) == 1
+        doomed_redis.restart()
+        await eventually(lambda: feed.figures()["backlog"] == 0, "the backlog shared")
+        assert await read_all(feed) == [("decision", f"c{i}") for i in (2, 3, 4)]
+        assert (feed.published, feed.late, feed.dropped) == (3, 3, 2)
+
+
+async def test_an_event_appended_twice_is_read_once(redis_server: RedisServer) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    feed = CallFeed(client, f"t{uuid.uuid4().hex[:10]}:")
+    try:
+        for event in (decided("c1"), decided("c1"), ENDED_C2, decided("c2"), ENDED_C2):
+            await client.xadd(feed.key, {"e": encode(event)})
+        assert await read_all(feed) == [("decision", "c1"), ("outcome", "c2"),
+                                         ("decision", "c2")]
+        assert feed.repeats == 2
+    finally:
+        await client.aclose()

@@ -38,7 +38,7 @@ def test_promtool_accepts_the_alert_rules() -> None:
     done = subprocess.run([promtool(), "check", "rules", str(RULES)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 9 rules found" in done.stdout
+    assert "SUCCESS: 10 rules found" in done.stdout
 
 
 def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
@@ -134,6 +134,12 @@ CASES: list[tuple[str, list[dict[str, str]], list[dict[str, Any]]]] = [
      [alert("OutguardComplaintOverdue", "1m"),
       alert("OutguardComplaintOverdue", "3m",
             {"instance": "pbx1:8470", "channel": "12321", "severity": "warning"})]),
+    ("a deadline counted on weekdays for an hour warns; none flagged stays quiet",
+     [series("outguard_complaints_calendar_unknown", 'channel="12321"', "0 1x70"),
+      series("outguard_complaints_calendar_unknown", 'channel="12300"', "0x70")],
+     [alert("OutguardComplaintCalendarUnknown", "30m"),
+      alert("OutguardComplaintCalendarUnknown", "65m",
+            {"instance": "pbx1:8470", "channel": "12321", "severity": "warning"})]),
 ]
 
 
@@ -154,7 +160,7 @@ def test_each_alert_fires_on_its_trouble_only(
 def test_the_annotation_stripper_keeps_every_rule() -> None:
     stripped = without_annotations(RULES.read_text())
     assert "annotations" not in stripped and "description" not in stripped
-    assert stripped.count("- alert:") == RULES.read_text().count("- alert:") == 9
+    assert stripped.count("- alert:") == RULES.read_text().count("- alert:") == 10
 
 
 def dashboard_queries() -> list[str]:

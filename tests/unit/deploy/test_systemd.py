@@ -62,7 +62,7 @@ def test_the_environment_file_holds_the_passwords_outguard_reads() -> None:
     sample = dict(line.split("=", 1) for line in ENV_SAMPLE.read_text().splitlines()
                   if line and not line.startswith("#"))
     defaults = Settings()
-    assert set(sample) == {defaults.ari.password_env, defaults.ami.password_env}
+    assert set(sample) == {defaults.ari[0].password_env, defaults.ami[0].password_env}
     assert "password" not in "".join(unit_lines("Environment")).lower()
 
 

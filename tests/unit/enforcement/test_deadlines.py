@@ -10,9 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from outguard.enforcement.deadlines import (
-    CHANNELS, channel_of, due_at, forward_by, is_working_day, state_of, working_calendar,
-)
+from outguard.enforcement.deadlines import CHANNELS, Channel, channel_of, default_deadlines, state_of
 from outguard.errors import Conflict, InvalidInput
 from outguard.events import EnforcementAnnounced
 from outguard.store.aio import AsyncStore
@@ -22,6 +20,18 @@ from tests.unit.enforcement.test_webhooks import SECRET, Receiver, receiver
 __all__ = ["receiver"]  # the webhook receiver fixture
 
 SH = ZoneInfo("Asia/Shanghai")
+DEADLINES = default_deadlines()
+
+
+def due_at(channel: Channel, received: float) -> float:
+    deadline = DEADLINES.due_at(channel, received)
+    assert not deadline.calendar_unknown
+    return deadline.due
+
+
+def forward_by(channel: Channel, reported: float) -> float | None:
+    deadline = DEADLINES.forward_by(channel, reported)
+    return None if deadline is None else deadline.due
 
 
 def at(y: int, m: int, d: int, h: int = 10, zone: ZoneInfo = SH) -> float:
@@ -45,12 +55,17 @@ def test_12321_counts_15_working_days_on_the_china_calendar(received: float, due
     assert due_at(CHANNELS["12321"], received) == due, why
 
 
-def test_the_china_calendar_is_the_cn_presets() -> None:
-    holidays, workdays = working_calendar()
-    assert date(2026, 10, 1) in holidays and date(2026, 10, 10) in workdays
-    assert is_working_day(date(2026, 10, 10), holidays, workdays)  # a Saturday, worked
-    assert not is_working_day(date(2026, 10, 5), holidays, workdays)  # a Monday, holiday
-    assert not is_working_day(date(2026, 11, 7), holidays, workdays)  # a plain Saturday
+def test_the_china_calendar_is_the_shipped_one_the_cn_preset_uses_too() -> None:
+    from rules.policy import PRESET_DIR, load_policy
+
+    cn = DEADLINES.calendar("cn")
+    assert cn is not None and CHANNELS["12321"].calendar == "cn"
+    window = load_policy(PRESET_DIR / "cn.toml").windows["cn_working_days"]
+    assert window.calendar == "cn" and date(2026, 10, 1) in window.holidays
+    assert date(2026, 10, 10) in window.workdays
+    assert cn.is_working_day(date(2026, 10, 10))  # a Saturday, worked
+    assert not cn.is_working_day(date(2026, 10, 5))  # a Monday, holiday
+    assert not cn.is_working_day(date(2026, 11, 7))  # a plain Saturday
 
 
 def test_12321_forwards_within_3_working_days_and_12300_decides_within_5() -> None:

@@ -23,8 +23,8 @@ def test_layers_apply_in_order_file_then_environment_then_command_line(tmp_path:
         overrides={"store": "cli.db"},
     )
     assert settings.store == "cli.db"
-    assert settings.ari.url == "http://env/ari"
-    assert settings.ari.app == "fromfile"
+    assert settings.ari[0].url == "http://env/ari"
+    assert settings.ari[0].app == "fromfile"
     assert settings.calls.fail_mode == "open"
 
 
@@ -33,7 +33,7 @@ def test_password_comes_only_from_the_named_environment_variable(
 ) -> None:
     monkeypatch.setenv("MY_ARI_SECRET", "s3cret")
     settings = config.load(env={"OUTGUARD_ARI_PASSWORD_ENV": "MY_ARI_SECRET"})
-    assert settings.ari.password == "s3cret"
+    assert settings.ari[0].password == "s3cret"
     assert "s3cret" not in repr(settings.redacted())
 
 

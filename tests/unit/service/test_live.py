@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from outguard.live import MAX_CALL_AGE_S, CallCounts, InMemoryLiveCalls, LiveCall
+from outguard.live import DEFAULT_PBX, MAX_CALL_AGE_S, CallCounts, InMemoryLiveCalls, LiveCall
 from rules.counters import InMemoryCounters
 
 T0 = 1_800_000_000.0
@@ -42,19 +42,19 @@ def test_an_unknown_scope_is_an_error_not_a_zero() -> None:
 def test_a_call_is_found_by_its_channel_until_it_is_released() -> None:
     live = InMemoryLiveCalls()
     live.reserve(call("c1", "1795400932.7"))
-    found = live.on_channel("1795400932.7")
+    found = live.on_channel(DEFAULT_PBX, "1795400932.7")
     assert found is not None and found.call_id == "c1"
     live.release("c1")
-    assert live.on_channel("1795400932.7") is None
+    assert live.on_channel(DEFAULT_PBX, "1795400932.7") is None
 
 
 def test_a_channel_screened_again_is_found_by_its_latest_call() -> None:
     live = InMemoryLiveCalls()
     live.reserve(call("old", "ch"))
     live.reserve(call("new", "ch"))
-    assert live.on_channel("ch").call_id == "new"  # type: ignore[union-attr]
+    assert live.on_channel(DEFAULT_PBX, "ch").call_id == "new"  # type: ignore[union-attr]
     live.release("old")  # releasing the older call keeps the newer one findable
-    assert live.on_channel("ch").call_id == "new"  # type: ignore[union-attr]
+    assert live.on_channel(DEFAULT_PBX, "ch").call_id == "new"  # type: ignore[union-attr]
 
 
 def test_the_first_answer_counts() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from outguard.callfacts import ChannelFacts
-from outguard.live import MAX_CALL_AGE_S, NEVER_SEEN_ENDING, UNKNOWN_AFTER_RESTART
+from outguard.live import DEFAULT_PBX, MAX_CALL_AGE_S, NEVER_SEEN_ENDING, UNKNOWN_AFTER_RESTART
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store.sqlite import SQLiteStore
@@ -76,7 +76,7 @@ async def test_a_call_in_progress_holds_its_slot_after_a_restart_and_closes_with
     try:
         assert second.live_calls() == 1
         assert not second.screen(facts("pbx-1.2")).allowed  # the cap of 1 still holds
-        call = second.call_on_channel("pbx-1.1")
+        call = second.call_on_channel(DEFAULT_PBX, "pbx-1.1")
         assert call is not None and call.restored and call.answered_at == clock.t - 10
         clock.t += 20
         assert second.ended(call.call_id, 16) is True  # the channel's real Hangup

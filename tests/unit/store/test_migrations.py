@@ -62,7 +62,8 @@ def test_a_migration_numbered_below_one_already_applied_still_runs(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Parallel branches number migrations in separate ranges: a database that already
-    has a higher-numbered one (from another branch) still gets every missing one."""
+    has a higher-numbered one (from another branch, above every migration here) still gets
+    every missing one."""
     from outguard.store import schema
 
     elsewhere = schema.LATEST + 10

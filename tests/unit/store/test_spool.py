@@ -175,3 +175,26 @@ def test_an_outcome_spooled_before_the_end_note_column_reads_with_no_note(
     spool = Spool(tmp_path / "spool")
     spool.path.write_text('{"kind":"outcome","row":[1.0,2.0,1.0,16,"d000001"]}\n')
     assert spool.read() == [(1, (1.0, 2.0, 1.0, 16, None, "d000001"))]
+
+
+@pytest.mark.parametrize("width", [13, 15], ids=["before_purpose", "before_pbx"])
+def test_call_rows_spooled_by_an_older_version_are_written_with_the_columns_they_lack(
+    tmp_path: Path, width: int,
+) -> None:
+    """A spool left by an older outguard (13 columns: before purpose/campaign; 15: before
+    pbx) flushes into today's call log, the missing columns at their defaults."""
+    import json
+
+    row = _call(1).as_row()[:width]
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    (spool_dir / Spool.FILE).write_text(json.dumps({"kind": "call", "row": list(row)}) + "\n")
+    store = SQLiteStore(tmp_path / "og.db", spool_dir=spool_dir)
+    try:
+        _wait(lambda: store.write_health()["spool_rows"] == 0)
+        logged = store.get_call("d000001")
+        assert logged is not None
+        assert (logged.call.purpose, logged.call.campaign, logged.call.pbx) == ("", "", "")
+        assert logged.call.caller_id == "+8613800138000"
+    finally:
+        store.close()
