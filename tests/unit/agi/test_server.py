@@ -297,7 +297,7 @@ async def test_a_fail_open_call_is_followed_to_its_end_like_an_allowed_one(
     server: FastAgiServer,
 ) -> None:
     server.screener.snapshot = None
-    server.tracker = tracker = FakeTracker()
+    server.trackers[DEFAULT_PBX] = tracker = FakeTracker()
     commands = await fake_call(server.port, env(), asterisk_answers(
         {"OUTGUARD_FAIL_MODE": "open"}))
     assert ("OUTGUARD_FAIL_MODE", "open") in assigned(commands)

@@ -14,6 +14,7 @@ from outguard.api.metrics import Collector
 from outguard.callevents import CallDecided, as_dict, decode, encode
 from outguard.callfacts import ChannelFacts
 from outguard.enforcement.risk import RiskBook
+from outguard.live import DEFAULT_PBX
 from outguard.reports import build_report
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
@@ -85,7 +86,7 @@ async def test_a_fail_open_call_is_followed_to_its_end_and_counts_toward_the_cap
     screener: Screener,
 ) -> None:
     call_id = screener.failed(facts("pbx-1.1"), "screening_unavailable", "fail-open", 34)
-    assert screener.call_on_channel("pbx-1.1") is not None  # it holds its slot ...
+    assert screener.call_on_channel(DEFAULT_PBX, "pbx-1.1") is not None  # it holds its slot ...
     assert not screener.screen(facts("pbx-1.2")).allowed  # ... the cap of one call holds
     screener.clock.t += 2  # type: ignore[attr-defined]
     screener.answered(call_id)
@@ -168,7 +169,8 @@ def test_metrics_count_failed_calls_by_reason_without_a_decision_latency() -> No
     c = Collector()
     c.add(decided("c1", "allow"))
     c.add(decided("c2", "failed", "fail-closed", "screening_error", 34))
-    assert c.decisions == {("allow", "ok"): 1, ("failed", "screening_error"): 1}
+    assert c.decisions == {("allow", "ok", DEFAULT_PBX): 1,
+                           ("failed", "screening_error", DEFAULT_PBX): 1}
     assert c.latency_count == 1
 
 
