@@ -80,6 +80,10 @@ VARIANTS: dict[str, Variant] = {v.key: v for v in (
     Variant("agi", "outguard FastAGI (agent-agi)", "agent-agi", "agi"),
     Variant("ari", "outguard ARI continue (agent)", "agent", "ari"),
     Variant("bridge", "outguard ARI bridge (agent-bridge)", "agent-bridge", "ari"),
+    # continue mode with no AMI session: the call's end is followed by subscribing to
+    # the channel (two requests and four events per call instead of one request, two
+    # events and the hangup handler's UserEvent over AMI)
+    Variant("ari-sub", "outguard ARI continue, no AMI session (agent)", "agent", "ari-sub"),
 )}
 
 
@@ -371,6 +375,7 @@ class Bench:
         self.box: sandbox.Sandbox | None = None
         self.ari: Outguard | None = None
         self.agi: Outguard | None = None
+        self.ari_sub: Outguard | None = None
         self.fd_base = 0
         self.steps: list[Step] = []
         self.setup_info: dict[str, Any] = {}
@@ -399,6 +404,8 @@ class Bench:
         self.setup_info["store"] = seed_store(ari_db, numbers)
         agi_db = self.work / "agi.db"
         shutil.copyfile(ari_db, agi_db)
+        sub_db = self.work / "ari-sub.db"
+        shutil.copyfile(ari_db, sub_db)
         with wide_rtp_range(*cfg.rtp_range):
             box = self.box = sandbox.up(cfg.name, cfg.offset)
             box.stop()
@@ -416,17 +423,24 @@ class Bench:
         ari_toml.write_text(settings_toml(inst, ari_db, 8470 + cfg.offset), encoding="utf-8")
         agi_toml = self.work / "settings-agi.toml"
         agi_toml.write_text(settings_toml(inst, agi_db, 8471 + cfg.offset), encoding="utf-8")
+        sub_toml = self.work / "settings-ari-sub.toml"
+        sub_toml.write_text(settings_toml(inst, sub_db, 8472 + cfg.offset), encoding="utf-8")
         keys = set(cfg.variants)
+        loop = ("--uvloop",) if cfg.uvloop else ()
         if keys & {"ari", "bridge"}:
             # REST round trips and event counts by kind: a dict update per request/event
             # ARI continue mode follows allowed calls to their end over AMI (the hangup
             # handler's one UserEvent per call), so the ARI process runs the AMI listener
-            loop = ("--uvloop",) if cfg.uvloop else ()
             self.ari = Outguard("ari", ari_toml, "ari,ami", self.work, inst,
                                 extra=("--time-requests", "--count-events", *loop))
             self.setup_info["outguard_ari_start_s"] = round(self.ari.start(), 1)
             if cfg.ari_per_step:
                 self.ari.stop()
+        if "ari-sub" in keys:  # never up beside the other ARI process (one Stasis app)
+            self.ari_sub = Outguard("ari-sub", sub_toml, "ari", self.work, inst,
+                                    extra=("--time-requests", "--count-events", *loop))
+            self.setup_info["outguard_ari_sub_start_s"] = round(self.ari_sub.start(), 1)
+            self.ari_sub.stop()
         if "agi" in keys:
             self.agi = Outguard("agi", agi_toml, "agi,ami", self.work, inst,
                                 extra=("--uvloop",) if cfg.uvloop else ())
@@ -437,7 +451,7 @@ class Bench:
         self.sanity()
 
     def teardown(self) -> None:
-        for og in (self.ari, self.agi):
+        for og in (self.ari, self.agi, self.ari_sub):
             if og is not None:
                 try:
                     og.stop()
@@ -454,15 +468,16 @@ class Bench:
     def serving(self, variant: Variant) -> Iterator[list[Outguard]]:
         """The outguard processes alive during a step of ``variant`` (their CPU counts)."""
         started = None
-        serving = {"ari": self.ari, "agi": self.agi}.get(variant.outguard or "")
+        serving = {"ari": self.ari, "agi": self.agi,
+                   "ari-sub": self.ari_sub}.get(variant.outguard or "")
         if serving is not None and serving.pid is None:
             serving.start()
             started = serving
         try:
             yield [serving] if serving is not None and serving.pid is not None else []
         finally:
-            per_step = self.cfg.agi_per_step if variant.outguard == "agi" else \
-                self.cfg.ari_per_step
+            per_step = {"agi": self.cfg.agi_per_step, "ari-sub": True}.get(
+                variant.outguard or "", self.cfg.ari_per_step)
             if started is not None and per_step:
                 started.stop()
 

@@ -20,6 +20,10 @@ Options:
   ami-events   AMI call events filtered to Newstate|DialEnd|Hangup (what the FastAGI
                tracker read before)
   cdr          Cdr events over AMI (cdr_manager); no Q.850 cause in them
+  handler-quiet  the handler, with the manager events outguard never reads disabled
+               globally (the disabledevents of dialplan/samples/manager.conf): what the
+               AMI session's cost is made of; only for a PBX with no other AMI client
+  all          an AMI client that reads every event: which events a call brings
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import re
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agi.ami import AmiClient
 from bench.procstat import cpu_share, read_cpu_times, read_pid_cpu
@@ -42,6 +47,16 @@ HANDLER = ("exten => _[+0-9].,1,Set(CHANNEL(hangup_handler_push)=outguard-ended,
            " same => n,Goto(outguard-dial,${EXTEN},1)")
 
 
+def quiet_events() -> tuple[str, ...]:
+    """The events dialplan/samples/manager.conf suggests a PBX with no other AMI client
+    disables (its commented ``disabledevents`` line): what ``handler-quiet`` measures."""
+    sample = Path(__file__).resolve().parents[1] / "dialplan/samples/manager.conf"
+    for line in sample.read_text(encoding="utf-8").splitlines():
+        if line.startswith(";disabledevents = "):
+            return tuple(line.split("=", 1)[1].strip().split(","))
+    raise RuntimeError(f"{sample}: no ;disabledevents line")
+
+
 @dataclass(frozen=True)
 class Option:
     name: str
@@ -49,6 +64,7 @@ class Option:
     events: str | None  # AMI event classes; None: no AMI client
     filters: tuple[str, ...]
     outcome: re.Pattern[str]  # which received events carry an outcome
+    disabled: tuple[str, ...] = ()  # manager.conf [general] disabledevents
 
 
 OPTIONS = {
@@ -62,6 +78,9 @@ OPTIONS = {
                (r"^Event: (Newstate|DialEnd|Hangup)[[:space:]]",),
                re.compile("^(Newstate|DialEnd|Hangup)$")),
         Option("cdr", PLAIN, "cdr", (r"^Event: Cdr[[:space:]]",), re.compile("^Cdr$")),
+        Option("handler-quiet", HANDLER, "user", (r"UserEvent: OutguardEnded",),
+               re.compile("^UserEvent$"), quiet_events()),
+        Option("all", HANDLER, "on", (), re.compile("^UserEvent$")),
     )
 }
 
@@ -89,8 +108,22 @@ def set_agent_context(box: sandbox.Sandbox, dialplan: str) -> None:
     box.cli("dialplan reload")
 
 
+def set_disabled_events(box: sandbox.Sandbox, events: tuple[str, ...]) -> None:
+    etc = sandbox.chroot_dir() / sandbox._inside(box.inst.name)["etc"].lstrip("/")
+    path = etc / "manager.conf"
+    lines = [ln for ln in path.read_text(encoding="utf-8").split("\n")
+             if not ln.startswith("disabledevents")]
+    # a reload keeps the old list when the option is gone: always name one (a placeholder
+    # no event has when nothing is to be disabled)
+    lines.insert(lines.index("[general]") + 1,
+                 "disabledevents = " + ",".join(events or ("OutguardNoSuchEvent",)))
+    path.write_text("\n".join(lines), encoding="utf-8")
+    box.cli("manager reload")
+
+
 async def one(box: sandbox.Sandbox, option: Option, calls: int, rate: float) -> Sample:
     set_agent_context(box, option.dialplan)
+    set_disabled_events(box, option.disabled)
     inst = box.inst
     kinds: dict[str, int] = {}
 

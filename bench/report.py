@@ -18,6 +18,7 @@ LABELS = {
     "agi": "outguard FastAGI (agent-agi)",
     "ari": "outguard ARI continue (agent)",
     "bridge": "outguard ARI bridge (agent-bridge)",
+    "ari-sub": "outguard ARI continue, no AMI session (agent)",
 }
 BASE = "direct"
 

@@ -136,11 +136,25 @@ def main(argv: list[str] | None = None) -> int:
                                   "OUTGUARD_BENCH_GIT": json.dumps(git_state()),
                                   "OUTGUARD_BENCH_ARGV": shlex.join(
                                       [sys.executable, "-m", "bench.run", *sys.argv[1:]])})
+        # the copy runs in its own directory: a relative --out names a file here
         argv_out = list(argv if argv is not None else sys.argv[1:])
-        if "--out" not in argv_out:
-            argv_out += ["--out", str(args.out)]
+        argv_out = strip_option(argv_out, "--out") + ["--out", str(args.out.resolve())]
         return run_child([sys.executable, "-m", "bench.run", *argv_out], cwd=src, env=env)
     return run_all(args)
+
+
+def strip_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` and ``name=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
 
 
 def run_child(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:

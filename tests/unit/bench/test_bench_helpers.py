@@ -156,3 +156,10 @@ def test_percentiles_median_and_slope() -> None:
     assert slope([(0.0, 10.0), (60.0, 10.0), (120.0, 10.0)]) == 0.0
     assert slope([(0.0, 0.0), (1.0, 2.0), (2.0, 4.0)]) == pytest.approx(2.0)
     assert slope([(1.0, 5.0)]) is None
+
+
+def test_the_copy_is_given_the_report_path_without_the_callers_own_out() -> None:
+    from bench.run import strip_option
+
+    argv = ["--quick", "--out", "a.md", "--reps", "2", "--out=b.md", "--outx", "1"]
+    assert strip_option(argv, "--out") == ["--quick", "--reps", "2", "--outx", "1"]

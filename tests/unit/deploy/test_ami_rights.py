@@ -42,3 +42,18 @@ def test_the_event_filters_are_the_ones_the_listener_asks_for() -> None:
     _, _, filters = rights(user_section(FILES[0].read_text(), "[outguard]"))
     wanted = {f.replace("[[:space:]]", "") for f in EVENT_FILTERS if f.startswith("UserEvent")}
     assert set(filters) == wanted == {"UserEvent: " + ENDED_EVENT, "UserEvent: " + OPTOUT_EVENT}
+
+
+def test_the_suggested_disabledevents_keep_every_event_outguard_reads() -> None:
+    """The sample's commented ``disabledevents`` list (for a PBX with no other AMI client)
+    must not drop the UserEvents outguard's listener lives on, nor the replies of the
+    reconcile's CoreShowChannels (those are action replies, but a name in the list would
+    still say the wrong thing); bench/outcomes.py measures exactly this list."""
+    from bench.outcomes import quiet_events
+
+    events = quiet_events()
+    assert events and len(set(events)) == len(events)
+    assert not {"UserEvent", "CoreShowChannel", "CoreShowChannelsComplete",
+                "FullyBooted"} & set(events)
+    assert all(re.fullmatch(r"[A-Za-z]+", e) for e in events), events
+    assert ENDED_EVENT and OPTOUT_EVENT  # raised as UserEvents: UserEvent must stay
