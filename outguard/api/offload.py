@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from outguard.policy_file import check_text
+from rules.errors import PolicyError, PolicyIssue
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ class Offload:
             reason = "the checker stopped on this policy"
         return {"valid": False, "issues": [
             {"file": "<request>", "line": 0, "key": "", "message": reason}]}
+
+    async def require_valid(self, text: str, policy_dir: str | None) -> None:
+        """Raise PolicyError listing every problem of ``text`` (checked as
+        :meth:`check_policy` does): work that needs a valid policy starts only after this."""
+        checked = await self.check_policy(text, policy_dir)
+        if not checked["valid"]:
+            raise PolicyError([PolicyIssue(i["file"], i["line"], i["key"], i["message"])
+                               for i in checked["issues"]])
 
     def _replace(self, why: str) -> None:
         logger.warning("policy check %s; starting a new worker", why)

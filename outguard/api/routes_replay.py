@@ -1,7 +1,9 @@
 """Policy replay over HTTP: the request body is a candidate policy (TOML); the answer says
 which logged calls would change verdict. The replay runs in a process of its own (it is
 minutes of CPU for a large call log, which must not share the call path's interpreter);
-one replay at a time per service (409 while one runs)."""
+one replay at a time per service (409 while one runs). The candidate is checked first by
+the policy checker's warm worker (``offload``): an invalid one is answered (422) without
+starting a process, which costs a second or two of CPU on its own."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from aiohttp import web
 
 from outguard.api import context as cx
 from outguard.api.core import JSON_MAX_BYTES, Param, ok, query_int, read_body, route
+from outguard.api.offload import OFFLOAD
 from outguard.errors import Conflict
 from rules.errors import PolicyError, PolicyIssue
 
@@ -63,6 +66,7 @@ async def replay_policy(request: web.Request) -> web.Response:
         raise PolicyError([PolicyIssue("<request>", raw.count(b"\n", 0, exc.start) + 1, "",
                                        f"not UTF-8 text (byte {exc.start}: {exc.reason})")])
     settings = cx.settings(request)
+    await request.app[OFFLOAD].require_valid(text, settings.policy_dir or None)
     lock = request.app[REPLAYING]
     if lock.locked():
         raise Conflict("a replay is already running; try again when it is done")

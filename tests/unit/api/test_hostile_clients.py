@@ -46,8 +46,12 @@ def _typed_bodies(spec: Any) -> list[bytes]:
 @pytest.mark.parametrize("spec", ROUTES, ids=lambda s: f"{s.method} {s.path}")
 async def test_no_malformed_request_gets_a_500(api: Api, spec: Any) -> None:
     failures: list[str] = []
+    sent: set[tuple[str, bytes | None]] = set()
 
     async def probe(path: str, data: bytes | None = None, **headers: str) -> None:
+        if (path, data) in sent:  # a path without parameters is the same for every value
+            return
+        sent.add((path, data))
         response = await api.call(spec.method, path, headers=headers,
                                   data=io.BytesIO(data) if data is not None else None)
         if response.status >= 500 and response.status not in (502, 503):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from outguard.store.base import CallRecord
 from tests.unit.api.conftest import Api
 
@@ -39,3 +41,19 @@ async def test_an_invalid_candidate_lists_its_problems(api: Api) -> None:
     assert "nope" in str(body)
     body = await api.json("POST", "/api/policy/replay?days=90", status=400, data=CANDIDATE)
     assert body["field"] == "days"
+
+
+async def test_an_invalid_candidate_is_refused_without_starting_a_replay_process(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting the replay's process costs a second or two of CPU: a candidate that is not
+    a valid policy is answered from the policy checker's warm worker, before any."""
+    from outguard.api import routes_replay
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a replay process was started for an invalid candidate")
+
+    monkeypatch.setattr(routes_replay, "ProcessPoolExecutor", no_process)
+    for candidate, problem in [("{", "TOML"), (CANDIDATE.replace('"dnc"]', '"nope"]'), "nope")]:
+        body = await api.json("POST", "/api/policy/replay", "reviewer", status=422,
+                              data=candidate)
+        assert problem in str(body)
