@@ -32,7 +32,7 @@ from outguard.live import CallCounts, InMemoryLiveCalls  # noqa: E402
 from rules.counters import InMemoryCounters  # noqa: E402
 from rules.engine import decide  # noqa: E402
 from rules.model import CallAttempt, ListEntry, Party, PartyKind, StoreData  # noqa: E402
-from rules.numbers import prewarm_cn_mobiles  # noqa: E402
+from rules.classification import prewarm_cn_mobiles  # noqa: E402
 from rules.policy import default_policy  # noqa: E402
 from rules.policy_types import Policy, RuleKind, RuleSpec  # noqa: E402
 from rules.snapshot import build_snapshot  # noqa: E402
@@ -239,7 +239,7 @@ def main() -> None:
         f"prefixes and allocator slack); after malloc_trim {mem['trimmed'] / n:.2f} bytes/number; "
         f"peak during the build {mem['peak'] / 1e6:.0f} MB above the start",
         f"- decide(): p50 {lat['p50_us']:.1f} us, p90 {lat['p90_us']:.1f} us, p99 {lat['p99_us']:.1f} us, "
-        f"max {lat['max_us']:.0f} us (target p99 <= 50 us), after numbers.prewarm_cn_mobiles() "
+        f"max {lat['max_us']:.0f} us (target p99 <= 50 us), after classification.prewarm_cn_mobiles() "
         f"({segments:,} segments, {prewarm_s:.1f} s); allowed share {lat['allowed_share']:.2f}",
         f"- decide() thread CPU time (excludes time the host ran other processes): p50 "
         f"{lat['cpu_p50_us']:.1f} us, p90 {lat['cpu_p90_us']:.1f} us, p99 {lat['cpu_p99_us']:.1f} us",

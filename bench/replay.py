@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from outguard.replay import replay  # noqa: E402
 from outguard.store import SQLiteStore, open_store  # noqa: E402
-from rules.numbers import prewarm_cn_mobiles  # noqa: E402
+from rules.classification import prewarm_cn_mobiles  # noqa: E402
 from rules.policy import parse_policy  # noqa: E402
 
 START = datetime(2026, 11, 16, 0, 0, tzinfo=UTC).timestamp()  # Monday 08:00 Shanghai

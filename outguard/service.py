@@ -46,7 +46,8 @@ from rules.deferred import CapDemands, CapSpec, CountedCaps, defer_caps, settle
 from rules.engine import decide, refuse_channel
 from rules.hits import RuleHits
 from rules.model import CallAttempt, Counters, PartyKind, StoreData, Verdict
-from rules.numbers import classify, normalise
+from rules.classification import classify
+from rules.numbers import normalise
 from rules.policy_types import Policy
 from rules.snapshot import Snapshot, build_snapshot
 

@@ -11,11 +11,12 @@ The service wires it like this::
         counters.record(tenant, account, verdict.caller_id_e164, verdict.destination_e164, ts)
 """
 
+from rules.classification import classify
 from rules.counters import InMemoryCounters
 from rules.engine import decide, explain
 from rules.errors import NumberError, PolicyError, PolicyIssue, RulesError
 from rules.hits import RuleHits
-from rules.numbers import classify, normalise
+from rules.numbers import normalise
 from rules.policy import PolicyHolder, default_policy, load_policy, parse_policy
 from rules.snapshot import Snapshot, build_snapshot
 

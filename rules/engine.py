@@ -19,10 +19,11 @@ from functools import lru_cache
 from typing import Any
 
 from rules.checks_base import NO_EXEMPTIONS, Check, Ctx, Hit
+from rules.classification import segment_info
 from rules.consent import exemptions, explain_exemption
 from rules.errors import NumberError
 from rules.model import CallAttempt, Counters, RuleMode, RuleOutcome, Verdict
-from rules.numbers import normalise, segment_info, to_key
+from rules.numbers import normalise, to_key
 from rules.snapshot import Snapshot
 
 __all__ = ["decide", "explain", "refuse_channel", "CHANNEL_RULE", "FORMAT_RULE"]

@@ -205,7 +205,7 @@ class Counters(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class NumberInfo:
-    """What a normalised number tells about itself (``rules.numbers.classify``).
+    """What a normalised number tells about itself (``rules.classification.classify``).
 
     ``timezones`` lists every candidate zone (one for most countries, several for some
     NANP ranges); ``timezone`` is the single zone when it is unambiguous, else None.

@@ -11,7 +11,8 @@ import pytest
 
 from rules.engine import decide
 from rules.model import CallAttempt, ListInfo, ListKind, Party, PartyKind, Purpose, StoreData
-from rules.numbers import NANPA_TABLE, classify, normalise, us_area_code_states
+from rules.classification import NANPA_TABLE, classify, us_area_code_states
+from rules.numbers import normalise
 from rules.policy import parse_policy
 from rules.snapshot import Snapshot, build_snapshot
 

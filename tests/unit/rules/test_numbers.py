@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules import numbers
+from rules import classification, numbers
 from rules.errors import NumberError, RulesError
 from rules.model import LineType
 
@@ -74,14 +74,14 @@ def test_normalise_rejects_with_a_clear_message(raw: str, words: str) -> None:
     ],
 )
 def test_classify(e164: str, line: LineType, province: str | None, city: str | None, region: str) -> None:
-    info = numbers.classify(e164)
+    info = classification.classify(e164)
     assert (info.e164, info.line_type, info.province, info.city, info.region) == (
         e164, line, province, city, region,
     )
 
 
 def test_classify_gives_zones_and_carrier() -> None:
-    info = numbers.classify("+8613800138000")
+    info = classification.classify("+8613800138000")
     assert info.timezone == "Asia/Shanghai"
     assert info.carrier == "中国移动"
     assert info.valid
@@ -89,13 +89,13 @@ def test_classify_gives_zones_and_carrier() -> None:
 
 
 def test_multi_zone_number_has_no_single_zone() -> None:
-    info = numbers.classify("+18005551234")
+    info = classification.classify("+18005551234")
     assert len(info.timezones) > 1
     assert info.timezone is None
 
 
 def test_short_code_info() -> None:
-    info = numbers.classify("+86:10086")
+    info = classification.classify("+86:10086")
     assert info.national == "10086"
     assert info.timezones == ()
 
@@ -111,7 +111,7 @@ def test_short_code_info() -> None:
     ],
 )
 def test_split_cn_place(text: str, expected: tuple[str | None, str | None]) -> None:
-    assert numbers.split_cn_place(text) == expected
+    assert classification.split_cn_place(text) == expected
 
 
 @pytest.mark.parametrize("canonical", ["+8613800138000", "+12125551234", "+86:95588"])
