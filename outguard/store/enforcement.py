@@ -33,6 +33,18 @@ def _kind(value: PartyKind | str) -> PartyKind:
         raise InvalidInput(f"unknown party kind {value!r}", field="party_kind") from exc
 
 
+def _still_open(conn: sqlite3.Connection, sql: str, kind: str, key: int, done: int,
+                already: str) -> Any:
+    """The row ``sql`` selects by ``key``: NotFound when there is none, Conflict (``"<kind>
+    <key> <already>"``) when its column ``done`` (a time) is set: lifted, closed."""
+    row = conn.execute(sql, (key,)).fetchone()
+    if row is None:
+        raise NotFound(kind, key)
+    if row[done] is not None:
+        raise Conflict(f"{kind} {key} {already}", kind=kind, key=key)
+    return row
+
+
 def _suspension(row: Any) -> Suspension:
     return Suspension(
         id=row["id"], party_kind=PartyKind(row["party_kind"]), party_key=row["party_key"],
@@ -117,13 +129,9 @@ class EnforcementMixin:
         at = to_ts(lifted_at) if lifted_at is not None else time.time()
 
         def job(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT party_kind, party_key, lifted_at FROM suspensions"
-                               " WHERE id = ?", (suspension_id,)).fetchone()
-            if row is None:
-                raise NotFound("suspension", suspension_id)
-            if row[2] is not None:
-                raise Conflict(f"suspension {suspension_id} was already lifted",
-                               kind="suspension", key=suspension_id)
+            row = _still_open(conn, "SELECT party_kind, party_key, lifted_at FROM suspensions"
+                              " WHERE id = ?", "suspension", suspension_id, 2,
+                              "was already lifted")
             conn.execute("UPDATE suspensions SET lifted_by = ?, lift_reason = ?, lifted_at = ?"
                          " WHERE id = ?", (lifted_by, lift_reason, at, suspension_id))
             write_audit(conn, lifted_by, "suspension.lift", party_kind=row[0], party_key=row[1],
@@ -315,13 +323,8 @@ class EnforcementMixin:
         when = to_ts(at) if at is not None else time.time()
 
         def job(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT caller_id, closed_at, due_at FROM complaints"
-                               " WHERE id = ?", (complaint_id,)).fetchone()
-            if row is None:
-                raise NotFound("complaint", complaint_id)
-            if row[1] is not None:
-                raise Conflict(f"complaint {complaint_id} is already closed",
-                               kind="complaint", key=complaint_id)
+            row = _still_open(conn, "SELECT caller_id, closed_at, due_at FROM complaints"
+                              " WHERE id = ?", "complaint", complaint_id, 1, "is already closed")
             conn.execute("UPDATE complaints SET closed_at = ?, closed_by = ?, resolution = ?"
                          " WHERE id = ?", (when, actor, resolution, complaint_id))
             write_audit(conn, actor, "complaint.close", party_kind="caller_id",

@@ -91,6 +91,8 @@ def test_party_state_folds_suspensions_disables_and_verification(store: SQLiteSt
     assert _parties(store, NOW + timedelta(hours=3))[(PartyKind.ACCOUNT, "a1")].state is PartyState.ACTIVE  # type: ignore[attr-defined]
     with pytest.raises(Conflict):
         store.lift_suspension(lifted.id, lifted_by="carol", lift_reason="again")
+    with pytest.raises(NotFound):
+        store.lift_suspension(9999, lifted_by="carol", lift_reason="no such suspension")
     assert [s.party_key for s in store.list_suspensions(active_at=NOW)] == ["a1", "a2", "+8613999999999"]
 
 
