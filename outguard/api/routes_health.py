@@ -3,6 +3,7 @@ the remediation tasks (号码认证 / 标记申诉) it opens, worked and closed 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -10,9 +11,11 @@ from aiohttp import web
 from outguard import views
 from outguard.api import context as cx
 from outguard.api.core import Param, field_of, id_param, json_body, ok, query_int, route
+from outguard.enforcement import Enforcer
 from outguard.enforcement.health_ops import MAX_DAYS, task_dict
 from outguard.errors import InvalidInput
 from outguard.figures import DEFINITIONS
+from outguard.store.health import HealthTask
 
 TASK_ID = Param("id", "path", "integer", required=True)
 DAYS = Param("days", type="integer", description=f"days of daily figures (1-{MAX_DAYS})")
@@ -70,25 +73,32 @@ async def get_task(request: web.Request) -> web.Response:
     return ok(views.masked({**task_dict(task), "health": health.to_dict()}, cx.mask(request)))
 
 
+def _text_body(name: str) -> dict[str, Any]:
+    return {"type": "object", "required": [name], "properties": {name: {"type": "string"}}}
+
+
+async def _worked(request: web.Request, name: str,
+                  step: Callable[[Enforcer, int, str, str], Awaitable[HealthTask]]
+                  ) -> web.Response:
+    """A reviewer's step on the task in the path, with the body's text ``name``; the task
+    as it is now."""
+    data = await json_body(request)
+    task = await step(cx.enforcer(request), id_param(request, "task id"),
+                      field_of(data, name, required=True), cx.actor(request))
+    return ok(views.masked(task_dict(task), cx.mask(request)))
+
+
 @route("POST", "/api/health-tasks/{id}/note", tag="caller-id health", role="reviewer",
-       params=(TASK_ID,), body={"type": "object", "required": ["text"],
-                                "properties": {"text": {"type": "string"}}})
+       params=(TASK_ID,), body=_text_body("text"))
 async def note_task(request: web.Request) -> web.Response:
     """Record a remediation step (the task becomes "working")."""
-    data = await json_body(request)
-    task = await cx.enforcer(request).note_health_task(
-        id_param(request, "task id"), text=field_of(data, "text", required=True),
-        actor=cx.actor(request))
-    return ok(views.masked(task_dict(task), cx.mask(request)))
+    return await _worked(request, "text", lambda enforcer, task, text, actor:
+                         enforcer.note_health_task(task, text=text, actor=actor))
 
 
 @route("POST", "/api/health-tasks/{id}/close", tag="caller-id health", role="reviewer",
-       params=(TASK_ID,), body={"type": "object", "required": ["resolution"],
-                                "properties": {"resolution": {"type": "string"}}})
+       params=(TASK_ID,), body=_text_body("resolution"))
 async def close_task(request: web.Request) -> web.Response:
     """Close a task with its resolution: the caller ID's caps are whole again."""
-    data = await json_body(request)
-    task = await cx.enforcer(request).close_health_task(
-        id_param(request, "task id"), resolution=field_of(data, "resolution", required=True),
-        actor=cx.actor(request))
-    return ok(views.masked(task_dict(task), cx.mask(request)))
+    return await _worked(request, "resolution", lambda enforcer, task, text, actor:
+                         enforcer.close_health_task(task, resolution=text, actor=actor))
