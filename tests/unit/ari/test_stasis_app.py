@@ -574,12 +574,21 @@ def bridged_call(ari: FakeAri, caller: str, call_id: str, *, outbound_state: str
         ari.bridge_list = [{"id": f"og-br-{call_id}", "channels": [caller, out]}]
 
 
-async def test_after_a_restart_a_bridged_call_is_followed_and_ends_with_its_cause() -> None:
+def restarted_with_bridge_call(
+        *, answered: bool = False, outbound_state: str = "Up", bridged: bool = True,
+) -> tuple[FakeScreener, FakeRestartAri, StasisApp]:
+    """A new outguard's app whose call log restored bridge call d1 (caller c1, carrier leg
+    og-out-d1), as Asterisk lists them (see ``bridged_call``)."""
     screener = FakeScreener()
     ari = FakeRestartAri()
     app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
-    restored(screener, "c1", "d1", answered=True)
-    bridged_call(ari, "c1", "d1")
+    restored(screener, "c1", "d1", answered=answered)
+    bridged_call(ari, "c1", "d1", outbound_state=outbound_state, bridged=bridged)
+    return screener, ari, app
+
+
+async def test_after_a_restart_a_bridged_call_is_followed_and_ends_with_its_cause() -> None:
+    screener, ari, app = restarted_with_bridge_call(answered=True)
     await app.reconcile()
     await asyncio.sleep(0.01)
     assert [c for c in ari.calls if c[0] == "hangup"] == []  # the restart cut nothing
@@ -595,11 +604,7 @@ async def test_after_a_restart_a_bridged_call_is_followed_and_ends_with_its_caus
 
 async def test_after_a_restart_a_ringing_bridge_call_is_bridged_when_the_callee_answers(
 ) -> None:
-    screener = FakeScreener()
-    ari = FakeRestartAri()
-    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
-    restored(screener, "c1", "d1")
-    bridged_call(ari, "c1", "d1", outbound_state="Ringing", bridged=False)
+    screener, ari, app = restarted_with_bridge_call(outbound_state="Ringing", bridged=False)
     await app.reconcile()
     app.dispatch({"type": "StasisStart", "args": ["outbound", "c1"],
                   "channel": {"id": "og-out-d1", "name": "PJSIP/carrier-00000002"}})
@@ -626,11 +631,7 @@ async def test_an_answered_carrier_leg_of_a_restored_call_is_bridged_not_hung_up
 
 
 async def test_stopping_outguard_leaves_a_bridged_call_up() -> None:
-    screener = FakeScreener()
-    ari = FakeRestartAri()
-    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
-    restored(screener, "c1", "d1", answered=True)
-    bridged_call(ari, "c1", "d1")
+    screener, ari, app = restarted_with_bridge_call(answered=True)
     await app.reconcile()
     await asyncio.sleep(0.01)
     await app.stop()  # SIGTERM: the call tasks are cancelled
@@ -688,11 +689,7 @@ async def test_killed_between_the_answer_and_the_join_the_call_is_bridged_after_
     """kill -9 after the caller was answered and a bridge created, before addChannel: the
     new process pools that empty bridge and joins both legs into it (no second answer,
     no bridge created under an id that exists)."""
-    screener = FakeScreener()
-    ari = FakeRestartAri()
-    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
-    restored(screener, "c1", "d1")
-    bridged_call(ari, "c1", "d1", bridged=False)
+    screener, ari, app = restarted_with_bridge_call(bridged=False)
     ari.channel_map["c1"]["state"] = "Up"
     ari.bridge_list = [{"id": "og-br-before", "channels": []}]
     await app.reconcile()
@@ -701,21 +698,23 @@ async def test_killed_between_the_answer_and_the_join_the_call_is_bridged_after_
     await app.stop()
 
 
-async def test_after_a_restart_the_carrier_leg_of_a_call_whose_caller_left_is_hung_up(
-) -> None:
-    screener = FakeScreener()
-    ari = FakeRestartAri()
-    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
-    restored(screener, "c1", "d1", answered=True)
-    bridged_call(ari, "c1", "d1")
-    ari.gone.add("c1")  # the caller hung up while no outguard was running
-    ari.bridge_list = [{"id": "og-br-d1", "channels": ["og-out-d1"]}]
+@pytest.mark.parametrize(("gone", "left"), [("c1", "og-out-d1"), ("og-out-d1", "c1")],
+                         ids=["caller left", "callee left"])
+async def test_after_a_restart_the_leg_left_alone_in_a_bridge_is_hung_up_and_its_bridge_destroyed(
+        gone: str, left: str) -> None:
+    """One leg of a bridged call hung up while no outguard was running: the other is hung
+    up, the call closed, and its bridge is not left behind, empty and nobody's (nobody saw
+    both legs leave it: destroyed, not pooled); another call's bridge is left alone."""
+    screener, ari, app = restarted_with_bridge_call(answered=True)
+    ari.gone.add(gone)
+    ari.bridge_list = [{"id": "og-br-d1", "channels": [left]},
+                       {"id": "og-br-other", "channels": ["c7", "og-out-d7"]}]
     await app.reconcile()
-    assert ("hangup", "og-out-d1", 16) in ari.calls
+    assert ("hangup", left, 16) in ari.calls
     assert screener.ended_ids == [("d1", None)]
-    # its bridge is not left behind, empty and nobody's (nobody saw both legs leave it:
-    # destroyed, not pooled)
-    assert ari.calls[-1] == ("destroy_bridge", "og-br-d1") and "og-br-d1" not in app.bridges
+    assert ("destroy_bridge", "og-br-d1") in ari.calls and "og-br-d1" not in app.bridges
+    assert ("destroy_bridge", "og-br-other") not in ari.calls
+    await app.stop()
 
 
 async def test_after_a_restart_a_carrier_leg_with_no_call_and_no_caller_is_hung_up(
@@ -736,23 +735,6 @@ async def test_after_a_restart_a_carrier_leg_with_no_call_and_no_caller_is_hung_
     await app.reconcile()
     assert [c for c in ari.calls if c[0] in ("hangup", "destroy_bridge")] == [
         ("hangup", "og-out-x1", 16), ("destroy_bridge", "og-br-x1")]  # a call up is not cut
-    await app.stop()
-
-
-async def test_after_a_restart_a_bridged_caller_whose_callee_left_is_hung_up_and_its_bridge_destroyed(
-) -> None:
-    screener = FakeScreener()
-    ari = FakeRestartAri()
-    app = StasisApp(ari, screener, CallSettings())  # type: ignore[arg-type]
-    restored(screener, "c1", "d1", answered=True)
-    bridged_call(ari, "c1", "d1")
-    ari.gone.add("og-out-d1")  # the callee hung up while no outguard was running
-    ari.bridge_list = [{"id": "og-br-d1", "channels": ["c1"]},
-                       {"id": "og-br-other", "channels": ["c7", "og-out-d7"]}]
-    await app.reconcile()
-    assert ("hangup", "c1", 16) in ari.calls
-    assert ("destroy_bridge", "og-br-d1") in ari.calls
-    assert ("destroy_bridge", "og-br-other") not in ari.calls  # another call's: left alone
     await app.stop()
 
 
