@@ -136,6 +136,17 @@ def _port_taken(port: int) -> bool:
         return False
 
 
+def udp_bound(port: int) -> bool:
+    """Whether some socket is bound to UDP ``port`` on 127.0.0.1 or every address, as the
+    kernel lists them (/proc/net/udp). Asking by binding a socket of one's own
+    (``_port_taken``) takes the port for that moment: a SIPp starting then cannot bind it
+    and exits at once."""
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    with open("/proc/net/udp", encoding="ascii") as table:
+        next(table)  # the header
+        return any(line.split()[1] in wanted for line in table)
+
+
 def wait_port_free(port: int, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while _port_taken(port):
@@ -190,9 +201,11 @@ class Carrier:
         )
         out.close()
         # ready once its SIP port is bound: from then on an INVITE waits in its socket
-        # (a fixed pause was too short under CPU load: the first INVITE met a closed port)
+        # (a fixed pause was too short under CPU load: the first INVITE met a closed port).
+        # Read from the kernel's table, never by binding the port to see: SIPp binding it
+        # in that moment exits at once ("carrier SIPp exited at once", under load)
         deadline = time.monotonic() + 30
-        while not _port_taken(port):
+        while not udp_bound(port):
             if self.proc.poll() is not None:
                 raise SippError(f"carrier SIPp exited at once: {self.output()}")
             if time.monotonic() > deadline:

@@ -1,0 +1,72 @@
+"""The SIPp harness (outguard.testing.sipp) never races the SIPp it starts: once the carrier
+SIPp is started, the harness only reads whether its port is bound, never binds it itself
+(a SIPp that found its port held by the harness's probe for that moment exited at once:
+"carrier SIPp exited at once", seen under load)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from outguard.sandbox import Instance, Ports
+from outguard.testing import sipp
+
+# binds the SIP port it is given (-p), as SIPp does, and waits to be killed
+FAKE_SIPP = """\
+import socket, sys, time
+port = int(sys.argv[sys.argv.index("-p") + 1])
+time.sleep(0.2)
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", port))
+time.sleep(60)
+"""
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_carrier_is_waited_for_without_binding_its_port(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "sipp"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_SIPP}", encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sipp, "sipp_binary", lambda: str(fake))
+    port = free_udp_port()
+    started = False
+    binds_after_start: list[Any] = []
+    real_popen, real_bind = subprocess.Popen, socket.socket.bind
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        nonlocal started
+        started = True
+        return real_popen(*args, **kwargs)
+
+    def bind(sock: socket.socket, address: Any) -> None:
+        if started and isinstance(address, tuple) and address[1] == port:
+            binds_after_start.append(address)
+        real_bind(sock, address)
+
+    monkeypatch.setattr(sipp.subprocess, "Popen", popen)
+    monkeypatch.setattr(socket.socket, "bind", bind)
+    inst = Instance(name="harness", ports=Ports(carrier=port))
+    with sipp.Carrier(inst) as carrier:
+        assert carrier.proc is not None and carrier.proc.poll() is None
+        assert sipp.udp_bound(port)
+    assert binds_after_start == []
+
+
+def test_udp_bound_reads_the_kernels_table() -> None:
+    port = free_udp_port()
+    assert not sipp.udp_bound(port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        assert sipp.udp_bound(port)
+    assert not sipp.udp_bound(port)
