@@ -76,6 +76,12 @@ from outguard.service import Decision, Screener
 logger = logging.getLogger(__name__)
 
 SCREEN_ROUTE = "screen"
+#: connections the kernel queues while the server is busy (asyncio's default is 100).
+#: Every call is a connection, and Asterisk gives up connecting after 2 s
+#: (MAX_AGI_CONNECT), failing the call to the dialplan's failure branch: a queue of 100
+#: fills in about a second at 80 calls/s while the loop is held up (a host short of CPU,
+#: a long garbage collection). Capped by the kernel's net.core.somaxconn (4096 here).
+BACKLOG = 4096
 #: the who/why variables: AGI arguments 2-5, or (older dialplans) one GET FULL VARIABLE
 WHO_VARS = (dv.ACCOUNT, dv.TENANT, dv.PURPOSE, dv.CAMPAIGN)
 FAILED = dv.FAILED
@@ -223,7 +229,8 @@ class FastAgiServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, limit=self.max_header_bytes
+            self._accept, self.host, self.port, limit=self.max_header_bytes,
+            backlog=BACKLOG,
         )
         self.connected = True
         if not _is_loopback(self.host):
