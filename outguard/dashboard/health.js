@@ -3,48 +3,53 @@
 // 标记申诉) that a reviewer works and closes here. Never a switch to another caller ID.
 
 import { api, heavy } from "./api.js";
-import { addLabels, t } from "./i18n.js";
+import { addLabelPairs, t } from "./i18n.js";
 import { fmt, flash, h, pct, table, time } from "./ui.js";
 
-addLabels({
-  en: {
-    "health.title": "Caller-ID health: connect rate against its own history",
-    "health.tasks": "Remediation tasks (number authentication / mis-mark appeal)",
-    "health.rate": "Connect rate now", "health.baseline": "Baseline", "health.drop": "Drop",
-    "health.days": "Connect rate per day", "health.warning": "Warning",
-    "health.cap": "Caps", "health.task": "Task",
-    "health.warn_yes": "sharp drop", "health.warn_no": "–",
-    "health.throttled": "× {f} (task {id})", "health.whole": "whole",
-    "health.reason": "Why", "health.steps": "Steps", "health.notes": "Done so far",
-    "health.opened": "Opened", "health.note": "Record step", "health.close": "Close task",
-    "health.note_ph": "step taken / resolution", "health.need_text": "Write the step or the resolution first",
-    "health.noted": "Task {id}: step recorded", "health.closed": "Task {id} closed: caps whole again",
-    "health.settings": "Warns when the connect rate over {window} falls {drop} below its own {baseline} baseline (at least {min} ended calls); caps × {factor} while the task is open.",
-    "state.open": "open", "state.working": "working", "state.closed": "closed",
-    "health.step_find": "Find out which marking platforms label the number, and how: call test phones with different security apps (360 手机卫士, 腾讯手机管家, 百度手机卫士, 搜狗号码通, 电话邦) or use the platforms' look-up services.",
-    "health.step_auth": "Number authentication (号码认证): register the number with the marking platforms' enterprise number services and the carrier, with the business licence and the number's allocation certificate.",
-    "health.step_appeal": "Mis-mark appeal (标记申诉): where the label is wrong, appeal to each platform with evidence (business licence, proof the tenant owns the number, call records); platforms review within a few working days.",
-    "health.step_review": "Review what the number has been doing: lists, calling hours, calls per callee, short calls, complaints. The caps stay reduced until the task is closed.",
-  },
-  zh: {
-    "health.title": "主叫号码健康：接通率对比自身历史",
-    "health.tasks": "整改任务（号码认证 / 标记申诉）",
-    "health.rate": "当前接通率", "health.baseline": "基线", "health.drop": "降幅",
-    "health.days": "每日接通率", "health.warning": "预警",
-    "health.cap": "频次上限", "health.task": "任务",
-    "health.warn_yes": "接通率骤降", "health.warn_no": "–",
-    "health.throttled": "× {f}（任务 {id}）", "health.whole": "正常",
-    "health.reason": "原因", "health.steps": "整改步骤", "health.notes": "处理记录",
-    "health.opened": "创建时间", "health.note": "记录进展", "health.close": "关闭任务",
-    "health.note_ph": "已做的步骤 / 处理结果", "health.need_text": "请先填写步骤或处理结果",
-    "health.noted": "任务 {id}：已记录进展", "health.closed": "任务 {id} 已关闭：频次上限已恢复",
-    "health.settings": "{window} 内接通率比自身 {baseline} 基线下降 {drop} 以上（至少 {min} 通已结束呼叫）即预警；任务未关闭期间频次上限 × {factor}。",
-    "state.open": "待处理", "state.working": "处理中", "state.closed": "已关闭",
-    "health.step_find": "查明哪些标记平台如何标记该号码：用装有不同安全软件（360 手机卫士、腾讯手机管家、百度手机卫士、搜狗号码通、电话邦）的测试手机拨打，或使用各平台的号码查询服务。",
-    "health.step_auth": "号码认证：凭营业执照和号码使用证明，在各标记平台的企业号码服务及运营商处登记认证该号码。",
-    "health.step_appeal": "标记申诉：标记有误时，向各平台提交申诉及证据（营业执照、号码归属证明、通话记录）；平台一般在数个工作日内审核。",
-    "health.step_review": "复查该号码的外呼情况：名单、呼叫时段、同一被叫的呼叫频次、短通话、投诉。任务关闭前频次上限保持下调。",
-  },
+addLabelPairs({
+  "health.title": ["Caller-ID health: connect rate against its own history", "主叫号码健康：接通率对比自身历史"],
+  "health.tasks": [
+    "Remediation tasks (number authentication / mis-mark appeal)",
+    "整改任务（号码认证 / 标记申诉）"],
+  "health.rate": ["Connect rate now", "当前接通率"],
+  "health.baseline": ["Baseline", "基线"],
+  "health.drop": ["Drop", "降幅"],
+  "health.days": ["Connect rate per day", "每日接通率"],
+  "health.warning": ["Warning", "预警"],
+  "health.cap": ["Caps", "频次上限"],
+  "health.task": ["Task", "任务"],
+  "health.warn_yes": ["sharp drop", "接通率骤降"],
+  "health.warn_no": ["–", "–"],
+  "health.throttled": ["× {f} (task {id})", "× {f}（任务 {id}）"],
+  "health.whole": ["whole", "正常"],
+  "health.reason": ["Why", "原因"],
+  "health.steps": ["Steps", "整改步骤"],
+  "health.notes": ["Done so far", "处理记录"],
+  "health.opened": ["Opened", "创建时间"],
+  "health.note": ["Record step", "记录进展"],
+  "health.close": ["Close task", "关闭任务"],
+  "health.note_ph": ["step taken / resolution", "已做的步骤 / 处理结果"],
+  "health.need_text": ["Write the step or the resolution first", "请先填写步骤或处理结果"],
+  "health.noted": ["Task {id}: step recorded", "任务 {id}：已记录进展"],
+  "health.closed": ["Task {id} closed: caps whole again", "任务 {id} 已关闭：频次上限已恢复"],
+  "health.settings": [
+    "Warns when the connect rate over {window} falls {drop} below its own {baseline} baseline (at least {min} ended calls); caps × {factor} while the task is open.",
+    "{window} 内接通率比自身 {baseline} 基线下降 {drop} 以上（至少 {min} 通已结束呼叫）即预警；任务未关闭期间频次上限 × {factor}。"],
+  "state.open": ["open", "待处理"],
+  "state.working": ["working", "处理中"],
+  "state.closed": ["closed", "已关闭"],
+  "health.step_find": [
+    "Find out which marking platforms label the number, and how: call test phones with different security apps (360 手机卫士, 腾讯手机管家, 百度手机卫士, 搜狗号码通, 电话邦) or use the platforms' look-up services.",
+    "查明哪些标记平台如何标记该号码：用装有不同安全软件（360 手机卫士、腾讯手机管家、百度手机卫士、搜狗号码通、电话邦）的测试手机拨打，或使用各平台的号码查询服务。"],
+  "health.step_auth": [
+    "Number authentication (号码认证): register the number with the marking platforms' enterprise number services and the carrier, with the business licence and the number's allocation certificate.",
+    "号码认证：凭营业执照和号码使用证明，在各标记平台的企业号码服务及运营商处登记认证该号码。"],
+  "health.step_appeal": [
+    "Mis-mark appeal (标记申诉): where the label is wrong, appeal to each platform with evidence (business licence, proof the tenant owns the number, call records); platforms review within a few working days.",
+    "标记申诉：标记有误时，向各平台提交申诉及证据（营业执照、号码归属证明、通话记录）；平台一般在数个工作日内审核。"],
+  "health.step_review": [
+    "Review what the number has been doing: lists, calling hours, calls per callee, short calls, complaints. The caps stay reduced until the task is closed.",
+    "复查该号码的外呼情况：名单、呼叫时段、同一被叫的呼叫频次、短通话、投诉。任务关闭前频次上限保持下调。"],
 }, { caller_id_throttled: "主叫限流" });
 
 // the server's steps (outguard/enforcement/health.py REMEDIATION_STEPS), in the page's language

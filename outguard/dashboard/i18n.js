@@ -430,3 +430,11 @@ export function addLabels(more, reasonsZh) {
   for (const [code, table] of Object.entries(more)) Object.assign(LABELS[code], table);
   Object.assign(REASONS.zh, reasonsZh || {});
 }
+
+// The same, each key once with its words in both languages: addLabelPairs({"a.b":
+// ["English", "中文"]}, {code: "中文"}).
+export function addLabelPairs(pairs, reasonsZh) {
+  const en = {}, zh = {};
+  for (const [key, [inEn, inZh]] of Object.entries(pairs)) { en[key] = inEn; zh[key] = inZh; }
+  addLabels({ en, zh }, reasonsZh);
+}

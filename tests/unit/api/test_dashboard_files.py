@@ -43,9 +43,17 @@ def test_both_languages_have_the_same_labels() -> None:
 
     keys = lambda part: set(re.findall(r'"([a-z_]+\.[a-z_.]+|[a-z]+)":', part))
     known: set[str] = set()
-    # i18n.js's own table, and the tables pages add with addLabels({en: ..., zh: ...})
+    # i18n.js's own table, and the tables pages add with addLabels({en: ..., zh: ...}) or
+    # addLabelPairs({key: [en, zh]})
     for source in HERE.glob("*.js"):
         text = source.read_text(encoding="utf-8")
+        if source.name != "i18n.js" and "addLabelPairs({" in text:  # each key once, both words
+            block = text.split("addLabelPairs({", 1)[1].split("\n}, ", 1)[0]
+            pairs = re.findall(r'"([a-z_]+\.[a-z_.]+)": \[\s*"(?:[^"\\]|\\.)+",\s*'
+                               r'"(?:[^"\\]|\\.)+"\]', block)
+            assert len(pairs) == block.count('": [') and pairs, source.name
+            known |= set(pairs)
+            continue
         if source.name != "i18n.js":
             if "addLabels({" not in text:
                 continue
