@@ -82,6 +82,29 @@ def with_enforcer(config_file: str | None, store_path: str | None,
         return asyncio.run(main())
 
 
+def step_on_record(id_name: str, option: str, option_help: str,
+                   step: Callable[[Any, int, str], Awaitable[T]],
+                   done: Callable[[T], str]) -> Callable[[Callable[[], None]], Callable[..., None]]:
+    """A reviewer's step on one numbered record (an appeal, a complaint, a health task):
+    the record's number, the required text the audit trail keeps (``option``), and the
+    store options. The decorated function gives the command its name and help (its
+    docstring, with the example); ``step(enforcer, number, text)`` does the work and
+    ``done(result)`` is the line printed."""
+    dest = option.lstrip("-").replace("-", "_")
+
+    def command_for(stub: Callable[[], None]) -> Callable[..., None]:
+        def command(config_file: str | None, store_path: str | None, **values: Any) -> None:
+            number, text = int(values[id_name]), str(values[dest])
+            click.echo(done(with_enforcer(config_file, store_path,
+                                          lambda e: step(e, number, text))))
+
+        command.__name__, command.__doc__ = stub.__name__, stub.__doc__
+        return click.argument(id_name, type=int)(
+            click.option(option, required=True, help=option_help)(store_options(command)))
+
+    return command_for
+
+
 def _duration(text: str | None) -> float | None:
     if text is None:
         return None
@@ -355,20 +378,17 @@ def appeals_approve(appeal_id: int, decision: str, clear_strike: bool,
 
 
 @appeals.command("reject")
-@click.argument("appeal_id", type=int)
-@click.option("--decision", required=True, help="Why (the party sees it).")
-@store_options
-def appeals_reject(appeal_id: int, decision: str, config_file: str | None,
-                   store_path: str | None) -> None:
+@step_on_record("appeal_id", "--decision", "Why (the party sees it).",
+                lambda e, appeal, decision: e.reject_appeal(appeal, reviewer=actor(),
+                                                            decision=decision),
+                lambda a: f"appeal {a.id} rejected")
+def appeals_reject() -> None:
     """Reject an appeal; the suspension stays.
 
     \b
     Example:
       outguard appeals reject 12 --decision "recordings confirm the complaints"
     """
-    a = with_enforcer(config_file, store_path, lambda e: e.reject_appeal(
-        appeal_id, reviewer=actor(), decision=decision))
-    click.echo(f"appeal {a.id} rejected")
 
 
 # -- complaints ----------------------------------------------------------------------------
@@ -501,22 +521,22 @@ def complaints_due(within_days: int | None, as_json: bool, config_file: str | No
         raise SystemExit(1)
 
 
+def _closed(c: Any) -> str:
+    late = " (after its deadline)" if c.due_at and c.closed_at and c.closed_at > c.due_at else ""
+    return f"complaint {c.id} closed by {c.closed_by}{late}"
+
+
 @complaints.command("close")
-@click.argument("complaint_id", type=int)
-@click.option("--resolution", required=True, help="What was done (the audit trail keeps it).")
-@store_options
-def complaints_close(complaint_id: int, resolution: str, config_file: str | None,
-                     store_path: str | None) -> None:
+@step_on_record("complaint_id", "--resolution", "What was done (the audit trail keeps it).",
+                lambda e, complaint, resolution: e.close_complaint(
+                    complaint, resolution=resolution, actor=actor()), _closed)
+def complaints_close() -> None:
     """Close a complaint, saying what was done; who and when go to the audit trail.
 
     \b
     Example:
       outguard complaints close 7 --resolution "callee on dnc; agent 1007 coached"
     """
-    c = with_enforcer(config_file, store_path, lambda e: e.close_complaint(
-        complaint_id, resolution=resolution, actor=actor()))
-    late = " (after its deadline)" if c.due_at and c.closed_at and c.closed_at > c.due_at else ""
-    click.echo(f"complaint {c.id} closed by {c.closed_by}{late}")
 
 
 @complaints.command("channels")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from outguard.cli.common import actor, emit_json, json_option, output, store_options
-from outguard.cli.enforce import _key, _percent, with_enforcer
+from outguard.cli.enforce import _key, _percent, step_on_record, with_enforcer
 from outguard.cli.parties import caller_ids
 from outguard.enforcement.health_ops import task_dict
 
@@ -96,11 +96,10 @@ def caller_ids_tasks(state: str | None, caller_id: str | None, as_json: bool,
 
 
 @caller_ids.command("task-note")
-@click.argument("task_id", type=int)
-@click.option("--text", required=True, help="The step taken, e.g. who was asked for what.")
-@store_options
-def caller_ids_task_note(task_id: int, text: str, config_file: str | None,
-                         store_path: str | None) -> None:
+@step_on_record("task_id", "--text", "The step taken, e.g. who was asked for what.",
+                lambda e, task, text: e.note_health_task(task, text=text, actor=actor()),
+                lambda t: f"task {t.id} ({t.caller_id}): {t.state}, {len(t.notes)} note(s)")
+def caller_ids_task_note() -> None:
     """Record a remediation step on a task (it becomes "working"). Exit code 3 when there
     is no such task, 4 when it is closed.
 
@@ -108,17 +107,14 @@ def caller_ids_task_note(task_id: int, text: str, config_file: str | None,
     Example:
       outguard caller-ids task-note 3 --text "号码认证 submitted to the marking platforms"
     """
-    t = with_enforcer(config_file, store_path, lambda e: e.note_health_task(
-        task_id, text=text, actor=actor()))
-    click.echo(f"task {t.id} ({t.caller_id}): {t.state}, {len(t.notes)} note(s)")
 
 
 @caller_ids.command("task-close")
-@click.argument("task_id", type=int)
-@click.option("--resolution", required=True, help="What was done and what came of it.")
-@store_options
-def caller_ids_task_close(task_id: int, resolution: str, config_file: str | None,
-                          store_path: str | None) -> None:
+@step_on_record("task_id", "--resolution", "What was done and what came of it.",
+                lambda e, task, resolution: e.close_health_task(task, resolution=resolution,
+                                                                actor=actor()),
+                lambda t: f"task {t.id} closed; caller ID {t.caller_id} is no longer throttled")
+def caller_ids_task_close() -> None:
     """Close a remediation task: the caller ID's caps are whole again. Exit code 4 when
     it is closed already.
 
@@ -126,6 +122,3 @@ def caller_ids_task_close(task_id: int, resolution: str, config_file: str | None
     Example:
       outguard caller-ids task-close 3 --resolution "标记申诉 accepted by the platforms"
     """
-    t = with_enforcer(config_file, store_path, lambda e: e.close_health_task(
-        task_id, resolution=resolution, actor=actor()))
-    click.echo(f"task {t.id} closed; caller ID {t.caller_id} is no longer throttled")
