@@ -28,7 +28,11 @@ async def connected(pbx: sandbox.Sandbox, **kwargs: Any) -> tuple[AmiClient, asy
     client = AmiClient("127.0.0.1", inst.ports.ami, inst.ami_user, inst.ami_password,
                        **kwargs)
     task = asyncio.get_running_loop().create_task(client.run())
-    await client.wait_connected(10)
+    try:
+        await client.wait_connected(10)
+    except BaseException:
+        await closed(client, task)
+        raise
     return client, task
 
 

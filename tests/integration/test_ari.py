@@ -166,18 +166,21 @@ async def test_calls_in_progress_across_an_outguard_restart_close_with_their_out
     agent = clean_pbx.inst.ports.agent
     with sipp.Carrier(clean_pbx.inst, callee_hangs_up=False) as carrier:
         runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
-        og = Running(runner.app, settings, clean_pbx)
-        placed = time.monotonic()
-        placing = [  # three agents at once (the policy allows one call per account at a time)
-            asyncio.ensure_future(og.call(ALLOWED, account=f"r{i}", port=agent + 3 * i,
-                                          timeout_s=90))  # bounds SIPp; the calls end sooner
-            for i in range(3)
-        ]
-        await eventually(lambda: [leg["state"] for leg in carrier_legs(clean_pbx)] == ["Up"] * 3,
-                         "the three calls connected", interval=0.05)
-        connected = time.monotonic()
-        await og.store.flush_async()
-        await runner.cleanup()  # outguard stops while the three calls are connected
+        try:
+            og = Running(runner.app, settings, clean_pbx)
+            placed = time.monotonic()
+            # three agents at once (the policy allows one call per account at a time);
+            # timeout_s bounds SIPp, the calls end sooner
+            placing = [asyncio.ensure_future(og.call(ALLOWED, account=f"r{i}",
+                                                     port=agent + 3 * i, timeout_s=90))
+                       for i in range(3)]
+            await eventually(
+                lambda: [leg["state"] for leg in carrier_legs(clean_pbx)] == ["Up"] * 3,
+                "the three calls connected", interval=0.05)
+            connected = time.monotonic()
+            await og.store.flush_async()
+        finally:  # also when the wait fails: an outguard left running screens later tests
+            await runner.cleanup()  # outguard stops while the three calls are connected
         runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
         try:
             og = Running(runner.app, settings, clean_pbx)

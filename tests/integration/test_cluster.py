@@ -312,8 +312,8 @@ async def test_an_instance_killed_mid_load_loses_no_committed_row_and_its_slots_
     runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
     one = Running(runner.app, settings, clean_pbx)
     two = ClusterProcess(pbx_b, tmp_path / "two", shared, ttl)
-    two.start()
     try:
+        two.start()
         with sipp.Carrier(clean_pbx.inst, hold_ms=1500), sipp.Carrier(pbx_b.inst, hold_ms=1500):
             load_two = asyncio.ensure_future(asyncio.to_thread(
                 sipp.place_calls, pbx_b.inst, "13800138020", count=6, rate=3,

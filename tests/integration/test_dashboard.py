@@ -64,9 +64,8 @@ async def served(clean_pbx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     settings = settings_for(clean_pbx, tmp_path / "outguard.db")
     settings = replace(settings, api=ApiConfig(port=port))
     runner = await start_outguard(clean_pbx, settings, Parts(agi=False, ami=False), monkeypatch)
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
     try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
         og = Running(runner.app, settings, clean_pbx)
         store = og.store
         await store.create_user("dash-admin", "admin")

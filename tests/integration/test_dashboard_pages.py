@@ -75,18 +75,17 @@ async def dash(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dash]:
                         api=ApiConfig(port=port))
     runner = web.AppRunner(build_app(settings, Parts(ari=False, agi=False, ami=False)))
     await runner.setup()
-    screener = runner.app[SCREENER]
-    assert await screener.wait_ready(10)
-    for i in range(2):  # two calls to a number on the dnc list: the dnc rule's hits
-        blocked = screener.screen(ChannelFacts(
-            adapter="ari", channel_id=f"hit-{i}", channel_name="PJSIP/a1-00000001",
-            dialed="13900139000", caller_id="01088886666", account="a1"))
-        assert blocked.verdict.reason == "dnc_listed"
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    downloads = tmp / "downloads"
-    downloads.mkdir()
     try:
+        screener = runner.app[SCREENER]
+        assert await screener.wait_ready(10)
+        for i in range(2):  # two calls to a number on the dnc list: the dnc rule's hits
+            blocked = screener.screen(ChannelFacts(
+                adapter="ari", channel_id=f"hit-{i}", channel_name="PJSIP/a1-00000001",
+                dialed="13900139000", caller_id="01088886666", account="a1"))
+            assert blocked.verdict.reason == "dnc_listed"
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        downloads = tmp / "downloads"
+        downloads.mkdir()
         async with browser(downloads) as b:
             yield Dash(f"http://127.0.0.1:{port}/", tokens, b, tmp, downloads)
     finally:

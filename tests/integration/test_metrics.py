@@ -38,9 +38,8 @@ async def scraped(clean_pbx, tmp_path: Path,
     settings = replace(settings_for(clean_pbx, tmp_path / "outguard.db"),
                        api=ApiConfig(port=port))
     runner = await start_outguard(clean_pbx, settings, Parts(), monkeypatch)
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
     try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
         og = Running(runner.app, settings, clean_pbx)
         await og.store.create_user("prometheus", "readonly")
         token = (await og.store.create_token("prometheus")).token

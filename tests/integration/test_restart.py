@@ -87,6 +87,7 @@ class OutguardProcess:
                     health["connected"].values()):
                 return
             time.sleep(0.05)
+        self.stop(signal.SIGKILL)  # never left running: it would screen the next tests' calls
         raise AssertionError(f"outguard was not ready within {timeout} s: {self.output()}")
 
     def health(self) -> dict[str, Any] | None:

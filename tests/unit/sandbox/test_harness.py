@@ -1,10 +1,12 @@
-"""The SIPp harness (outguard.testing.sipp) never races the SIPp it starts: once the carrier
-SIPp is started, the harness only reads whether its port is bound, never binds it itself
-(a SIPp that found its port held by the harness's probe for that moment exited at once:
-"carrier SIPp exited at once", seen under load)."""
+"""The test harness itself: the SIPp harness (outguard.testing.sipp) never races the SIPp
+it starts (once the carrier SIPp is started, the harness only reads whether its port is
+bound, never binds it itself: a SIPp that found its port held by the harness's probe for
+that moment exited at once, "carrier SIPp exited at once" under load); an outguard a test
+left running is recognised."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -70,3 +72,32 @@ def test_udp_bound_reads_the_kernels_table() -> None:
         sock.bind(("127.0.0.1", port))
         assert sipp.udp_bound(port)
     assert not sipp.udp_bound(port)
+
+
+async def test_an_outguard_left_running_is_recognised_by_its_tasks() -> None:
+    """What tests/integration/conftest.py's ``_no_outguard_outlives_its_test`` looks for:
+    the ARI app's run task of an outguard nobody stopped (here: one that cannot connect,
+    and keeps trying, as a leaked one does)."""
+    from ari_app.app import StasisApp
+    from ari_app.client import AriClient
+    from ari_app.settings import CallSettings
+    from tests.integration.conftest import _outguard_task
+
+    client = AriClient(f"http://127.0.0.1:{free_tcp_port()}/ari", "u", "p", "outguard")
+    await client.open()
+    app = StasisApp(client, object(), CallSettings())  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(app.run())
+    try:
+        await asyncio.sleep(0)
+        assert _outguard_task(task) == "StasisApp.run"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()
+    assert _outguard_task(task) is None
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
