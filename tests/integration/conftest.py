@@ -29,6 +29,7 @@ from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store.base import LoggedCall
 from outguard.testing import sipp
+from tests import leaks
 from tests.conftest import TEST_INSTANCE, TEST_PORT_OFFSET
 from tests.waiting import DEADLINE_S, eventually
 
@@ -144,30 +145,13 @@ def pbx_b(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
         box.stop()
 
 
-#: what runs while an outguard of this process is up (its ARI apps and AMI listeners)
-OUTGUARD_TASKS = ("StasisApp.run", "AmiListener.run")
-
-
-def _outguard_task(task: asyncio.Task[Any]) -> str | None:
-    name = getattr(task.get_coro(), "__qualname__", "")
-    return name if name in OUTGUARD_TASKS and not task.done() else None
-
-
 @pytest.fixture(autouse=True)
 async def _no_outguard_outlives_its_test() -> AsyncIterator[None]:
-    """An outguard a test started and did not stop (a failure before its cleanup) keeps
-    its ARI app connected to the session's Asterisk under the same application name:
-    after a reconnect it can win the registration and screen later tests' calls with its
-    own lists (a dnc call allowed after an Asterisk restart: SIP 603 when Dial timed out,
-    two tests after the one that left it). The test that leaves one fails here, and what
-    it left is stopped."""
+    """The test that leaves an outguard running fails here, and what it left is stopped
+    (tests/leaks.py says why)."""
     yield
-    left = [t for t in asyncio.all_tasks() if _outguard_task(t)]
-    names = sorted(str(_outguard_task(t)) for t in left)
-    for task in left:
-        task.cancel()
-    await asyncio.gather(*left, return_exceptions=True)
-    assert not left, f"the test left an outguard running: {names}"
+    left = await leaks.stop_what_was_left()
+    assert not left, f"the test left an outguard running: {left}"
 
 
 def settings_for(pbx: sandbox.Sandbox, db: Path, **calls: Any) -> Settings:
@@ -191,6 +175,7 @@ async def start_outguard(
     monkeypatch.setenv("OUTGUARD_AMI_PASSWORD", pbx.inst.ami_password)
     runner = web.AppRunner(build_app(settings, parts))
     await runner.setup()
+    leaks.STARTED.append(runner)
     app = runner.app
     try:
         if STASIS in app:

@@ -75,13 +75,13 @@ def test_udp_bound_reads_the_kernels_table() -> None:
 
 
 async def test_an_outguard_left_running_is_recognised_by_its_tasks() -> None:
-    """What tests/integration/conftest.py's ``_no_outguard_outlives_its_test`` looks for:
+    """What tests/leaks.py looks for after every integration test:
     the ARI app's run task of an outguard nobody stopped (here: one that cannot connect,
     and keeps trying, as a leaked one does)."""
     from ari_app.app import StasisApp
     from ari_app.client import AriClient
     from ari_app.settings import CallSettings
-    from tests.integration.conftest import _outguard_task
+    from tests.leaks import outguard_task
 
     client = AriClient(f"http://127.0.0.1:{free_tcp_port()}/ari", "u", "p", "outguard")
     await client.open()
@@ -89,12 +89,12 @@ async def test_an_outguard_left_running_is_recognised_by_its_tasks() -> None:
     task = asyncio.get_running_loop().create_task(app.run())
     try:
         await asyncio.sleep(0)
-        assert _outguard_task(task) == "StasisApp.run"
+        assert outguard_task(task) == "StasisApp.run"
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await client.close()
-    assert _outguard_task(task) is None
+    assert outguard_task(task) is None
 
 
 def free_tcp_port() -> int:
