@@ -52,6 +52,25 @@ def to_ts(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
+class Where:
+    """The WHERE clause of a listing, one term per filter given: ``add(term, value, ...)``
+    adds ``term`` (its ``?`` bound to the values) unless the first value is None (that
+    filter was not asked for)."""
+
+    def __init__(self) -> None:
+        self.terms: list[str] = ["true"]
+        self.params: list[Any] = []
+
+    def add(self, term: str, *values: Any) -> Where:
+        if values and values[0] is not None:
+            self.terms.append(term)
+            self.params.extend(values)
+        return self
+
+    def sql(self) -> str:
+        return " AND ".join(self.terms)
+
+
 def to_dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, timezone.utc)
 

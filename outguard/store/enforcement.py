@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from outguard.errors import Conflict, InvalidInput, NotFound
 from outguard.store.audit import write_audit
 from outguard.store.base import (
-    COMPLAINT_CATEGORIES, Appeal, AppealState, AuditRecord, Complaint, Suspension, to_dt, to_ts,
+    COMPLAINT_CATEGORIES, Appeal, AppealState, AuditRecord, Complaint, Suspension, Where, to_dt,
+    to_ts,
 )
 from rules.model import PartyKind
 
@@ -148,20 +149,14 @@ class EnforcementMixin:
     def list_suspensions(self, *, party_kind: PartyKind | str | None = None,
                          party_key: str | None = None,
                          active_at: datetime | None = None) -> list[Suspension]:
-        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
-        if party_kind is not None:
-            where.append("party_kind = ?")
-            params.append(_kind(party_kind).value)
-        if party_key is not None:
-            where.append("party_key = ?")
-            params.append(party_key)
-        if active_at is not None:
-            now = to_ts(active_at)
-            where.append("started_at <= ? AND (ends_at IS NULL OR ends_at > ?)"
-                         " AND (lifted_at IS NULL OR lifted_at > ?)")
-            params += [now, now, now]
-        rows = self._query(f"SELECT * FROM suspensions WHERE {' AND '.join(where)} ORDER BY id",
-                           params)
+        now = to_ts(active_at)
+        where = (Where()
+                 .add("party_kind = ?", None if party_kind is None else _kind(party_kind).value)
+                 .add("party_key = ?", party_key)
+                 .add("started_at <= ? AND (ends_at IS NULL OR ends_at > ?)"
+                      " AND (lifted_at IS NULL OR lifted_at > ?)", now, now, now))
+        rows = self._query(f"SELECT * FROM suspensions WHERE {where.sql()} ORDER BY id",
+                           where.params)
         return [_suspension(r) for r in rows]
 
     # -- appeals -------------------------------------------------------------------------
@@ -219,15 +214,10 @@ class EnforcementMixin:
 
     def list_appeals(self, *, state: AppealState | str | None = None,
                      party_key: str | None = None) -> list[Appeal]:
-        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
-        if state is not None:
-            where.append("state = ?")
-            params.append(AppealState(state).value)
-        if party_key is not None:
-            where.append("party_key = ?")
-            params.append(party_key)
-        rows = self._query(f"SELECT * FROM appeals WHERE {' AND '.join(where)} ORDER BY id",
-                           params)
+        where = (Where().add("state = ?", None if state is None else AppealState(state).value)
+                 .add("party_key = ?", party_key))
+        rows = self._query(f"SELECT * FROM appeals WHERE {where.sql()} ORDER BY id",
+                           where.params)
         return [_appeal(r) for r in rows]
 
     # -- complaints and callee marks -----------------------------------------------------
@@ -271,15 +261,9 @@ class EnforcementMixin:
 
     def list_complaints(self, *, caller_id: str | None = None,
                         since: datetime | None = None) -> list[Complaint]:
-        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
-        if caller_id is not None:
-            where.append("caller_id = ?")
-            params.append(caller_id)
-        if since is not None:
-            where.append("at >= ?")
-            params.append(to_ts(since))
-        rows = self._query(f"SELECT * FROM complaints WHERE {' AND '.join(where)} ORDER BY at",
-                           params)
+        where = Where().add("caller_id = ?", caller_id).add("at >= ?", to_ts(since))
+        rows = self._query(f"SELECT * FROM complaints WHERE {where.sql()} ORDER BY at",
+                           where.params)
         return [_complaint(r) for r in rows]
 
     def complaints_after(self, after_id: int, *, since: datetime | None = None,
@@ -421,26 +405,14 @@ class EnforcementMixin:
                    action: str | None = None) -> list[AuditRecord]:
         """Audit records oldest first (``newest_first``: newest first), filtered; page
         backwards through them with ``before_id`` (the last id of the page before)."""
-        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
-        if since is not None:
-            where.append("at >= ?")
-            params.append(to_ts(since))
-        if party_key is not None:
-            where.append("party_key = ?")
-            params.append(party_key)
-        if before_id is not None:
-            where.append("id < ?")
-            params.append(before_id)
-        if actor is not None:
-            where.append("actor = ?")
-            params.append(actor)
-        if action is not None:  # "list" matches list.create, list.import, ...
-            where.append("(action = ? OR action LIKE ?)")
-            params.extend([action, f"{action}.%"])
+        where = (Where().add("at >= ?", to_ts(since)).add("party_key = ?", party_key)
+                 .add("id < ?", before_id).add("actor = ?", actor)
+                 # "list" matches list.create, list.import, ...
+                 .add("(action = ? OR action LIKE ?)", action, f"{action}.%"))
         order = "DESC" if newest_first else "ASC"
         rows = self._query(
-            f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",
-            [*params, limit],
+            f"SELECT * FROM audit WHERE {where.sql()} ORDER BY id {order} LIMIT ?",
+            [*where.params, limit],
         )
         return [_audit(r) for r in rows]
 

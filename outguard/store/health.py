@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from outguard.errors import Conflict, InvalidInput, NotFound
 from outguard.store.audit import write_audit
-from outguard.store.base import to_dt
+from outguard.store.base import Where, to_dt
 
 T = TypeVar("T")
 
@@ -155,18 +155,12 @@ class HealthMixin:
     def list_health_tasks(self, *, state: str | None = None,
                           caller_id: str | None = None) -> list[HealthTask]:
         """Tasks, oldest first; ``state="active"`` = every task not closed."""
-        where, params = ["true"], []  # type: tuple[list[str], list[Any]]
-        if state == "active":
-            where.append("state <> 'closed'")
-        elif state is not None:
-            if state not in TASK_STATES:
-                raise InvalidInput(f"state must be one of active, {', '.join(TASK_STATES)}",
-                                   field="state", value=state)
-            where.append("state = ?")
-            params.append(state)
-        if caller_id is not None:
-            where.append("caller_id = ?")
-            params.append(caller_id)
-        rows = self._query(f"SELECT * FROM health_tasks WHERE {' AND '.join(where)} ORDER BY id",
-                           params)
+        if state is not None and state != "active" and state not in TASK_STATES:
+            raise InvalidInput(f"state must be one of active, {', '.join(TASK_STATES)}",
+                               field="state", value=state)
+        active = state == "active"
+        where = (Where().add("state <> ?", "closed" if active else None)
+                 .add("state = ?", None if active else state).add("caller_id = ?", caller_id))
+        rows = self._query(f"SELECT * FROM health_tasks WHERE {where.sql()} ORDER BY id",
+                           where.params)
         return [_task(r) for r in rows]
