@@ -20,7 +20,8 @@ that are unsound in panoramisk 1.4:
 Asterisk processes one command at a time and loses commands written ahead of their
 reply (measured: pipelined SET VARIABLEs after the first never answer), so commands are
 strictly sequential, and there are few of them. The dialplan passes the who/why
-variables as AGI arguments (``AGI(url,${EXTEN},account,tenant,purpose,campaign)``;
+variables as AGI arguments (``AGI(url,${EXTEN},account,tenant,purpose,campaign,id)``, the
+last one the channel's ``OUTGUARD_DECISION_ID``: see ``Screener._new_id``;
 an older dialplan that passes only the number costs one ``GET FULL VARIABLE`` more). A
 plainly allowed call is ONE round trip: ``SET VARIABLE OUTGUARD_VERDICT allow``, and
 ``[outguard-allow]`` sets the rest. Otherwise the verdict's token values go in one
@@ -57,7 +58,7 @@ from agi.protocol import (
     split_fields,
 )
 from outguard import dialplan_vars as dv
-from outguard import screening
+from outguard import faults, screening
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
 from outguard.live import DEFAULT_PBX
@@ -390,7 +391,7 @@ class FastAgiServer:
             except (ChannelHungUp, ConnectionError, TimeoutError):
                 self.screener.failed(_facts(req, {}, pbx), screening.CHANNEL_GONE, "")
                 raise
-        facts = _facts(req, who, pbx)
+        facts = _facts(req, who, pbx, carried_of(args))
         try:
             outcome = await self._decide(facts)
         except asyncio.CancelledError:  # stop(): the dialplan's failure branch applies
@@ -402,6 +403,8 @@ class FastAgiServer:
             return
         decision = outcome
         log_decision(req.channel or req.uniqueid, decision)
+        if faults.ARMED:
+            await faults.reached(faults.AFTER_DECISION, self.screener.store)
         if decision.allowed and tracker is not None and req.uniqueid:
             tracker.track(req.uniqueid)  # before any await: no race
         try:
@@ -434,9 +437,17 @@ class FastAgiServer:
         await session.set_tokens(tokens)
 
 
-def _facts(req: AgiRequest, who: dict[str, str], pbx: str = DEFAULT_PBX) -> ChannelFacts:
+def carried_of(args: Sequence[str]) -> str | None:
+    """The channel's ``OUTGUARD_DECISION_ID`` (the sixth AGI argument: the decision last
+    carried out on it, "" for none), or None from a dialplan that does not pass it."""
+    return args[len(WHO_VARS) + 1].strip() if len(args) > len(WHO_VARS) + 1 else None
+
+
+def _facts(req: AgiRequest, who: dict[str, str], pbx: str = DEFAULT_PBX,
+           carried: str | None = None) -> ChannelFacts:
     """What the FastAGI request tells of the channel (``who``: the OUTGUARD_ACCOUNT,
-    _TENANT, _PURPOSE, _CAMPAIGN values, when known) on ``pbx``."""
+    _TENANT, _PURPOSE, _CAMPAIGN values, when known) on ``pbx``; ``carried``: see
+    :func:`carried_of`."""
     return ChannelFacts(
         adapter="agi",
         channel_id=req.uniqueid,
@@ -448,6 +459,7 @@ def _facts(req: AgiRequest, who: dict[str, str], pbx: str = DEFAULT_PBX) -> Chan
         purpose=who.get(dv.PURPOSE, ""),
         campaign=who.get(dv.CAMPAIGN, ""),
         pbx=pbx,
+        carried=carried,
     )
 
 

@@ -40,7 +40,7 @@ from ari_app.bridge import (
 from ari_app.client import AriClient, AriError, AriUnavailable, ChannelGone
 from ari_app.settings import CallSettings
 from outguard import dialplan_vars as dv
-from outguard import screening
+from outguard import faults, screening
 from outguard.callfacts import ChannelFacts
 from outguard.latency import LatencyRecorder
 from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
@@ -84,7 +84,10 @@ class _Undecided:
     channelvars: dict[str, str]
 
 
-def channel_facts(channel: dict[str, Any], dialed: str, pbx: str = DEFAULT_PBX) -> ChannelFacts:
+def channel_facts(channel: dict[str, Any], dialed: str, pbx: str = DEFAULT_PBX,
+                  waiting: bool = False) -> ChannelFacts:
+    """``waiting``: the channel was found waiting in Stasis after a (re)connect, so its
+    latest decision, if any, was never carried out (``Screener._new_id``)."""
     variables = channel.get("channelvars") or {}
     return ChannelFacts(
         adapter="ari",
@@ -97,6 +100,7 @@ def channel_facts(channel: dict[str, Any], dialed: str, pbx: str = DEFAULT_PBX) 
         purpose=variables.get(dv.PURPOSE) or "",
         campaign=variables.get(dv.CAMPAIGN) or "",
         pbx=pbx,
+        waiting=waiting,
     )
 
 
@@ -242,12 +246,16 @@ class StasisApp:
     # -- one call -------------------------------------------------------------------------
 
     async def handle_start(
-        self, channel: dict[str, Any], args: list[str], received: float | None = None
+        self, channel: dict[str, Any], args: list[str], received: float | None = None,
+        *, waiting: bool = False,
     ) -> None:
+        """Screen one channel and carry the verdict out. ``waiting``: found waiting in
+        Stasis at a reconcile (its latest decision, if any, was never carried out: this
+        one replaces it in the call log)."""
         cid = channel["id"]
         dialed = args[0] if args else (channel.get("dialplan") or {}).get("exten", "")
         bridge = "bridge" in args[1:]
-        facts = channel_facts(channel, dialed, self.pbx)
+        facts = channel_facts(channel, dialed, self.pbx, waiting)
         channelvars = channel.get("channelvars") or {}
         # until its answer is carried out, a call is one outguard's stop() must answer
         self._undecided[cid] = _Undecided(facts, bridge, channelvars)
@@ -262,6 +270,8 @@ class StasisApp:
                 return
             decision = outcome
             log_decision(cid, decision)
+            if faults.ARMED:
+                await faults.reached(faults.AFTER_DECISION, self.screener.store)
             if not decision.allowed:
                 await self._block(cid, decision)
             elif bridge:
@@ -493,11 +503,17 @@ class StasisApp:
                                "call log; left alone", cid)
                 continue
             logger.info("reconcile: screening channel %s left waiting in Stasis", cid)
-            args = [dialplan.get("exten", "")]
-            if "bridge" in dialplan.get("context", ""):
-                args.append("bridge")
-            self._handling.add(cid)
-            self.spawn(self.handle_start(channel, args))
+            self._screen_waiting(channel)
+
+    def _screen_waiting(self, channel: dict[str, Any]) -> None:
+        """Screen a channel found waiting in Stasis at a reconcile (StasisStart is not
+        replayed): its latest decision, if any, was never carried out."""
+        dialplan = channel.get("dialplan") or {}
+        args = [dialplan.get("exten", "")]
+        if "bridge" in dialplan.get("context", ""):
+            args.append("bridge")
+        self._handling.add(channel["id"])
+        self.spawn(self.handle_start(channel, args, waiting=True))
 
     async def _pool_empty_bridges(self, bridges: list[dict[str, Any]]) -> None:
         """Empty outguard bridges no call holds (an earlier process's pool, or a call's
@@ -559,21 +575,16 @@ class StasisApp:
             self._adopt(call, outbound_up=outbound_up, caller_up=channel.get("state") == "Up",
                         bridge=bridge)
         elif in_stasis:
-            # decided, but neither continued nor bridged before outguard stopped (or its
-            # carrier leg is gone): close that decision and screen the channel afresh
-            logger.info("reconcile: call %s on %s was never carried out; screening again",
-                        call.call_id, cid)
-            self.screener.ended(call.call_id, None, note=UNKNOWN_AFTER_RESTART)
             if channel.get("state") == "Up":  # bridged, and the callee gone meanwhile
+                self.screener.ended(call.call_id, None, note=UNKNOWN_AFTER_RESTART)
                 await self._hangup_quietly(cid, 16)
                 await self._drop_bridges(bridges, cid)
                 return
-            dialplan = channel.get("dialplan") or {}
-            args = [dialplan.get("exten", "")]
-            if "bridge" in dialplan.get("context", ""):
-                args.append("bridge")
-            self._handling.add(cid)
-            self.spawn(self.handle_start(channel, args))
+            # decided, but neither continued nor bridged before outguard stopped (or its
+            # carrier leg is gone): screened again; the new decision replaces that one
+            logger.info("reconcile: call %s on %s was never carried out; screening again",
+                        call.call_id, cid)
+            self._screen_waiting(channel)
         elif self.tracker is None:  # continue mode without AMI: follow the channel again
             try:
                 await self.client.subscribe_channel(cid)

@@ -61,6 +61,11 @@ class CallDecided:
     #: screening failed: ``reason`` says why, ``rule`` is the failure policy applied and
     #: ``allowed`` whether the call went out (fail-open)
     failed: bool = False
+    #: a row of the same ``call_id``, if the call log has one, is an earlier decision that
+    #: was never carried out (outguard died between the decision and the continue /
+    #: hangup, and the channel was screened again): this one replaces it whole
+    #: (``Screener._new_id``)
+    redo: bool = False
 
     @property
     def verdict(self) -> str:

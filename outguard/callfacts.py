@@ -33,6 +33,15 @@ class ChannelFacts:
     #: the PBX the channel is on (the adapter's target name); with the channel id, the
     #: channel's identity: two PBXes may use the same ids
     pbx: str = DEFAULT_PBX
+    #: what the channel says of its earlier decisions, so that a channel screened again
+    #: after outguard died between a decision and carrying it out gets one row per
+    #: decision carried out (``Screener._new_id``): ``waiting`` - found waiting for a verdict
+    #: after a (re)connect (ARI: still in Stasis), so its latest decision, if any, was never
+    #: carried out; ``carried`` - the decision id the channel holds (``OUTGUARD_DECISION_ID``,
+    #: set only with a verdict carried out; "" for none yet; None when the adapter cannot
+    #: tell, and then every earlier decision counts as carried out)
+    waiting: bool = False
+    carried: str | None = None
 
     @property
     def endpoint(self) -> str:

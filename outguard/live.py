@@ -19,16 +19,15 @@ outcome, younger than the maximum call age) into the registry before the adapter
 connect, so the caps still count them; the adapters then reconcile against what Asterisk
 reports and release the calls whose channel is gone.
 
-The interface (:class:`LiveCalls`), for an implementation in a shared store (cluster
-mode: several outguard instances, one Redis):
+The interface (:class:`LiveCalls`); :class:`InMemoryLiveCalls` is the one implementation,
+in embedded and cluster mode alike:
 
-* ``reserve(call)`` takes the call's slots. Idempotent per ``call.call_id``: a second
-  reserve of the same id changes nothing and returns False. A shared implementation makes
-  it one atomic script, with a TTL of :data:`MAX_CALL_AGE_S` on the reservation, so a
-  dead instance's calls expire and no count goes negative.
+* ``reserve(call)`` takes the call's slots in this process. Idempotent per
+  ``call.call_id``: a second reserve of the same id changes nothing and returns False.
+  No TTL here: a call nobody saw ending is released after :data:`MAX_CALL_AGE_S` by the
+  Screener's housekeeping (``expired``).
 * ``concurrent(scope, key)`` is read on the hot path for every decision ("account" or
-  "tenant"): no I/O. A shared implementation answers from a local view it keeps fresh,
-  or folds the check into ``reserve``.
+  "tenant"): no I/O.
 * ``answered(call_id, at)`` records the first answer (later ones are ignored) and returns
   the call; ``release(call_id)`` gives the slots back exactly once and returns the call
   (None the second time, or for a call never reserved): whichever path sees the end first
@@ -38,6 +37,16 @@ mode: several outguard instances, one Redis):
   the maximum call age.
 * ``restore(calls)`` loads calls in progress at start (the call log's open rows); the
   slots count at once.
+
+In cluster mode (several instances, one Redis) the registry stays local: the cluster's
+concurrency is checked and its slots taken by the one Redis round trip of the call's
+reservation (``outguard.cluster.caps``, ``reserve.lua``, idempotent per call id), not
+through this interface. Those Redis slots have their own TTL, ``[cluster] slot_ttl_s``
+(default 7200 s, not :data:`MAX_CALL_AGE_S`): the Screener extends the slots of the calls
+in this registry every third of it (every 10 s when that is sooner) while they are up,
+takes them again for the calls restored at start, releases them once when the call ends,
+and the slots of an instance that died expire after that TTL. So no count goes negative,
+and a call longer than ``slot_ttl_s`` keeps its slot as long as its instance lives.
 
 Thread safety: none; call from the event loop.
 """

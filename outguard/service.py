@@ -55,8 +55,8 @@ logger = logging.getLogger(__name__)
 
 #: Counters need a week of history (per-destination weekly caps) after a restart.
 REPLAY_S = 8 * 86400
-#: channel ids used as decision ids, remembered so that a channel screened twice gets a
-#: second id (the call log's key must not repeat)
+#: decision ids (and each channel's latest) remembered so that a channel screened twice
+#: gets a second id, or its undone decision's (``Screener._new_id``)
 RECENT_IDS = 100_000
 
 
@@ -145,7 +145,10 @@ class Screener:
         self.counters = InMemoryCounters(clock)
         #: calls in progress: concurrency slots, answer times (outguard.live)
         self.live: LiveCalls = live if live is not None else InMemoryLiveCalls()
+        #: decision ids handed out, and each channel's latest, by (pbx, channel id)
+        #: (``_new_id``; bounded: the oldest are forgotten)
         self._decided: OrderedDict[str, None] = OrderedDict()
+        self._latest: OrderedDict[tuple[str, str], str] = OrderedDict()
         #: what the engine reads: rates from the counters, concurrency from the registry
         self.counts = CallCounts(self.counters, self.live)
         self.hits = RuleHits()
@@ -213,6 +216,8 @@ class Screener:
                 destination=c.destination, started=c.at, answered_at=logged.answered_at,
             ))
         n = self.live.restore(restored)
+        for call in restored:  # their ids are taken: a channel screened again knows them
+            self._remember((call.pbx, call.channel_id), call.call_id)
         if n and self.shared is not None:  # take their slots again if they expired
             await self.shared.refresh([(c.call_id, c.tenant, c.account) for c in restored],
                                       now)
@@ -380,10 +385,11 @@ class Screener:
         snap = self._current()
         started = time.perf_counter_ns()
         now = self.clock()
-        decision_id, attempt, problems = self._attempt(facts, now)
+        decision_id, redo, counted, attempt, problems = self._attempt(facts, now)
         verdict = (refuse_channel(problems, snap) if problems
                    else decide(attempt, snap, self.counts))
-        return self._conclude(facts, decision_id, attempt, verdict, now, started)
+        return self._conclude(facts, decision_id, attempt, verdict, now, started,
+                              redo=redo, counted=counted)
 
     async def screen_reserving(self, facts: ChannelFacts) -> Decision:
         """Decide for one new channel in cluster mode: every rule but the caps from the
@@ -392,10 +398,10 @@ class Screener:
         snap = self._current()
         started = time.perf_counter_ns()
         now = self.clock()
-        decision_id, attempt, problems = self._attempt(facts, now)
+        decision_id, redo, counted, attempt, problems = self._attempt(facts, now)
         if problems:
             return self._conclude(facts, decision_id, attempt, refuse_channel(problems, snap),
-                                 now, started)
+                                 now, started, redo=redo, counted=counted)
         demands = CapDemands()
         verdict = decide(attempt, snap, demands)
         if verdict.allowed and self.shared is not None:
@@ -407,7 +413,8 @@ class Screener:
                              blocked_by="" if answer.allowed else answer.rule_id,
                              count=answer.count, shadow=answer.shadow,
                              unavailable=answer.unavailable)
-        return self._conclude(facts, decision_id, attempt, verdict, now, started)
+        return self._conclude(facts, decision_id, attempt, verdict, now, started,
+                              redo=redo, counted=counted)
 
     async def counts_for(self, dry_run: Callable[[Counters], object], now: float) -> Counters:
         """The counters a dry run (``checking.dry_run``) reads: this process's (embedded
@@ -431,40 +438,93 @@ class Screener:
             raise ScreeningUnavailable("no screening snapshot loaded yet")
         return snap
 
-    def _new_id(self, facts: ChannelFacts) -> str:
-        """The call log is keyed by the channel's unique id, which the dialplan knows too
-        (no decision-id variable to send); in cluster mode by the unique id at its PBX
-        (the instances share the log, the reservations and the call feed; ids of two
-        PBXes may collide). A second screening of the same channel (a dialplan that
-        screens twice), or a channel of another PBX whose unique id collides with one
-        already used, gets an id of its own."""
-        decision_id = facts.channel_id
-        if decision_id and self.shared is not None:
-            decision_id = cluster_call_id(facts.channel_id, facts.pbx)
-        if not decision_id or decision_id in self._decided:
-            return uuid.uuid4().hex
-        self._decided[decision_id] = None
-        if len(self._decided) > RECENT_IDS:
-            self._decided.popitem(last=False)
-        return decision_id
+    def _new_id(self, facts: ChannelFacts) -> tuple[str, bool]:
+        """The decision's id, and whether it replaces the row of an earlier decision of the
+        same id that was never carried out (a redo).
 
-    def _attempt(self, facts: ChannelFacts, now: float) -> tuple[str, CallAttempt, list[str]]:
-        """The decision id, the attempt, and what is wrong with the channel's variables.
-        A call still live on the channel (screened again) ends here."""
-        decision_id = self._new_id(facts)
+        The call log is keyed by the channel's unique id, which the dialplan knows too (no
+        decision-id variable to send); in cluster mode by the unique id at its PBX (the
+        instances share the log, the reservations and the call feed; ids of two PBXes may
+        collide). A channel screened again gets:
+
+        * the id of its latest decision, when that decision was never carried out: outguard
+          died (``kill -9``, a crash) between the decision and the continue / hangup, and
+          the channel, still waiting in Stasis, is screened by the next outguard
+          (``facts.waiting``), or the dialplan retried a FastAGI screening that never
+          answered (``facts.carried``, the channel's ``OUTGUARD_DECISION_ID``, is not that
+          decision). The row is replaced whole (``Writer.REDO_CALL``), so the call log
+          says what was really done, and the hangup handler's outcome closes that row.
+        * an id of its own otherwise (a dialplan that screens a channel twice, each
+          decision carried out; or another PBX's channel whose unique id collides with one
+          already used).
+
+        What this process decided is remembered (``_latest``, ``_decided``; the calls
+        restored from the call log at start too); what a dead process decided is known
+        from the channel (waiting, carried) and replaced by id in the store."""
+        cid = facts.channel_id
+        if not cid:
+            return uuid.uuid4().hex, False
+        base = cid if self.shared is None else cluster_call_id(cid, facts.pbx)
+        key = (facts.pbx, cid)
+        latest = self._latest.get(key)
+        # the channel's latest decision: remembered, else the unique id unless another
+        # channel took it (a colliding unique id of another PBX)
+        ours = latest if latest is not None else None if base in self._decided else base
+        carried = facts.carried
+        undone = facts.waiting or carried == "" or (
+            carried is not None and latest is not None and carried != latest)
+        if ours is not None and undone:
+            decision_id, redo = ours, True
+        elif base not in self._decided and latest is None and carried is None:
+            decision_id, redo = base, False
+        else:
+            decision_id, redo = uuid.uuid4().hex, False
+        self._remember(key, decision_id)
+        return decision_id, redo
+
+    def _remember(self, key: tuple[str, str], decision_id: str) -> None:
+        self._decided[decision_id] = None
+        self._latest[key] = decision_id
+        self._latest.move_to_end(key)
+        while len(self._decided) > RECENT_IDS:
+            self._decided.popitem(last=False)
+        while len(self._latest) > RECENT_IDS:
+            self._latest.popitem(last=False)
+
+    def _attempt(self, facts: ChannelFacts,
+                 now: float) -> tuple[str, bool, bool, CallAttempt, list[str]]:
+        """The decision id, whether it is a redo, whether the call it replaces was counted,
+        the attempt, and what is wrong with the channel's variables."""
+        decision_id, redo = self._new_id(facts)
+        counted = self._close_earlier(facts, decision_id if redo else None)
         attempt = build_attempt(
             facts, datetime.fromtimestamp(now, UTC), decision_id,
             self._resolve_account, self._tenant_of, self.default_tenant,
         )
-        if facts.channel_id:
-            earlier = self.live.on_channel(facts.pbx, facts.channel_id)
-            if earlier is not None:  # screened again on the same channel: that call is over
-                self.ended(earlier.call_id, None)
-        return decision_id, attempt, channel_problems(facts)
+        return decision_id, redo, counted, attempt, channel_problems(facts)
+
+    def _close_earlier(self, facts: ChannelFacts, redone: str | None) -> bool:
+        """A call still live on the channel, screened again, ends here; or, when it is the
+        decision being redone (``redone``), it is dropped without an end: it never went
+        out, and its row is replaced. True when the dropped call went out (it is counted
+        already: the redo does not count it again)."""
+        if not facts.channel_id:
+            return False
+        earlier = self.live.on_channel(facts.pbx, facts.channel_id)
+        if earlier is None:
+            return False
+        if earlier.call_id == redone:
+            self.live.release(earlier.call_id)  # its shared slot stays for the redo
+            return True
+        self.ended(earlier.call_id, None)
+        return False
 
     def _conclude(self, facts: ChannelFacts, decision_id: str, attempt: CallAttempt,
-                 verdict: Verdict, now: float, started: int) -> Decision:
-        """Take the allowed call's local slots, count the decision, publish it."""
+                 verdict: Verdict, now: float, started: int, *, redo: bool = False,
+                 counted: bool = False) -> Decision:
+        """Take the allowed call's local slots, count the decision, publish it. A redo of a
+        call that was counted (it went out by its first decision) is not counted again;
+        if it no longer goes out, its shared slot is given back."""
         caller_id = verdict.caller_id_e164 or attempt.caller_id
         destination = verdict.destination_e164 or attempt.destination
         if verdict.allowed:
@@ -483,8 +543,10 @@ class Screener:
             reason=verdict.reason, message=verdict.message,
             cause=0 if verdict.allowed else verdict.cause, shadow=verdict.shadow,
             decision_us=elapsed_us, purpose=attempt.purpose.value,
-            campaign=attempt.campaign or "", pbx=facts.pbx,
-        ))
+            campaign=attempt.campaign or "", pbx=facts.pbx, redo=redo,
+        ), count=not counted)
+        if counted and not verdict.allowed:
+            self._give_back(decision_id, now)
         return decision
 
     def failed(self, facts: ChannelFacts, reason: str, policy: str,
@@ -496,7 +558,7 @@ class Screener:
         a call outguard could not screen is never missing from it. Never raises; returns
         the row's id."""
         now = self.clock()
-        decision_id = self._new_id(facts)
+        decision_id, redo = self._new_id(facts)
         tenant, account = facts.tenant or self.default_tenant, facts.account
         destination, purpose, campaign = facts.dialed, "", facts.campaign
         try:  # who and what, as well as outguard can tell without a decision
@@ -510,10 +572,7 @@ class Screener:
         except Exception:  # noqa: BLE001 - the row is written whatever failed here
             pass
         went_out = policy == FAIL_OPEN
-        if facts.channel_id:
-            earlier = self.live.on_channel(facts.pbx, facts.channel_id)
-            if earlier is not None:
-                self.ended(earlier.call_id, None)
+        counted = self._close_earlier(facts, decision_id if redo else None)
         if went_out:
             self.live.reserve(LiveCall(
                 call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
@@ -527,8 +586,10 @@ class Screener:
             destination=destination, allowed=went_out, rule=policy, reason=reason,
             message=f"outguard could not screen the call ({reason})",
             cause=0 if went_out or cause is None else cause, shadow=(), decision_us=0,
-            purpose=purpose, campaign=campaign, pbx=facts.pbx, failed=True,
-        ))
+            purpose=purpose, campaign=campaign, pbx=facts.pbx, failed=True, redo=redo,
+        ), count=not counted)
+        if counted and not went_out:
+            self._give_back(decision_id, now)
         return decision_id
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
@@ -552,8 +613,7 @@ class Screener:
         if call is None:
             return False
         end = self.clock() if at is None else at
-        if self.shared is not None:
-            self._releases.put_nowait((decision_id, end))
+        self._give_back(decision_id, end)
         duration: float | None = 0.0
         if call.answered_at is not None:
             duration = None if note is not None else round(end - call.answered_at, 3)
@@ -565,13 +625,19 @@ class Screener:
         ))
         return True
 
+    def _give_back(self, decision_id: str, at: float) -> None:
+        """Cluster mode: the call's shared slots are released (in the background, once)."""
+        if self.shared is not None:
+            self._releases.put_nowait((decision_id, at))
+
     # -- the one place a call event goes out ----------------------------------------------
 
-    def publish(self, event: CallEvent) -> None:
+    def publish(self, event: CallEvent, *, count: bool = True) -> None:
         """Publish a call event once: the call log and the rate counters take it now, in
-        order; the hub's subscribers (risk figures, metrics, live stream) at their pace."""
+        order; the hub's subscribers (risk figures, metrics, live stream) at their pace.
+        ``count=False``: a redo of a call the counters hold already."""
         self._log_call(event)
-        if isinstance(event, CallDecided) and event.allowed:
+        if isinstance(event, CallDecided) and event.allowed and count:
             self.counters.record(event.tenant, event.account, event.caller_id,
                                  event.destination, event.at)
         self.events.publish(event)
@@ -579,7 +645,7 @@ class Screener:
     def _log_call(self, event: CallEvent) -> None:
         """The call log's share of an event (enqueued: never blocks)."""
         if isinstance(event, CallDecided):
-            self.store.record_decision(CallRecord.from_decided(event))
+            self.store.record_decision(CallRecord.from_decided(event), redo=event.redo)
             if not event.allowed:  # blocked, or failed and not let out: over now
                 self.store.record_outcome(event.call_id, answered_at=None, ended_at=event.at,
                                           duration=0.0, cause=event.cause or None)

@@ -407,8 +407,8 @@ class AsyncStore:
 
     # -- the hot path: enqueue only ---------------------------------------------------
 
-    def record_decision(self, call: CallRecord) -> None:
-        self.store.record_decision(call)
+    def record_decision(self, call: CallRecord, *, redo: bool = False) -> None:
+        self.store.record_decision(call, redo=redo)
 
     def record_outcome(self, decision_id: str, *, answered_at: float | None,
                        ended_at: float | None, duration: float | None,

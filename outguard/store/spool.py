@@ -6,8 +6,9 @@ with one ``write`` and ``fsync``-ed before the batch counts as done. While the s
 rows, new rows are appended behind them (an outcome must follow its decision), and the
 writer retries the store every ``retry_s``; once a whole spool commits in one transaction
 the file is removed. Replaying is idempotent (``INSERT OR IGNORE`` for decisions, an
-``UPDATE`` to the same values for outcomes), so a crash between the commit and the removal
-writes nothing twice.
+``UPDATE`` to the same values for outcomes, and for a decision that replaces an earlier
+one's row the same replacement, followed again by its outcomes in order), so a crash
+between the commit and the removal writes nothing twice.
 
 A directory holds one spool, owned by one process (an exclusive ``flock`` on
 ``spool.lock``): the service spools, the CLI never does.
@@ -27,9 +28,9 @@ from outguard.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-#: row kinds, as the writer numbers them
-CALL, OUTCOME = 0, 1
-_TAGS = {CALL: "call", OUTCOME: "outcome"}
+#: row kinds, as the writer numbers them (REDO: a decision that replaces its row)
+CALL, OUTCOME, REDO = 0, 1, 2
+_TAGS = {CALL: "call", OUTCOME: "outcome", REDO: "redo"}
 _KINDS = {tag: kind for kind, tag in _TAGS.items()}
 
 SpoolItem = tuple[int, tuple[Any, ...]]
@@ -115,7 +116,7 @@ class Spool:
                 kind, row = _KINDS[record["kind"]], tuple(record["row"])
                 if kind == OUTCOME and len(row) == 5:  # spooled before calls.end_note
                     row = (*row[:4], None, row[4])
-                if kind == CALL and len(row) < CALL_WIDTH:  # spooled by an older outguard
+                if kind in (CALL, REDO) and len(row) < CALL_WIDTH:  # spooled by an older outguard
                     row = (*row, *_CALL_ADDED[len(row) - CALL_WIDTH:])
                 items.append((kind, row))
             except (ValueError, KeyError, TypeError):

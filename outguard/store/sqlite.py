@@ -41,7 +41,7 @@ from outguard.store.lists import ListsMixin
 from outguard.store.maintenance import create_private
 from outguard.store.parties import PartiesMixin
 from outguard.store.snapshot import EntryStream, load_lists, load_mappings, load_parties
-from outguard.store.spool import CALL, Spool
+from outguard.store.spool import CALL, OUTCOME, REDO, Spool
 from outguard.store.writer import Writer, connect
 from rules.model import StoreData
 
@@ -235,9 +235,11 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
 
     # -- call log ----------------------------------------------------------------------
 
-    def record_decision(self, call: CallRecord) -> None:
-        """Enqueue one decision for the call log; never blocks."""
-        self._writer.enqueue_call(call.as_row())
+    def record_decision(self, call: CallRecord, *, redo: bool = False) -> None:
+        """Enqueue one decision for the call log; never blocks. ``redo``: the call was
+        decided again because its earlier decision was never carried out; this decision
+        replaces that row (and its outcome) whole."""
+        self._writer.enqueue_call(call.as_row(), redo=redo)
 
     def record_outcome(
         self,
@@ -271,6 +273,8 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
         for kind, row in spool.read():
             if kind == CALL:
                 calls.setdefault(str(row[0]), list(row) + [None, None, None, None, None])
+            elif kind == REDO:  # replaces the row, outcome included
+                calls[str(row[0])] = list(row) + [None, None, None, None, None]
             elif str(row[5]) in calls:  # (answered_at, ended_at, duration, cause, note, id)
                 calls[str(row[5])][13:18] = row[:5]
         out = [row_to_call(tuple(r)) for r in calls.values()
@@ -295,7 +299,7 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
         spool = self._writer.spool
         ended: set[str] = set()
         if spool is not None and spool.depth:
-            ended = {str(row[5]) for kind, row in spool.read() if kind != CALL and row[1]}
+            ended = {str(row[5]) for kind, row in spool.read() if kind == OUTCOME and row[1]}
         spooled = [c for c in self._spooled_calls(float("-inf"), True) if c.ended_at is None]
         seen = {c.call.decision_id for c in spooled} | ended
         stored = [c for c in self._stream_calls(

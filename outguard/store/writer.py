@@ -42,6 +42,20 @@ INSERT_CALL = (
     " caller_id, destination, verdict, rule, reason, shadow, decision_us, at, purpose,"
     " campaign, pbx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_CALL_COLUMNS = ("decision_id", "channel_id", "adapter", "tenant", "account", "caller_id",
+                 "destination", "verdict", "rule", "reason", "shadow", "decision_us", "at",
+                 "purpose", "campaign", "pbx")
+#: a call decided again because its earlier decision was never carried out (the process
+#: died between the decision and the continue / hangup, and the channel was screened
+#: anew): the row takes the new decision whole and loses the earlier one's outcome, so the
+#: call log keeps one row per decision carried out (``Screener._new_id``). The same
+#: statement on SQLite (>= 3.24) and PostgreSQL.
+REDO_CALL = (
+    "INSERT INTO calls (" + ", ".join(_CALL_COLUMNS) + ") VALUES ("
+    + ", ".join("?" * len(_CALL_COLUMNS)) + ") ON CONFLICT (decision_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _CALL_COLUMNS[1:])
+    + ", answered_at = NULL, ended_at = NULL, duration = NULL, cause = NULL, end_note = NULL"
+)
 #: a call's outcome is written once: the first report wins (a hangup handler's event for
 #: a call another outguard process decided, or for a blocked call, changes nothing)
 UPDATE_OUTCOME = (
@@ -49,7 +63,10 @@ UPDATE_OUTCOME = (
     " WHERE decision_id = ?"
 )
 
-_CALL, _OUTCOME, _JOB, _FLUSH, _STOP = range(5)  # _CALL, _OUTCOME match spool.CALL/OUTCOME
+#: _CALL, _OUTCOME, _REDO match spool.CALL / OUTCOME / REDO
+_CALL, _OUTCOME, _REDO, _JOB, _FLUSH, _STOP = range(6)
+_ROW_KINDS = (_CALL, _OUTCOME, _REDO)
+_STATEMENTS = {_CALL: INSERT_CALL, _OUTCOME: UPDATE_OUTCOME, _REDO: REDO_CALL}
 BUSY_RETRY_S = 0.05
 BUSY_GIVE_UP_S = 60.0
 #: rows held in memory when even the spool cannot take them; beyond this they are dropped
@@ -150,9 +167,10 @@ class Writer:
 
     # -- producers (any thread, never block) -----------------------------------------
 
-    def enqueue_call(self, row: tuple[Any, ...]) -> None:
+    def enqueue_call(self, row: tuple[Any, ...], *, redo: bool = False) -> None:
+        """A decision's row; ``redo``: it replaces the row of the same id (``REDO_CALL``)."""
         self._check_open()
-        self._queue.put((_CALL, row))
+        self._queue.put((_REDO if redo else _CALL, row))
 
     def enqueue_outcome(self, row: tuple[Any, ...]) -> None:
         self._check_open()
@@ -227,7 +245,7 @@ class Writer:
                 item[2].set_exception(StoreError("the store writer stopped"))
             elif item[0] == _FLUSH:
                 item[1].set_exception(StoreError("the store writer stopped"))
-            elif item[0] in (_CALL, _OUTCOME):
+            elif item[0] in _ROW_KINDS:
                 self.rows_dropped += 1
 
     def _loop(self, conn: sqlite3.Connection) -> sqlite3.Connection:
@@ -246,7 +264,7 @@ class Writer:
                     conn = self._retry(conn)
                 continue
             kind = item[0]
-            if kind in (_CALL, _OUTCOME):
+            if kind in _ROW_KINDS:
                 if not pending:
                     deadline = time.monotonic() + self.batch_interval
                 pending.append((kind, item[1]))
@@ -376,10 +394,10 @@ class Writer:
             run_kind = batch[0][0]
             for kind, row in batch:  # keep order: an outcome follows its decision
                 if kind != run_kind:
-                    conn.executemany(INSERT_CALL if run_kind == _CALL else UPDATE_OUTCOME, run)
+                    conn.executemany(_STATEMENTS[run_kind], run)
                     run, run_kind = [], kind
                 run.append(row)
-            conn.executemany(INSERT_CALL if run_kind == _CALL else UPDATE_OUTCOME, run)
+            conn.executemany(_STATEMENTS[run_kind], run)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -187,6 +187,19 @@ async def test_a_plainly_allowed_call_with_who_as_arguments_is_one_round_trip(
     assert server.trackers[DEFAULT_PBX].tracked == ["1795400932.7"]  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(("sixth", "carried"), [
+    (None, None), ("", ""), (" 1795400932.7 ", "1795400932.7")],
+    ids=["older-dialplan", "nothing-carried-out", "a-decision-carried-out"])
+async def test_the_decision_the_channel_carried_out_reaches_the_screener(
+    server: FastAgiServer, sixth: str | None, carried: str | None,
+) -> None:
+    """The sixth AGI argument is the channel's OUTGUARD_DECISION_ID: what the Screener
+    needs to replace the row of a decision it never answered (a retried screening)."""
+    extra = dict(WHO_ARGS) if sixth is None else {**WHO_ARGS, "agi_arg_6": sixth}
+    await fake_call(server.port, env(**extra))
+    assert server.screener.facts[0].carried == carried  # type: ignore[attr-defined]
+
+
 async def test_a_shadow_flagged_allow_is_one_mset_that_names_the_rule(
     server: FastAgiServer,
 ) -> None:

@@ -458,6 +458,33 @@ async def test_reconcile_screens_waiting_channels_and_leaves_answered_unknown_on
     assert ("continue", "w1", "outguard-dial", "13800138000", 1) in ari.calls
     assert [c for c in ari.calls if c[0] == "hangup"] == []  # never hung up for being unknown
     assert [f.dialed for f in screener.seen] == ["13800138000"]
+    # waiting in Stasis: a decision it may have had was never carried out (Screener._new_id)
+    assert [f.waiting for f in screener.seen] == [True]
+
+
+async def test_a_restored_call_still_waiting_in_stasis_is_screened_again_not_ended() -> None:
+    """outguard died between the decision and the continue: the new decision replaces the
+    undone one (the Screener drops it), so the app does not close it as a call that ended."""
+    screener = FakeScreener(prefix="")
+    app, ari = make(screener)
+    restored(screener, "w1", "w1")
+    ari.app_channels = ["w1"]
+    ari.channel_map = {"w1": {"id": "w1", "name": "PJSIP/agent-00000003", "state": "Ring",
+                              "caller": {"number": "01088886666"},
+                              "dialplan": {"context": "outguard-ari", "exten": "13800138000",
+                                           "app_name": "Stasis"}}}
+    await app.reconcile()
+    await drain(app)
+    assert screener.notes == [] and [f.waiting for f in screener.seen] == [True]
+    assert ("continue", "w1", "outguard-allow", "13800138000", 1) in ari.calls
+
+
+async def test_a_fresh_stasis_start_is_not_a_channel_found_waiting() -> None:
+    screener = FakeScreener()
+    app, ari = make(screener)
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert [f.waiting for f in screener.seen] == [False]
 
 
 def restored(screener: FakeScreener, cid: str, call_id: str = "", *,

@@ -35,6 +35,33 @@ def test_decisions_and_outcomes_are_committed_on_flush(store: SQLiteStore) -> No
     assert (row.answered_at, row.ended_at, row.duration, row.cause) == (NOW + 2, NOW + 30, 28, 16)
 
 
+def test_a_redo_replaces_the_row_of_a_decision_never_carried_out_on_both_engines(
+    store: SQLiteStore,
+) -> None:
+    """A call decided again (its first decision was never carried out: outguard died first)
+    takes the row whole, the first decision's outcome included; its own outcome closes
+    it. A plain decision of an id already logged changes nothing (a replayed spool)."""
+    from dataclasses import replace
+
+    store.record_decision(_call(1, NOW, verdict="block"))
+    store.record_outcome("d1", answered_at=None, ended_at=NOW, duration=0, cause=21)
+    store.flush()
+    again = replace(_call(1, NOW + 9), reason="ok", account="a2")
+    store.record_decision(again, redo=True)
+    store.flush()
+    row = store.get_call("d1")
+    assert row.call == again and (row.ended_at, row.cause) == (None, None)
+    store.record_outcome("d1", answered_at=NOW + 10, ended_at=NOW + 40, duration=30, cause=16)
+    store.record_decision(_call(1, NOW, verdict="block"))  # ignored: the id is logged
+    store.record_decision(_call(2, NOW), redo=True)  # nothing to replace: a new row
+    store.flush()
+    row = store.get_call("d1")
+    assert row.call == again and (row.answered_at, row.ended_at, row.cause) == (
+        NOW + 10, NOW + 40, 16)
+    assert store.get_call("d2").call == _call(2, NOW)
+    assert [c.call.decision_id for c in store.open_calls()] == ["d2"]
+
+
 def test_rows_are_enqueued_without_waiting_for_sqlite_then_written_in_batches(
     db_path: Path,
 ) -> None:

@@ -198,3 +198,35 @@ def test_call_rows_spooled_by_an_older_version_are_written_with_the_columns_they
         assert logged.call.caller_id == "+8613800138000"
     finally:
         store.close()
+
+
+def test_a_spooled_redo_replaces_its_row_when_the_spool_is_written(tmp_path: Path) -> None:
+    """The spool keeps a redo a redo: replayed, it replaces the row (outcome included) and
+    is followed by its own outcome; the open calls read from the spool agree."""
+    import json
+
+    store = SQLiteStore(tmp_path / "og.db")
+    try:
+        store.record_decision(_call(1, verdict="block"))
+        store.record_outcome("d000001", answered_at=None, ended_at=NOW, duration=0, cause=21)
+        store.flush()
+    finally:
+        store.close()
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    again = _call(1, at=NOW + 5)
+    (spool_dir / Spool.FILE).write_text(
+        json.dumps({"kind": "redo", "row": list(again.as_row())}) + "\n")
+    spool = Spool(spool_dir)
+    try:
+        assert [kind for kind, _ in spool.read()] == [2]
+    finally:
+        spool.close()
+    store = SQLiteStore(tmp_path / "og.db", spool_dir=spool_dir)
+    try:
+        _wait(lambda: store.write_health()["spool_rows"] == 0)
+        logged = store.get_call("d000001")
+        assert logged.call == again and (logged.ended_at, logged.cause) == (None, None)
+        assert [c.call.decision_id for c in store.open_calls()] == ["d000001"]
+    finally:
+        store.close()

@@ -1,0 +1,85 @@
+"""A call id reused after a restart, against the sandbox Asterisk: outguard is killed
+(SIGKILL, at the armed fault point ``after_decision``) after a decision is made and its
+call-log row committed, but before it is carried out. The channel is screened again by the
+next outguard (ARI: still waiting in Stasis, screened at the reconcile; FastAGI: the
+dialplan retries while outguard gives no answer). The first decision blocked the number
+(on the do-not-call list), which is taken off the list before the restart: the call goes
+out, and the call log ends with ONE row for it, the second decision's, closed by the
+hangup handler's outcome (cause 16, answered)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from outguard import faults, sandbox
+from outguard.store.sqlite import SQLiteStore
+from outguard.testing import sipp
+from tests.integration.test_restart import OutguardProcess
+from tests.waiting import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NUMBER = "13800138077"
+#: mode -> (the SIPp agent: the sandbox dialplan's variant, outguard serve --only)
+MODES = {
+    "ari-continue": ("agent", "ari,ami,api"),
+    "fastagi": ("agent-agi-retry", "agi,ami,api"),  # retries while outguard is away
+}
+
+
+def listed(db: Path, on: bool) -> None:
+    """Put the number on (or take it off) the do-not-call list, outguard stopped."""
+    store = SQLiteStore(db)
+    try:
+        if on:
+            store.create_list("dnc", "dnc")
+            store.add_entries("dnc", [NUMBER])
+        else:
+            store.remove_entries("dnc", [NUMBER])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_a_decision_never_carried_out_is_replaced_by_the_next_outguards(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, mode: str,
+) -> None:
+    agent, parts = MODES[mode]
+    inst = clean_pbx.inst
+    og = OutguardProcess(clean_pbx, tmp_path, parts)
+    listed(og.db, on=True)
+    og.env[faults.ENV] = faults.AFTER_DECISION
+    og.start()
+    try:
+        with sipp.Carrier(inst, hold_ms=1000, limit_s=120):
+            call = asyncio.ensure_future(asyncio.to_thread(
+                sipp.place_calls, inst, NUMBER, from_user=agent, account="a-redo",
+                timeout_s=90))
+            proc = og.proc
+            assert proc is not None
+            await eventually(lambda: proc.poll() is not None,
+                             "outguard to die at the fault point", timeout=60)
+            first = og.rows()
+            assert [(r["verdict"], r["reason"]) for r in first] == [("block", "dnc_listed")], (
+                og.output())
+            restarted = time.time()
+            listed(og.db, on=False)
+            del og.env[faults.ENV]
+            og.start()
+            run = await call
+        assert run.finals() == [200], og.output()
+        await eventually(lambda: all(r["ended_at"] for r in og.rows()), "the row closed")
+        rows = og.rows()
+        assert len(rows) == 1, rows
+        row = rows[0]
+        assert row["decision_id"] == first[0]["decision_id"]  # the channel's unique id
+        assert (row["verdict"], row["reason"], row["cause"], row["end_note"]) == (
+            "allow", "ok", 16, None), row
+        assert row["at"] >= restarted and row["answered_at"] is not None, row
+        assert row["duration"] is not None and row["duration"] > 0.5, row
+    finally:
+        og.stop()
