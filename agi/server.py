@@ -345,7 +345,10 @@ class FastAgiServer:
             self.screener.failed(facts, screening.CHANNEL_GONE, "")
             raise
         mode, cause = dv.failure_policy(channel, self.fail_mode, self.fail_cause)
-        call_id = self.screener.failed(facts, reason, fail_rule(mode), cause)
+        # durable before the dialplan hears it: a kill -9 never loses the row
+        call_id = await self.screener.failed_durably(facts, reason, fail_rule(mode), cause)
+        if faults.ARMED:
+            await faults.reached(faults.AFTER_FAILURE)
         tracker = self.trackers.get(facts.pbx)
         if mode == "open" and tracker is not None and facts.channel_id:
             tracker.track(facts.channel_id)  # before any await: no race

@@ -346,8 +346,9 @@ class StasisApp:
     async def _fail(self, facts: ChannelFacts, reason: str, channelvars: dict[str, str],
                     bridge: bool, *, stopping: bool = False) -> None:
         """No decision: apply the failure policy (the channel's, else the service's) and
-        record the call, verdict ``failed``: before the requests (a channel that vanishes
-        meanwhile keeps its row), or after them when outguard is ``stopping`` (a channel
+        record the call, verdict ``failed``: durably before the requests (a channel that
+        vanishes meanwhile, or a kill -9, keeps its row), or after them when outguard is
+        ``stopping`` (a channel
         the requests could not reach stays in Stasis for the next outguard, which screens
         it and writes its one row). A fail-open call is followed to its end like an
         allowed one: by the hangup handler's event (continue mode, with AMI), else by its
@@ -359,7 +360,11 @@ class StasisApp:
         logger.warning("channel %s to %s: %s; failing %s", cid, mask(dialed), reason, mode)
         rule = fail_rule(mode)
         followed_by_ami = self.tracker is not None and not bridge
-        call_id = "" if stopping else self.screener.failed(facts, reason, rule, cause)
+        # the row is durable before the policy is carried out: a kill -9 never loses it
+        call_id = "" if stopping else await self.screener.failed_durably(
+            facts, reason, rule, cause)
+        if faults.ARMED and not stopping:
+            await faults.reached(faults.AFTER_FAILURE)
         if mode == "open" and followed_by_ami and not stopping:
             assert self.tracker is not None
             self.tracker.track(cid)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from outguard import dialplan_vars as dv
+from outguard import faults
 from outguard.callevents import FAIL_CLOSED, FAIL_OPEN
 from outguard.callfacts import ChannelFacts
 from outguard.privacy import mask
@@ -73,6 +74,8 @@ async def decide(screener: Screens, facts: ChannelFacts,
     policy."""
     try:
         await screener.wait_ready(budget_ms / 1000)
+        if faults.ARMED:
+            faults.raise_if_armed(faults.SCREENING_ERROR)
         if screener.reserves:
             return await screener.screen_reserving(facts)
         return screener.screen(facts)

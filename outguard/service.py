@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 #: Counters need a week of history (per-destination weekly caps) after a restart.
 REPLAY_S = 8 * 86400
+#: how long a failed call waits for its row to be durable before it is answered
+#: (``Screener.failed_durably``)
+FAILED_ROW_WAIT_S = 1.0
 #: decision ids (and each channel's latest) remembered so that a channel screened twice
 #: gets a second id, or its undone decision's (``Screener._new_id``)
 RECENT_IDS = 100_000
@@ -591,6 +594,24 @@ class Screener:
         if counted and not went_out:
             self._give_back(decision_id, now)
         return decision_id
+
+    async def failed_durably(self, facts: ChannelFacts, reason: str, policy: str,
+                             cause: int | None = None) -> str:
+        """``failed``, then wait (at most :data:`FAILED_ROW_WAIT_S`) until the row is
+        committed (or fsync-ed in the spool): the adapters carry the failure policy out
+        only then, so a ``kill -9`` after a failed call went out (or was refused) never
+        loses its row. Failures are rare: the wait costs the call path nothing else."""
+        call_id = self.failed(facts, reason, policy, cause)
+        try:
+            async with asyncio.timeout(FAILED_ROW_WAIT_S):
+                await self.store.flush_async()
+        except TimeoutError:
+            logger.warning("the failed call %s is not in the call log yet (the store has not"
+                           " committed within %.1f s); answering it anyway", call_id,
+                           FAILED_ROW_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - the call is answered whatever the store does
+            logger.warning("the failed call %s may not be in the call log: %s", call_id, exc)
+        return call_id
 
     def answered(self, decision_id: str, at: float | None = None) -> None:
         """The call was answered (the first report counts, later ones are ignored). The

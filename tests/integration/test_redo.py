@@ -83,3 +83,40 @@ async def test_a_decision_never_carried_out_is_replaced_by_the_next_outguards(
         assert row["duration"] is not None and row["duration"] > 0.5, row
     finally:
         og.stop()
+
+
+@pytest.mark.parametrize(("mode", "fail_mode"), [("ari-continue", "closed"),
+                                                 ("fastagi", "open")])
+async def test_a_failed_calls_row_is_durable_before_the_failure_policy_is_carried_out(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, mode: str, fail_mode: str,
+) -> None:
+    """Screening fails (the armed engine error) and outguard is killed the instant before
+    it carries the failure policy out, committing nothing more: the row is there, verdict
+    failed. The next outguard screens the channel again and its decision replaces it."""
+    agent, parts = MODES[mode]
+    inst = clean_pbx.inst
+    og = OutguardProcess(clean_pbx, tmp_path, parts)
+    og.env[faults.ENV] = f"{faults.SCREENING_ERROR},{faults.AFTER_FAILURE}"
+    og.start()
+    try:
+        with sipp.Carrier(inst, hold_ms=1000, limit_s=120):
+            call = asyncio.ensure_future(asyncio.to_thread(
+                sipp.place_calls, inst, NUMBER, from_user=agent, account="a-failed",
+                fail_mode=fail_mode, timeout_s=90))
+            proc = og.proc
+            assert proc is not None
+            await eventually(lambda: proc.poll() is not None,
+                             "outguard to die at the fault point", timeout=60)
+            first = og.rows()
+            assert [(r["verdict"], r["rule"], r["reason"]) for r in first] == [
+                ("failed", f"fail-{fail_mode}", "screening_error")], og.output()
+            del og.env[faults.ENV]
+            og.start()
+            run = await call
+        assert run.finals() == [200], og.output()
+        await eventually(lambda: all(r["ended_at"] for r in og.rows()), "the row closed")
+        rows = og.rows()
+        assert [(r["decision_id"], r["verdict"], r["cause"]) for r in rows] == [
+            (first[0]["decision_id"], "allow", 16)], rows
+    finally:
+        og.stop()

@@ -63,6 +63,11 @@ class FakeScreener:
         self.failures.append((facts.channel_id, reason, policy, cause))
         return facts.channel_id
 
+    async def failed_durably(self, facts: ChannelFacts, reason: str, policy: str,
+                             cause: int | None = None) -> str:
+        self.durable = True
+        return self.failed(facts, reason, policy, cause)
+
 
 class FakeTracker:
     def __init__(self) -> None:

@@ -138,6 +138,11 @@ class FakeScreener:
                 started=0.0, pbx=facts.pbx))
         return call_id
 
+    async def failed_durably(self, facts: Any, reason: str, policy: str,
+                             cause: int | None = None) -> str:
+        self.durable = True
+        return self.failed(facts, reason, policy, cause)
+
     def call_on_channel(self, pbx: str, channel_id: str) -> LiveCall | None:
         return self.live.on_channel(pbx, channel_id)
 

@@ -286,3 +286,36 @@ def test_a_cluster_snapshot_defers_only_the_caps() -> None:
     assert [isinstance(c, DeferredCap) for c in deferred.checks] == [
         c.spec.kind.value == "cap" for c in snap.checks]
     assert not any(isinstance(c, DeferredCap) for c in snap.checks)
+
+
+async def test_a_call_decided_again_on_another_instance_counts_once_and_holds_one_slot(
+    cluster: Cluster,
+) -> None:
+    """Instance one died between its decision and the FastAGI answer; the dialplan's retry
+    reaches instance two (the channel holds no OUTGUARD_DECISION_ID). The redo has the
+    same call id, so its reservation is the first one's (idempotent): one count, one slot,
+    given back once when the call ends. A redo that another rule now blocks gives the
+    slot back at once."""
+    one = await cluster.start("one")
+    two = await cluster.start("two")
+    retried = dataclasses.replace(facts(1, caller="01088886661"), carried="")
+    first = await one.screen_reserving(retried)
+    again = await two.screen_reserving(retried)
+    assert first.allowed and again.allowed and again.id == first.id == "pbx-1@default"
+    async with cluster.reader() as reader:
+        assert await reader.count("caller_id", "+861088886661", DAY, cluster.clock.t) == 1
+        assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 1
+        assert two.ended(again.id, 16)
+        await two.stop()  # drains the release queue
+        assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 0
+
+        three = await cluster.start("three")
+        held = await three.screen_reserving(dataclasses.replace(
+            facts(2, caller="01088886662"), carried=""))
+        assert held.allowed
+        refused = await three.screen_reserving(dataclasses.replace(
+            facts(2, caller="01088886662", dialed="17000000000"), carried=""))
+        assert (refused.id, refused.allowed, refused.verdict.rule_id) == (
+            held.id, False, "no_170")
+        await three.stop()
+        assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 0

@@ -212,3 +212,21 @@ def test_reports_count_failed_calls_and_the_outcomes_of_those_that_went_out(
             total["failed_open"]) == (4, 1, 1, 2, 1)
     assert (total["ended"], total["answered"]) == (1, 1)  # the fail-open call's outcome
     assert total["blocked_by_reason"] == {"dnc_listed": 1}
+
+
+async def test_a_failed_calls_row_is_committed_before_the_policy_is_carried_out(
+    screener: Screener, tmp_path: Path,
+) -> None:
+    """``failed_durably`` returns once the row is in the store: a kill -9 right after (the
+    adapters carry the failure policy out only then) cannot lose it."""
+    import sqlite3
+
+    call_id = await screener.failed_durably(facts("ch-durable"), "screening_error",
+                                            "fail-open")
+    conn = sqlite3.connect(tmp_path / "og.db")
+    try:
+        assert conn.execute("SELECT verdict, rule, reason FROM calls WHERE decision_id = ?",
+                            (call_id,)).fetchall() == [("failed", "fail-open",
+                                                         "screening_error")]
+    finally:
+        conn.close()
