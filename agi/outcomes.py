@@ -2,8 +2,9 @@
 cause, reported through ``Screener.answered`` / ``Screener.ended``.
 
 A call is known by the Uniqueid of the channel that was screened (the decision id is that
-Uniqueid, see ``dialplan/outguard.conf``); the calls live in the Screener's registry
-(``outguard.live``), found by channel. Their end comes as ONE event: the
+Uniqueid, or ``<uniqueid>@<pbx>`` in cluster mode, see ``dialplan/outguard.conf``); the
+calls live in the Screener's registry (``outguard.live``), found by the id the handler's
+event names (``DecisionId``), else by channel. Their end comes as ONE event: the
 ``UserEvent: OutguardEnded`` that the hangup handler ``[outguard-ended]`` raises on every
 screened channel, carrying the channel's Q.850 ``Cause`` (ARI's ChannelHangupRequest 32
 and AMI's SoftHangupRequest are internal soft-hangup flags and are not used), the answer's
@@ -35,6 +36,7 @@ from typing import Protocol
 from agi.ami import AmiClient, AmiError
 from outguard import dialplan_vars as dv
 from outguard.config import AmiConfig
+from outguard.dialplan_pbx import DialplanPbx
 from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
 
 logger = logging.getLogger(__name__)
@@ -151,6 +153,16 @@ class OutcomeTracker:
         call = self.outcomes.live.on_channel(self.pbx, uniqueid) if uniqueid else None
         return call.call_id if call is not None else None
 
+    def _named(self, event: Mapping[str, str], uniqueid: str) -> str | None:
+        """The call the handler's ``DecisionId`` names (the id the channel holds: the
+        unique id, at ``OUTGUARD_PBX`` in cluster mode), if it is a live call of this PBX
+        on this channel."""
+        named = str(event.get("DecisionId", "") or "")
+        call = self.outcomes.live.get(named) if named else None
+        if call is None or call.pbx != self.pbx or call.channel_id != uniqueid:
+            return None
+        return named
+
     def track(self, uniqueid: str) -> None:
         """A call was just screened on this channel: end it at once if its end came
         first (a caller who hung up while outguard was deciding)."""
@@ -164,7 +176,7 @@ class OutcomeTracker:
             return
         uniqueid = _uniqueid(event)
         ended = Ended.from_event(event)
-        call_id = self._call(uniqueid)
+        call_id = self._named(event, uniqueid) or self._call(uniqueid)
         if call_id is not None:
             self._end(call_id, ended)
         else:
@@ -211,14 +223,17 @@ class AmiListener:
     opt-out; see ``[outguard-optout]`` in dialplan/outguard.conf)."""
 
     def __init__(self, outcomes: Outcomes, cfg: AmiConfig,
-                 on_optout: UserEventHandler | None = None) -> None:
+                 on_optout: UserEventHandler | None = None,
+                 dialplan: DialplanPbx | None = None) -> None:
         self.pbx = cfg.pbx
+        #: the dialplan's OUTGUARD_PBX, checked (set when empty) at every connect
+        self.dialplan = dialplan or DialplanPbx(cfg.pbx, "")
         self.tracker = OutcomeTracker(outcomes, pbx=cfg.pbx)
         self.on_optout = on_optout
         self.client = AmiClient(
             cfg.host, cfg.port, cfg.user, cfg.password,
             events=EVENT_CLASSES, filters=EVENT_FILTERS,
-            on_event=self._on_event, on_connect=self._reconcile,
+            on_event=self._on_event, on_connect=self._connected,
         )
 
     def _on_event(self, event: Mapping[str, str]) -> None:
@@ -249,6 +264,11 @@ class AmiListener:
     async def close(self) -> None:
         await self.client.close()
 
+    async def _connected(self, client: AmiClient) -> None:
+        await self.dialplan.settle(lambda: _getvar(client, dv.PBX),
+                                   lambda v: _setvar(client, dv.PBX, v))
+        await self._reconcile(client)
+
     async def _reconcile(self, client: AmiClient) -> None:
         if not len(self.tracker.outcomes.live):
             return
@@ -263,3 +283,18 @@ class AmiListener:
         if lost:
             logger.warning("AMI reconcile: %d call(s) of pbx %s ended while AMI was away; "
                            "released", lost, self.pbx)
+
+
+async def _getvar(client: AmiClient, name: str) -> str:
+    """A global dialplan variable over AMI ("" when it is not set)."""
+    reply = await client.action("Getvar", Variable=name)
+    if reply.get("Response") != "Success":
+        raise AmiError(f"Getvar {name}: {reply.get('Message', 'refused')}")
+    value = reply.get("Value", "")
+    return "" if value in (None, "(null)") else str(value)
+
+
+async def _setvar(client: AmiClient, name: str, value: str) -> None:
+    reply = await client.action("Setvar", Variable=name, Value=value)
+    if reply.get("Response") != "Success":
+        raise AmiError(f"Setvar {name}: {reply.get('Message', 'refused')}")

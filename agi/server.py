@@ -60,6 +60,7 @@ from agi.protocol import (
 from outguard import dialplan_vars as dv
 from outguard import faults, screening
 from outguard.callfacts import ChannelFacts
+from outguard.dialplan_pbx import DialplanPbx
 from outguard.latency import LatencyRecorder
 from outguard.live import DEFAULT_PBX
 from outguard.probes import SCREENING_FAILURES, agi_operation, roundtrip
@@ -85,6 +86,10 @@ SCREEN_ROUTE = "screen"
 BACKLOG = 4096
 #: the who/why variables: AGI arguments 2-5, or (older dialplans) one GET FULL VARIABLE
 WHO_VARS = (dv.ACCOUNT, dv.TENANT, dv.PURPOSE, dv.CAMPAIGN)
+#: the AGI arguments after the who/why ones: the channel's OUTGUARD_DECISION_ID (index 5)
+#: and the dialplan's OUTGUARD_PBX (index 6)
+CARRIED_ARG = len(WHO_VARS) + 1
+PBX_ARG = CARRIED_ARG + 1
 FAILED = dv.FAILED
 
 
@@ -186,6 +191,7 @@ class FastAgiServer:
         trackers: Mapping[str, CallTracker] | None = None,
         pbxes: Sequence[str] = (DEFAULT_PBX,),
         pbx_hosts: Mapping[str, str] | None = None,
+        dialplans: Mapping[str, DialplanPbx] | None = None,
         budget_ms: float = 200.0,
         fail_mode: str = "closed",
         fail_cause: int = 34,
@@ -203,6 +209,10 @@ class FastAgiServer:
         if tracker is not None:
             self.trackers[self.pbxes[0]] = tracker
         self.pbx_hosts = dict(pbx_hosts or {})
+        #: each PBX's OUTGUARD_PBX: what [outguard-allow] builds the decision id from
+        self.dialplans = {pbx: DialplanPbx(pbx, pbx if screener.reserves else "")
+                          for pbx in self.pbxes}
+        self.dialplans.update(dialplans or {})
         self.budget_ms = budget_ms
         self.fail_mode, self.fail_cause = fail_mode, fail_cause  # for channels without
         self.header_timeout_s = header_timeout_s
@@ -411,7 +421,7 @@ class FastAgiServer:
         if decision.allowed and tracker is not None and req.uniqueid:
             tracker.track(req.uniqueid)  # before any await: no race
         try:
-            await self._set_verdict(session, decision)
+            await self._set_verdict(session, decision, pbx)
         except (ChannelHungUp, ConnectionError, TimeoutError):
             if decision.allowed and tracker is None:  # nobody else will see it end
                 self.screener.ended(decision.id, None)
@@ -420,8 +430,18 @@ class FastAgiServer:
     async def _decide(self, facts: ChannelFacts) -> Decision | Unscreened:
         return await screening.decide(self.screener, facts, self.budget_ms)
 
-    async def _set_verdict(self, session: AgiSession, decision: Decision) -> None:
-        if plainly_allowed(decision, session.request.uniqueid):
+    def dialplan_id(self, req: AgiRequest, pbx: str) -> str | None:
+        """The decision id ``[outguard-allow]`` builds for this channel: from its
+        ``OUTGUARD_PBX``, the seventh AGI argument (an older dialplan, which does not pass
+        it, builds the bare unique id); None when that is not what outguard needs."""
+        args = req.args
+        dialplan = self.dialplans[pbx]
+        if len(args) <= PBX_ARG:
+            return req.uniqueid if not dialplan.expected else None
+        return dialplan.call_id(req.uniqueid, args[PBX_ARG].strip())
+
+    async def _set_verdict(self, session: AgiSession, decision: Decision, pbx: str) -> None:
+        if plainly_allowed(decision, self.dialplan_id(session.request, pbx)):
             await session.set_var(dv.VERDICT, dv.ALLOW)  # [outguard-allow] sets the rest
             return
         variables = verdict_vars(decision)
@@ -443,7 +463,7 @@ class FastAgiServer:
 def carried_of(args: Sequence[str]) -> str | None:
     """The channel's ``OUTGUARD_DECISION_ID`` (the sixth AGI argument: the decision last
     carried out on it, "" for none), or None from a dialplan that does not pass it."""
-    return args[len(WHO_VARS) + 1].strip() if len(args) > len(WHO_VARS) + 1 else None
+    return args[CARRIED_ARG].strip() if len(args) > CARRIED_ARG else None
 
 
 def _facts(req: AgiRequest, who: dict[str, str], pbx: str = DEFAULT_PBX,

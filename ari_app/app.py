@@ -42,6 +42,7 @@ from ari_app.settings import CallSettings
 from outguard import dialplan_vars as dv
 from outguard import faults, screening
 from outguard.callfacts import ChannelFacts
+from outguard.dialplan_pbx import DialplanPbx
 from outguard.latency import LatencyRecorder
 from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
 from outguard.probes import SCREENING_FAILURES
@@ -108,9 +109,12 @@ class StasisApp:
     def __init__(
         self, client: AriClient, screener: Screener, settings: CallSettings,
         tracker: CallTracker | None = None, pbx: str = DEFAULT_PBX,
+        dialplan: DialplanPbx | None = None,
     ) -> None:
         self.client = client
         self.pbx = pbx  # the PBX this app's Asterisk is (outguard.config target name)
+        #: the dialplan's OUTGUARD_PBX, checked (set when empty) at every connect
+        self.dialplan = dialplan or DialplanPbx(pbx, pbx if screener.reserves else "")
         self.screener = screener
         self.settings = settings
         self.tracker = tracker
@@ -159,6 +163,8 @@ class StasisApp:
         logger.info("connected to ARI of pbx %s as application %r", self.pbx,
                     self.client.app)
         self.spawn(self._filter_events())
+        self.spawn(self.dialplan.settle(lambda: self.client.get_global(dv.PBX),
+                                        lambda v: self.client.set_global(dv.PBX, v)))
         self.spawn(self.reconcile())
 
     async def _filter_events(self) -> None:
@@ -283,7 +289,7 @@ class StasisApp:
                 finally:
                     self.unwatch(cid)
             else:
-                await self._continue(cid, decision, dialed)
+                await self._continue(cid, decision, dialed, channelvars.get(dv.PBX))
             if received is not None and not bridge:
                 self.handling.add(time.perf_counter() - received)
         except ChannelGone:
@@ -302,10 +308,15 @@ class StasisApp:
     async def _decide(self, facts: ChannelFacts) -> Decision | Unscreened:
         return await screening.decide(self.screener, facts, self.settings.budget_ms)
 
-    async def _continue(self, cid: str, decision: Decision, dialed: str) -> None:
+    async def _continue(self, cid: str, decision: Decision, dialed: str,
+                        pbx_global: str | None = None) -> None:
+        """Continue an allowed call: into ``[outguard-allow]`` (one request) when the
+        dialplan builds its decision id itself (``pbx_global``: OUTGUARD_PBX as the
+        channel shows it, when ari.conf's channelvars lists it), else with its variables
+        set first."""
         requests: list[Coroutine[Any, Any, None]] = []
         context = self.settings.allow_context
-        if not plainly_allowed(decision, cid):
+        if not plainly_allowed(decision, self.dialplan.call_id(cid, pbx_global)):
             requests.append(self.client.set_vars(cid, verdict_vars(decision)))
             context = self.settings.dial_context
         if self.tracker is not None:

@@ -110,6 +110,23 @@ class AriClient:
                 raise kind(method, path, reply.status, str(message))
             return json.loads(text) if text else None
 
+    # -- globals --------------------------------------------------------------------------
+
+    async def get_global(self, name: str) -> str:
+        """A global dialplan variable ("" when it is not set)."""
+        try:
+            result = await self.request("GET", "/asterisk/variable",
+                                        params={"variable": name})
+        except AriError as err:
+            if err.status == 404:  # "Provided variable was not found"
+                return ""
+            raise
+        return str((result or {}).get("value") or "")
+
+    async def set_global(self, name: str, value: str) -> None:
+        await self.request("POST", "/asterisk/variable",
+                           params={"variable": name, "value": value})
+
     # -- channels -------------------------------------------------------------------------
 
     async def channel(self, channel_id: str) -> dict[str, Any]:

@@ -16,8 +16,14 @@ CAMPAIGN = "OUTGUARD_CAMPAIGN"
 FAIL_MODE = "OUTGUARD_FAIL_MODE"  # closed | open: when outguard gives no verdict
 FAIL_CAUSE = "OUTGUARD_FAIL_CAUSE"  # Q.850 cause of a fail-closed hangup
 
-#: Variables ARI should include in every channel snapshot (ari.conf ``channelvars``).
-READ_BY_ARI = (ACCOUNT, TENANT, PURPOSE, CAMPAIGN, FAIL_MODE, FAIL_CAUSE)
+# A global of the dialplan, set once per PBX (by outguard at connect, or in [globals]):
+# the PBX's name in cluster mode, empty for an embedded outguard ([outguard-allow] builds
+# the decision id from it: outguard.dialplan_pbx).
+PBX = "OUTGUARD_PBX"
+
+#: Variables ARI should include in every channel snapshot (ari.conf ``channelvars``; the
+#: global OUTGUARD_PBX shows there too, so every call checks it)
+READ_BY_ARI = (ACCOUNT, TENANT, PURPOSE, CAMPAIGN, FAIL_MODE, FAIL_CAUSE, PBX)
 
 # Set: the verdict.
 VERDICT = "OUTGUARD_VERDICT"  # allow | block (the dialplan sets unscreened / failed itself)

@@ -457,6 +457,14 @@ class Sandbox:
         match = re.search(r"(\d+) active channel", out)
         return int(match.group(1)) if match else 0
 
+    def reset_globals(self) -> None:
+        """Empty the globals outguard sets at connect (``OUTGUARD_PBX``: a cluster-mode
+        test leaves its PBX name there, which an embedded outguard must not find)."""
+        status, body = ari_request(self.inst, "POST",
+                                   "/asterisk/variable?variable=OUTGUARD_PBX&value=")
+        if status >= 300:
+            raise RuntimeError(f"cannot reset OUTGUARD_PBX: {status} {body[:200]!r}")
+
     def hangup_all(self, timeout: float = 10.0) -> None:
         """Hang up every channel and wait until none is left (a clean state per test)."""
         self.cli("channel request hangup all")

@@ -111,14 +111,16 @@ def verdict_vars(decision: Decision) -> dict[str, str]:
     return out
 
 
-def plainly_allowed(decision: Decision, uniqueid: str) -> bool:
+def plainly_allowed(decision: Decision, dialplan_id: str | None) -> bool:
     """True when the dialplan's ``[outguard-allow]`` can record this verdict by itself:
     allowed with every rule passed (reason ``ok``, no rule, no shadow flag), and the
-    decision id is the channel's unique id. ARI then sends one request (continue), FastAGI
-    one command (``OUTGUARD_VERDICT=allow``)."""
+    decision id is the one the dialplan builds (``dialplan_id``: the unique id, at
+    ``OUTGUARD_PBX`` when that is set; None when outguard does not know the dialplan's
+    ``OUTGUARD_PBX`` to be right, ``outguard.dialplan_pbx``). ARI then sends one request
+    (continue), FastAGI one command (``OUTGUARD_VERDICT=allow``)."""
     v = decision.verdict
     return (v.allowed and v.reason == "ok" and not v.rule_id and not v.shadow
-            and decision.id == uniqueid)
+            and dialplan_id is not None and decision.id == dialplan_id)
 
 
 def failure_vars(verdict: str, reason: str, decision_id: str = "") -> dict[str, str]:

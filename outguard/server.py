@@ -28,6 +28,7 @@ from ari_app.client import AriClient
 from outguard import policy_file, privacy
 from outguard.config import Settings
 from outguard.consent import DialplanOptOuts
+from outguard.dialplan_pbx import DialplanPbx
 from outguard.enforcement import Enforcer
 from outguard.live import DEFAULT_PBX
 from outguard.service import Screener
@@ -55,6 +56,7 @@ STASIS_BY_PBX = web.AppKey("stasis_by_pbx", dict)  # pbx -> StasisApp
 AMI_BY_PBX = web.AppKey("ami_by_pbx", dict)  # pbx -> AmiListener
 #: cluster mode: the call feed's figures (``CallFeed.figures``), for /metrics
 FEED_FIGURES: web.AppKey[Callable[[], dict[str, int]]] = web.AppKey("feed_figures")
+DIALPLANS = web.AppKey("dialplans", dict)  # pbx -> DialplanPbx (its OUTGUARD_PBX)
 PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
 
 
@@ -210,7 +212,8 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
         client = AriClient(cfg.url, cfg.user, cfg.password, cfg.app)
         await client.open()
         stasis = StasisApp(client, app[SCREENER], app[SETTINGS].calls,
-                           tracker=trackers.get(cfg.pbx), pbx=cfg.pbx)
+                           tracker=trackers.get(cfg.pbx), pbx=cfg.pbx,
+                           dialplan=dialplan_of(app, cfg.pbx))
         apps[cfg.pbx] = stasis
         app[PARTS][part_name("ari", cfg.pbx)] = stasis
         runners.append(asyncio.get_running_loop().create_task(stasis.run()))
@@ -234,7 +237,8 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
     listeners: dict[str, AmiListener] = {}
     for cfg in app[SETTINGS].ami:
         if cfg.enabled:
-            listeners[cfg.pbx] = AmiListener(screener, cfg, on_optout=optouts)
+            listeners[cfg.pbx] = AmiListener(screener, cfg, on_optout=optouts,
+                                             dialplan=dialplan_of(app, cfg.pbx))
             app[PARTS][part_name("ami", cfg.pbx)] = listeners[cfg.pbx]
     app[AMI_BY_PBX] = listeners
     if listeners:
@@ -251,9 +255,11 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _agi_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     cfg = settings.agi
+    pbxes = settings.pbx_names() or [DEFAULT_PBX]
     server = FastAgiServer(app[SCREENER], cfg.host, cfg.port,
                            trackers=app.get(AMI_BY_PBX, {}),
-                           pbxes=settings.pbx_names() or (DEFAULT_PBX,),
+                           pbxes=pbxes,
+                           dialplans={pbx: dialplan_of(app, pbx) for pbx in pbxes},
                            pbx_hosts={t.pbx: t.host for t in settings.ami if t.enabled},
                            budget_ms=app[SETTINGS].calls.budget_ms,
                            fail_mode=app[SETTINGS].calls.fail_mode,
@@ -263,6 +269,15 @@ async def _agi_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PARTS]["agi"] = server
     yield
     await server.stop()
+
+
+def dialplan_of(app: web.Application, pbx: str) -> DialplanPbx:
+    """The one record of this PBX's OUTGUARD_PBX, shared by its ARI app, AMI listener and
+    the FastAGI server (made on first use: the PBX's name in cluster mode, else empty)."""
+    dialplans: dict[str, DialplanPbx] = app[DIALPLANS]
+    if pbx not in dialplans:
+        dialplans[pbx] = DialplanPbx(pbx, pbx if app[SETTINGS].cluster.redis else "")
+    return dialplans[pbx]
 
 
 def store_health(app: web.Application) -> dict[str, Any]:
@@ -284,6 +299,9 @@ async def health(request: web.Request) -> web.Response:
                        f" {writes['spool_rows']} rows spooled")
     elif writes.get("spool_rows"):
         reasons.append(f"{writes['spool_rows']} call-log rows waiting in the spool")
+    for dialplan in request.app[DIALPLANS].values():
+        if dialplan.found is not None and dialplan.problem:
+            reasons.append(f"pbx {dialplan.pbx}: {dialplan.problem}")
     if screener.shared is not None and not screener.shared.health.available:
         reasons.append("cap store (Redis) unavailable: caps follow their failure policy"
                        " (when_unavailable)")
@@ -321,6 +339,7 @@ def build_app(
     app[SETTINGS] = settings
     privacy.configure(settings)  # the one masking setting, for every log line too
     app[PARTS] = {}
+    app[DIALPLANS] = {}
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_screener_ctx)
     app.cleanup_ctx.append(_enforcement_ctx)

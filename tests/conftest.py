@@ -49,10 +49,13 @@ def pbx() -> Iterator[sandbox.Sandbox]:
 
 @pytest.fixture
 def clean_pbx(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
-    """The sandbox with no channel left over from an earlier test, before and after."""
+    """The sandbox with no channel left over from an earlier test, before and after, and
+    the globals outguard sets at connect empty (``OUTGUARD_PBX``)."""
     pbx.hangup_all()
+    pbx.reset_globals()
     yield pbx
     pbx.hangup_all()
+    pbx.reset_globals()
 
 
 @pytest.fixture(scope="session")

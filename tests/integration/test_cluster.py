@@ -380,3 +380,88 @@ def _suspended(side: Running, account: str) -> bool:
     snap = side.screener.snapshot
     party = snap.party(PartyKind.ACCOUNT, account) if snap is not None else None
     return party is not None and party.state.value != "active"
+
+
+def roundtrips(interface: str) -> dict[str, float]:
+    """How many requests (ARI) or commands (FastAGI) outguard sent so far, by operation."""
+    from outguard.probes import ROUNDTRIP
+
+    return {s.labels["operation"]: s.value for metric in ROUNDTRIP.collect()
+            for s in metric.samples
+            if s.name.endswith("_count") and s.labels["interface"] == interface}
+
+
+@pytest.mark.parametrize(("agent", "interface", "plain"), [
+    ("agent", "ari", "POST channels/continue"),
+    ("agent-agi", "agi", "SET VARIABLE")], ids=["ari-continue", "fastagi"])
+async def test_a_plainly_allowed_call_costs_one_request_in_cluster_mode_as_embedded(
+    clean_pbx: sandbox.Sandbox, shared: Shared, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, agent: str, interface: str, plain: str,
+) -> None:
+    """outguard sets the dialplan's global OUTGUARD_PBX at connect; [outguard-allow] then
+    builds the call id <uniqueid>@<pbx> itself: one ARI request (continue) or one FastAGI
+    command for a plainly allowed call, and the channel's OUTGUARD_DECISION_ID, the row's
+    key and the id the hangup handler reports are the same."""
+    from outguard.server import DIALPLANS
+    from tests.integration.conftest import ChannelVariables, ari
+
+    settings = cluster_settings(clean_pbx, shared, tmp_path / "spool")
+    runner = await start_outguard(clean_pbx, settings, Parts(api=False), monkeypatch)
+    og = Running(runner.app, settings, clean_pbx)
+    try:
+        dialplan = og.app[DIALPLANS]["default"]
+        await eventually(lambda: dialplan.found == "default", "OUTGUARD_PBX set at connect")
+        assert ari(clean_pbx, "GET", "/asterisk/variable?variable=OUTGUARD_PBX") == {
+            "value": "default"}
+        before = roundtrips(interface)
+        async with ChannelVariables(clean_pbx) as seen:
+            with sipp.Carrier(clean_pbx.inst, hold_ms=200):
+                run = await og.call("13800138011", account="a-plain", from_user=agent)
+            assert run.finals() == [200]
+            variables = await seen.verdict("allow")
+        await og.settle()
+        after = roundtrips(interface)
+        sent = {op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)}
+        assert sent == {plain: 1}, sent
+        [row] = await og.logged()
+        assert row.call.decision_id == variables["OUTGUARD_DECISION_ID"]
+        assert row.call.decision_id.endswith("@default") and row.cause == 16
+        assert (row.call.verdict, row.call.reason) == ("allow", "ok")
+        assert dialplan.problem == ""
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_pbx_global_naming_another_pbx_is_flagged_and_never_overwritten(
+    clean_pbx: sandbox.Sandbox, shared: Shared, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OUTGUARD_PBX says another PBX's name: outguard leaves it, /health would say degraded
+    with the reason, and each allowed call gets its decision id from outguard (one more
+    request), so the channel still holds the row's id."""
+    from outguard.server import DIALPLANS
+    from tests.integration.conftest import ChannelVariables, ari
+
+    ari(clean_pbx, "POST", "/asterisk/variable?variable=OUTGUARD_PBX&value=sh-9")
+    settings = cluster_settings(clean_pbx, shared, tmp_path / "spool")
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False, api=False), monkeypatch)
+    og = Running(runner.app, settings, clean_pbx)
+    try:
+        dialplan = og.app[DIALPLANS]["default"]
+        await eventually(lambda: dialplan.found == "sh-9", "OUTGUARD_PBX checked at connect")
+        assert "sh-9" in dialplan.problem
+        before = roundtrips("ari")
+        async with ChannelVariables(clean_pbx) as seen:
+            with sipp.Carrier(clean_pbx.inst, hold_ms=200):
+                run = await og.call("13800138012", account="a-flag")
+            assert run.finals() == [200]
+            variables = await seen.verdict("allow")
+        await og.settle()
+        after = roundtrips("ari")
+        assert sum(after.values()) - sum(before.values()) == 2
+        [row] = await og.logged()
+        assert row.call.decision_id == variables["OUTGUARD_DECISION_ID"]
+        assert ari(clean_pbx, "GET", "/asterisk/variable?variable=OUTGUARD_PBX") == {
+            "value": "sh-9"}
+    finally:
+        await runner.cleanup()

@@ -213,3 +213,45 @@ def test_an_unanswered_dial_reports_no_answer(tracker: OutcomeTracker, rec: Reco
     tracker.on_event(event)
     assert rec.answers == []
     assert rec.ends == [("d1", 17)]
+
+
+def test_the_handlers_decision_id_names_the_call_it_closes(
+    rec: Recorder, clock: Clock,
+) -> None:
+    """``DecisionId`` (the id the channel holds: <uniqueid>@<pbx> in cluster mode) finds
+    the call; one of another channel or unknown is ignored and the channel decides."""
+    tracker = OutcomeTracker(rec, clock)
+    rec.reserve(UID, f"{UID}@default")
+    rec.reserve("other-uid", "d-other")
+    event = Message({**ended(cause="16"), "DecisionId": "d-other"})  # not this channel's
+    tracker.on_event(event)
+    assert rec.ends == [(f"{UID}@default", 16)]
+    rec.reserve(UID, f"{UID}@default-2")
+    tracker.on_event(Message({**ended(cause="17"), "DecisionId": f"{UID}@default-2"}))
+    assert rec.ends[-1] == (f"{UID}@default-2", 17)
+
+
+async def test_ami_sets_the_dialplans_pbx_global_when_empty_and_flags_another(
+) -> None:
+    from agi.outcomes import _getvar, _setvar
+    from outguard.dialplan_pbx import DialplanPbx
+
+    class FakeAmi:
+        def __init__(self, value: str | None) -> None:
+            self.globals = {} if value is None else {"OUTGUARD_PBX": value}
+
+        async def action(self, name: str, **headers: Any) -> Message:
+            if name == "Getvar":
+                return Message({"Response": "Success",
+                                "Value": self.globals.get(headers["Variable"], "")})
+            self.globals[headers["Variable"]] = headers["Value"]
+            return Message({"Response": "Success"})
+
+    for value, found in ((None, "bj-1"), ("bj-1", "bj-1"), ("sh-1", "sh-1")):
+        ami = FakeAmi(value)
+        dialplan = DialplanPbx("bj-1", "bj-1")
+        await dialplan.settle(lambda: _getvar(ami, "OUTGUARD_PBX"),  # type: ignore[arg-type]
+                              lambda v: _setvar(ami, "OUTGUARD_PBX", v))  # type: ignore[arg-type]
+        assert (dialplan.found, ami.globals["OUTGUARD_PBX"]) == (found, value or "bj-1")
+        assert (dialplan.call_id("1.5") is None) is (found != "bj-1")
+        assert bool(dialplan.problem) is (found != "bj-1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import select
 import socket
@@ -203,6 +204,45 @@ async def test_the_decision_the_channel_carried_out_reaches_the_screener(
     extra = dict(WHO_ARGS) if sixth is None else {**WHO_ARGS, "agi_arg_6": sixth}
     await fake_call(server.port, env(**extra))
     assert server.screener.facts[0].carried == carried  # type: ignore[attr-defined]
+
+
+class ClusterScreener(FakeScreener):
+    """Cluster mode: the decision id is the unique id at the PBX."""
+
+    reserves = True
+
+    async def screen_reserving(self, facts: ChannelFacts) -> Decision:
+        decision = self.screen(facts)
+        return dataclasses.replace(decision, id=f"{facts.channel_id}@{facts.pbx}")
+
+
+@pytest.mark.parametrize(("pbx_global", "plain"), [
+    ("default", True), ("", False), ("sh-1", False), (None, False)],
+    ids=["the-pbx", "unset", "another-pbx", "older-dialplan"])
+async def test_in_cluster_mode_a_plain_allow_is_one_set_variable_when_the_dialplan_names_the_pbx(
+    pbx_global: str | None, plain: bool,
+) -> None:
+    """The seventh AGI argument is the dialplan's OUTGUARD_PBX: when it is this PBX's name,
+    [outguard-allow] builds <uniqueid>@<pbx> as outguard does, and the verdict is one
+    SET VARIABLE; otherwise the decision id goes with the verdict (and a wrong global is
+    flagged)."""
+    srv = FastAgiServer(ClusterScreener(), "127.0.0.1", 0, budget_ms=20)  # type: ignore[arg-type]
+    await srv.start()
+    assert srv._server is not None
+    port = srv._server.sockets[0].getsockname()[1]
+    try:
+        extra = {**WHO_ARGS, "agi_arg_6": ""}
+        if pbx_global is not None:
+            extra["agi_arg_7"] = pbx_global
+        commands = await fake_call(port, env(**extra))
+    finally:
+        await srv.stop()
+    if plain:
+        assert commands == ['SET VARIABLE OUTGUARD_VERDICT "allow"']
+        assert srv.dialplans[DEFAULT_PBX].problem == ""
+    else:
+        assert ("OUTGUARD_DECISION_ID", "1795400932.7@default") in assigned(commands)
+        assert srv.dialplans[DEFAULT_PBX].found == pbx_global  # flagged in /health
 
 
 async def test_a_shadow_flagged_allow_is_one_mset_that_names_the_rule(

@@ -127,3 +127,22 @@ async def test_a_wrong_method_gets_405_as_json(api: Api) -> None:
 async def test_health_needs_no_token(api: Api) -> None:
     body = await api.json("GET", "/health", role=None)
     assert body["status"] == "ok"
+
+
+async def test_health_says_degraded_while_a_dialplans_pbx_global_is_wrong(api: Api) -> None:
+    """A PBX whose OUTGUARD_PBX is not what outguard needs costs one more request per
+    allowed call: /health names it (not yet checked: nothing to say)."""
+    from outguard.server import DIALPLANS, dialplan_of
+
+    app = api.client.app
+    assert app is not None
+    dialplan = dialplan_of(app, "bj-1")
+    assert (await api.json("GET", "/health", role=None))["status"] == "ok"
+    dialplan.seen("sh-1")
+    body = await api.json("GET", "/health", role=None)
+    assert body["status"] == "degraded"
+    assert any(r.startswith("pbx bj-1: the dialplan's global OUTGUARD_PBX is 'sh-1'")
+               for r in body["reasons"]), body
+    dialplan.seen("")
+    assert (await api.json("GET", "/health", role=None))["status"] == "ok"
+    assert set(app[DIALPLANS]) == {"bj-1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import asyncio
 import time
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ class FakeAri:
         self.bridge_list: list[dict[str, Any]] = []
         self.on_play: Any = None
         self.fail_with: Exception | None = None  # every request raises it (Asterisk down)
+        self.globals: dict[str, str] = {}
 
     async def _do(self, *call: Any) -> None:
         await asyncio.sleep(0)
@@ -52,6 +54,17 @@ class FakeAri:
 
     async def subscribe_channel(self, cid: str) -> None:
         await self._do("subscribe", cid)
+
+    async def get_global(self, name: str) -> str:
+        await self._do("get_global", name)
+        return self.globals.get(name, "")
+
+    async def set_global(self, name: str, value: str) -> None:
+        await self._do("set_global", name)
+        self.globals[name] = value
+
+    async def set_event_filter(self, allowed: Any) -> None:
+        await self._do("filter")
 
     async def continue_in_dialplan(self, cid: str, context: str, ext: str, prio: int) -> None:
         await self._do("continue", cid, context, ext, prio)
@@ -177,6 +190,7 @@ def make(screener: FakeScreener, tracker: FakeTracker | None = None,
          **settings: Any) -> tuple[StasisApp, FakeAri]:
     ari = FakeAri()
     app = StasisApp(ari, screener, CallSettings(**settings), tracker)  # type: ignore[arg-type]
+    app.dialplan.seen(app.dialplan.expected)  # connected: OUTGUARD_PBX checked, as needed
     return app, ari
 
 
@@ -208,6 +222,48 @@ async def test_a_shadow_flagged_or_exempted_allow_costs_one_more_request(
     assert variables["OUTGUARD_VERDICT"] == "allow"
     assert variables["OUTGUARD_DECISION_ID"] == "c1"
     assert tracker.tracked == [("c1", "c1")]
+
+
+class ClusterScreener(FakeScreener):
+    """Cluster mode's ids: the unique id at the PBX."""
+
+    reserves = True
+
+    async def screen_reserving(self, facts: Any) -> Decision:
+        return self.screen(facts)
+
+    def screen(self, facts: Any) -> Decision:
+        decision = super().screen(facts)
+        return dataclasses.replace(decision, id=f"{facts.channel_id}@{facts.pbx}")
+
+
+@pytest.mark.parametrize(("found", "requests"), [
+    ("", ["continue"]), ("sh-1", ["set_vars", "continue"]), (None, ["set_vars", "continue"])],
+    ids=["set-by-outguard", "another-pbxs-name", "unreadable"])
+async def test_in_cluster_mode_a_plain_allow_is_one_request_once_the_dialplan_knows_the_pbx(
+    found: str | None, requests: list[str],
+) -> None:
+    """At connect the app reads OUTGUARD_PBX and sets it when empty; [outguard-allow] then
+    builds <uniqueid>@<pbx> itself. A global naming another PBX is never overwritten: it
+    is flagged, and calls get their decision id from outguard (one more request)."""
+    ari = FakeAri()
+    ari.globals = {} if found is None else {"OUTGUARD_PBX": found}
+    app = StasisApp(ari, ClusterScreener(prefix=""), CallSettings(), FakeTracker(),  # type: ignore[arg-type]
+                    pbx="bj-1")
+    if found is None:
+        ari.fail_with = AriError("GET", "/asterisk/variable", 500, "boom")
+    app._on_open()
+    await drain(app)
+    ari.fail_with = None
+    ari.calls.clear()
+    app.dispatch(start("c1"))
+    await drain(app)
+    assert ari.kinds("c1") == requests
+    if requests == ["continue"]:
+        assert ari.globals == {"OUTGUARD_PBX": "bj-1"} and app.dialplan.problem == ""
+    else:
+        assert ari.calls[0][2]["OUTGUARD_DECISION_ID"] == "c1@bj-1"
+        assert app.dialplan.problem and ari.globals.get("OUTGUARD_PBX") == found
 
 
 async def test_a_decision_id_other_than_the_unique_id_is_set_on_the_channel() -> None:

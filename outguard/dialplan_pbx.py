@@ -1,0 +1,96 @@
+"""The PBX name the dialplan builds call ids from: the global ``OUTGUARD_PBX``.
+
+A plainly allowed call costs one request (ARI continue) or one command (FastAGI ``SET
+VARIABLE OUTGUARD_VERDICT allow``) only if the dialplan can name the call's id itself:
+``[outguard-allow]`` sets ``OUTGUARD_DECISION_ID=${UNIQUEID}`` and appends
+``@${OUTGUARD_PBX}`` when that global is set. Embedded outguard keys the call log by the
+unique id (the global must be empty); cluster mode by ``<uniqueid>@<pbx>``
+(``cluster.model.cluster_call_id``), so there the global must be the PBX's name.
+
+Once per connect (ARI: ``/asterisk/variable``; AMI: ``Getvar`` / ``Setvar``) outguard
+reads the global, sets it when it is empty and a name is wanted, and otherwise checks it:
+a global that says something else (another PBX's name, a value left in ``[globals]`` for a
+cluster) is never overwritten; it is logged as an error and shown in ``/health``
+(``degraded``), and until it is right every allowed call of that PBX gets its variables
+from outguard (one more request or command): never a wrong decision id on a channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from outguard import dialplan_vars as dv
+from outguard.cluster.model import cluster_call_id
+
+logger = logging.getLogger(__name__)
+
+
+def dialplan_call_id(uniqueid: str, pbx_global: str) -> str:
+    """The call id ``[outguard-allow]`` builds from the channel's unique id and the
+    dialplan's ``OUTGUARD_PBX``."""
+    return cluster_call_id(uniqueid, pbx_global) if pbx_global else uniqueid
+
+
+class DialplanPbx:
+    """One PBX's ``OUTGUARD_PBX``: what outguard needs it to be, and what it was found."""
+
+    def __init__(self, pbx: str, expected: str) -> None:
+        self.pbx = pbx  # the target's name (outguard.config)
+        self.expected = expected  # "" (embedded) or the PBX name (cluster mode)
+        self.found: str | None = None  # None: not read yet, or the read failed
+        #: why plain allows cost one more request ("" when the global is right)
+        self.problem = "not checked yet"
+
+    def call_id(self, uniqueid: str, reported: str | None = None) -> str | None:
+        """The decision id the dialplan builds for this channel, or None while the global
+        is not known to be what outguard needs. ``reported``: the global's value as the
+        channel itself shows it (ARI ``channelvars``, a FastAGI argument), checked on
+        every call; else the value checked at connect."""
+        if reported is not None:
+            return dialplan_call_id(uniqueid, reported) if self.seen(reported) else None
+        if self.found is None or self.found != self.expected:
+            return None
+        return dialplan_call_id(uniqueid, self.found)
+
+    def seen(self, value: str) -> bool:
+        """A value of the global the dialplan reported itself (FastAGI passes it as an
+        AGI argument): True when it is what outguard needs (else logged, once)."""
+        if value == self.expected:
+            if self.found != value:
+                self.found, self.problem = value, ""
+            return True
+        self._wrong(value)
+        return False
+
+    async def settle(self, read: Callable[[], Awaitable[str]],
+                     write: Callable[[str], Awaitable[None]]) -> None:
+        """Read the global (once per connect); set it when it is empty and a name is
+        wanted; otherwise check it. Never raises: a failure leaves the plain path off."""
+        try:
+            value = (await read()).strip()
+            if not value and self.expected:
+                await write(self.expected)
+                logger.info("pbx %s: set the dialplan's global %s=%s", self.pbx, dv.PBX,
+                            self.expected)
+                value = self.expected
+        except Exception as exc:  # noqa: BLE001 - any failure: stay on the safe path
+            self.found = None
+            self.problem = f"cannot read the dialplan's global {dv.PBX}: {exc}"
+            logger.warning("pbx %s: %s; allowed calls get their variables from outguard",
+                           self.pbx, self.problem)
+            return
+        if value == self.expected:
+            self.found, self.problem = value, ""
+            return
+        self._wrong(value)
+
+    def _wrong(self, value: str) -> None:
+        first = self.found != value or not self.problem
+        self.found = value
+        want = f"{self.expected!r} (this PBX's name: outguard runs in cluster mode)" \
+            if self.expected else "empty (embedded outguard keys calls by the unique id)"
+        self.problem = (f"the dialplan's global {dv.PBX} is {value!r}, not {want}: every "
+                        "allowed call costs one more request until it is fixed")
+        if first:
+            logger.error("pbx %s: %s", self.pbx, self.problem)
