@@ -55,6 +55,9 @@ REDO_CALL = (
     + ", ".join("?" * len(_CALL_COLUMNS)) + ") ON CONFLICT (decision_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _CALL_COLUMNS[1:])
     + ", answered_at = NULL, ended_at = NULL, duration = NULL, cause = NULL, end_note = NULL"
+    # only a row of the same channel on the same PBX (never another PBX's call whose
+    # unique id collides: that row is kept, as a plain insert would keep it)
+    " WHERE calls.channel_id = excluded.channel_id AND calls.pbx = excluded.pbx"
 )
 #: a call's outcome is written once: the first report wins (a hangup handler's event for
 #: a call another outguard process decided, or for a blocked call, changes nothing)

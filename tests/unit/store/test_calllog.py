@@ -54,6 +54,9 @@ def test_a_redo_replaces_the_row_of_a_decision_never_carried_out_on_both_engines
     store.record_outcome("d1", answered_at=NOW + 10, ended_at=NOW + 40, duration=30, cause=16)
     store.record_decision(_call(1, NOW, verdict="block"))  # ignored: the id is logged
     store.record_decision(_call(2, NOW), redo=True)  # nothing to replace: a new row
+    # another channel's (another PBX's) call with a colliding id is never replaced
+    store.record_decision(replace(_call(1, NOW + 20), channel_id="other", pbx="sh-1"),
+                          redo=True)
     store.flush()
     row = store.get_call("d1")
     assert row.call == again and (row.answered_at, row.ended_at, row.cause) == (
