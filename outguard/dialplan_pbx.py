@@ -18,12 +18,17 @@ from outguard (one more request or command): never a wrong decision id on a chan
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from outguard import dialplan_vars as dv
 from outguard.cluster.model import cluster_call_id
 
 logger = logging.getLogger(__name__)
+
+#: channels that entered Stasis before outguard set the global show it empty: for this
+#: long after setting it, an empty value a channel reports is not taken for a wrong one
+SET_GRACE_S = 5.0
 
 
 def dialplan_call_id(uniqueid: str, pbx_global: str) -> str:
@@ -41,6 +46,8 @@ class DialplanPbx:
         self.found: str | None = None  # None: not read yet, or the read failed
         #: why plain allows cost one more request ("" when the global is right)
         self.problem = "not checked yet"
+        self._settling = False
+        self._set_at = float("-inf")  # when outguard last set the global (monotonic)
 
     def call_id(self, uniqueid: str, reported: str | None = None) -> str | None:
         """The decision id the dialplan builds for this channel, or None while the global
@@ -60,6 +67,8 @@ class DialplanPbx:
             if self.found != value:
                 self.found, self.problem = value, ""
             return True
+        if not value and (self._settling or time.monotonic() < self._set_at + SET_GRACE_S):
+            return False  # being set at this connect: the channel's snapshot came first
         self._wrong(value)
         return False
 
@@ -67,10 +76,12 @@ class DialplanPbx:
                      write: Callable[[str], Awaitable[None]]) -> None:
         """Read the global (once per connect); set it when it is empty and a name is
         wanted; otherwise check it. Never raises: a failure leaves the plain path off."""
+        self._settling = True
         try:
             value = (await read()).strip()
             if not value and self.expected:
                 await write(self.expected)
+                self._set_at = time.monotonic()
                 logger.info("pbx %s: set the dialplan's global %s=%s", self.pbx, dv.PBX,
                             self.expected)
                 value = self.expected
@@ -80,6 +91,8 @@ class DialplanPbx:
             logger.warning("pbx %s: %s; allowed calls get their variables from outguard",
                            self.pbx, self.problem)
             return
+        finally:
+            self._settling = False
         if value == self.expected:
             self.found, self.problem = value, ""
             return
