@@ -174,8 +174,8 @@ async def read_back_after_the_verdict(
     read: list[dict[str, str | None]] = []
     set_verdict = og.agi._set_verdict
 
-    async def and_read_back(session: AgiSession, decision: Decision) -> None:
-        await set_verdict(session, decision)
+    async def and_read_back(session: AgiSession, decision: Decision, pbx: str) -> None:
+        await set_verdict(session, decision, pbx)
         values = {}
         for name in names:
             values[name] = (await session.command(f"GET VARIABLE {name}")).value
