@@ -57,28 +57,44 @@ def import_child(url: str, path: str, sqlite_dir: str) -> dict[str, float]:
     """One PostgreSQL import (and replace), its phases, plus the floor and SQLite when the
     code has the hooks; printed as JSON by ``--child``."""
     import outguard.store.imports as imports
-    from outguard.store.postgres import PostgresStore, _PgStaging
+    from outguard.store.postgres import PostgresStore
 
     marks: dict[str, float] = {}
-    finish = _PgStaging.finish
-    merge = imports._merge
+    try:  # the code since migration 140: the merge reports its phases
+        from outguard.store.pg_imports import PgStaging
 
-    def timed_finish(self: Any, accepted: int) -> int:
-        t0 = time.monotonic()
-        try:
-            return finish(self, accepted)
-        finally:
-            marks["dedup_s"] = time.monotonic() - t0
+        phase = PgStaging.phase
 
-    def timed_merge(*args: Any) -> Any:
-        t0 = time.monotonic()
-        try:
-            return merge(*args)
-        finally:
-            marks["merge_s"] = time.monotonic() - t0
+        def timed_phase(self: Any, name: str) -> None:
+            marks[name] = time.monotonic()
+            if name == "indexed":  # "dedup": the sort and load, "merge": index and swap
+                marks["dedup_s"] = marks["loaded"] - marks["copied"]
+                marks["merge_s"] = marks["indexed"] - marks["loaded"]
+            phase(self, name)
 
-    _PgStaging.finish = timed_finish  # type: ignore[method-assign]
-    imports._merge = timed_merge
+        PgStaging.phase = timed_phase  # type: ignore[method-assign]
+    except ImportError:  # older code: staging deduplicated in finish(), merged by _merge
+        from outguard.store.postgres import _PgStaging  # type: ignore[attr-defined]
+
+        finish = _PgStaging.finish
+        merge = imports._merge
+
+        def timed_finish(self: Any, accepted: int) -> int:
+            t0 = time.monotonic()
+            try:
+                return int(finish(self, accepted))
+            finally:
+                marks["dedup_s"] = time.monotonic() - t0
+
+        def timed_merge(*args: Any) -> Any:
+            t0 = time.monotonic()
+            try:
+                return merge(*args)
+            finally:
+                marks["merge_s"] = time.monotonic() - t0
+
+        _PgStaging.finish = timed_finish
+        imports._merge = timed_merge
     out: dict[str, float] = {}
     store = PostgresStore(url)
     try:

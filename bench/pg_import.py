@@ -11,7 +11,8 @@ mobiles (the 8 prefixes of bench/pg_bench.py, random subscribers) and, in the sa
 * floor "read": the import's own reading and validation (``_Importer.stage``) into a
   staging that keeps nothing (what Python needs at least);
 * the import (``PostgresStore.import_list`` into an empty list), split into
-  read+validate+COPY, deduplication and merge, with the CPU seconds of the outguard
+  read+validate+COPY, the load (deduplicated and ordered in one sort into the list's new
+  leaf), the index build and swap, and the commit, with the CPU seconds of the outguard
   process and of the import's PostgreSQL backend;
 * the same file again (replace: nothing changes), and the file into SQLite.
 
@@ -36,7 +37,8 @@ import psycopg
 import outguard.store.imports as imports
 from outguard.store import SQLiteStore
 from outguard.store.base import default_normaliser
-from outguard.store.postgres import PostgresStore, _PgStaging
+from outguard.store.pg_imports import PgStaging
+from outguard.store.postgres import PostgresStore
 from outguard.testing.servers import PG_BASE_PORT, PostgresServer
 
 PREFIXES = ("130", "131", "135", "138", "139", "150", "186", "188")
@@ -104,34 +106,27 @@ def read_floor(path: Path) -> dict[str, float]:
 
 
 def pg_import(url: str, path: Path) -> dict[str, float]:
-    """The import with its phases and both sides' CPU; then a replace with the same file."""
+    """The import with its phases and both sides' CPU; then a replace with the same file.
+
+    Phases (``PgStaging.phase``): read+validate+COPY into staging; the load (one sort that
+    deduplicates and orders, written into the list's new leaf); the index (the primary key
+    and expiry index built when the leaf is attached, and the swap); the rest (the
+    transaction's commit, the audit record)."""
     marks: dict[str, float] = {}
-    begin, finish, merge = _PgStaging.begin, _PgStaging.finish, imports._merge
+    begin, phase = PgStaging.begin, PgStaging.phase
 
     def timed_begin(self: Any) -> None:
         marks["pid"] = self.conn.raw.info.backend_pid
         marks["server0"] = backend_cpu(int(marks["pid"]))
         begin(self)
 
-    def timed_finish(self: Any, accepted: int) -> int:
-        marks["read_end"], marks["read_end_cpu"] = time.monotonic(), own_cpu()
-        marks["read_end_server"] = backend_cpu(int(marks["pid"]))
-        try:
-            return finish(self, accepted)
-        finally:
-            marks["dedup_end"] = time.monotonic()
-            marks["dedup_end_server"] = backend_cpu(int(marks["pid"]))
+    def timed_phase(self: Any, name: str) -> None:
+        marks[name], marks[name + "_cpu"] = time.monotonic(), own_cpu()
+        marks[name + "_server"] = backend_cpu(int(marks["pid"]))
+        phase(self, name)
 
-    def timed_merge(*args: Any) -> Any:
-        try:
-            return merge(*args)
-        finally:
-            marks["merge_end"] = time.monotonic()
-            marks["merge_end_server"] = backend_cpu(int(marks["pid"]))
-
-    _PgStaging.begin = timed_begin  # type: ignore[method-assign]
-    _PgStaging.finish = timed_finish  # type: ignore[method-assign]
-    imports._merge = timed_merge  # type: ignore[assignment]
+    PgStaging.begin = timed_begin  # type: ignore[method-assign]
+    PgStaging.phase = timed_phase  # type: ignore[method-assign]
     store = PostgresStore(url)
     try:
         store.create_list("bench", "dnc")
@@ -140,22 +135,25 @@ def pg_import(url: str, path: Path) -> dict[str, float]:
         total = time.monotonic() - t0
         out = {
             "pg_s": total, "accepted": float(result.accepted),
-            "read_phase_s": marks["read_end"] - t0,
-            "dedup_s": marks["dedup_end"] - marks["read_end"],
-            "merge_s": marks["merge_end"] - marks["dedup_end"],
-            "client_read_cpu": marks["read_end_cpu"] - c0,
+            "read_phase_s": marks["copied"] - t0,
+            "load_s": marks["loaded"] - marks["copied"],
+            "index_s": marks["indexed"] - marks["loaded"],
+            "commit_s": t0 + total - marks["indexed"],
+            "client_read_cpu": marks["copied_cpu"] - c0,
             "client_cpu": own_cpu() - c0,
-            "server_read_cpu": marks["read_end_server"] - marks["server0"],
-            "server_dedup_cpu": marks["dedup_end_server"] - marks["read_end_server"],
-            "server_merge_cpu": marks["merge_end_server"] - marks["dedup_end_server"],
+            "server_read_cpu": marks["copied_server"] - marks["server0"],
+            "server_load_cpu": marks["loaded_server"] - marks["copied_server"],
+            "server_index_cpu": marks["indexed_server"] - marks["loaded_server"],
         }
         t0 = time.monotonic()
-        store.import_list("bench", path)
+        again = store.import_list("bench", path)
         out["replace_s"] = time.monotonic() - t0
-        out["replace_merge_s"] = marks["merge_end"] - marks["dedup_end"]
+        out["replace_load_s"] = marks["loaded"] - marks["copied"]
+        out["replace_index_s"] = marks["indexed"] - marks["loaded"]
+        assert again.total == result.total and again.added == 0, again
     finally:
         store.close()
-        _PgStaging.begin, _PgStaging.finish, imports._merge = begin, finish, merge  # type: ignore[method-assign]
+        PgStaging.begin, PgStaging.phase = begin, phase  # type: ignore[method-assign]
     return out
 
 
@@ -171,7 +169,7 @@ def sqlite_import(path: Path, workdir: Path) -> float:
         (workdir / "bench.db").unlink()
 
 
-def run_size(pg: PostgresServer, n: int, workdir: Path) -> dict[str, float]:
+def run_size(pg: PostgresServer, n: int, workdir: Path, sqlite: bool) -> dict[str, float]:
     path, e164 = workdir / f"numbers_{n}.txt", workdir / f"e164_{n}.txt"
     write_numbers(path, e164, n)
     url = pg.create_database(f"bench_{n}")
@@ -181,7 +179,7 @@ def run_size(pg: PostgresServer, n: int, workdir: Path) -> dict[str, float]:
         r |= copy_floor(url, e164)
         r |= read_floor(path)
         r |= pg_import(url, path)
-        r["sqlite_s"] = sqlite_import(path, workdir)
+        r["sqlite_s"] = sqlite_import(path, workdir) if sqlite else float("nan")
         r |= copy_floor(url, e164) | {"copy_s_before": r["copy_s"]}  # again: the floor drifts
         r["load_end"], r["busy"] = os.getloadavg()[0], busy_share(stat0, cpu_line())
     finally:
@@ -201,18 +199,20 @@ def report(rows: list[dict[str, float]], commit: str, offset: int, sizes: list[i
            "validation into a staging that keeps nothing. CPU: the outguard process and the",
            "import's PostgreSQL backend, from getrusage and /proc.\n",
            "| numbers | load avg (start / end), host busy | COPY floor | read floor (CPU) |"
-           " PostgreSQL import | x COPY floor | read+validate+COPY / dedup / merge |"
-           " CPU outguard / backend (read, dedup, merge) | replace, same file | SQLite import |",
+           " PostgreSQL import | x COPY floor | read+validate+COPY / sort+load / index+swap /"
+           " commit | CPU outguard / backend (read, load, index) | replace, same file (load /"
+           " index) | SQLite import |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         floor = min(r["copy_s"], r["copy_s_before"])
         out.append(
             f"| {r['numbers']:,.0f} | {r['load_start']:.1f} / {r['load_end']:.1f}, {r['busy']:.0%}"
             f" | {floor:.1f} s | {r['read_s']:.1f} s ({r['read_cpu']:.1f} s) | **{r['pg_s']:.1f} s**"
-            f" | **{r['pg_s'] / floor:.1f}x** | {r['read_phase_s']:.1f} / {r['dedup_s']:.1f} /"
-            f" {r['merge_s']:.1f} s | {r['client_cpu']:.1f} s / {r['server_read_cpu']:.1f},"
-            f" {r['server_dedup_cpu']:.1f}, {r['server_merge_cpu']:.1f} s"
-            f" | {r['replace_s']:.1f} s | {r['sqlite_s']:.1f} s |")
+            f" | **{r['pg_s'] / floor:.1f}x** | {r['read_phase_s']:.1f} / {r['load_s']:.1f} /"
+            f" {r['index_s']:.1f} / {r['commit_s']:.1f} s | {r['client_cpu']:.1f} s /"
+            f" {r['server_read_cpu']:.1f}, {r['server_load_cpu']:.1f},"
+            f" {r['server_index_cpu']:.1f} s | {r['replace_s']:.1f} s ({r['replace_load_s']:.1f}"
+            f" / {r['replace_index_s']:.1f}) | {r['sqlite_s']:.1f} s |")
     return "\n".join(out) + "\n"
 
 
@@ -221,6 +221,8 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--numbers", type=int, action="append",
                     help="numbers in the file (repeat for several sizes; default 1000000)")
+    ap.add_argument("--no-sqlite", action="store_true",
+                    help="leave out the SQLite import of the same file")
     args = ap.parse_args()
     sizes = args.numbers or [1_000_000]
     offset = int(os.environ.get("OUTGUARD_TEST_OFFSET", "900"))
@@ -232,7 +234,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="outguard-bench-") as tmp:
             for n in sizes:
-                rows.append(run_size(pg, n, Path(tmp)))
+                rows.append(run_size(pg, n, Path(tmp), not args.no_sqlite))
                 print(rows[-1], flush=True)
     finally:
         pg.stop()

@@ -23,7 +23,9 @@ neither holds the database write lock nor touches the list. At the end, one
 ``BEGIN IMMEDIATE`` transaction merges staging into the list (replace: delete what the file
 no longer has, upsert the rest; add: insert what is new), stamps ``imported_at``, writes
 the audit record and bumps ``data_version``. A failure, Ctrl-C or kill -9 before that
-commit leaves the list exactly as it was; the TEMP table dies with the connection.
+commit leaves the list exactly as it was; the TEMP table dies with the connection. On
+PostgreSQL the staging is COPY into an unindexed TEMP table and the merge, in the same one
+transaction, mostly rebuilds the list's partition in bulk (``outguard.store.pg_imports``).
 
 Hostile input: lines longer than ``max_line`` bytes are rejected and skipped without
 being held in memory; NUL bytes and undecodable lines (tried as UTF-8, then GB18030) are
@@ -42,7 +44,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from outguard.errors import ImportFailed, InvalidInput, Reject
 from outguard.store.audit import bump_version, write_audit
@@ -374,26 +376,35 @@ class _Importer:
         self.accepted += self.staging.insert(batch)
 
 
+class Merged(NamedTuple):
+    """What a merge did to the list."""
+
+    added: int
+    removed: int
+    total: int
+    accepted: int  # distinct numbers staged
+
+
 class Staging(Protocol):
-    """Where an import parks its valid numbers before the merge (one connection's own).
+    """Where an import parks its valid numbers before the merge (one connection's own), and
+    how they are merged into the list (``outguard.store.pg_imports`` on PostgreSQL)."""
 
-    ``order``: the merge's ORDER BY over staging, the list's key order or one close to
-    it (the order only makes the list's B-tree fill from one end; any order is correct)."""
-
-    @property
-    def order(self) -> str: ...
     def begin(self) -> None: ...
     def insert(self, batch: list[str]) -> int: ...  # numbers new to staging, if known
-    def finish(self, accepted: int) -> int: ...  # distinct numbers staged
+    def finish(self, accepted: int) -> int: ...  # numbers staged (distinct, if known)
+
+    def merge(self, lid: int, mode: str, values: tuple[Any, ...]) -> Merged:
+        """Apply staging to list ``lid`` inside the caller's transaction; ``values``:
+        expires_at, created_at (now), source, reason, evidence."""
+        ...
 
 
 class _SqliteStaging:
     """A TEMP table keyed by number: duplicates are dropped as they arrive."""
 
-    order = "e164"  # its own key: no sort
-
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.accepted = 0
 
     def begin(self) -> None:
         self.conn.execute("BEGIN")
@@ -407,7 +418,11 @@ class _SqliteStaging:
 
     def finish(self, accepted: int) -> int:
         self.conn.execute("COMMIT")
+        self.accepted = accepted
         return accepted
+
+    def merge(self, lid: int, mode: str, values: tuple[Any, ...]) -> Merged:
+        return Merged(*_merge(self.conn, lid, mode, values), self.accepted)  # its own key order
 
 
 def open_sqlite_import(path: str) -> tuple[sqlite3.Connection, Staging]:
@@ -539,8 +554,9 @@ def import_numbers(
         conn.execute("BEGIN IMMEDIATE")
         try:
             lid = list_id(conn, list_name)
-            added, removed, total = _merge(conn, lid, mode, (to_ts(expires_at), now, source_name,
-                                                              reason, evidence), staging.order)
+            merged = staging.merge(lid, mode, (to_ts(expires_at), now, source_name, reason,
+                                               evidence))
+            added, removed, total, imp.accepted = merged
             conn.execute("UPDATE lists SET imported_at = ?, released_at = ? WHERE id = ?",
                          (now, to_ts(released_at), lid))
             write_audit(conn, actor, "list.import", party_kind="list", party_key=list_name,

@@ -259,6 +259,121 @@ _ENTRY_LIST_CHECK_LEAN = [
         END $$""",
 ]
 
+# 140: a list's entries in a table of their own, so that an import builds them in bulk.
+# list_entries is partitioned by list: list_entries_<id> (itself partitioned, by the same
+# key) holds one leaf table with the rows. An import that rewrites a list (a first import,
+# a replace, an add at least half the list's size) loads a new leaf without an index,
+# deduplicated and ordered in one sort, builds its primary key in bulk when it is attached
+# and swaps it for the old leaf in its transaction (outguard.store.pg_imports): 10M
+# B-tree inserts were most of a 10M-number import. The swap locks only list_entries_<id>,
+# never list_entries, so the other lists stay readable and writable meanwhile.
+# The check that an entry names a list is now the partition itself: the DEFAULT partition
+# takes nothing (its trigger raises foreign_key_violation with 120's message), so a row of
+# a missing list, inserted or moved, fails as before; deleting a list drops its partition
+# (ACCESS EXCLUSIVE on list_entries, then the entries are checked again: one inserted by a
+# transaction the delete waited for fails the delete, as the foreign key did).
+_ENTRY_COLUMNS_SQL = """list_id BIGINT NOT NULL, e164 TEXT COLLATE "C" NOT NULL,
+        expires_at DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL,
+        source TEXT, reason TEXT, evidence TEXT, disconnected_at DOUBLE PRECISION"""
+ENTRY_COLUMNS = ("list_id", "e164", "expires_at", "created_at", "source", "reason", "evidence",
+                 "disconnected_at")
+
+_ENTRIES_PER_LIST = [
+    "ALTER TABLE list_entries RENAME TO list_entries_before_140",
+    "ALTER TABLE list_entries_before_140 RENAME CONSTRAINT list_entries_pkey"
+    " TO list_entries_before_140_pkey",
+    "ALTER INDEX idx_list_entries_expires_at RENAME TO idx_list_entries_before_140_expires_at",
+    "DROP TRIGGER list_entries_lists_insert ON list_entries_before_140",
+    "DROP TRIGGER list_entries_lists_update ON list_entries_before_140",
+    "DROP FUNCTION outguard_entries_have_lists()",
+    "DROP FUNCTION outguard_entry_moved()",
+    f"""CREATE TABLE list_entries ({_ENTRY_COLUMNS_SQL},
+        PRIMARY KEY (list_id, e164)) PARTITION BY LIST (list_id)""",
+    "CREATE INDEX idx_list_entries_expires_at ON list_entries (expires_at)"
+    " WHERE expires_at IS NOT NULL",
+    "CREATE TABLE list_entries_no_list PARTITION OF list_entries DEFAULT",
+    """CREATE FUNCTION outguard_entry_without_list() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE foreign_key_violation USING MESSAGE = format(
+                'list_entries: list_id %s is not in lists', NEW.list_id);
+        END $$""",
+    """CREATE TRIGGER list_entries_no_list BEFORE INSERT ON list_entries_no_list
+        FOR EACH ROW EXECUTE FUNCTION outguard_entry_without_list()""",
+    # an unattached leaf for list lid, named for the transaction that made it: no index
+    # (attaching it builds them), its CHECK lets ATTACH skip the scan
+    """CREATE FUNCTION outguard_entries_leaf(lid BIGINT) RETURNS TEXT LANGUAGE plpgsql AS $$
+        DECLARE
+            leaf TEXT := format('list_entries_%s_%s', lid, txid_current());
+        BEGIN
+            EXECUTE format('CREATE TABLE %I (LIKE list_entries, CHECK (list_id = %s))',
+                           leaf, lid);
+            RETURN leaf;
+        END $$""",
+    """CREATE FUNCTION outguard_entries_attach(lid BIGINT, leaf TEXT) RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES IN (%s)',
+                           'list_entries_' || lid, leaf, lid);
+        END $$""",
+    # list_entries_<lid> attached to list_entries (SHARE UPDATE EXCLUSIVE on it: readers
+    # and writers of other lists go on), with an empty leaf if asked
+    """CREATE FUNCTION outguard_entries_partition(lid BIGINT, with_leaf BOOLEAN) RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            EXECUTE format('CREATE TABLE %I (LIKE list_entries) PARTITION BY LIST (list_id)',
+                           'list_entries_' || lid);
+            EXECUTE format('ALTER TABLE list_entries ATTACH PARTITION %I FOR VALUES IN (%s)',
+                           'list_entries_' || lid, lid);
+            IF with_leaf THEN
+                PERFORM outguard_entries_attach(lid, outguard_entries_leaf(lid));
+            END IF;
+        END $$""",
+    """CREATE FUNCTION outguard_entries_unpartition(lid BIGINT) RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF to_regclass(format('%I', 'list_entries_' || lid)) IS NULL THEN
+                RETURN;
+            END IF;
+            LOCK TABLE list_entries IN ACCESS EXCLUSIVE MODE;
+            IF EXISTS (SELECT 1 FROM list_entries WHERE list_id = lid) THEN
+                RAISE foreign_key_violation USING MESSAGE = format(
+                    'list %s still has entries in list_entries', lid);
+            END IF;
+            EXECUTE format('DROP TABLE %I', 'list_entries_' || lid);
+        END $$""",
+    """CREATE FUNCTION outguard_list_partitions() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                PERFORM outguard_entries_unpartition(OLD.id);
+            END IF;
+            IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                PERFORM outguard_entries_partition(NEW.id, true);
+            END IF;
+            RETURN NULL;
+        END $$""",
+    """CREATE TRIGGER lists_partition AFTER INSERT OR DELETE ON lists
+        FOR EACH ROW EXECUTE FUNCTION outguard_list_partitions()""",
+    """CREATE TRIGGER lists_repartition AFTER UPDATE OF id ON lists
+        FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
+        EXECUTE FUNCTION outguard_list_partitions()""",
+    # the entries there are: per list, into a new leaf in key order, indexed when attached
+    f"""DO $$
+        DECLARE
+            lid BIGINT;
+            leaf TEXT;
+        BEGIN
+            FOR lid IN SELECT id FROM lists ORDER BY id LOOP
+                PERFORM outguard_entries_partition(lid, false);
+                leaf := outguard_entries_leaf(lid);
+                EXECUTE format('INSERT INTO %I ({", ".join(ENTRY_COLUMNS)})'
+                               ' SELECT {", ".join(ENTRY_COLUMNS)} FROM list_entries_before_140'
+                               ' WHERE list_id = %s ORDER BY e164', leaf, lid);
+                PERFORM outguard_entries_attach(lid, leaf);
+            END LOOP;
+        END $$""",
+    "DROP TABLE list_entries_before_140",
+]
+
 _DEADLINE_CALENDAR_UNKNOWN = [
     "ALTER TABLE complaints ADD COLUMN calendar_unknown INTEGER NOT NULL DEFAULT 0",
 ]
@@ -280,6 +395,7 @@ MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (90, "complaint deadlines: calendar unknown", _DEADLINE_CALENDAR_UNKNOWN),
     (120, "list entries: bytewise numbers, list checked per statement", _ENTRY_LIST_CHECK),
     (121, "list entries: the statement's list check in one query", _ENTRY_LIST_CHECK_LEAN),
+    (140, "list entries: a partition per list", _ENTRIES_PER_LIST),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 _SERIAL = re.compile(r"CREATE TABLE (\w+) \(\s*id BIGINT GENERATED BY DEFAULT AS IDENTITY",

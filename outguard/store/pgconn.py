@@ -140,13 +140,15 @@ class PgConnection:
 
     ``stream=True`` (for readers that walk millions of rows): the connection stays in one
     REPEATABLE READ, READ ONLY transaction from its first statement, and SELECTs run
-    through server-side cursors fetched in chunks; ``BEGIN`` is then a no-op.
+    through server-side cursors fetched in chunks; ``BEGIN`` then only locks the
+    ``begin_locks`` tables in ACCESS SHARE mode, before the transaction's snapshot.
     """
 
     def __init__(self, url: str, *, stream: bool = False, connect_timeout: float = 5.0,
-                 application_name: str = "outguard") -> None:
+                 application_name: str = "outguard", begin_locks: Sequence[str] = ()) -> None:
         self._url, self._timeout, self._app = url, connect_timeout, application_name
         self.stream = stream
+        self._begin_locks = tuple(begin_locks)
         self._server_cursors: list[Any] = []
         self.raw: psycopg.Connection[Any] = self._connect()
         self._cursors = 0
@@ -184,7 +186,13 @@ class PgConnection:
         text, returns_id = translate(sql)
         if self.stream:
             if text == "BEGIN":  # the connection's transaction begins with its first SELECT
-                return PgCursor(self.raw.cursor())
+                locker = self.raw.cursor()
+                for table in self._begin_locks:  # before the snapshot: LOCK takes none
+                    try:
+                        locker.execute(f"LOCK TABLE {table} IN ACCESS SHARE MODE")
+                    except psycopg.Error as exc:
+                        raise _translate_error(exc) from exc
+                return PgCursor(locker)
             if text.lstrip().upper().startswith("SELECT"):
                 self._cursors += 1
                 cur: Any = self.raw.cursor(name=f"og_stream_{self._cursors}")

@@ -4,8 +4,10 @@ The same ``Store`` as ``SQLiteStore``, with the same statements (``pgconn`` tran
 dialect) and the same threads: one writer connection commits jobs and call-log batches;
 each reading thread keeps an autocommit connection for point reads; streams (snapshot
 source, call-log replay, exports) get a REPEATABLE READ connection with server-side
-cursors of their own. Imports stream the file with COPY into a temporary table of the
-import's own connection and merge it in one transaction, all or nothing.
+cursors of their own (a reader that begins a transaction explicitly, the snapshot loader,
+locks ``list_entries`` first: see ``open_reader``). Imports stream the file with COPY and
+build a list's entries in bulk, in one transaction, all or nothing
+(``outguard.store.pg_imports``).
 
 Opened by URL: ``open_store("postgresql://user@host:5432/db")`` (``outguard.store.open_store``).
 """
@@ -21,7 +23,7 @@ from typing import Any
 import psycopg
 
 from outguard.errors import StoreError
-from outguard.store import pg_schema
+from outguard.store import pg_imports, pg_schema
 from outguard.store.base import ChangeCallback
 from outguard.store.imports import Staging
 from outguard.store.pgconn import PgConnection, translated
@@ -31,66 +33,11 @@ from outguard.store.writer import Writer
 
 logger = logging.getLogger(__name__)
 
-_COPY_UNSAFE = re.compile(r"[\t\n\r\\]")
-_E164_LINES = re.compile(r"(?:\+[1-9][0-9]{0,17}\n)*")  # each fits a bigint
 
 
 def redact(url: str) -> str:
     """The URL without its password (for messages and logs)."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-class _PgStaging:
-    """COPY every valid number into an unindexed temp table; deduplicate once at the end."""
-
-    def __init__(self, conn: PgConnection) -> None:
-        self.conn = conn
-        self.digits_only = True  # every number staged is "+" and digits (no short code)
-
-    @property
-    def order(self) -> str:
-        """E.164 numbers sorted as integers: the key order among numbers of one length, at
-        half the CPU of sorting the text (the common leading bytes make every text
-        comparison a full one); text order when a short code (``+86:95588``) is there."""
-        return "substr(e164, 2)::bigint" if self.digits_only else "e164"
-
-    def begin(self) -> None:
-        with translated():
-            raw = self.conn.raw
-            # this session only: temp tables and the sort stay in memory (the defaults,
-            # 8 MB / 4 MB, spill a million numbers to disk several times over)
-            for setting in ("temp_buffers = '256MB'", "work_mem = '256MB'",
-                            "maintenance_work_mem = '256MB'"):
-                raw.execute(f"SET {setting}")
-            raw.execute('CREATE TEMP TABLE staging_raw (e164 TEXT COLLATE "C" NOT NULL)')
-
-    def insert(self, batch: list[str]) -> int:
-        with translated():
-            return self._copy(batch)
-
-    def _copy(self, batch: list[str]) -> int:
-        text = "\n".join(batch) + "\n"
-        if _COPY_UNSAFE.search(text[:-1].replace("\n", "")):
-            raise StoreError("a normalised number holds a tab, newline or backslash")
-        if self.digits_only and _E164_LINES.fullmatch(text) is None:
-            self.digits_only = False
-        with self.conn.raw.cursor() as cur, cur.copy("COPY staging_raw (e164) FROM STDIN") as copy:
-            copy.write(text)
-        return 0  # distinct count known at finish()
-
-    def finish(self, accepted: int) -> int:
-        with translated():
-            return self._dedup()
-
-    def _dedup(self) -> int:
-        """Distinct numbers into ``staging`` (hashed; the merge reads them in key order).
-        No index: the merge joins staging to the list whole (hash or merge join), never
-        looks a number up."""
-        raw = self.conn.raw
-        made = raw.execute("CREATE TEMP TABLE staging AS SELECT DISTINCT e164 FROM staging_raw")
-        raw.execute("DROP TABLE staging_raw")
-        raw.execute("ANALYZE staging")
-        return max(made.rowcount, 0)
 
 
 class PostgresStore(SQLiteStore):
@@ -189,11 +136,17 @@ class PostgresStore(SQLiteStore):
         return self
 
     def open_reader(self) -> Any:
-        """A new streaming read connection (one REPEATABLE READ snapshot; caller closes)."""
+        """A new streaming read connection (one REPEATABLE READ snapshot; caller closes).
+
+        A reader that runs ``BEGIN`` (several statements on one snapshot: the snapshot
+        loader) takes ``ACCESS SHARE`` on ``list_entries`` before its snapshot: an import
+        swaps a list's leaf table, which is not MVCC-safe (a snapshot taken before the swap
+        would read the new leaf as empty), so the reader waits for an import in flight, and
+        an import waits for the reader."""
         if self._closed:
             raise StoreError("the store is closed")
         return PgConnection(self.url, stream=True, connect_timeout=self._connect_timeout_s,
-                            application_name="outguard-reader")
+                            application_name="outguard-reader", begin_locks=("list_entries",))
 
     def _reader(self) -> Any:
         conn: PgConnection | None = getattr(self._local, "conn", None)
@@ -220,6 +173,4 @@ class PostgresStore(SQLiteStore):
         return conn
 
     def open_import(self) -> tuple[Any, Staging]:
-        conn = PgConnection(self.url, connect_timeout=self._connect_timeout_s,
-                            application_name="outguard-import")
-        return conn, _PgStaging(conn)
+        return pg_imports.open_import(self.url, self._connect_timeout_s)

@@ -297,6 +297,12 @@ def _entry_list_check_lean(db: sqlite_utils.Database) -> None:
     """121: nothing to change in SQLite (its twin on PostgreSQL rewrites 120's check)."""
 
 
+def _entries_per_list(db: sqlite_utils.Database) -> None:
+    """140: nothing to change in SQLite. Its twin on PostgreSQL gives each list's entries a
+    partition of their own, which a big import builds without an index, indexes in bulk and
+    swaps in (SQLite's import already holds the whole database for its merge)."""
+
+
 def _deadline_calendar_unknown(db: sqlite_utils.Database) -> None:
     """90: a complaint's deadline was counted, at least in part, on a year its holiday
     calendar did not know (Monday-Friday then): shown with the deadline, recomputed when
@@ -321,6 +327,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (90, "complaint deadlines: calendar unknown", _deadline_calendar_unknown),
     (120, "list entries: bytewise numbers, list checked per statement", _entry_list_check),
     (121, "list entries: the statement's list check in one query", _entry_list_check_lean),
+    (140, "list entries: a partition per list", _entries_per_list),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

@@ -8,6 +8,7 @@ database (the CLI in another process, or a restart).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,19 +27,32 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "outguard.db"
 
 
-@pytest.fixture(params=ENGINES)
-def store_target(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
-    """Where the test's store lives: an SQLite path or a PostgreSQL URL."""
-    if request.param == "sqlite":
-        yield str(db_path)
-        return
-    pg: PostgresServer = request.getfixturevalue("pg_server")
+@contextlib.contextmanager
+def fresh_database(pg: PostgresServer) -> Iterator[str]:
+    """A new database in the session's cluster, dropped afterwards; its URL."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     url = pg.create_database(name)
     try:
         yield url
     finally:
         pg.drop_database(name)
+
+
+@pytest.fixture(params=ENGINES)
+def store_target(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
+    """Where the test's store lives: an SQLite path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        yield str(db_path)
+        return
+    with fresh_database(request.getfixturevalue("pg_server")) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh PostgreSQL database for a test of that engine only."""
+    with fresh_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture

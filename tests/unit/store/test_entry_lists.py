@@ -1,9 +1,10 @@
 """Every list entry names an existing list, on both engines.
 
-SQLite keeps it with its foreign key; PostgreSQL (migration 120) checks it once per
-INSERT statement (the lists the rows name, locked FOR KEY SHARE as the foreign key did),
-per row when an entry moves to another list, and refuses to delete a list that still has
-entries, including when the two happen at the same time in two transactions.
+SQLite keeps it with its foreign key; PostgreSQL with a partition per list (migration 140;
+120 and 121 checked it per statement before): a row naming a list without a partition
+falls into the default partition, which refuses it (inserted or moved there); deleting a
+list drops its partition and refuses while it still has entries, including when the two
+happen at the same time in two transactions.
 """
 
 from __future__ import annotations

@@ -41,12 +41,15 @@ def _sqlite_catalogue(path: Path) -> tuple[Catalogue, set[tuple[str, tuple[str, 
 
 
 def _pg_catalogue(url: str) -> tuple[Catalogue, set[tuple[str, tuple[str, ...]]]]:
+    """Tables, columns and indexes; partitions (migration 140: list_entries is stored in a
+    partition per list and a default one) are storage of their table, not tables."""
     PostgresStore(url).close()
     with psycopg.connect(url) as conn:
         columns: Catalogue = {}
         for table, column, nullable in conn.execute(
             "SELECT table_name, column_name, is_nullable FROM information_schema.columns"
-            " WHERE table_schema = 'public'"
+            " WHERE table_schema = 'public' AND NOT EXISTS (SELECT FROM pg_class c"
+            " WHERE c.oid = to_regclass(quote_ident(table_name)) AND c.relispartition)"
         ):
             columns.setdefault(table, {})[column] = nullable == "NO"
         indexes = set()
@@ -55,7 +58,8 @@ def _pg_catalogue(url: str) -> tuple[Catalogue, set[tuple[str, tuple[str, ...]]]
             " JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace ns ON ns.oid = t.relnamespace"
             " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
             " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum"
-            " WHERE ns.nspname = 'public' AND NOT i.indisprimary GROUP BY i.indexrelid, t.relname"
+            " WHERE ns.nspname = 'public' AND NOT i.indisprimary AND NOT t.relispartition"
+            " GROUP BY i.indexrelid, t.relname"
         ):
             indexes.add((table, tuple(cols)))
     return columns, indexes
