@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -85,16 +86,19 @@ async def test_an_outguard_left_running_is_recognised_by_its_tasks() -> None:
 
     client = AriClient(f"http://127.0.0.1:{free_tcp_port()}/ari", "u", "p", "outguard")
     await client.open()
-    app = StasisApp(client, object(), CallSettings())  # type: ignore[arg-type]
-    task = asyncio.get_running_loop().create_task(app.run())
     try:
-        await asyncio.sleep(0)
-        assert outguard_task(task) == "StasisApp.run"
+        screener = SimpleNamespace(reserves=False)  # embedded mode; never asked to screen
+        app = StasisApp(client, screener, CallSettings())  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(app.run())
+        try:
+            await asyncio.sleep(0)
+            assert outguard_task(task) == "StasisApp.run"
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert outguard_task(task) is None
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await client.close()
-    assert outguard_task(task) is None
 
 
 def free_tcp_port() -> int:
