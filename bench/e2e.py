@@ -368,6 +368,125 @@ class Step:
         return dataclasses.asdict(self)
 
 
+def carrier_args(port: int, hold_ms: int, limit_s: float, media_shift: int = 2000,
+                 control_shift: int = 1000) -> list[str]:
+    """The SIPp carrier (UAS) at ``port``: rings, answers, hangs up after ``hold_ms``."""
+    return [sipp.sipp_binary(), "-sf", str(CARRIER_SCENARIO), "-i", "127.0.0.1",
+            "-mi", "127.0.0.1", "-p", str(port), "-mp", str(port + media_shift),
+            "-cp", str(port + control_shift), "-nostdin", "-d", str(hold_ms),
+            "-timeout", f"{int(limit_s)}s"]
+
+
+def agent_args(port: int, pbx_sip: int, endpoint: str, callees: Path, calls: int,
+               rate: float, limit_s: float, log: Path, media_shift: int = 2000,
+               control_shift: int = 1000) -> list[str]:
+    """The SIPp agent (UAC) at ``port``: ``calls`` calls at ``rate`` to the PBX's SIP port
+    as ``endpoint``, dialed numbers from ``callees``, every call logged to ``log``."""
+    return [sipp.sipp_binary(), "-sf", str(AGENT_SCENARIO), "-i", "127.0.0.1",
+            "-mi", "127.0.0.1", "-p", str(port), "-mp", str(port + media_shift),
+            "-cp", str(port + control_shift), "-nostdin", "-trace_logs", "-log_file", str(log),
+            f"127.0.0.1:{pbx_sip}", "-inf", str(callees),
+            "-m", str(calls), "-r", f"{rate:g}", "-l", str(max(30, int(rate * 3))),
+            "-timeout", f"{int(limit_s)}s",
+            "-key", "from_user", endpoint, "-key", "account", "", "-key", "tenant", "",
+            "-key", "fail_mode", "", "-key", "purpose", "", "-key", "caller_id", CALLER_ID,
+            "-d", "0"]
+
+
+def start_capture(pcap_file: Path, ports: list[int], cwd: Path) -> subprocess.Popen[bytes]:
+    """``dumpcap`` of the SIP packets to and from ``ports`` on lo, once it writes."""
+    dumpcap = procs.spawn(
+        ["dumpcap", "-i", "lo", "-P", "-q", "-B", "32", "-f",
+         " or ".join(f"udp port {port}" for port in ports), "-w", str(pcap_file)],
+        cwd=cwd, stdout=cwd / "dumpcap.out")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+            not pcap_file.exists() or pcap_file.stat().st_size < 24):
+        time.sleep(0.05)
+    return dumpcap
+
+
+@dataclass
+class CallFigures:
+    """What one SIPp agent's calls came to: completed calls (answered, ended by the far
+    end), final statuses, post-dial delays and the offered rate."""
+
+    completed: int
+    finals: dict[str, int]
+    pdd_ms: list[float]
+    pdd_source: str
+    offered_cps: float | None
+
+
+def call_figures(log: Path, pcap_file: Path | None, agent_port: int) -> CallFigures:
+    """The figures of the agent at ``agent_port``: from its SIPp log, and post-dial delay
+    and offered rate from the capture when there is one (else SIPp's ~4 ms ticks)."""
+    seen = sipp.parse_agent_log(log)
+    finals: dict[str, int] = {}
+    for c in seen.values():
+        k = str(c.final) if c.final is not None else "none"
+        finals[k] = finals.get(k, 0) + 1
+    pdd_ms: list[float] = []
+    offered: float | None = None
+    source = "pcap"
+    if pcap_file is not None and pcap_file.exists():
+        report = pdd_from_pcap(pcap_file, agent_port)
+        pdd_ms = [d * 1000 for d in report.delays]
+        offered = report.offered_rate()
+    if not pdd_ms:
+        source = "sipp"
+        pdd_ms = [float(c.post_dial_delay_ms) for c in seen.values()
+                  if c.post_dial_delay_ms is not None]
+    sent = sorted(c.sent_ms for c in seen.values() if c.sent_ms is not None)
+    if offered is None and len(sent) > 1 and sent[-1] > sent[0]:
+        offered = (len(sent) - 1) / ((sent[-1] - sent[0]) / 1000)
+    completed = sum(1 for c in seen.values() if c.final == 200 and c.ended_by == "remote")
+    return CallFigures(completed, finals, pdd_ms, source, offered)
+
+
+def wait_drained(box: sandbox.Sandbox, fd_limit: int, deadline: float) -> None:
+    """Until the Asterisk of ``box`` has at most ``fd_limit`` open files (RTP sockets of
+    an overload linger 30-60 s after the channels are gone) and no channel, or the
+    monotonic ``deadline``; then its agent and carrier ports free."""
+    pid = box.pid()
+    while time.monotonic() < deadline:
+        fds = open_fds(pid) if pid else None
+        if fds is None or fds <= fd_limit:
+            try:
+                if box.channels() == 0:
+                    break
+            except (sandbox.SandboxError, subprocess.TimeoutExpired):
+                pass
+        time.sleep(1.0)
+    else:
+        logger.warning("%s did not drain in time (fds %s, limit %d)", box.inst.name,
+                       open_fds(pid) if pid else "?", fd_limit)
+    for port in (box.inst.ports.agent, box.inst.ports.carrier):
+        sipp.wait_port_free(port, timeout=10)
+
+
+def reap_leftovers(box: sandbox.Sandbox, wait_s: float = 15.0) -> int:
+    """Channels still up after every SIPp call has ended are leaks (e.g. a caller left
+    answered in Stasis): count them, then hang them up so the next step starts clean."""
+    deadline = time.monotonic() + wait_s
+    left = 0
+    while time.monotonic() < deadline:
+        try:
+            left = box.channels()
+        except (sandbox.SandboxError, subprocess.TimeoutExpired):
+            left = -1
+        if left == 0:
+            return 0
+        time.sleep(1.0)
+    logger.warning("%s: %d channel(s) still up %.0f s after the step: hanging them up",
+                   box.inst.name, left, wait_s)
+    try:
+        box.hangup_all(timeout=30)
+    except (sandbox.SandboxError, subprocess.TimeoutExpired) as err:
+        logger.warning("hangup all failed: %s", err)
+    return left
+
+
 class Bench:
     def __init__(self, cfg: E2EConfig) -> None:
         self.cfg = cfg
@@ -506,49 +625,17 @@ class Bench:
     # -- one step -----------------------------------------------------------------------
 
     def wait_drained(self) -> float:
-        """Until Asterisk's open files fall back near the warm level (RTP sockets of an
-        overload linger 30-60 s after the channels are gone) and no channel is left."""
+        """Until Asterisk's open files fall back near the warm level and no channel is
+        left (``wait_drained``); the SIPp ports free."""
         assert self.box is not None
-        pid = self.box.pid()
         began = time.monotonic()
-        deadline = began + self.cfg.drain_timeout_s
-        while time.monotonic() < deadline:
-            fds = open_fds(pid) if pid else None
-            if fds is None or fds <= self.fd_base + self.cfg.fd_margin:
-                try:
-                    if self.box.channels() == 0:
-                        break
-                except (sandbox.SandboxError, subprocess.TimeoutExpired):
-                    pass
-            time.sleep(1.0)
-        else:
-            logger.warning("Asterisk did not drain within %.0f s (fds %s, warm %d)",
-                           self.cfg.drain_timeout_s, open_fds(pid) if pid else "?", self.fd_base)
-        for port in (self.box.inst.ports.agent, self.box.inst.ports.carrier):
-            sipp.wait_port_free(port, timeout=10)
+        wait_drained(self.box, self.fd_base + self.cfg.fd_margin,
+                     began + self.cfg.drain_timeout_s)
         return time.monotonic() - began
 
     def reap_leftovers(self, wait_s: float = 15.0) -> int:
-        """Channels still up after every SIPp call has ended are leaks (e.g. a caller left
-        answered in Stasis): count them, then hang them up so the next step starts clean."""
         assert self.box is not None
-        deadline = time.monotonic() + wait_s
-        left = 0
-        while time.monotonic() < deadline:
-            try:
-                left = self.box.channels()
-            except (sandbox.SandboxError, subprocess.TimeoutExpired):
-                left = -1
-            if left == 0:
-                return 0
-            time.sleep(1.0)
-        logger.warning("%d channel(s) still up %.0f s after the step: hanging them up",
-                       left, wait_s)
-        try:
-            self.box.hangup_all(timeout=30)
-        except (sandbox.SandboxError, subprocess.TimeoutExpired) as err:
-            logger.warning("hangup all failed: %s", err)
-        return left
+        return reap_leftovers(self.box, wait_s)
 
     def step(self, key: str, phase: str, rep: int, rate: float, calls: int,
              callees: Path | None = None, capture: bool | None = None,
@@ -565,22 +652,10 @@ class Bench:
         assert ast_pid is not None
         call_s = calls / rate
         with self.serving(v) as serving:
-            carrier = procs.spawn([
-                sipp.sipp_binary(), "-sf", str(CARRIER_SCENARIO), "-i", "127.0.0.1",
-                "-mi", "127.0.0.1", "-p", str(p.carrier), "-mp", str(p.carrier + 2000),
-                "-cp", str(p.carrier + 1000), "-nostdin", "-d", str(cfg.hold_ms),
-                "-timeout", f"{int(call_s + 60)}s",
-            ], cwd=here, stdout=here / "carrier.out")
+            carrier = procs.spawn(carrier_args(p.carrier, cfg.hold_ms, call_s + 60),
+                                  cwd=here, stdout=here / "carrier.out")
             pcap_file = here / "agent.pcap"
-            dumpcap = None
-            if capture:
-                dumpcap = procs.spawn([
-                    "dumpcap", "-i", "lo", "-P", "-q", "-B", "32", "-f", f"udp port {p.agent}",
-                    "-w", str(pcap_file)], cwd=here, stdout=here / "dumpcap.out")
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline and (
-                        not pcap_file.exists() or pcap_file.stat().st_size < 24):
-                    time.sleep(0.05)
+            dumpcap = start_capture(pcap_file, [p.agent], here) if capture else None
             time.sleep(0.3)
             if carrier.poll() is not None:
                 raise RuntimeError(f"carrier SIPp exited at once: "
@@ -592,17 +667,10 @@ class Bench:
             og0 = {og.name: read_pid_cpu(og.pid) for og in serving if og.pid}
             began = time.monotonic()
             log = here / "agent.log"
-            agent = procs.run([
-                sipp.sipp_binary(), "-sf", str(AGENT_SCENARIO), "-i", "127.0.0.1",
-                "-mi", "127.0.0.1", "-p", str(p.agent), "-mp", str(p.agent + 2000),
-                "-cp", str(p.agent + 1000), "-nostdin", "-trace_logs", "-log_file", str(log),
-                f"127.0.0.1:{p.sip}", "-inf", str(callees or self.work / "callees.csv"),
-                "-m", str(calls), "-r", f"{rate:g}", "-l", str(max(30, int(rate * 3))),
-                "-timeout", f"{int(call_s + 30)}s",
-                "-key", "from_user", v.endpoint, "-key", "account", "", "-key", "tenant", "",
-                "-key", "fail_mode", "", "-key", "purpose", "", "-key", "caller_id", CALLER_ID,
-                "-d", "0",
-            ], timeout_s=call_s + 45, cwd=here, stdout=here / "agent.out",
+            agent = procs.run(
+                agent_args(p.agent, p.sip, v.endpoint, callees or self.work / "callees.csv",
+                           calls, rate, call_s + 30, log),
+                timeout_s=call_s + 45, cwd=here, stdout=here / "agent.out",
                 on_tick=(lambda: on_tick(result, serving)) if on_tick else None)
             result.seconds = time.monotonic() - began
             ast1 = read_pid_cpu(ast_pid)
@@ -624,24 +692,11 @@ class Bench:
         share = cpu_share(machine0, machine1)
         result.steal, result.busy = share.steal, share.busy
         result.timed_out = agent.timed_out
-        calls_seen = sipp.parse_agent_log(log)
-        result.completed = sum(1 for c in calls_seen.values()
-                               if c.final == 200 and c.ended_by == "remote")
+        seen = call_figures(log, pcap_file if capture else None, p.agent)
+        result.completed, result.finals = seen.completed, seen.finals
         result.failed = calls - result.completed
-        for c in calls_seen.values():
-            k = str(c.final) if c.final is not None else "none"
-            result.finals[k] = result.finals.get(k, 0) + 1
-        sent = sorted(c.sent_ms for c in calls_seen.values() if c.sent_ms is not None)
-        if capture and pcap_file.exists():
-            report = pdd_from_pcap(pcap_file, p.agent)
-            result.pdd_ms = [d * 1000 for d in report.delays]
-            result.offered_cps = report.offered_rate()
-        if not result.pdd_ms:  # no capture: SIPp's own ticks (~4 ms steps here)
-            result.pdd_source = "sipp"
-            result.pdd_ms = [float(c.post_dial_delay_ms) for c in calls_seen.values()
-                             if c.post_dial_delay_ms is not None]
-        if result.offered_cps is None and len(sent) > 1 and sent[-1] > sent[0]:
-            result.offered_cps = (len(sent) - 1) / ((sent[-1] - sent[0]) / 1000)
+        result.pdd_ms, result.pdd_source = seen.pdd_ms, seen.pdd_source
+        result.offered_cps = seen.offered_cps
         result.passed = (result.failed <= 0.01 * calls and not result.timed_out
                          and (result.offered_cps or 0) >= 0.9 * rate)
         if result.passed:

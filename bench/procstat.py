@@ -38,6 +38,35 @@ def parse_pid_stat(text: str) -> ProcCpu:
     return ProcCpu(field(14) + field(15), field(16) + field(17), field(24))
 
 
+def parse_ppid(text: str) -> int:
+    """The parent pid (field 4) of a ``/proc/<pid>/stat`` line."""
+    return int(text[text.rindex(")") + 2:].split()[1])
+
+
+def read_children_cpu(parent: int) -> dict[int, int]:
+    """Own CPU ticks (utime+stime) of ``parent`` and of each of its direct children, by
+    pid (PostgreSQL: the postmaster, its backends and auxiliary processes)."""
+    found: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="utf-8") as fh:
+                text = fh.read()
+            if int(name) == parent or parse_ppid(text) == parent:
+                found[int(name)] = parse_pid_stat(text).own_ticks
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def tree_cpu_delta(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU seconds the processes of ``after`` spent since ``before`` (both from
+    ``read_children_cpu``): one born in between counts from zero; one gone in between is
+    not counted (what it spent is lost with it: readings close around a step)."""
+    return sum(max(0, ticks - before.get(pid, 0)) for pid, ticks in after.items()) / CLK_TCK
+
+
 def read_pid_cpu(pid: int) -> ProcCpu | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store.base import LoggedCall
 from outguard.testing import sipp
+from outguard.testing.pbxes import second_instance
 from tests import leaks
 from tests.conftest import TEST_INSTANCE, TEST_PORT_OFFSET
 from tests.waiting import DEADLINE_S, eventually
@@ -124,20 +124,11 @@ def callee_hangs_up(pbx: sandbox.Sandbox, leg: dict[str, Any]) -> None:
     ari(pbx, "DELETE", f"/channels/{leg['id']}?reason_code=16")
 
 
-def second_instance(primary_offset: int) -> sandbox.Instance:
-    """The second PBX: signalling ports at primary + 50 (test offsets are multiples of
-    100), RTP at 40000 + 10 x primary (clear of every primary's 20000 + 10 x offset)."""
-    inst = sandbox.new_instance(f"{TEST_INSTANCE}-b", primary_offset + 50)
-    rtp = 40000 + 10 * primary_offset
-    return dataclasses.replace(
-        inst, ports=dataclasses.replace(inst.ports, rtp_start=rtp, rtp_end=rtp + 999))
-
-
 @pytest.fixture(scope="module")
 def pbx_b(pbx: sandbox.Sandbox) -> Iterator[sandbox.Sandbox]:
     """A second sandbox Asterisk, for the modules that need two PBXes (started once per
     module, stopped after it)."""
-    box = sandbox.Sandbox(second_instance(TEST_PORT_OFFSET))
+    box = sandbox.Sandbox(second_instance(f"{TEST_INSTANCE}-b", TEST_PORT_OFFSET))
     box.start()
     try:
         yield box
