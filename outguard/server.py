@@ -135,8 +135,11 @@ def shared_caps(settings: Settings, store: AsyncStore) -> GuardedCaps:
     from outguard.cluster.guard import GuardedCaps
 
     cfg = settings.cluster
+    # no socket timeout: the guard bounds every use of this client (asyncio.timeout),
+    # and redis-py sends without a task per command (bench/RESULTS.md, issue 15)
     caps = RedisCaps.from_url(cfg.redis, prefix=cfg.prefix, ttl_s=cfg.slot_ttl_s,
-                              timeout_s=max(0.5, cfg.timeout_ms / 1000 * 2))
+                              timeout_s=None,
+                              connect_timeout_s=max(0.5, cfg.timeout_ms / 1000 * 2))
     return GuardedCaps(caps, history=store.store.iter_allowed_calls_since,
                        timeout_s=cfg.timeout_ms / 1000)
 

@@ -75,10 +75,17 @@ class RedisCaps:
         self._sha: str | None = None
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> RedisCaps:
-        timeout = options.pop("timeout_s", 0.5)
-        client = aioredis.Redis.from_url(url, socket_timeout=timeout,
-                                         socket_connect_timeout=timeout)
+    def from_url(cls, url: str, *, timeout_s: float | None = 0.5,
+                 connect_timeout_s: float | None = None, **options: Any) -> RedisCaps:
+        """A client of its own. ``timeout_s`` is redis-py's socket timeout on every read
+        and write; None sets none, and then every call must be bounded by its caller
+        (``GuardedCaps`` bounds each with ``asyncio.timeout``; redis-py then sends
+        without ``asyncio.wait_for``, a task per command on Python 3.11).
+        ``connect_timeout_s`` bounds opening a connection (default: ``timeout_s``, or
+        0.5 s without one)."""
+        connect = connect_timeout_s if connect_timeout_s is not None else (timeout_s or 0.5)
+        client = aioredis.Redis.from_url(url, socket_timeout=timeout_s,
+                                         socket_connect_timeout=connect)
         return cls(client, **options)
 
     async def aclose(self) -> None:

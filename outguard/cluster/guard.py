@@ -34,6 +34,7 @@ from outguard.cluster.model import CapHealth
 logger = logging.getLogger(__name__)
 
 HISTORY_S = 8 * 86400  # the longest window any cap counts, plus a day
+BATCH = 1000  # calls replayed into Redis per pipelined round trip
 History = Callable[[float], Iterable[tuple[str, str, str, str, str, float]]]
 #: the calls still up, (call id, tenant, account) each (the live-call registry's)
 LiveKeys = Callable[[], Sequence[tuple[str, str, str]]]
@@ -76,7 +77,7 @@ class GuardedCaps:
         try:
             async with asyncio.timeout(self.timeout_s):
                 released = await self.caps.release(call_id, now)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
             self.health.releases.add(call_id)
             return False
@@ -88,16 +89,16 @@ class GuardedCaps:
         """Extend the slots of the calls still up, (call id, tenant, account) each (-1
         when Redis cannot answer: the next refresh that reaches it takes them again)."""
         try:
-            async with asyncio.timeout(self.timeout_s * 4):
+            async with asyncio.timeout(self.round_trip_s):
                 return await self.caps.refresh(calls, now)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
             return -1
 
     async def count(self, cap: CapSpec, tenant: str, now: float) -> int | None:
         """What ``cap`` counts now in Redis (None when Redis cannot answer)."""
         try:
-            async with asyncio.timeout(self.timeout_s * 4):
+            async with asyncio.timeout(self.round_trip_s):
                 return await self.caps.count(cap.scope, cap.key, cap.window_s, now, tenant)
         except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
@@ -137,9 +138,9 @@ class GuardedCaps:
     async def check(self) -> bool:
         """Probe Redis (a periodic task calls this); reconcile if it is back. True if up."""
         try:
-            async with asyncio.timeout(self.timeout_s * 4):
+            async with asyncio.timeout(self.round_trip_s):
                 await self.caps.ping()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
             return False
         if not self.health.available:
@@ -148,28 +149,45 @@ class GuardedCaps:
             await self.reconcile()
         return True
 
+    @property
+    def round_trip_s(self) -> float:
+        """The bound of a round trip off the call path (probe, refresh, count, each step
+        of a reconciliation)."""
+        return self.timeout_s * 4
+
+    @property
+    def batch_s(self) -> float:
+        """The bound of one batch of up to ``BATCH`` calls replayed into Redis."""
+        return max(5.0, self.timeout_s * 20)
+
     async def reconcile(self, *, returned: bool = False) -> None:
         """Rebuild an emptied Redis from the call log, then replay what was remembered;
         after an outage (``returned``, or calls were let through uncounted) the calls
-        still up take their slots again (idempotent: a slot already held is extended)."""
+        still up take their slots again (idempotent: a slot already held is extended).
+        Every round trip is bounded here (``round_trip_s``, ``batch_s``): the client may
+        have no socket timeout of its own; a Redis that stalls midway ends it, and the
+        next ``check`` starts again."""
         async with self._reconciling:
             try:
                 await self._rebuild_if_empty()
                 self._hold_due = self._hold_due or returned or bool(self.health.pending)
                 while self.health.pending:
                     batch = [self.health.pending.popleft()
-                             for _ in range(min(1000, len(self.health.pending)))]
+                             for _ in range(min(BATCH, len(self.health.pending)))]
                     try:
-                        self.health.replayed += await self.caps.rebuild(batch)
+                        async with asyncio.timeout(self.batch_s):
+                            self.health.replayed += await self.caps.rebuild(batch)
                     except BaseException:
                         self.health.pending.extendleft(reversed(batch))
                         raise
                 if self._hold_due:
-                    await self._hold_live()
+                    async with asyncio.timeout(self.round_trip_s):
+                        await self._hold_live()
                 for call_id in list(self.health.releases):
-                    await self.caps.release(call_id, self.clock())
+                    async with asyncio.timeout(self.round_trip_s):
+                        await self.caps.release(call_id, self.clock())
                     self.health.releases.discard(call_id)
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (RedisError, OSError, TimeoutError) as exc:
                 self._down(exc)
 
     async def _hold_live(self) -> None:
@@ -188,19 +206,24 @@ class GuardedCaps:
 
     async def _rebuild_if_empty(self) -> None:
         client, epoch = self.caps.client, self.caps.prefix + "epoch"
-        if await client.exists(epoch):
-            return
-        if self.history is None:
-            await self.caps.mark_complete(self.clock())
-            return
-        if not await client.set(self.caps.prefix + "rebuilding", "1", nx=True, ex=120):
-            return  # another instance rebuilds; reserves answer "unready" until it is done
+        async with asyncio.timeout(self.round_trip_s):
+            if await client.exists(epoch):
+                return
+            if self.history is None:
+                await self.caps.mark_complete(self.clock())
+                return
+            if not await client.set(self.caps.prefix + "rebuilding", "1", nx=True, ex=120):
+                return  # another instance rebuilds; reserves answer "unready" until done
         since = self.clock() - HISTORY_S
         history = self.history
         rows = await asyncio.get_running_loop().run_in_executor(None, lambda: list(history(since)))
-        counted = await self.caps.rebuild(rows)
+        counted = 0
+        for start in range(0, len(rows), BATCH):
+            async with asyncio.timeout(self.batch_s):
+                counted += await self.caps.rebuild(rows[start:start + BATCH])
         self.health.rebuilds += 1
-        await self.caps.mark_complete(self.clock())
-        await client.delete(self.caps.prefix + "rebuilding")
+        async with asyncio.timeout(self.round_trip_s):
+            await self.caps.mark_complete(self.clock())
+            await client.delete(self.caps.prefix + "rebuilding")
         logger.warning("cap counters rebuilt from the call log: %d calls replayed, %d new",
                        len(rows), counted)

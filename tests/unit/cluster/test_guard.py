@@ -9,18 +9,26 @@ import logging
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from outguard.callevents import CallDecided, CallEnded, encode
+from outguard.callfacts import ChannelFacts
 from outguard.cluster.caps import CallKeys, CapSpec, RedisCaps
 from outguard.cluster.feed import START, CallFeed
 from outguard.cluster.guard import GuardedCaps
+from outguard.config import ClusterConfig, Settings
 from outguard.events import EventHub
+from outguard.server import shared_caps
+from outguard.service import Screener
+from outguard.store.aio import AsyncStore
+from outguard.store.sqlite import SQLiteStore
 from outguard.tasks import cancel_and_wait
 from outguard.testing.servers import REDIS_BASE_PORT, RedisServer
+from rules.policy import parse_policy
 from tests.conftest import TEST_INSTANCE, TEST_PORT_OFFSET
 from tests.waiting import eventually
 
@@ -215,6 +223,94 @@ async def test_calls_up_take_their_slots_only_once_another_instance_has_rebuilt_
     assert await g.check() is True  # the next periodic check takes them
     assert await slots(g) == ["c0", "c5"]
     assert await g.caps.count("account", "a1", 3600, NOW + 10) == 2  # each counted once
+
+
+# -- the service's client: no socket timeout, every use bounded by the guard -----------------
+
+@contextlib.asynccontextmanager
+async def service_caps(server: RedisServer, workdir: Path, timeout_ms: float = 200
+                       ) -> AsyncIterator[tuple[GuardedCaps, AsyncStore]]:
+    """The caps as ``outguard serve`` wires them (``server.shared_caps``), on a fresh
+    prefix, with an empty call log."""
+    if server.proc is None or server.proc.poll() is not None:
+        server.restart()
+    store = AsyncStore(SQLiteStore(workdir / "log.db"))
+    settings = Settings(cluster=ClusterConfig(redis=server.url, timeout_ms=timeout_ms,
+                                              prefix=f"t{uuid.uuid4().hex[:10]}:"))
+    g = shared_caps(settings, store)
+    try:
+        yield g, store
+    finally:
+        await g.caps.aclose()
+        await store.aclose()
+
+
+async def test_the_service_client_has_no_socket_timeout_yet_every_round_trip_is_bounded(
+    doomed_redis: RedisServer, tmp_path: Path,
+) -> None:
+    """redis-py's socket timeout sends each command through asyncio.wait_for (a task per
+    command on Python 3.11); the service's client has none, so the guard bounds every use
+    of it. Redis stalled with the connections open (SIGSTOP): a reserve fails by the caps'
+    policy, and a release, a refresh, a count, a probe and a reconciliation each give up
+    instead of waiting for it; once it answers, what was remembered is reconciled."""
+    async with service_caps(doomed_redis, tmp_path) as (g, _):
+        assert g.caps.client.connection_pool.connection_kwargs["socket_timeout"] is None
+        assert await g.check() is True
+        assert (await g.reserve(call(0), [STRICT, LENIENT], NOW)).allowed
+        with frozen(doomed_redis):
+            async with asyncio.timeout(120):  # a hang fails the test (no timing asserted)
+                strict = await g.reserve(call(1), [STRICT, LENIENT], NOW + 1)
+                lenient = await g.reserve(call(2), [LENIENT], NOW + 2)
+                released = await g.release("c0", NOW + 3)
+                refreshed = await g.refresh(keys(0), NOW + 4)
+                counted = await g.count(LENIENT, "t1", NOW + 5)
+                probed = await g.check()
+                await g.reconcile(returned=True)
+        assert (strict.allowed, strict.rule_id, strict.unavailable) == (False, "caller_daily", True)
+        assert (lenient.allowed, lenient.unavailable) == (True, True)
+        assert (released, refreshed, counted, probed) == (False, -1, None, False)
+        assert [p[0] for p in g.health.pending] == ["c2"] and g.health.releases == {"c0"}
+        assert await g.check() is True  # answers again: replayed and released
+        assert g.health.available and not g.health.pending and not g.health.releases
+        # c0 and c2; c1's reserve, written before the stall, may run when Redis resumes
+        # (a call refused and counted errs on the side of refusing)
+        assert await g.caps.count("account", "a1", 3600, NOW + 10) in (2, 3)
+        assert (await g.reserve(call(3), [LENIENT], NOW + 11)).allowed
+
+
+async def test_a_stalled_redis_fails_the_call_by_the_caps_policy_on_the_service_path(
+    doomed_redis: RedisServer, tmp_path: Path,
+) -> None:
+    policy = parse_policy('''
+default_region = "CN"
+timezone = "Asia/Shanghai"
+
+[[rules]]
+id = "caller_daily"
+kind = "cap"
+scope = "caller_id"
+limit = 5
+window = "day"
+''')
+    async with service_caps(doomed_redis, tmp_path) as (g, store):
+        screener = Screener(store, policy, shared=g)
+        await screener.start()
+        try:
+            def facts(n: int) -> ChannelFacts:
+                return ChannelFacts(adapter="ari", channel_id=f"pbx-{n}", dialed="13800138000",
+                                    channel_name="PJSIP/agent-1", caller_id="01088886666",
+                                    account="a1")
+
+            assert (await screener.screen_reserving(facts(1))).allowed
+            with frozen(doomed_redis):
+                async with asyncio.timeout(120):  # a hang fails the test
+                    stalled = await screener.screen_reserving(facts(2))
+            assert (stalled.allowed, stalled.verdict.rule_id, stalled.verdict.reason) == (
+                False, "caller_daily", "cap_store_unavailable")
+            assert await g.check() is True
+            assert (await screener.screen_reserving(facts(3))).allowed
+        finally:
+            await screener.stop()
 
 
 # -- the call feed across an outage ---------------------------------------------------------
