@@ -1,7 +1,7 @@
 """Max calls/s of the two-PBX cluster topology against the same two PBXes unscreened.
 
-    sudo .venv/bin/python -m bench.two_pbx              # ~10 min on 2 shared cores
-    sudo .venv/bin/python -m bench.two_pbx --quick      # ~4 min smoke run
+    sudo .venv/bin/python -m bench.two_pbx              # ~6-10 min on 2 shared cores
+    sudo .venv/bin/python -m bench.two_pbx --quick      # ~2 min smoke run
 
 Everything on 127.0.0.1, started here and stopped by pid at the end (also on errors,
 Ctrl-C and SIGTERM): one PostgreSQL and one redis-server (``outguard.testing.servers``,
