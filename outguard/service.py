@@ -74,6 +74,9 @@ class SharedCaps(Protocol):
 
     async def release(self, call_id: str, now: float) -> bool: ...
 
+    async def take(self, call: CallKeys, now: float) -> bool:
+        """Count a call that went out unscreened (fail-open) and take its slots."""
+
     async def refresh(self, calls: Sequence[tuple[str, str, str]], now: float) -> int: ...
 
     async def check(self) -> bool: ...
@@ -174,7 +177,9 @@ class Screener:
         if shared is not None:
             shared.hold(self._live_keys)
         self.slot_ttl_s = slot_ttl_s
-        self._releases: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+        #: what the shared caps are told beside the call path, in order: a call that went
+        #: out unscreened to count (its keys), a call that ended to release (None)
+        self._releases: asyncio.Queue[tuple[str, float, CallKeys | None]] = asyncio.Queue()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -261,15 +266,33 @@ class Screener:
                 logger.warning("saving rule hit counts failed: %s", exc)
 
     async def _release_slots(self) -> None:
-        """Give the shared slots of the calls that ended back, in order, once each."""
-        assert self.shared is not None
+        """Count the calls that went out unscreened and give the shared slots of the calls
+        that ended back, in order (a call's count before its release), once each."""
         while True:
-            call_id, at = await self._releases.get()
-            await self.shared.release(call_id, at)
+            item = await self._releases.get()
+            try:
+                await self._tell_shared(*item)
+            finally:
+                self._releases.task_done()
 
     async def _drain_releases(self) -> None:
-        while not self._releases.empty() and self.shared is not None:
-            call_id, at = self._releases.get_nowait()
+        while not self._releases.empty():
+            item = self._releases.get_nowait()
+            try:
+                await self._tell_shared(*item)
+            finally:
+                self._releases.task_done()
+
+    async def shared_told(self) -> None:
+        """Wait until the shared caps have been told every count and release queued so
+        far (tests, tools)."""
+        await self._releases.join()
+
+    async def _tell_shared(self, call_id: str, at: float, keys: CallKeys | None) -> None:
+        assert self.shared is not None
+        if keys is not None:
+            await self.shared.take(keys, at)
+        else:
             await self.shared.release(call_id, at)
 
     async def _keep_slots(self) -> None:
@@ -556,36 +579,46 @@ class Screener:
                cause: int | None = None) -> str:
         """Screening failed for this channel and ``policy`` answered it: ``FAIL_OPEN``
         (the call goes out: it takes its slots and is followed to its end like an allowed
-        call), ``FAIL_CLOSED`` (refused with ``cause``) or "" (nothing could be applied:
-        the channel was gone). The call log gets its row, verdict ``failed``, at once, so
-        a call outguard could not screen is never missing from it. Never raises; returns
+        call; in cluster mode it is counted and takes its slots in the shared caps too,
+        in the background: ``SharedCaps.take``), ``FAIL_CLOSED`` (refused with ``cause``)
+        or "" (nothing could be applied: the channel was gone). The call log gets its
+        row, verdict ``failed``, at once, so a call outguard could not screen is never
+        missing from it. Never raises; returns
         the row's id."""
         now = self.clock()
         decision_id, redo = self._new_id(facts)
         tenant, account = facts.tenant or self.default_tenant, facts.account
         destination, purpose, campaign = facts.dialed, "", facts.campaign
+        caller_id = facts.caller_id
+        region, area = self.policy.default_region, self.policy.home_area_code
         try:  # who and what, as well as outguard can tell without a decision
             attempt = build_attempt(facts, datetime.fromtimestamp(now, UTC), decision_id,
                                     self._resolve_account, self._tenant_of,
                                     self.default_tenant)
             tenant, account = attempt.tenant, attempt.account
             purpose, campaign = attempt.purpose.value, attempt.campaign or ""
-            destination = normalise(facts.dialed, self.policy.default_region,
-                                    self.policy.home_area_code)
+            destination = normalise(facts.dialed, region, area)
         except Exception:  # noqa: BLE001 - the row is written whatever failed here
             pass
+        try:  # counted under the caller ID a decision would have counted it under
+            caller_id = normalise(facts.caller_id, region, area) if caller_id.strip() else ""
+        except Exception:  # noqa: BLE001 - an invalid caller ID is recorded as it came
+            caller_id = facts.caller_id
         went_out = policy == FAIL_OPEN
         counted = self._close_earlier(facts, decision_id if redo else None)
         if went_out:
             self.live.reserve(LiveCall(
                 call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
-                tenant=tenant, account=account, caller_id=facts.caller_id,
+                tenant=tenant, account=account, caller_id=caller_id,
                 destination=destination, started=now, pbx=facts.pbx,
             ))
+            if self.shared is not None:  # counted cluster-wide too, before its release
+                self._releases.put_nowait((decision_id, now, CallKeys(
+                    decision_id, tenant, account, caller_id, destination)))
         self.stats.failed += 1
         self.publish(CallDecided(
             call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter, at=now,
-            tenant=tenant, account=account, caller_id=facts.caller_id,
+            tenant=tenant, account=account, caller_id=caller_id,
             destination=destination, allowed=went_out, rule=policy, reason=reason,
             message=f"outguard could not screen the call ({reason})",
             cause=0 if went_out or cause is None else cause, shadow=(), decision_us=0,
@@ -649,7 +682,7 @@ class Screener:
     def _give_back(self, decision_id: str, at: float) -> None:
         """Cluster mode: the call's shared slots are released (in the background, once)."""
         if self.shared is not None:
-            self._releases.put_nowait((decision_id, at))
+            self._releases.put_nowait((decision_id, at, None))
 
     # -- the one place a call event goes out ----------------------------------------------
 

@@ -157,6 +157,18 @@ class RedisCaps:
             duplicate=duplicate,
         )
 
+    async def take(self, call: CallKeys, now: float) -> bool:
+        """A call that went out unscreened (screening failed, fail-open): count it and take
+        its slots whatever the caps say (no cap can refuse a call already out). True when
+        counted now, False when it had been (idempotent per call id); ``CountsIncomplete``
+        while the counters are not rebuilt."""
+        answer = int(await self._run(
+            "take", call.call_id, repr(float(now)), repr(float(self.ttl_s)), self.dedup_s,
+            self._day(now), call.tenant, call.account, call.caller_id, call.destination))
+        if answer < 0:
+            raise CountsIncomplete("the shared counters are not rebuilt yet")
+        return bool(answer)
+
     async def mark_complete(self, now: float) -> None:
         """Declare the counters complete (a fresh cluster, or rebuilt from the call log):
         reserves answer from now on."""

@@ -4,7 +4,9 @@
 timeout, Redis loading, or counters emptied and not rebuilt yet), each enforced cap that applies to the call decides by its own
 ``when_unavailable`` (``block`` by default, ``allow`` per rule): one ``block`` cap blocks
 the call (reason ``cap_store_unavailable``, the rule named); if all allow, the call goes
-through uncounted and is remembered. Releases that fail are remembered too.
+through uncounted and is remembered. Releases that fail are remembered too, and so is a
+call that went out unscreened (screening failed, fail-open: ``take``) when Redis cannot
+count it.
 
 When Redis answers again, ``reconcile`` (run by the first successful round trip, and by
 ``check``) replays what was remembered (idempotent per call id), then takes the
@@ -73,6 +75,25 @@ class GuardedCaps:
             await self._back()
         return answer
 
+    async def take(self, call: CallKeys, now: float) -> bool:
+        """A call that went out unscreened (screening failed, fail-open): counted in the
+        shared caps and holding its slots like an allowed call (no cap can refuse it: it
+        is out). When Redis cannot answer it is remembered and counted when Redis returns
+        (as a call a cap let through with ``when_unavailable = "allow"``; it is in the
+        live-call registry, so it takes its slots then too). Never raises; True when
+        counted now."""
+        self.health.unscreened += 1
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                taken = await self.caps.take(call, now)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down(exc)
+            self._remember(call, now)
+            return False
+        if not self.health.available:
+            await self._back()
+        return taken
+
     async def release(self, call_id: str, now: float) -> bool:
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -114,12 +135,17 @@ class GuardedCaps:
                         call.call_id, closed.rule_id)
             return Reservation(False, closed.rule_id, 0, closed.limit, unavailable=True)
         self.health.failed_open += 1
+        self._remember(call, now)
+        return Reservation(True, unavailable=True)
+
+    def _remember(self, call: CallKeys, now: float) -> None:
+        """A call that went out uncounted: counted when Redis answers again (at most
+        ``max_pending`` remembered; the oldest are dropped and counted)."""
         if len(self.health.pending) >= self.max_pending:
             self.health.pending.popleft()
             self.health.dropped += 1
         self.health.pending.append((call.call_id, call.tenant, call.account, call.caller_id,
                                     call.destination, now))
-        return Reservation(True, unavailable=True)
 
     def _down(self, exc: BaseException) -> None:
         self.health.failures += 1

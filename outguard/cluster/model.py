@@ -53,6 +53,7 @@ class CapHealth:
     failures: int = 0  # round trips that failed
     failed_open: int = 0  # calls let through uncounted
     failed_closed: int = 0  # calls blocked because Redis could not answer
+    unscreened: int = 0  # calls that went out unscreened (fail-open), counted in the caps
     replayed: int = 0  # remembered calls counted after the return
     reheld: int = 0  # calls still up whose slots were taken again after an outage
     rebuilds: int = 0  # counters rebuilt from the call log

@@ -7,6 +7,9 @@
 --   release  call_id now
 --   refresh  now ttl_s then (call_id tenant account)...     (-1: not rebuilt yet)
 --   record   call_id now dedup_s day tenant account caller_id destination   (replay)
+--   take     call_id now ttl_s dedup_s day tenant account caller_id destination
+--            (a call that went out unscreened: counted and slotted whatever the caps say;
+--            -1: not rebuilt yet)
 --   count    now scope key window_s day
 --
 -- What a reservation is: the call's rate buckets (account, caller ID, tenant at 1 s /
@@ -149,6 +152,23 @@ local function record(now, day, tenant, account, caller_id, destination)
   expire_at_least(ckey, 2 * 86400)
 end
 
+-- The call is allowed and counted: it takes one live-call slot per concurrency key and
+-- its call record says so (live, released once on its outcome).
+local function take_slots(ckey, call_id, tenant, account, now, ttl, dedup, shadow)
+  local slots = {}
+  for _, party in ipairs({{'tenant', tenant}, {'account', account}}) do
+    if party[2] ~= '' then
+      local key = conc_key(party[1], party[2])
+      redis.call('ZADD', key, now + ttl, call_id)
+      expire_at_least(key, ttl + 60)
+      slots[#slots + 1] = key
+    end
+  end
+  redis.call('HSET', ckey, 'verdict', 'allow', 'rule', '', 'count', 0, 'limit', 0,
+             'shadow', shadow, 'slots', table.concat(slots, '\n'), 'state', 'live')
+  redis.call('EXPIRE', ckey, math.max(dedup, ttl))
+end
+
 if op == 'reserve' then
   local call_id, now, ttl, dedup = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   local day, tenant, account, caller_id, destination = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
@@ -181,19 +201,7 @@ if op == 'reserve' then
     end
   end
   record(now, day, tenant, account, caller_id, destination)
-  local slots = {}
-  for _, party in ipairs({{'tenant', tenant}, {'account', account}}) do
-    if party[2] ~= '' then
-      local key = conc_key(party[1], party[2])
-      redis.call('ZADD', key, now + ttl, call_id)
-      expire_at_least(key, ttl + 60)
-      slots[#slots + 1] = key
-    end
-  end
-  redis.call('HSET', ckey, 'verdict', 'allow', 'rule', '', 'count', 0, 'limit', 0,
-             'shadow', table.concat(shadow, ','), 'slots', table.concat(slots, '\n'),
-             'state', 'live')
-  redis.call('EXPIRE', ckey, math.max(dedup, ttl))
+  take_slots(ckey, call_id, tenant, account, now, ttl, dedup, table.concat(shadow, ','))
   return {'allow', '', 0, 0, table.concat(shadow, ',')}
 
 elseif op == 'release' then
@@ -263,6 +271,26 @@ elseif op == 'record' then
   record(now, ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
   redis.call('HSET', ckey, 'verdict', 'allow', 'state', 'replayed')
   redis.call('EXPIRE', ckey, dedup)
+  return 1
+
+elseif op == 'take' then
+  -- A call screening could not decide that went out all the same (fail-open): no cap
+  -- can refuse it, but it counts like an allowed call and holds its slots until its
+  -- outcome. Idempotent per call id: a call already counted (reserved, replayed, rebuilt
+  -- from the call log) is not counted again; one released before its count arrived (a
+  -- short call, the count sent late) is counted and takes no slot.
+  local call_id, now, ttl, dedup = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  if redis.call('EXISTS', P .. 'epoch') == 0 then return -1 end
+  local ckey = P .. 'call:' .. call_id
+  local seen = redis.call('HMGET', ckey, 'verdict', 'state')
+  if seen[1] == 'allow' then return 0 end
+  record(now, ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+  if seen[2] == 'released' then
+    redis.call('HSET', ckey, 'verdict', 'allow')
+    redis.call('EXPIRE', ckey, dedup)
+    return 1
+  end
+  take_slots(ckey, call_id, ARGV[8], ARGV[9], now, ttl, dedup, '')
   return 1
 
 elseif op == 'count' then

@@ -256,6 +256,70 @@ async def test_counters_emptied_in_redis_are_rebuilt_from_the_call_log(
     assert [d.allowed for d in results] == [True, True, False, False]
 
 
+async def test_a_fail_open_call_takes_its_shared_reservation_and_gives_it_back_at_its_end(
+    cluster: Cluster,
+) -> None:
+    """Screening failed on instance one and fail-open let the call out: it counts for
+    the cluster's caps and holds its slot on every instance until its outcome."""
+    one = await cluster.start("one")
+    two = await cluster.start("two")
+    failed = [one.failed(facts(i, caller=f"0108888666{i}"), "screening_error", "fail-open")
+              for i in (1, 2)]
+    assert one.shared is not None and two.shared is not None
+    await one.shared_told()  # what the background task sends at once
+    refused = await two.screen_reserving(facts(3, caller="01088886663"))
+    assert (refused.allowed, refused.verdict.rule_id) == (False, "acct_concurrent")
+    async with cluster.reader() as reader:
+        assert await reader.count("caller_id", "+861088886661", DAY, cluster.clock.t) == 1
+        assert await reader.count("account", "a1", DAY, cluster.clock.t) == 2
+        assert one.ended(failed[0], 16)
+        await one.shared_told()
+        assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 1
+    assert one.shared.health.unscreened == 2
+    assert (await two.screen_reserving(facts(4, caller="01088886664"))).allowed
+
+
+async def test_a_rebuild_from_the_call_log_counts_the_fail_open_calls(
+    cluster: Cluster,
+) -> None:
+    one = await cluster.start("one")
+    one.failed(facts(1), "screening_error", "fail-open")
+    one.failed(facts(2), "screening_error", "fail-closed")  # refused: never counted
+    await one.shared_told()
+    await one.store.flush_async()
+    assert one.shared is not None
+    rebuilds = one.shared.health.rebuilds
+    async with cluster.reader() as reader:
+        await reader.client.delete(*await reader.client.keys(f"{cluster.prefix}*"))
+        assert await one.shared.check()  # emptied: rebuilt from the call log
+        assert await reader.count("account", "a1", DAY, cluster.clock.t) == 1
+        assert one.shared.health.rebuilds == rebuilds + 1
+
+
+async def test_a_fail_open_call_while_redis_is_unreachable_is_counted_when_it_returns(
+    cluster: Cluster,
+) -> None:
+    down = await cluster.start("down", url="redis://127.0.0.1:1/0", timeout_s=0.5)
+    call_id = down.failed(facts(1), "screening_unavailable", "fail-open")
+    await down.shared_told()
+    assert down.shared is not None
+    assert (down.shared.health.available, len(down.shared.health.pending)) == (False, 1)
+    assert isinstance(down.shared, GuardedCaps)
+    back = RedisCaps.from_url(cluster.redis.url, prefix=cluster.prefix, ttl_s=TTL,
+                              timeout_s=2)  # Redis answers again
+    gone, down.shared.caps = down.shared.caps, back
+    cluster.running = [(s, st, back if c is gone else c) for s, st, c in cluster.running]
+    await gone.aclose()
+    async with cluster.reader() as reader:
+        assert await down.shared.check()
+        assert await reader.count("caller_id", "+861088886666", DAY, cluster.clock.t) == 1
+        members = await reader.client.zrange(f"{cluster.prefix}c:account:a1", 0, -1)
+        assert members == [call_id.encode()]  # up: its slot taken on the return
+        assert down.ended(call_id, 16)
+        await down.shared_told()
+        assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 0
+
+
 async def test_the_embedded_mode_counts_its_caps_in_memory_with_no_deferred_check(
     tmp_path: Path,
 ) -> None:

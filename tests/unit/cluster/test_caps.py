@@ -201,6 +201,41 @@ async def test_counters_rebuilt_from_the_call_log_after_redis_was_emptied(caps: 
     assert after == before and before[2] > 100
 
 
+async def test_a_call_that_went_out_unscreened_is_counted_and_slotted_once(
+    caps: RedisCaps,
+) -> None:
+    cap = CapSpec("acct", "account", "a1", 3600, 1)
+    assert (await caps.reserve(call(1), [cap], NOW)).allowed  # the cap of one is reached
+    assert await caps.take(call(2), NOW + 1)  # no cap refuses a call already out
+    assert not await caps.take(call(2), NOW + 2)  # idempotent per call id
+    assert not await caps.take(call(1), NOW + 3)  # reserved already: counted once
+    assert await caps.count("account", "a1", 3600, NOW + 4) == 2
+    assert await caps.count("concurrent_account", "a1", 0, NOW + 4) == 2
+    assert await caps.release("c2", NOW + 5) and not await caps.release("c2", NOW + 6)
+    assert await caps.count("concurrent_account", "a1", 0, NOW + 7) == 1
+    assert await caps.rebuild([("c2", "t1", "a1", "+8610", "+8613900000002", NOW + 1)]) == 0
+
+
+async def test_a_count_of_an_unscreened_call_arriving_after_its_release_takes_no_slot(
+    caps: RedisCaps,
+) -> None:
+    assert not await caps.release("c1", NOW)  # the short call ended first
+    assert await caps.take(call(1), NOW)
+    assert await caps.count("caller_id", "+8610", DAY, NOW + 1) == 1
+    assert await caps.count("concurrent_account", "a1", 0, NOW + 1) == 0
+    assert await caps.refresh([("c1", "t1", "a1")], NOW + 2) == 0  # never slotted again
+    assert not await caps.take(call(1), NOW + 3)
+
+
+async def test_an_unscreened_call_is_not_counted_into_counters_not_rebuilt_yet(
+    caps: RedisCaps,
+) -> None:
+    await caps.client.delete(caps.prefix + "epoch")
+    with pytest.raises(CountsIncomplete):
+        await caps.take(call(1), NOW)
+    assert await caps.client.exists(caps.prefix + "call:c1") == 0  # the rebuild counts it
+
+
 async def test_the_script_is_reloaded_after_redis_forgot_it(caps: RedisCaps) -> None:
     assert (await caps.reserve(call(1), [], NOW)).allowed
     await caps.client.script_flush()
