@@ -21,6 +21,13 @@ figures of a running instance miss them until its next start). A batch that reac
 Redis in part before a failure is appended again whole; readers skip an event they
 already read (by kind and call id, over the last ``seen`` events), so a repeat never
 counts twice.
+
+Nothing the other instances need is lost when an instance stops, or is killed, while
+Redis cannot take its events: the first failure writes a durable debt (``FeedDebt``, in
+the instance's spool directory), a graceful stop tries once more and leaves the debt when
+it cannot, and the next start derives the owed events again from the call log and appends
+those the stream does not hold yet (``recover``); the debt is cleared once the backlog
+has been appended whole.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from outguard.callevents import CallDecided, CallEnded, CallEvent, decode, encode
+from outguard.cluster.feed_debt import SLACK_S, FeedDebt
 from outguard.events import EventHub, Subscription
 
 logger = logging.getLogger(__name__)
@@ -49,8 +57,11 @@ class CallFeed:
 
     def __init__(self, client: aioredis.Redis, prefix: str = "og:", *,
                  maxlen: int = 1_000_000, batch: int = 500, backlog: int = 50_000,
-                 retry_s: float = 1.0, seen: int = 100_000) -> None:
+                 retry_s: float = 1.0, seen: int = 100_000,
+                 debt: FeedDebt | None = None) -> None:
         self.client = client
+        #: where the events owed across a stop or a crash are written down (None: nowhere)
+        self.debt = debt
         self.key = prefix + "calls"
         self.maxlen = maxlen
         self.batch = batch
@@ -63,13 +74,21 @@ class CallFeed:
         self.dropped = 0  # events never appended: pushed out of the full backlog
         self.missed = 0  # events this instance skipped as unreadable
         self.repeats = 0  # events read twice (a batch appended again) and skipped
+        self.recovered = 0  # events derived again from the call log and appended
         self._waiting = 0  # how many of the backlog's oldest waited through a failure
         self._dropped_in_outage = 0
+        self._sub: Subscription | None = None
+        #: a debt of the last run is cleared only once ``recover`` has queued it
+        self._owed_queued = debt is None or debt.since is None
+        #: (kind, call id) of events this instance appended again from its call log: its
+        #: own figures counted them in its start's replay, so its reader skips them
+        self._own_repeats: set[tuple[str, str]] = set()
 
     def figures(self) -> dict[str, int]:
         """For /metrics."""
         return {"published": self.published, "backlog": len(self.backlog),
-                "late": self.late, "dropped": self.dropped, "missed": self.missed}
+                "late": self.late, "dropped": self.dropped, "missed": self.missed,
+                "recovered": self.recovered}
 
     async def mark(self) -> str:
         """The stream's newest id now (START when empty; "$", whatever comes next, when
@@ -85,7 +104,8 @@ class CallFeed:
 
     def publisher(self, hub: EventHub) -> Coroutine[Any, Any, None]:
         """The task that appends this instance's call events (subscribed from now on)."""
-        return self._publish(hub.subscribe(size=50_000))
+        self._sub = hub.subscribe(size=50_000)
+        return self._publish(self._sub)
 
     async def _publish(self, sub: Subscription) -> None:
         """Append the call events as they come, batched (until cancelled); what Redis
@@ -142,6 +162,7 @@ class CallFeed:
                     await pipe.execute()
                     break
                 except (RedisError, OSError) as exc:
+                    self._owe()
                     if attempt:
                         if not self._waiting:
                             logger.warning("call feed: Redis cannot take events (%s); up to"
@@ -151,6 +172,8 @@ class CallFeed:
                         return
             for _ in chunk:
                 self.backlog.popleft()
+            if not self.backlog and self.debt is not None and self._owed_queued:
+                self.debt.clear()  # everything owed is appended
             self.published += len(chunk)
             late = min(len(chunk), self._waiting)
             if late:
@@ -162,10 +185,98 @@ class CallFeed:
                                    self._dropped_in_outage)
                     self._dropped_in_outage = 0
 
+    def _owe(self) -> None:
+        """The backlog may not reach Redis: write the debt down (since its oldest event,
+        less the slack) before anything else can happen to this process."""
+        if self.debt is None or not self.backlog or self.debt.since is not None:
+            return
+        try:
+            oldest = decode(self.backlog[0]).at
+        except ValueError:
+            oldest = 0.0
+        try:
+            self.debt.owe(oldest - SLACK_S)
+        except OSError as exc:
+            logger.error("call feed: cannot write %s (%s): events waiting for Redis are"
+                         " lost if this instance stops first", self.debt.path, exc)
+
+    async def stop(self, timeout_s: float = 2.0) -> None:
+        """A graceful stop, once the publisher task is cancelled: take the events it had
+        not read and try once more to append the backlog (at most ``timeout_s``); what is
+        left stays owed (``FeedDebt``), derived again from the call log at the next
+        start."""
+        sub = self._sub
+        while sub is not None and not sub.queue.empty():
+            event = sub.queue.get_nowait()
+            if isinstance(event, (CallDecided, CallEnded)):
+                self._queue([encode(event)])
+        if not self.backlog:
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._flush()
+        except TimeoutError:
+            pass
+        if self.backlog:
+            self._owe()
+            logger.warning("call feed: %d event(s) not shared at stop; owed from the call"
+                           " log at the next start (%s)", len(self.backlog),
+                           self.debt.path if self.debt is not None else "no spool: lost")
+
+    async def recover(self, owed: list[CallDecided | CallEnded], scan: int = 200_000) -> int:
+        """Append the events a previous run owed (``FeedDebt``, derived again from the
+        call log) that the stream does not hold yet, before this run's own; this
+        instance's reader skips them (its replay counted them). Returns how many are
+        queued (appended by the publisher, now or when Redis answers)."""
+        self._owed_queued = True
+        if not owed:
+            if self.debt is not None and not self.backlog:
+                self.debt.clear()
+            return 0
+        owed = sorted(owed, key=lambda e: e.at)
+        keys = {(e.type, e.call_id) for e in owed}
+        self._own_repeats |= keys
+        try:
+            held = await self._held(keys, min(e.at for e in owed) - SLACK_S, scan)
+        except (RedisError, OSError) as exc:
+            logger.warning("call feed: Redis cannot answer (%s); the %d owed event(s) are"
+                           " appended when it does (readers skip those they read)",
+                           exc, len(owed))
+            held = set()
+        missing = [encode(e) for e in owed if (e.type, e.call_id) not in held]
+        self.backlog.extendleft(reversed(missing))
+        self.recovered += len(missing)
+        logger.warning("call feed: %d event(s) owed by the last run (%d already shared)"
+                       " are appended from the call log", len(missing), len(owed) - len(missing))
+        if not self.backlog and self.debt is not None:
+            self.debt.clear()
+        return len(missing)
+
+    async def _held(self, keys: set[tuple[str, str]], since: float,
+                    scan: int) -> set[tuple[str, str]]:
+        """Which of ``keys`` the stream holds, appended from ``since`` on (at most
+        ``scan`` entries read; past that, readers skip the repeats)."""
+        held: set[tuple[str, str]] = set()
+        start, read = f"{max(0, int(since * 1000))}-0", 0
+        while read < scan and len(held) < len(keys):
+            page: Any = await self.client.xrange(self.key, min=start, max="+", count=5000)
+            for entry_id, fields in page:
+                try:
+                    event = decode(fields.get(b"e", fields.get("e")))
+                except ValueError:
+                    continue
+                if (event.type, event.call_id) in keys:
+                    held.add((event.type, event.call_id))
+            read += len(page)
+            if len(page) < 5000:
+                break
+            start = "(" + _text(page[-1][0])
+        return held
+
     async def events(self, after: str, block_ms: int = 1000) -> AsyncIterator[CallEvent]:
         """Every event after ``after``, as they come (forever); reconnects after errors."""
         position = after
-        seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        seen: OrderedDict[tuple[str, str], None] = OrderedDict.fromkeys(self._own_repeats)
         while True:
             try:
                 found: Any = await self.client.xread({self.key: position}, count=self.batch,

@@ -362,7 +362,7 @@ async def test_call_events_redis_could_not_take_are_shared_when_it_answers_again
             doomed_redis.restart()  # back (empty); no new call comes: the retry shares them
             await eventually(lambda: feed.figures()["backlog"] == 0, "the backlog shared")
         assert feed.figures() == {"published": 3, "backlog": 0, "late": 2, "dropped": 0,
-                                  "missed": 0}
+                                  "missed": 0, "recovered": 0}
         assert sum("cannot take events" in r.message for r in caplog.records) == 1
         assert sum("answers again" in r.message for r in caplog.records) == 1
         assert await read_all(feed) == [("decision", "c2"), ("outcome", "c2")]
