@@ -54,6 +54,11 @@ class AmiLoginRefused(AmiError):
     """The manager refused the user or password (manager.conf)."""
 
 
+class AmiTargetRefused(AmiError):
+    """The target may not be used (``on_login`` said why: e.g. its PBX name is another
+    Asterisk's)."""
+
+
 def parse_message(block: bytes) -> Message | None:
     """One whole message (its bytes up to the blank line), decoded at once."""
     text = block.decode("utf-8", "replace").rstrip("\r\n")
@@ -83,6 +88,7 @@ class AmiClient:
         filters: Sequence[str] = (),
         on_event: EventHandler | None = None,
         on_connect: ConnectHandler | None = None,
+        on_login: ConnectHandler | None = None,
         action_timeout_s: float = 5.0,
         ping_every_s: float = 20.0,
         max_message_bytes: int = 1024 * 1024,
@@ -95,6 +101,10 @@ class AmiClient:
         self.filters = tuple(filters)
         self.on_event = on_event
         self.on_connect = on_connect
+        #: awaited after the login, before any event is handed on or ``connected`` is
+        #: set; raising AmiError ends the session (retried with back-off)
+        self.on_login = on_login
+        self._accepting = False  # the login hook passed: events are handed on
         self.action_timeout_s = action_timeout_s
         self.ping_every_s = ping_every_s
         self.max_message_bytes = max_message_bytes
@@ -123,7 +133,8 @@ class AmiClient:
                 raise
             except (OSError, asyncio.IncompleteReadError, AmiError) as err:
                 self.last_error = str(err) or type(err).__name__
-                log = logger.error if isinstance(err, AmiLoginRefused) else logger.warning
+                log = (logger.error if isinstance(err, (AmiLoginRefused, AmiTargetRefused))
+                       else logger.warning)
                 log("AMI %s:%d: %s", self.host, self.port, self.last_error)
             except asyncio.LimitOverrunError:
                 logger.error("AMI %s:%d: a message exceeded %d bytes; reconnecting",
@@ -158,6 +169,9 @@ class AmiClient:
                 if applied.get("Response") != "Success":
                     logger.warning("AMI filter %r refused (%s); filtering client-side",
                                    expression, applied.get("Message"))
+            if self.on_login is not None:
+                await self.on_login(self)
+            self._accepting = True
             self.connected = True
             self._ready.set()
             logger.info("connected to AMI %s:%d (Asterisk Call Manager %s) as %s",
@@ -207,7 +221,8 @@ class AmiClient:
             else:
                 collecting.append(message)
             return
-        if "Event" in message and self.on_event is not None:
+        if "Event" in message and self.on_event is not None and (
+                self._accepting or self.on_login is None):
             try:
                 self.on_event(message)
             except Exception:
@@ -216,6 +231,7 @@ class AmiClient:
     def _disconnected(self, quiet: bool = False) -> None:
         was = self.connected and not quiet
         self.connected = False
+        self._accepting = False
         self._ready.clear()
         self._writer = None
         for task in list(self._tasks):
@@ -236,6 +252,12 @@ class AmiClient:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+
+    async def drop(self) -> None:
+        """End the session now (it reconnects with back-off, through ``on_login``)."""
+        writer = self._writer
+        if writer is not None:
+            writer.close()
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -33,10 +33,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from agi.ami import AmiClient, AmiError
+from agi.ami import AmiClient, AmiError, AmiTargetRefused, AmiUnavailable
 from outguard import dialplan_vars as dv
 from outguard.config import AmiConfig
 from outguard.dialplan_pbx import DialplanPbx
+from outguard.pbx_claims import PbxClaims, PbxConflict
 from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCalls
 
 logger = logging.getLogger(__name__)
@@ -224,17 +225,37 @@ class AmiListener:
 
     def __init__(self, outcomes: Outcomes, cfg: AmiConfig,
                  on_optout: UserEventHandler | None = None,
-                 dialplan: DialplanPbx | None = None) -> None:
+                 dialplan: DialplanPbx | None = None,
+                 claims: PbxClaims | None = None) -> None:
         self.pbx = cfg.pbx
         #: the dialplan's OUTGUARD_PBX, checked (set when empty) at every connect
         self.dialplan = dialplan or DialplanPbx(cfg.pbx, "")
         self.tracker = OutcomeTracker(outcomes, pbx=cfg.pbx)
         self.on_optout = on_optout
+        self.claims = claims
         self.client = AmiClient(
             cfg.host, cfg.port, cfg.user, cfg.password,
             events=EVENT_CLASSES, filters=EVENT_FILTERS,
             on_event=self._on_event, on_connect=self._connected,
+            on_login=self._claim if claims is not None else None,
         )
+
+    async def _claim(self, client: AmiClient) -> None:
+        """Before any event is used: this PBX name is this Asterisk's (``PbxClaims``), by
+        its entity id (``Getvar ENTITYID``: what ARI reports as ``system.entity_id``)."""
+        assert self.claims is not None
+        try:
+            reply = await client.action("Getvar", Variable="ENTITYID")
+            entity = reply.get("Value", "") if reply.get("Response") == "Success" else ""
+        except AmiUnavailable:
+            raise
+        except AmiError:
+            entity = ""
+        try:
+            await self.claims.claim(self.pbx, "ami", entity, f"{client.host}:{client.port}",
+                                    drop=client.drop, connected=lambda: client.connected)
+        except PbxConflict as exc:
+            raise AmiTargetRefused(str(exc)) from None
 
     def _on_event(self, event: Mapping[str, str]) -> None:
         if event.get("Event") == "UserEvent" and event.get("UserEvent") == dv.OPTOUT_EVENT:

@@ -45,6 +45,7 @@ from outguard.callfacts import ChannelFacts
 from outguard.dialplan_pbx import DialplanPbx
 from outguard.latency import LatencyRecorder
 from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY, LiveCall
+from outguard.pbx_claims import PbxClaims, PbxConflict
 from outguard.probes import SCREENING_FAILURES
 from outguard.screening import (
     Backoff,
@@ -110,8 +111,11 @@ class StasisApp:
         self, client: AriClient, screener: Screener, settings: CallSettings,
         tracker: CallTracker | None = None, pbx: str = DEFAULT_PBX,
         dialplan: DialplanPbx | None = None,
+        claims: PbxClaims | None = None,
     ) -> None:
         self.client = client
+        #: where this PBX name is claimed for this Asterisk before the app registers
+        self.claims = claims
         self.pbx = pbx  # the PBX this app's Asterisk is (outguard.config target name)
         #: the dialplan's OUTGUARD_PBX, checked (set when empty) at every connect
         self.dialplan = dialplan or DialplanPbx(pbx, pbx if screener.reserves else "")
@@ -143,9 +147,12 @@ class StasisApp:
         while True:
             backoff.connecting()
             try:
+                await self._claim()
                 async for event in self.client.events(on_open=self._on_open):
                     self.dispatch(event)
                 logger.warning("ARI events WebSocket closed")
+            except PbxConflict as err:  # logged by the claims; not used until resolved
+                self.last_error = str(err)
             except AriUnavailable as err:
                 self.last_error = str(err)
                 log = logger.error if err.details.get("status") == 401 else logger.warning
@@ -157,6 +164,23 @@ class StasisApp:
             logger.info("reconnecting to ARI in %.1f s", delay)
             await asyncio.sleep(delay)
             self.reconnects += 1
+
+    async def _claim(self) -> None:
+        """Before the Stasis app registers (and calls arrive): this PBX name is this
+        Asterisk's (``outguard.pbx_claims``), by its entity id."""
+        if self.claims is None:
+            return
+        try:
+            info = await self.client.info()
+            entity = str((info.get("system") or {}).get("entity_id") or "")
+        except AriError:
+            entity = ""  # ARI answers, but not this: the name is not checked
+        await self.claims.claim(self.pbx, "ari", entity, self.client.base,
+                                drop=self.client.drop_events,
+                                connected=lambda: self.connected)
+        await self.claims.claim_app(self.pbx, entity, self.client.app, self.client.base,
+                                    drop=self.client.drop_events,
+                                    connected=lambda: self.connected)
 
     def _on_open(self) -> None:
         self.connected = True

@@ -57,6 +57,7 @@ class AriClient:
         self._headers = {"Authorization": aiohttp.encode_basic_auth(user, password)}
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def __aenter__(self) -> AriClient:
         await self.open()
@@ -247,6 +248,7 @@ class AriClient:
             raise AriUnavailable(f"ARI events WebSocket {url}: {err}") from err
         except (aiohttp.ClientError, TimeoutError) as err:
             raise AriUnavailable(f"ARI events WebSocket {url}: {err}") from err
+        self._ws = ws
         if on_open is not None:
             on_open()
         try:
@@ -262,4 +264,11 @@ class AriClient:
                 elif message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     break
         finally:
+            self._ws = None
+            await ws.close()
+
+    async def drop_events(self) -> None:
+        """Close the events WebSocket now (``events`` ends; its owner reconnects)."""
+        ws = self._ws
+        if ws is not None:
             await ws.close()

@@ -123,6 +123,9 @@ class ClusterConfig:
     slot_ttl_s: float = 7200.0
     #: the reservation's round-trip budget; past it the caps' failure policy applies
     timeout_ms: float = 250.0
+    #: this instance's name in the PBX claims (one Asterisk per PBX name) and their
+    #: messages; empty = "<host name>:<API port>"
+    instance: str = ""
 
     def __post_init__(self) -> None:
         if self.redis and not self.redis.startswith(("redis://", "rediss://", "unix://")):
@@ -161,6 +164,9 @@ class Settings:
                 object.__setattr__(self, name, (value,))
         for name in _TARGETS:
             check_targets(getattr(self, name), name)
+        if self.cluster.redis:
+            for name in _TARGETS:
+                check_named(getattr(self, name), name)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict for display: secrets are only ever env var names."""
@@ -182,9 +188,12 @@ class Settings:
 
 
 def check_targets(targets: tuple[Any, ...], section: str) -> None:
-    """Several targets of one kind: each a valid, distinct PBX name (ValueError naming
-    the entry). A PBX has at most one ARI and one AMI target."""
+    """Several targets of one kind: each a valid, distinct PBX name, each a different
+    Asterisk address (ValueError naming the entries). A PBX has at most one ARI and one
+    AMI target, and one Asterisk is one PBX: two names for it would split its calls and
+    figures, and two ARI connections of one application take its calls from each other."""
     seen: dict[str, int] = {}
+    addresses: dict[str, int] = {}
     for number, target in enumerate(targets, 1):
         where = f"{section}[{number}]" if len(targets) > 1 else section
         try:
@@ -196,6 +205,34 @@ def check_targets(targets: tuple[Any, ...], section: str) -> None:
                              f"[{seen[target.pbx]}] too; each [[{section}]] target needs a "
                              "pbx name of its own")
         seen[target.pbx] = number
+        address = target_address(target)
+        if target.enabled and address in addresses:
+            raise ValueError(f"{where}: {address} is {section}[{addresses[address]}]'s"
+                             f" Asterisk too (pbx {targets[addresses[address] - 1].pbx!r});"
+                             f" one Asterisk is one PBX: list it once")
+        if target.enabled:
+            addresses[address] = number
+
+
+def target_address(target: Any) -> str:
+    """Where a target reaches its Asterisk: the ARI URL, or the AMI host and port."""
+    if isinstance(target, AriConfig):
+        return target.url.rstrip("/").lower()
+    return f"{target.host.lower()}:{target.port}"
+
+
+def check_named(targets: tuple[Any, ...], section: str) -> None:
+    """Cluster mode: every enabled target names its PBX (ValueError naming the entry).
+    An unnamed PBX is ``default`` on every instance, and cluster call ids are
+    ``<uniqueid>@<pbx>``: two unnamed PBXes would mix their calls."""
+    for number, target in enumerate(targets, 1):
+        if target.enabled and target.pbx == DEFAULT_PBX:
+            where = f"{section}[{number}]" if len(targets) > 1 else section
+            raise ValueError(
+                f"{where}: cluster mode ([cluster] redis is set) needs each PBX named, with"
+                f" a name no other PBX of the cluster has (pbx = \"...\"): unnamed, it is"
+                f" {DEFAULT_PBX!r} on every instance, and cluster call ids are"
+                f" <uniqueid>@<pbx> (or disable the target: enabled = false)")
 
 
 _SECTIONS = {"ari": AriConfig, "agi": AgiConfig, "ami": AmiConfig, "api": ApiConfig,

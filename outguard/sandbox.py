@@ -12,6 +12,7 @@ Needs root (chroot). Nothing is mounted: Asterisk runs without /proc in the chro
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -213,12 +214,22 @@ def render(template: str, values: dict[str, str]) -> str:
     return re.sub(r"\{\{(\w+)\}\}", fill, template)
 
 
+def entity_id(name: str) -> str:
+    """The instance's Asterisk entity id (``asterisk.conf`` ``entityid``): a locally
+    administered MAC address of its own, so that two sandbox PBXes on one host are two
+    Asterisk servers to outguard's PBX claims, as two machines would be (unset, Asterisk
+    takes the host's MAC, the same for every instance here)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
 def write_config(root: Path, inst: Instance) -> Path:
     """Write the instance's Asterisk configuration into the chroot; return its etc dir."""
     dirs = _inside(inst.name)
     values = {
         **dirs,
         "name": inst.name,
+        "entityid": entity_id(inst.name),
         "moddir": _module_dir(root),
         "ari_user": inst.ari_user,
         "ari_password": inst.ari_password,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,9 @@ from outguard.config import Settings
 from outguard.consent import DialplanOptOuts
 from outguard.dialplan_pbx import DialplanPbx
 from outguard.enforcement import Enforcer
-from outguard.live import DEFAULT_PBX
+from outguard.callevents import CallDecided, CallEnded
+from outguard.live import DEFAULT_PBX, MAX_CALL_AGE_S
+from outguard.pbx_claims import PbxClaims
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
 from outguard.store import is_postgres_url
@@ -40,6 +44,7 @@ from outguard.tasks import cancel_and_wait
 from rules.policy_types import Policy
 
 if TYPE_CHECKING:  # redis-py is only needed in cluster mode
+    from outguard.cluster.feed_debt import FeedDebt
     from outguard.cluster.guard import GuardedCaps
 
 logger = logging.getLogger(__name__)
@@ -58,6 +63,8 @@ AMI_BY_PBX = web.AppKey("ami_by_pbx", dict)  # pbx -> AmiListener
 FEED_FIGURES: web.AppKey[Callable[[], dict[str, int]]] = web.AppKey("feed_figures")
 DIALPLANS = web.AppKey("dialplans", dict)  # pbx -> DialplanPbx (its OUTGUARD_PBX)
 PARTS = web.AppKey("parts", dict)  # name -> object with a .connected flag, for /health
+#: cluster mode: this instance's claims of PBX names (one Asterisk per name)
+CLAIMS = web.AppKey("pbx_claims", PbxClaims)
 
 
 def part_name(kind: str, pbx: str) -> str:
@@ -172,16 +179,20 @@ async def _cluster_enforcement(app: web.Application) -> AsyncIterator[Enforcer]:
     import redis.asyncio as aioredis
 
     from outguard.cluster.feed import CallFeed
+    from outguard.cluster.feed_debt import FeedDebt
     from outguard.cluster.leader import AdvisoryLeader
 
     settings, screener, store = app[SETTINGS], app[SCREENER], app[STORE]
     client = aioredis.Redis.from_url(settings.cluster.redis, socket_timeout=5,
                                      socket_connect_timeout=2)
-    feed = CallFeed(client, settings.cluster.prefix)
+    debt = FeedDebt(settings.spool_dir or default_spool_dir(settings.store))
+    feed = CallFeed(client, settings.cluster.prefix, debt=debt)
     app[FEED_FIGURES] = feed.figures
     leader = AdvisoryLeader(settings.store) if is_postgres_url(settings.store) else None
     loop = asyncio.get_running_loop()
-    tasks = [loop.create_task(feed.publisher(screener.events))]
+    await feed.recover(await owed_events(store, debt, settings.pbx_names()))
+    claims = app[CLAIMS] = PbxClaims(store, instance_name(settings))
+    tasks = [loop.create_task(feed.publisher(screener.events)), loop.create_task(claims.run())]
     try:
         if leader is not None:
             await leader.step()  # the first instance up leads from its start
@@ -199,9 +210,31 @@ async def _cluster_enforcement(app: web.Application) -> AsyncIterator[Enforcer]:
             await enforcer.stop()
     finally:
         await cancel_and_wait(tasks)
+        await feed.stop()  # the publisher is stopped: what it left, appended or owed
         if leader is not None:
             await leader.close()
         await client.aclose()
+
+
+def instance_name(settings: Settings) -> str:
+    """This instance's name in the PBX claims and their messages: ``[cluster] instance``,
+    else ``<host name>:<API port>``."""
+    return settings.cluster.instance or f"{socket.gethostname()}:{settings.api.port}"
+
+
+async def owed_events(store: AsyncStore, debt: FeedDebt,
+                      pbxes: Sequence[str]) -> list[CallDecided | CallEnded]:
+    """The call events a previous run of this instance could not share on the call feed
+    (Redis could not take them before it stopped or died: ``FeedDebt``), derived again
+    from the call log; none when nothing is owed."""
+    from outguard.cluster.feed_debt import MAX_DEBT_S, events_from_log
+
+    if debt.since is None:
+        return []
+    since = max(debt.since, time.time() - MAX_DEBT_S)
+    inner, names = store.store, frozenset(pbxes)
+    return await store.run(lambda: list(events_from_log(
+        inner.iter_calls_since(since - MAX_CALL_AGE_S, allowed_only=False), since, names)))
 
 
 async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -216,7 +249,7 @@ async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:
         await client.open()
         stasis = StasisApp(client, app[SCREENER], app[SETTINGS].calls,
                            tracker=trackers.get(cfg.pbx), pbx=cfg.pbx,
-                           dialplan=dialplan_of(app, cfg.pbx))
+                           dialplan=dialplan_of(app, cfg.pbx), claims=app.get(CLAIMS))
         apps[cfg.pbx] = stasis
         app[PARTS][part_name("ari", cfg.pbx)] = stasis
         runners.append(asyncio.get_running_loop().create_task(stasis.run()))
@@ -241,7 +274,8 @@ async def _ami_ctx(app: web.Application) -> AsyncIterator[None]:
     for cfg in app[SETTINGS].ami:
         if cfg.enabled:
             listeners[cfg.pbx] = AmiListener(screener, cfg, on_optout=optouts,
-                                             dialplan=dialplan_of(app, cfg.pbx))
+                                             dialplan=dialplan_of(app, cfg.pbx),
+                                             claims=app.get(CLAIMS))
             app[PARTS][part_name("ami", cfg.pbx)] = listeners[cfg.pbx]
     app[AMI_BY_PBX] = listeners
     if listeners:
@@ -308,6 +342,9 @@ async def health(request: web.Request) -> web.Response:
     if screener.shared is not None and not screener.shared.health.available:
         reasons.append("cap store (Redis) unavailable: caps follow their failure policy"
                        " (when_unavailable)")
+    claims = request.app.get(CLAIMS)
+    if claims is not None:
+        reasons.extend(claims.conflicts.values())  # each names both sides
     status = "starting" if screener.snapshot is None else "degraded" if reasons else "ok"
     body: dict[str, Any] = {
         "status": status,

@@ -115,6 +115,10 @@ class Scrape:
     caps: CapHealth | None = None
     #: cluster mode: the call feed's figures (``CallFeed.figures``)
     feed: Mapping[str, int] | None = None
+    #: cluster mode: claims of PBX names refused so far, and refused now, by pbx
+    #: (``outguard.pbx_claims``); None outside cluster mode
+    pbx_refused: Mapping[str, int] | None = None
+    pbx_conflicts: Mapping[str, int] = field(default_factory=dict)
     #: open complaints from regulators' channels by (channel, deadline state)
     complaints: Mapping[tuple[str, str], int] = field(default_factory=dict)
     #: of those, by channel, the deadlines counted Monday-Friday (calendar_unknown)
@@ -183,6 +187,15 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
         yield from _cap_store(s.caps)
     if s.feed is not None:
         yield from _call_feed(s.feed)
+    if s.pbx_refused is not None:
+        yield _counter("outguard_pbx_conflicts",
+                       "Connections to an Asterisk refused because another Asterisk holds"
+                       " their PBX name, or another instance their Stasis application there"
+                       " (outguard.pbx_claims), by PBX.", "pbx",
+                       {k: float(v) for k, v in s.pbx_refused.items()})
+        yield _gauge("outguard_pbx_conflict",
+                     "Targets of a PBX not used now because of such a conflict.", "pbx",
+                     {k: float(v) for k, v in s.pbx_conflicts.items()})
     due = GaugeMetricFamily(
         "outguard_complaints_open",
         "Open complaints from regulators' channels (12321, 12300, fcc, ofcom) by channel and "
@@ -227,6 +240,10 @@ def _cap_store(h: CapHealth) -> Iterator[Metric]:
                    " answer (blocked: a cap failing closed; allowed: let through uncounted).",
                    "verdict", {"blocked": float(h.failed_closed),
                                "allowed": float(h.failed_open)})
+    yield _counter("outguard_cap_store_unscreened",
+                   "Calls screening could not decide that went out all the same (fail-open),"
+                   " counted in the shared caps (at once, or when the cap store returned).",
+                   None, {"": float(h.unscreened)})
     yield _gauge("outguard_cap_store_pending",
                  "Calls let through uncounted, waiting to be counted when the cap store"
                  " returns.", None, {"": float(len(h.pending))})
@@ -260,6 +277,10 @@ def _call_feed(f: Mapping[str, int]) -> Iterator[Metric]:
                    "Call events never shared: pushed out of the full backlog while Redis"
                    " could not take them (the call log keeps them).", None,
                    {"": float(f.get("dropped", 0))})
+    yield _counter("outguard_call_feed_recovered",
+                   "Call events a previous run of this instance could not share before it"
+                   " stopped or died, derived again from the call log and appended at start.",
+                   None, {"": float(f.get("recovered", 0))})
     yield _counter("outguard_call_feed_missed",
                    "Call-feed entries this instance could not read.", None,
                    {"": float(f.get("missed", 0))})

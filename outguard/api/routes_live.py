@@ -21,7 +21,7 @@ from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.enforcement.deadlines import deadline_state
 from outguard.events import wire
-from outguard.server import ENFORCER, FEED_FIGURES, PARTS, split_part, store_health
+from outguard.server import CLAIMS, ENFORCER, FEED_FIGURES, PARTS, split_part, store_health
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ async def metrics(request: web.Request) -> web.Response:
         if c.calendar_unknown:
             unknown[key[0]] = unknown.get(key[0], 0) + 1
     snap = screener.snapshot
+    claims = request.app.get(CLAIMS)
     enforcer = request.app.get(ENFORCER)
     health = await enforcer.health_summary() if enforcer is not None else {}
     scrape = Scrape(
@@ -69,10 +70,20 @@ async def metrics(request: web.Request) -> web.Response:
         store=store_health(request.app), complaints=complaints, health=health,
         calendar_unknown=unknown,
         caps=screener.shared.health if screener.shared is not None else None,
-        feed=request.app[FEED_FIGURES]() if FEED_FIGURES in request.app else None)
+        feed=request.app[FEED_FIGURES]() if FEED_FIGURES in request.app else None,
+        pbx_refused=dict(claims.refused) if claims is not None else None,
+        pbx_conflicts=_by_pbx(claims.conflicts) if claims is not None else {})
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
                                             "X-Content-Type-Options": "nosniff"})
+
+
+def _by_pbx(conflicts: dict[tuple[str, str], str]) -> dict[str, int]:
+    """How many targets of each PBX a conflict keeps unused now."""
+    counts: dict[str, int] = {}
+    for pbx, _kind in conflicts:
+        counts[pbx] = counts.get(pbx, 0) + 1
+    return counts
 
 
 @route("GET", "/api/events", tag="live", response_type="text/event-stream")

@@ -389,6 +389,35 @@ class EnforcementMixin:
         return {(r["rule_id"], r["outcome"]): int(r["count"])
                 for r in self._query("SELECT rule_id, outcome, count FROM rule_hits")}
 
+    # -- PBX claims (outguard.pbx_claims) ----------------------------------------------------
+
+    def claim_pbx(self, pbx: str, entity_id: str, instance: str, kind: str, now: float,
+                  stale_before: float) -> tuple[str, str, str, float] | None:
+        """Claim the PBX name ``pbx`` for the Asterisk ``entity_id`` (renewing the lease):
+        None when granted; else who holds it, (entity id, instance, kind, seen_at). A claim
+        is granted when the name is free, names the same Asterisk, was not renewed since
+        ``stale_before``, or is this target's own (the same instance and kind: its
+        Asterisk was replaced). Atomic on both engines (one upsert, then a read)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[str, str, str, float] | None:
+            conn.execute(
+                "INSERT INTO pbx_claims (pbx, entity_id, instance, kind, seen_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (pbx) DO UPDATE SET"
+                " entity_id = excluded.entity_id, instance = excluded.instance,"
+                " kind = excluded.kind, seen_at = excluded.seen_at"
+                " WHERE pbx_claims.entity_id = excluded.entity_id"
+                " OR pbx_claims.seen_at < ?"
+                " OR (pbx_claims.instance = excluded.instance"
+                " AND pbx_claims.kind = excluded.kind)",
+                (pbx, entity_id, instance, kind, now, stale_before))
+            row = conn.execute("SELECT entity_id, instance, kind, seen_at FROM pbx_claims"
+                               " WHERE pbx = ?", (pbx,)).fetchone()
+            if row is None or row[0] == entity_id:
+                return None
+            return str(row[0]), str(row[1]), str(row[2]), float(row[3])
+
+        return self._write(job)
+
     # -- audit ---------------------------------------------------------------------------
 
     def add_audit(self, actor: str, action: str, *, party_kind: str | None = None,

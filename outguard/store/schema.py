@@ -310,6 +310,18 @@ def _deadline_calendar_unknown(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE complaints ADD COLUMN calendar_unknown INTEGER NOT NULL DEFAULT 0")
 
 
+def _pbx_claims(db: sqlite_utils.Database) -> None:
+    """160: which Asterisk server each PBX name is (``outguard.pbx_claims``): its entity id,
+    the instance and the kind of target (ari / ami) that last claimed it, and when (a lease:
+    a claim not renewed for its lease may be taken by another Asterisk)."""
+    db.execute("""CREATE TABLE pbx_claims (
+        pbx TEXT PRIMARY KEY,
+        entity_id TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        seen_at REAL NOT NULL)""")
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "core schema", _core_schema),
     (2, "lookup indexes", _lookup_indexes),
@@ -328,6 +340,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (120, "list entries: bytewise numbers, list checked per statement", _entry_list_check),
     (121, "list entries: the statement's list check in one query", _entry_list_check_lean),
     (140, "list entries: a partition per list", _entries_per_list),
+    (160, "pbx claims: one Asterisk per PBX name", _pbx_claims),
 )
 LATEST = max(number for number, _, _ in MIGRATIONS)
 

@@ -96,9 +96,14 @@ def shared(pg_server: PostgresServer, cluster_redis: RedisServer) -> Iterator[Sh
 
 def cluster_settings(pbx: sandbox.Sandbox, shared: Shared, spool: Path,
                      policy: str = "cluster.toml") -> Settings:
+    """An instance of the cluster on ``pbx``, named after its sandbox instance (cluster
+    mode needs every PBX named)."""
     base = settings_for(pbx, spool.parent / "unused.db")
-    return dataclasses.replace(base, store=shared.url, spool_dir=str(spool),
-                               policy=str(POLICIES / policy), cluster=shared.cluster())
+    return dataclasses.replace(
+        base, store=shared.url, spool_dir=str(spool), policy=str(POLICIES / policy),
+        cluster=shared.cluster(),
+        ari=tuple(dataclasses.replace(t, pbx=pbx.inst.name) for t in base.ari),
+        ami=tuple(dataclasses.replace(t, pbx=pbx.inst.name) for t in base.ami))
 
 
 @pytest.fixture
@@ -278,14 +283,17 @@ class ClusterProcess(OutguardProcess):
     """``outguard serve`` in a process of its own on the cluster's PostgreSQL and Redis."""
 
     def __init__(self, pbx: sandbox.Sandbox, workdir: Path, shared: Shared,
-                 slot_ttl_s: float) -> None:
+                 slot_ttl_s: float, policy: str = "cluster.toml",
+                 parts: str = "ari,api") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        super().__init__(pbx, workdir, "ari,api")
+        super().__init__(pbx, workdir, parts)
         self.url = shared.url
         text = self.settings.read_text(encoding="utf-8").split("\n", 2)[2]  # store, policy
+        for section in ("[ari]\n", "[ami]\n"):  # cluster mode needs every PBX named
+            text = text.replace(section, f'{section}pbx = "{pbx.inst.name}"\n')
         self.settings.write_text(
             f'store = "{shared.url}"\nspool_dir = "{workdir / "spool"}"\n'
-            f'policy = "{POLICIES / "cluster.toml"}"\n{text}'
+            f'policy = "{POLICIES / policy}"\n{text}'
             f'[cluster]\nredis = "{shared.redis.url}"\nprefix = "{shared.prefix}"\n'
             f'slot_ttl_s = {slot_ttl_s}\n', encoding="utf-8")
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from panoramisk.ami_protocol import AMIProtocol
 
-from agi.ami import AmiClient, format_action
+from agi.ami import AmiClient, AmiTargetRefused, format_action
 from agi.outcomes import AmiListener
 from outguard.config import AmiConfig
 from outguard.live import InMemoryLiveCalls, LiveCall
@@ -300,3 +300,36 @@ async def test_cancelling_the_client_as_its_connection_opens_ends_it() -> None:
         finally:
             await stop_client(client, task)
             await fake.stop()
+
+
+async def test_a_target_refused_at_login_hands_on_no_event_and_retries() -> None:
+    """``on_login`` runs before any event is used: a refusal ends the session (retried
+    with back-off), and the events the manager sent meanwhile reach nobody."""
+    seen: list[Any] = []
+    verdicts = ["refuse", "accept"]
+
+    async def script(action: dict[str, str], writer: asyncio.StreamWriter) -> None:
+        if action["Action"] == "Getvar":
+            writer.write(block(Event="Hangup", Uniqueid="u.1"))  # an event before the answer
+            writer.write(block(Response="Success", ActionID=action["ActionID"],
+                               Variable="ENTITYID", Value="02:00:00:00:00:01"))
+
+    async def on_login(client: AmiClient) -> None:
+        reply = await client.action("Getvar", Variable="ENTITYID")
+        assert reply.get("Value") == "02:00:00:00:00:01"
+        if verdicts.pop(0) == "refuse":
+            raise AmiTargetRefused("pbx 'bj-1' is another Asterisk's")
+
+    fake = FakeManager(script)
+    await fake.start()
+    client, task = await run_client(fake, on_event=seen.append, on_login=on_login)
+    try:
+        await eventually(lambda: client.connected, "connected at the second attempt")
+        assert fake.connections == 2 and client.reconnects == 1
+        assert seen == []  # events before the hook passed reach nobody, in both sessions
+        fake.writers[-1].write(block(Event="Hangup", Uniqueid="u.2"))
+        await eventually(lambda: [e.get("Uniqueid") for e in seen] == ["u.2"],
+                         "an event after the hook passed handed on")
+    finally:
+        await stop_client(client, task)
+        await fake.stop()

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from outguard.config import ApiConfig, ClusterConfig, Settings
+from outguard.config import AmiConfig, ApiConfig, AriConfig, ClusterConfig, Settings
 from outguard.server import SCREENER, STORE, Parts, build_app
 from outguard.service import Screener
 from outguard.store.aio import AsyncStore
@@ -80,7 +80,10 @@ async def start_api(tmp_path: Path, show_numbers: bool = False,
     spool = tempfile.mkdtemp(prefix="spool-", dir=tmp_path)  # one per instance, in tmp_path
     settings = Settings(store=str(db), default_tenant="t1", policy=str(policy), spool_dir=spool,
                         api=ApiConfig(show_numbers=show_numbers, max_body_bytes=max_body_bytes),
-                        cluster=cluster or ClusterConfig())
+                        cluster=cluster or ClusterConfig(),
+                        # cluster mode needs the PBX named (its targets are not started here)
+                        ari=AriConfig(pbx="api-test" if cluster else "default"),
+                        ami=AmiConfig(pbx="api-test" if cluster else "default"))
     app = build_app(settings, Parts(ari=False, agi=False, ami=False))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()

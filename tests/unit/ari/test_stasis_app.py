@@ -6,6 +6,7 @@ import dataclasses
 import asyncio
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,10 @@ from ari_app.client import AriError, ChannelGone
 from ari_app.settings import CallSettings
 from outguard import probes
 from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, InMemoryLiveCalls, LiveCall
+from outguard.pbx_claims import PbxClaims
 from outguard.service import Decision, ScreeningUnavailable
+from outguard.store.aio import AsyncStore
+from outguard.store.sqlite import SQLiteStore
 from rules.model import CallAttempt, Verdict
 from tests.waiting import eventually
 
@@ -901,3 +905,64 @@ async def test_a_reconnecting_ari_closes_only_its_own_pbxs_calls_that_are_gone()
     await on_a.reconcile()  # a's Asterisk restarted: its channels are gone
     assert screener.ended_ids == [("d-a", None)]
     assert screener.live.on_channel("b", "c1") is not None
+
+
+class FakeEntityAri(FakeAri):
+    """An Asterisk with an entity id and an events WebSocket that stays open."""
+
+    base = "http://10.0.0.2:8088/ari"
+
+    def __init__(self, entity: str) -> None:
+        super().__init__()
+        self.entity = entity
+        self.opened = 0
+
+    async def info(self) -> dict[str, Any]:
+        return {"system": {"entity_id": self.entity, "version": "22.0.0"}}
+
+    async def events(self, on_open: Any = None) -> Any:
+        self.opened += 1
+        if on_open is not None:
+            on_open()
+        await asyncio.Event().wait()
+        yield {}  # pragma: no cover - never reached
+
+    async def drop_events(self) -> None:
+        pass
+
+
+async def test_an_asterisk_under_a_pbx_name_another_asterisk_holds_is_never_used(
+    tmp_path: Path,
+) -> None:
+    """The ARI target claims its PBX name for its Asterisk before the Stasis app
+    registers: refused, it opens no events WebSocket and says why; the Asterisk that
+    holds the name is used."""
+    store = AsyncStore(SQLiteStore(tmp_path / "og.db"))
+    try:
+        other = PbxClaims(store, "og-a:8470")
+        await other.claim("bj-1", "ari", "02:00:00:00:00:01", "http://10.0.0.1:8088/ari")
+        ari = FakeEntityAri("02:00:00:00:00:02")
+        claims = PbxClaims(store, "og-b:8470")
+        app = StasisApp(ari, FakeScreener(), CallSettings(), None, pbx="bj-1",  # type: ignore[arg-type]
+                        claims=claims)
+        task = asyncio.ensure_future(app.run())
+        try:
+            await eventually(lambda: app.reconnects >= 1, "a refused attempt, retried")
+            assert ari.opened == 0 and not app.connected
+            assert "pbx 'bj-1'" in app.last_error and "02:00:00:00:00:01" in app.last_error
+            assert ("bj-1", "ari") in claims.conflicts
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        same = FakeEntityAri("02:00:00:00:00:01")  # the name's own Asterisk
+        app = StasisApp(same, FakeScreener(), CallSettings(), None, pbx="bj-1",  # type: ignore[arg-type]
+                        claims=claims)
+        task = asyncio.ensure_future(app.run())
+        try:
+            await eventually(lambda: app.connected, "the name's own Asterisk used")
+            assert same.opened == 1 and claims.conflicts == {}
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await store.aclose()

@@ -100,6 +100,53 @@ def test_a_bad_target_is_named(tmp_path: Path, text: str, fragments: list[str]) 
         assert fragment in str(err.value)
 
 
+@pytest.mark.parametrize(("text", "fragments"), [
+    pytest.param('[[ari]]\npbx = "a"\nurl = "http://10.0.0.1:8088/ari"\n'
+                 '[[ari]]\npbx = "b"\nurl = "http://10.0.0.1:8088/ari/"\n',
+                 ["ari[2]", "http://10.0.0.1:8088/ari is ari[1]'s Asterisk too (pbx 'a')"],
+                 id="one-ari-twice"),
+    pytest.param('[[ami]]\npbx = "a"\nhost = "10.0.0.1"\n'
+                 '[[ami]]\npbx = "b"\nhost = "10.0.0.1"\n',
+                 ["ami[2]", "10.0.0.1:5038 is ami[1]'s Asterisk too (pbx 'a')"],
+                 id="one-ami-twice"),
+])
+def test_one_asterisk_listed_under_two_names_is_refused(
+    tmp_path: Path, text: str, fragments: list[str],
+) -> None:
+    with pytest.raises(config.ConfigError) as err:
+        load(tmp_path, text)
+    for fragment in [*fragments, "s.toml", "one Asterisk is one PBX"]:
+        assert fragment in str(err.value)
+
+
+def test_a_disabled_target_may_share_an_address(tmp_path: Path) -> None:
+    settings = load(tmp_path, '[[ami]]\npbx = "a"\n[[ami]]\npbx = "b"\nenabled = false\n')
+    assert [m.pbx for m in settings.ami] == ["a", "b"]
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    pytest.param('[ari]\nurl = "http://10.0.0.1:8088/ari"\n[ami]\npbx = "bj-1"\n', "ari:",
+                 id="unnamed-ari"),
+    pytest.param('[ari]\npbx = "bj-1"\n', "ami:", id="unnamed-default-ami"),
+    pytest.param('[ari]\npbx = "default"\n[ami]\npbx = "default"\n', "ari:",
+                 id="named-default"),
+])
+def test_cluster_mode_needs_every_pbx_named(tmp_path: Path, text: str, where: str) -> None:
+    with pytest.raises(config.ConfigError) as err:
+        load(tmp_path, '[cluster]\nredis = "redis://127.0.0.1:6379/0"\n' + text)
+    for fragment in ["s.toml", where, "cluster mode", "needs each PBX named",
+                     "<uniqueid>@<pbx>"]:
+        assert fragment in str(err.value)
+
+
+def test_cluster_mode_with_named_or_disabled_targets_loads(tmp_path: Path) -> None:
+    settings = load(tmp_path, '[cluster]\nredis = "redis://127.0.0.1:6379/0"\n'
+                    '[ari]\npbx = "bj-1"\n[ami]\nenabled = false\n')
+    assert settings.pbx_names() == ["bj-1"]
+    with pytest.raises(config.ConfigError, match="environment: ari: cluster mode"):
+        load(tmp_path, "", env={"OUTGUARD_CLUSTER_REDIS": "redis://127.0.0.1:6379/0"})
+
+
 def test_the_environment_cannot_pick_among_several_targets(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError, match=r"2 \[\[ari\]\] targets"):
         load(tmp_path, TWO, env={"OUTGUARD_ARI_URL": "http://x/ari"})

@@ -1,0 +1,227 @@
+"""Cluster mode's remaining faults, on the sandbox Asterisks, PostgreSQL and redis-server:
+one PBX name is one Asterisk across the instances (a second Asterisk under a claimed name
+is refused, one Asterisk on two instances needs a Stasis application each); a call that
+went out unscreened (fail-open) holds its shared reservation; the call events of an
+instance stopped (gracefully or by kill -9) while Redis was down reach the other instance
+once it starts again."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from outguard import sandbox
+from outguard.cluster.feed_debt import FeedDebt
+from outguard.config import Settings
+from outguard.server import AMI, CLAIMS, STASIS, Parts, build_app, health
+from outguard.testing import sipp
+from tests.integration.conftest import Running, start_outguard
+from tests.integration.test_cluster import (  # noqa: F401 - fixtures
+    ClusterProcess,
+    Shared,
+    cluster_redis,
+    cluster_settings,
+    shared,
+)
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def named(settings: Settings, pbx: str, app: str | None = None) -> Settings:
+    """``settings`` with its targets' PBX (and ARI application) renamed."""
+    return dataclasses.replace(
+        settings,
+        ari=tuple(dataclasses.replace(t, pbx=pbx, app=app or t.app) for t in settings.ari),
+        ami=tuple(dataclasses.replace(t, pbx=pbx) for t in settings.ami))
+
+
+async def health_of(app: web.Application) -> dict[str, Any]:
+    reply = await health(make_mocked_request("GET", "/health", app=app))
+    assert isinstance(reply, web.Response) and reply.text is not None
+    body: dict[str, Any] = json.loads(reply.text)
+    return body
+
+
+async def test_a_second_asterisk_under_a_claimed_pbx_name_is_refused_naming_both(
+    clean_pbx: sandbox.Sandbox, pbx_b: sandbox.Sandbox, shared: Shared,  # noqa: F811
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    pbx_b.hangup_all()
+    name = clean_pbx.inst.name
+    one = cluster_settings(clean_pbx, shared, tmp_path / "spool-one")
+    runner_one = await start_outguard(clean_pbx, one, Parts(agi=False), monkeypatch)
+    # instance two reaches the other Asterisk (another entity id) under the same name
+    two = named(cluster_settings(pbx_b, shared, tmp_path / "spool-two"), name)
+    monkeypatch.setenv("OUTGUARD_ARI_PASSWORD", pbx_b.inst.ari_password)
+    monkeypatch.setenv("OUTGUARD_AMI_PASSWORD", pbx_b.inst.ami_password)
+    runner_two = web.AppRunner(build_app(two, Parts(agi=False)))
+    try:
+        with caplog.at_level(logging.ERROR, logger="outguard.pbx_claims"):
+            await runner_two.setup()
+            app = runner_two.app
+            await eventually(lambda: set(app[CLAIMS].conflicts) == {(name, "ari"), (name, "ami")},
+                             "both of instance two's targets refused")
+        assert not app[STASIS].connected and not app[AMI].connected
+        body = await health_of(app)
+        assert body["status"] == "degraded"
+        for part in (f"ari:{name}", f"ami:{name}"):
+            why = body["errors"][part]
+            for fragment in [f"pbx '{name}'", sandbox.entity_id(pbx_b.inst.name),
+                             sandbox.entity_id(clean_pbx.inst.name), "not used"]:
+                assert fragment in why
+        assert app[CLAIMS].refused[name] >= 2
+        logged = [r.getMessage() for r in caplog.records]
+        assert any(sandbox.entity_id(clean_pbx.inst.name) in m for m in logged)
+        # the refused target takes no call: pbx_b's call never reaches instance two
+        with sipp.Carrier(pbx_b.inst, hold_ms=100):
+            await asyncio.to_thread(sipp.place_calls, pbx_b.inst, "13800138050", count=1,
+                                    timeout_s=30)
+        assert app[STASIS].screener.stats.decisions == 0
+        assert app[STASIS].screener.stats.failed == 0
+        # instance one, the name's holder, is untouched
+        assert runner_one.app[STASIS].connected and runner_one.app[AMI].connected
+        assert (await health_of(runner_one.app))["status"] == "ok"
+    finally:
+        await runner_two.cleanup()
+        await runner_one.cleanup()
+        pbx_b.hangup_all()
+
+
+async def test_one_asterisk_on_two_instances_needs_a_stasis_application_each(
+    clean_pbx: sandbox.Sandbox, shared: Shared, tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one = cluster_settings(clean_pbx, shared, tmp_path / "spool-one")
+    runner_one = await start_outguard(clean_pbx, one, Parts(agi=False), monkeypatch)
+    try:
+        # the same Asterisk, the same name, the same application: the ARI target refused,
+        # the AMI target (following outcomes) used
+        same = cluster_settings(clean_pbx, shared, tmp_path / "spool-two")
+        runner = web.AppRunner(build_app(same, Parts(agi=False)))
+        await runner.setup()
+        try:
+            app = runner.app
+            name = clean_pbx.inst.name
+            await eventually(lambda: (name, "ari-app") in app[CLAIMS].conflicts,
+                             "the second ARI connection of one application refused")
+            await eventually(lambda: app[AMI].connected, "its AMI target connected")
+            assert not app[STASIS].connected
+            why = (await health_of(app))["errors"][f"ari:{name}"]
+            assert f"Stasis application '{clean_pbx.inst.app}'" in why
+            assert "an application of its own" in why
+        finally:
+            await runner.cleanup()
+        # with an application of its own, it is used
+        own = named(cluster_settings(clean_pbx, shared, tmp_path / "spool-three"),
+                    clean_pbx.inst.name, app=f"{clean_pbx.inst.app}-2")
+        runner = web.AppRunner(build_app(own, Parts(agi=False)))
+        await runner.setup()
+        try:
+            await eventually(lambda: runner.app[STASIS].connected and runner.app[AMI].connected,
+                             "both targets of the second instance connected")
+            assert runner.app[CLAIMS].conflicts == {}
+        finally:
+            await runner.cleanup()
+        assert runner_one.app[STASIS].connected  # the first kept its application
+    finally:
+        await runner_one.cleanup()
+
+
+async def test_a_fail_open_call_holds_its_shared_reservation_until_it_ends(
+    clean_pbx: sandbox.Sandbox, shared: Shared, tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = cluster_settings(clean_pbx, shared, tmp_path / "spool-one", "cluster-open.toml")
+    settings = dataclasses.replace(
+        settings, calls=dataclasses.replace(settings.calls, fail_mode="open"))
+    runner = await start_outguard(clean_pbx, settings, Parts(agi=False), monkeypatch)
+    try:
+        og = Running(runner.app, settings, clean_pbx)
+
+        async def broken(*_: Any) -> Any:
+            raise RuntimeError("screening broke")
+
+        monkeypatch.setattr(og.screener, "screen_reserving", broken)
+        with sipp.Carrier(clean_pbx.inst, hold_ms=120_000) as carrier:
+            call = asyncio.ensure_future(og.call("13800138060", caller_id="01088880006",
+                                                 account="a-unscreened", timeout_s=150))
+            await eventually(lambda: carrier.invites() == ["13800138060"],
+                             "the unscreened call out to the carrier")
+
+            async def held() -> bool:
+                return await shared.count("concurrent_tenant", "t1") == 1
+
+            await eventually(held, "the unscreened call to hold its tenant slot in Redis")
+            assert await shared.count("caller_id", "+861088880006") == 1
+            assert await shared.count("account", "a-unscreened") == 1
+            assert og.screener.shared is not None
+            assert og.screener.shared.health.unscreened == 1
+            clean_pbx.hangup_all()
+            assert (await call).only.final == 200
+        await shared.slots_drain("t1")  # released on its outcome
+        assert await shared.count("caller_id", "+861088880006") == 1  # still counted
+        [row] = [c for c in await og.logged() if c.call.account == "a-unscreened"]
+        assert (row.call.verdict, row.call.rule) == ("failed", "fail-open")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("stop", ["graceful", "kill -9"])
+async def test_call_events_of_an_instance_stopped_while_redis_is_down_reach_the_other(
+    clean_pbx: sandbox.Sandbox, pbx_b: sandbox.Sandbox, shared: Shared,  # noqa: F811
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str,
+) -> None:
+    """Redis stops; instance A screens calls (its caps fail open) and stops, gracefully
+    or killed, before Redis answers again; Redis comes back empty; A starts again: B's
+    figures get A's decisions and outcomes, each once."""
+    pbx_b.hangup_all()
+    two = cluster_settings(pbx_b, shared, tmp_path / "spool-two", "cluster-open.toml")
+    monkeypatch.setenv("OUTGUARD_ARI_PASSWORD", pbx_b.inst.ari_password)
+    monkeypatch.setenv("OUTGUARD_AMI_PASSWORD", pbx_b.inst.ami_password)
+    runner_two = await start_outguard(pbx_b, two, Parts(agi=False, ami=False), monkeypatch)
+    b = Running(runner_two.app, two, pbx_b)
+    a = ClusterProcess(clean_pbx, tmp_path / "a", shared, 7200.0, policy="cluster-open.toml",
+                       parts="ari,ami,api")
+    a.start()
+    spool = FeedDebt(tmp_path / "a" / "spool")
+    try:
+        shared.redis.kill()
+        with sipp.Carrier(clean_pbx.inst, hold_ms=300):
+            run = await asyncio.to_thread(
+                sipp.place_calls, clean_pbx.inst, "13800138070", count=3, rate=5,
+                caller_id="01088880002", account="a-owed", timeout_s=30)
+        assert run.finals() == [200] * 3
+
+        def ended() -> bool:
+            rows = a.rows()
+            return len(rows) == 3 and all(r["ended_at"] is not None for r in rows)
+
+        await eventually(ended, "A's three calls logged with their outcomes", interval=0.05)
+        a.stop(signal.SIGTERM if stop == "graceful" else signal.SIGKILL)
+        assert FeedDebt(spool.path.parent).since is not None  # written down, durably
+        assert b.enforcer.risk("account", "a-owed").attempts == 0  # B never heard of them
+        shared.redis.restart()  # back, and empty
+        a.start()
+        await eventually(lambda: b.enforcer.risk("account", "a-owed").ended == 3,
+                         "A's calls, decisions and outcomes, in B's figures")
+        figures = b.enforcer.risk("account", "a-owed")
+        assert (figures.attempts, figures.allowed, figures.ended) == (3, 3, 3)
+        await eventually(lambda: FeedDebt(spool.path.parent).since is None,
+                         "A's debt cleared once appended")
+        health = a.health()
+        assert health is not None and health["status"] == "ok"
+    finally:
+        a.stop(signal.SIGKILL)
+        if shared.redis.proc is None or shared.redis.proc.poll() is not None:
+            shared.redis.restart()
+        await runner_two.cleanup()
