@@ -417,10 +417,11 @@ async def test_a_plainly_allowed_call_costs_one_request_in_cluster_mode_as_embed
     runner = await start_outguard(clean_pbx, settings, Parts(api=False), monkeypatch)
     og = Running(runner.app, settings, clean_pbx)
     try:
-        dialplan = og.app[DIALPLANS]["default"]
-        await eventually(lambda: dialplan.found == "default", "OUTGUARD_PBX set at connect")
+        name = clean_pbx.inst.name  # cluster mode: the PBX named (cluster_settings)
+        dialplan = og.app[DIALPLANS][name]
+        await eventually(lambda: dialplan.found == name, "OUTGUARD_PBX set at connect")
         assert ari(clean_pbx, "GET", "/asterisk/variable?variable=OUTGUARD_PBX") == {
-            "value": "default"}
+            "value": name}
         before = roundtrips(interface)
         async with ChannelVariables(clean_pbx) as seen:
             with sipp.Carrier(clean_pbx.inst, hold_ms=200):
@@ -433,7 +434,7 @@ async def test_a_plainly_allowed_call_costs_one_request_in_cluster_mode_as_embed
         assert sent == {plain: 1}, sent
         [row] = await og.logged()
         assert row.call.decision_id == variables["OUTGUARD_DECISION_ID"]
-        assert row.call.decision_id.endswith("@default") and row.cause == 16
+        assert row.call.decision_id.endswith(f"@{name}") and row.cause == 16
         assert (row.call.verdict, row.call.reason) == ("allow", "ok")
         assert dialplan.problem == ""
     finally:
@@ -455,7 +456,7 @@ async def test_a_pbx_global_naming_another_pbx_is_flagged_and_never_overwritten(
     runner = await start_outguard(clean_pbx, settings, Parts(agi=False, api=False), monkeypatch)
     og = Running(runner.app, settings, clean_pbx)
     try:
-        dialplan = og.app[DIALPLANS]["default"]
+        dialplan = og.app[DIALPLANS][clean_pbx.inst.name]
         await eventually(lambda: dialplan.found == "sh-9", "OUTGUARD_PBX checked at connect")
         assert "sh-9" in dialplan.problem
         before = roundtrips("ari")
