@@ -96,12 +96,13 @@ def shared(pg_server: PostgresServer, cluster_redis: RedisServer) -> Iterator[Sh
 
 def cluster_settings(pbx: sandbox.Sandbox, shared: Shared, spool: Path,
                      policy: str = "cluster.toml") -> Settings:
-    """An instance of the cluster on ``pbx``, named after its sandbox instance (cluster
-    mode needs every PBX named)."""
+    """An instance of the cluster on ``pbx``, its PBX named after its sandbox instance
+    (cluster mode needs every PBX named), the instance after its spool directory (two
+    in-process instances would otherwise share "<host>:<API port>")."""
     base = settings_for(pbx, spool.parent / "unused.db")
     return dataclasses.replace(
         base, store=shared.url, spool_dir=str(spool), policy=str(POLICIES / policy),
-        cluster=shared.cluster(),
+        cluster=dataclasses.replace(shared.cluster(), instance=spool.name),
         ari=tuple(dataclasses.replace(t, pbx=pbx.inst.name) for t in base.ari),
         ami=tuple(dataclasses.replace(t, pbx=pbx.inst.name) for t in base.ami))
 

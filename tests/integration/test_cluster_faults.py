@@ -153,8 +153,9 @@ async def test_a_fail_open_call_holds_its_shared_reservation_until_it_ends(
 
         monkeypatch.setattr(og.screener, "screen_reserving", broken)
         with sipp.Carrier(clean_pbx.inst, hold_ms=120_000) as carrier:
-            call = asyncio.ensure_future(og.call("13800138060", caller_id="01088880006",
-                                                 account="a-unscreened", timeout_s=150))
+            call = asyncio.ensure_future(og.call(  # the channel's failure policy: open
+                "13800138060", caller_id="01088880006", account="a-unscreened",
+                fail_mode="open", timeout_s=150))
             await eventually(lambda: carrier.invites() == ["13800138060"],
                              "the unscreened call out to the carrier")
 
