@@ -20,7 +20,7 @@ from outguard.callfacts import ChannelFacts
 from outguard.cluster.caps import CallKeys, CapSpec, RedisCaps
 from outguard.cluster.feed import START, CallFeed
 from outguard.cluster.guard import GuardedCaps
-from outguard.config import ClusterConfig, Settings
+from outguard.config import AmiConfig, AriConfig, ClusterConfig, Settings
 from outguard.events import EventHub
 from outguard.server import shared_caps
 from outguard.service import Screener
@@ -236,7 +236,9 @@ async def service_caps(server: RedisServer, workdir: Path, timeout_ms: float = 2
         server.restart()
     store = AsyncStore(SQLiteStore(workdir / "log.db"))
     settings = Settings(cluster=ClusterConfig(redis=server.url, timeout_ms=timeout_ms,
-                                              prefix=f"t{uuid.uuid4().hex[:10]}:"))
+                                              prefix=f"t{uuid.uuid4().hex[:10]}:"),
+                        # cluster mode needs the PBX named (its targets are not started)
+                        ari=AriConfig(pbx="guard-test"), ami=AmiConfig(pbx="guard-test"))
     g = shared_caps(settings, store)
     try:
         yield g, store
