@@ -66,6 +66,13 @@ class Requests:
             return await original(method, path, **kwargs)
 
         og.stasis.client.request = counted  # type: ignore[method-assign]
+        kept = og.stasis.client.call_path_request  # continue, hangup: on kept connections
+
+        async def counted_kept(method: str, path: str, params: Any) -> None:
+            self.sent.append((method, path))
+            await kept(method, path, params)
+
+        og.stasis.client.call_path_request = counted_kept  # type: ignore[method-assign]
 
     def of(self, channel_id: str) -> list[str]:
         return [f"{m} {p.split(channel_id, 1)[1] or '/'}" for m, p in self.sent
@@ -425,7 +432,15 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
 async def test_asterisk_restart_the_app_reconnects_and_screens_the_next_call(
     outguard: Running,
 ) -> None:
+    """The call path's kept connections (continue, hangup: ``ari_app.kept``) died with
+    Asterisk: each is replaced before it is used again, and no call fails for it."""
     await listed(outguard, "dnc", "dnc", "13900139000")
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=100):
+        run = await outguard.call(ALLOWED)  # a kept connection, idle after the continue
+    assert run.only.final == 200
+    kept = outguard.stasis.client._kept
+    assert kept is not None and kept.opened >= 1
+    opened = kept.opened
     reconnects = outguard.stasis.reconnects
     await asyncio.to_thread(outguard.pbx.restart)
     await eventually(lambda: outguard.stasis.connected and outguard.stasis.reconnects > reconnects,
@@ -435,6 +450,7 @@ async def test_asterisk_restart_the_app_reconnects_and_screens_the_next_call(
     with sipp.Carrier(outguard.pbx.inst, hold_ms=100):
         run = await outguard.call(ALLOWED)
     assert run.only.final == 200
+    assert kept.opened > opened  # the dead connection was replaced, not used
 
 
 async def test_sandbox_call_of_a_blocked_number_prints_the_verdict_and_exits_5(
