@@ -20,8 +20,9 @@ that are unsound in panoramisk 1.4:
 Asterisk processes one command at a time and loses commands written ahead of their
 reply (measured: pipelined SET VARIABLEs after the first never answer), so commands are
 strictly sequential, and there are few of them. The dialplan passes the who/why
-variables as AGI arguments (``AGI(url,${EXTEN},account,tenant,purpose,campaign,id)``, the
-last one the channel's ``OUTGUARD_DECISION_ID``: see ``Screener._new_id``;
+variables as AGI arguments (``AGI(url,${EXTEN},account,tenant,purpose,campaign,id,pbx)``,
+then the channel's ``OUTGUARD_DECISION_ID`` (see ``Screener._new_id``) and the dialplan's
+``OUTGUARD_PBX`` (see ``outguard.dialplan_pbx``);
 an older dialplan that passes only the number costs one ``GET FULL VARIABLE`` more). A
 plainly allowed call is ONE round trip: ``SET VARIABLE OUTGUARD_VERDICT allow``, and
 ``[outguard-allow]`` sets the rest. Otherwise the verdict's token values go in one

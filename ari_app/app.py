@@ -118,7 +118,8 @@ class StasisApp:
         self.claims = claims
         self.pbx = pbx  # the PBX this app's Asterisk is (outguard.config target name)
         #: the dialplan's OUTGUARD_PBX, checked (set when empty) at every connect
-        self.dialplan = dialplan or DialplanPbx(pbx, pbx if screener.reserves else "")
+        self.dialplan = dialplan or DialplanPbx(
+            pbx, pbx if getattr(screener, "reserves", False) else "")
         self.screener = screener
         self.settings = settings
         self.tracker = tracker

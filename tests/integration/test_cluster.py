@@ -392,12 +392,21 @@ def _suspended(side: Running, account: str) -> bool:
 
 
 def roundtrips(interface: str) -> dict[str, float]:
-    """How many requests (ARI) or commands (FastAGI) outguard sent so far, by operation."""
+    """How many requests on a channel (ARI; not the listings and the global the connect
+    sends, which may still be under way) or commands (FastAGI) outguard sent so far, by
+    operation."""
     from outguard.probes import ROUNDTRIP
 
     return {s.labels["operation"]: s.value for metric in ROUNDTRIP.collect()
             for s in metric.samples
-            if s.name.endswith("_count") and s.labels["interface"] == interface}
+            if s.name.endswith("_count") and s.labels["interface"] == interface
+            and s.labels["operation"] not in AT_CONNECT}
+
+
+#: what the ARI app sends at a (re)connect: the listings of the reconcile, the event filter,
+#: the dialplan's OUTGUARD_PBX read and set
+AT_CONNECT = frozenset({"GET channels", "GET applications", "GET bridges", "GET asterisk",
+                        "POST asterisk", "PUT applications/eventFilter"})
 
 
 @pytest.mark.parametrize(("agent", "interface", "plain"), [
