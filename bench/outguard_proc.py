@@ -33,6 +33,7 @@ from outguard.server import AGI, SCREENER, STASIS, Parts, build_app
 logger = logging.getLogger("bench.outguard_proc")
 EVENT_COUNTS: dict[str, int] = {}
 REQUEST_MS: dict[str, list[float]] = {}
+LAG_TASKS: set[asyncio.Task[None]] = set()
 
 
 def time_requests(app: web.Application) -> None:
@@ -50,6 +51,59 @@ def time_requests(app: web.Application) -> None:
             REQUEST_MS.setdefault(kind, []).append((time.perf_counter() - began) * 1000)
 
     client.request = request  # type: ignore[method-assign]
+
+
+def time_stages(app: web.Application) -> None:
+    """Diagnosis only (--time-stages): the Stasis app's decision (``screening.decide``, the
+    cluster's reservation included) and the cluster's reservation alone, in ms, into the
+    dump's ``requests_ms`` beside the REST requests."""
+    stasis = app[STASIS]
+    decide = stasis._decide
+
+    async def timed_decide(facts: object) -> object:
+        began = time.perf_counter()
+        try:
+            return await decide(facts)  # type: ignore[arg-type]
+        finally:
+            REQUEST_MS.setdefault("stage decide", []).append(
+                (time.perf_counter() - began) * 1000)
+
+    stasis._decide = timed_decide  # type: ignore[method-assign]
+    shared = getattr(app[SCREENER], "shared", None)
+    if shared is not None:
+        reserve = shared.reserve
+
+        async def timed_reserve(*a: object, **kw: object) -> object:
+            began = time.perf_counter()
+            try:
+                return await reserve(*a, **kw)
+            finally:
+                REQUEST_MS.setdefault("stage reserve", []).append(
+                    (time.perf_counter() - began) * 1000)
+
+        shared.reserve = timed_reserve
+    client = stasis.client
+    call_path = client.call_path_request
+
+    async def timed_call_path(method: str, path: str, *a: object, **kw: object) -> object:
+        began = time.perf_counter()
+        try:
+            return await call_path(method, path, *a, **kw)  # type: ignore[arg-type]
+        finally:
+            kind = "call path " + method + " " + "/".join(
+                p for p in path.split("/") if p and not any(c.isdigit() for c in p))
+            REQUEST_MS.setdefault(kind, []).append((time.perf_counter() - began) * 1000)
+
+    client.call_path_request = timed_call_path  # type: ignore[method-assign]
+
+    async def loop_lag() -> None:  # how late a 10 ms sleep wakes: the loop's other work
+        while True:
+            began = time.perf_counter()
+            await asyncio.sleep(0.01)
+            REQUEST_MS.setdefault("stage loop lag", []).append(
+                (time.perf_counter() - began) * 1000 - 10)
+
+    LAG_TASKS.add(asyncio.get_running_loop().create_task(loop_lag()))
 
 
 def count_events(app: web.Application) -> None:
@@ -108,6 +162,8 @@ async def main(args: argparse.Namespace) -> None:
         count_events(app)
     if args.time_requests and STASIS in app:
         time_requests(app)
+    if args.time_stages and STASIS in app:
+        time_stages(app)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     seq = 0
@@ -145,11 +201,25 @@ def cli() -> None:
                     help="diagnosis: count ARI events by type into the dump")
     ap.add_argument("--time-requests", action="store_true",
                     help="diagnosis: time ARI REST requests by kind into the dump")
+    ap.add_argument("--time-stages", action="store_true",
+                    help="diagnosis: time the decision and the cluster's reservation into "
+                         "the dump")
+    ap.add_argument("--feed-linger-ms", type=float,
+                    help="experiment: the call feed's batching linger (outguard.cluster.feed."
+                         "LINGER_S; 0 appends and reads each event as it comes)")
+    ap.add_argument("--switch-interval-ms", type=float,
+                    help="experiment: the interpreter's thread switch interval (GIL)")
     ap.add_argument("--uvloop", action="store_true",
                     help="experiment: run on uvloop's event loop (must be installed)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.feed_linger_ms is not None:
+        from outguard.cluster import feed
+
+        feed.LINGER_S = args.feed_linger_ms / 1000
+    if args.switch_interval_ms:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
     if args.uvloop:
         import uvloop
 

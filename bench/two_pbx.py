@@ -70,7 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--step-seconds", type=float, help=f"seconds of calls a step "
                                                        f"(default {d.step_seconds:g})")
     ap.add_argument("--variants", default=",".join(d.variants),
-                    help="variants, comma separated (default direct,cluster)")
+                    help="variants, comma separated: direct, cluster, cluster-unbatched, "
+                         "embedded (default "
+                         "direct,cluster)")
     ap.add_argument("--moderate-calls", type=int,
                     help=f"calls of the moderate step per variant and repetition, at "
                          f"{d.moderate_rate:g} calls/s (0: none; default {d.moderate_calls})")
@@ -91,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--work", type=Path, default=d.work, help=f"work directory ({d.work})")
     ap.add_argument("--out", type=Path, default=Path("/tmp/outguard-two-pbx.json"),
                     help="raw results (JSON; default /tmp/outguard-two-pbx.json)")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="outguard times its REST requests, its decision and the Redis "
+                         "reservation; the report adds their percentiles")
     ap.add_argument("--report-only", action="store_true",
                     help="only print the Markdown section from --out")
     return ap.parse_args(argv)
@@ -100,7 +105,7 @@ def config_from(args: argparse.Namespace) -> TwoPbxConfig:
     cfg = TwoPbxConfig(name=args.instance, offset=args.offset, work=args.work,
                        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
                        redis_timeout_ms=args.redis_timeout_ms,
-                       budget_minutes=args.budget_minutes)
+                       budget_minutes=args.budget_minutes, diagnose=args.diagnose)
     if args.quick:
         cfg.reps, cfg.rates, cfg.step_seconds = 1, (20, 40, 60), 3.0
         cfg.moderate_calls, cfg.list_numbers, cfg.callees = 0, 10_000, 2_000

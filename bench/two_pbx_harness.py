@@ -50,7 +50,8 @@ from outguard.testing.servers import PG_BASE_PORT, REDIS_BASE_PORT, PostgresServ
 logger = logging.getLogger("bench.two_pbx")
 
 #: variant key -> the agents' endpoint (both PBXes) and whether outguard serves it
-ENDPOINTS = {"direct": ("agent-direct", False), "cluster": ("agent", True)}
+ENDPOINTS = {"direct": ("agent-direct", False), "cluster": ("agent", True),
+             "embedded": ("agent", True), "cluster-unbatched": ("agent", True)}
 SERVERS_SHIFT = 80  # PostgreSQL and Redis at 14000/17000 + offset + 80
 
 
@@ -73,13 +74,17 @@ class TwoPbxConfig:
     drain_timeout_s: float = 90.0
     fd_margin: int = 40
     capture: bool = True
+    diagnose: bool = False  # outguard times its REST requests, decision and reservation
     work: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "outguard-two-pbx")
 
 
-def settings_toml(inst: sandbox.Instance, pbx: str, store_url: str, redis_url: str,
+def settings_toml(inst: sandbox.Instance, pbx: str, store_url: str, redis_url: str | None,
                   spool: Path, timeout_ms: float) -> str:
-    """One outguard instance: the shared store and Redis, its own PBX (ARI and AMI)."""
+    """One outguard instance: the shared store and Redis, its own PBX (ARI and AMI); with
+    no ``redis_url`` an embedded one (its own SQLite store, caps in memory)."""
     p = inst.ports
+    cluster = ["[cluster]", f'redis = "{redis_url}"', 'prefix = "bench:"',
+               f"timeout_ms = {timeout_ms:g}"] if redis_url else []
     return "\n".join([
         "# written by bench/two_pbx.py",
         f'store = "{store_url}"',
@@ -103,20 +108,19 @@ def settings_toml(inst: sandbox.Instance, pbx: str, store_url: str, redis_url: s
         "[api]",
         'host = "127.0.0.1"',
         f"port = {p.http + 1000}",
-        "[cluster]",
-        f'redis = "{redis_url}"',
-        'prefix = "bench:"',
-        f"timeout_ms = {timeout_ms:g}",
+        *cluster,
         "",
     ])
 
 
 def seed_store(url: str, numbers_file: Path) -> dict[str, Any]:
-    """The shared store: the blacklist both instances screen with."""
+    """The shared store (or an embedded instance's own SQLite file): the blacklist the
+    instances screen with."""
     from outguard.store.postgres import PostgresStore
+    from outguard.store.sqlite import SQLiteStore
 
     started = time.perf_counter()
-    store = PostgresStore(url)
+    store = PostgresStore(url) if url.startswith("postgresql:") else SQLiteStore(url)
     try:
         store.create_list("blacklist", "blacklist", description="bench", actor="bench")
         store.create_list("dnc", "dnc", description="bench", actor="bench")
@@ -133,7 +137,7 @@ class Pbx:
     def __init__(self, key: str, box: sandbox.Sandbox) -> None:
         self.key = key  # "a" or "b"
         self.box = box
-        self.outguard: Outguard | None = None
+        self.outguards: dict[str, Outguard] = {}  # screened variant -> its outguard
         self.fd_base = 100_000  # none measured yet: no draining wait
 
     @property
@@ -189,23 +193,34 @@ class TwoPbxBench:
             box.start()
             logger.info("sandbox %s up: SIP %d, ARI %s", inst.name, inst.ports.sip,
                         inst.ari_url)
-        if "cluster" in cfg.variants:
+        extra: tuple[str, ...] = ("--time-requests", "--time-stages") if cfg.diagnose else ()
+        for variant in ("cluster", "cluster-unbatched", "embedded"):
+            if variant not in cfg.variants:
+                continue
             for pbx in self.pbxes:
-                toml = self.work / f"settings-{pbx.key}.toml"
-                toml.write_text(settings_toml(pbx.inst, f"pbx-{pbx.key}", self.pg.url(),
-                                              self.redis.url, self.work / f"spool-{pbx.key}",
+                name = pbx.key if variant == "cluster" else f"{pbx.key}-{variant}"
+                if variant.startswith("cluster"):
+                    store, redis_url = self.pg.url(), self.redis.url
+                else:  # its own SQLite store with the same list, caps in memory
+                    store, redis_url = str(self.work / f"embedded-{pbx.key}.db"), None
+                    self.setup_info[f"store-{name}"] = seed_store(store, numbers)
+                toml = self.work / f"settings-{name}.toml"
+                toml.write_text(settings_toml(pbx.inst, f"pbx-{pbx.key}", store, redis_url,
+                                              self.work / f"spool-{name}",
                                               cfg.redis_timeout_ms), encoding="utf-8")
-                pbx.outguard = Outguard(pbx.key, toml, "ari,ami", self.work, pbx.inst)
+                unbatched = ("--feed-linger-ms", "0") if variant == "cluster-unbatched" else ()
+                pbx.outguards[variant] = Outguard(pbx.key, toml, "ari,ami", self.work,
+                                                  pbx.inst, extra + unbatched)
         self.setup_info["setup_s"] = round(time.perf_counter() - t0, 1)
         self.sanity()
 
     def teardown(self) -> None:
         for pbx in self.pbxes:
-            if pbx.outguard is not None:
+            for og in pbx.outguards.values():
                 try:
-                    pbx.outguard.stop()
+                    og.stop()
                 except Exception:  # noqa: BLE001
-                    logger.exception("stopping outguard %s", pbx.outguard.name)
+                    logger.exception("stopping outguard %s", og.name)
         procs.kill_all()
         for pbx in self.pbxes:
             try:
@@ -226,7 +241,10 @@ class TwoPbxBench:
         if not ENDPOINTS[variant][1]:
             yield []
             return
-        ogs = [p.outguard for p in self.pbxes if p.outguard is not None]
+        ogs = [p.outguards[variant] for p in self.pbxes if variant in p.outguards]
+        if variant == "embedded":  # the cluster's OUTGUARD_PBX would cost a request a call
+            for pbx in self.pbxes:
+                pbx.box.reset_globals()
         try:
             with ThreadPoolExecutor(len(ogs)) as pool:
                 for started in [pool.submit(og.start) for og in ogs]:
@@ -266,7 +284,8 @@ class TwoPbxBench:
                             if got != want:
                                 problems.append(f"{variant} on {pbx.key}: {number} got {got},"
                                                 f" want {want}")
-            if screened and self.redis_scripts() - scripts < len(self.pbxes):
+            if variant.startswith("cluster") and (
+                    self.redis_scripts() - scripts < len(self.pbxes)):
                 problems.append(f"{variant}: Redis served no reservation")
         if problems:
             raise RuntimeError("sanity calls failed: " + "; ".join(problems))
@@ -340,7 +359,10 @@ class TwoPbxBench:
             if dumpcap is not None:
                 procs.kill(dumpcap, signal.SIGINT, grace_s=5)
             for og in serving:
-                result.handling_ms += [x * 1000 for x in og.dump().get("stasis_s", [])]
+                body = og.dump()
+                result.handling_ms += [x * 1000 for x in body.get("stasis_s", [])]
+                for kind, xs in body.get("requests_ms", {}).items():
+                    result.stages_ms.setdefault(kind, []).extend(xs)
         result.scripts = scripts1 - scripts0
         for key in cpu1:
             if key == "machine":

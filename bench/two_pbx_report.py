@@ -19,6 +19,11 @@ VARIANT_LABELS = {
     "direct": "unscreened (agent-direct: straight to Dial())",
     "cluster": "screened: outguard ARI continue mode per PBX, caps reserved in the shared"
                " Redis, call log in the shared PostgreSQL",
+    "cluster-unbatched": "as cluster, with the call feed appending and reading each event"
+                         " as it comes (outguard.cluster.feed.LINGER_S = 0, as before"
+                         " 2026-12-02 22:30)",
+    "embedded": "screened: outguard ARI continue mode per PBX, each with its own SQLite store"
+                " and caps in memory (the single-PBX default, for comparison)",
 }
 #: processes whose CPU a step measures, in report order
 PROCESSES = ("asterisk-a", "asterisk-b", "outguard-a", "outguard-b", "redis", "postgres",
@@ -90,6 +95,8 @@ class Step:
     drain_s: float = 0.0
     scripts: int = 0  # EVALSHA calls Redis served during the step
     handling_ms: list[float] = field(default_factory=list)  # StasisStart -> continue
+    #: --diagnose: outguard's REST requests, decision and reservation by kind, ms
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
     passed: bool = False
     why: str = ""
 
@@ -330,6 +337,23 @@ def render(results: dict[str, Any]) -> str:
                       f"included), every screened step: p50 "
                       f"{_num(percentile(handling, 50))} ms, p99 "
                       f"{_num(percentile(handling, 99))} ms ({len(handling)} calls)."]
+    kinds = sorted({k for s in steps for k in s.stages_ms})
+    if kinds:
+        low = min((s.rate for s in steps if s.stages_ms), default=0)
+        lines += ["", f"Diagnosis (--diagnose), screened steps at {low:g} calls/s: outguard's "
+                      "stages and REST requests, ms (StasisStart -> continue answered is the "
+                      "whole handling):", "",
+                  "| variant | stage | n | p50 | p90 | p99 |", "|---|---|---|---|---|---|"]
+        for variant in variants:
+            at = [s for s in steps if s.rate == low and s.phase != "warmup"
+                  and s.variant == variant and s.stages_ms]
+            rows = [("StasisStart -> continue answered", [x for s in at for x in s.handling_ms])]
+            rows += [(k, [x for s in at for x in s.stages_ms.get(k, [])]) for k in kinds]
+            for kind, xs in rows:
+                if xs:
+                    lines.append(f"| {variant} | {kind} | {len(xs)} | "
+                                 f"{_num(percentile(xs, 50))} | {_num(percentile(xs, 90))} | "
+                                 f"{_num(percentile(xs, 99))} |")
     lines += ["", "Every step:", "", "| phase | rep | variant | calls/s | calls | failed | "
               "offered | PDD p50 / p99 ms | busy | steal | Redis scripts/call | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]

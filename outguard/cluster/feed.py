@@ -49,6 +49,14 @@ from outguard.events import EventHub, Subscription
 logger = logging.getLogger(__name__)
 
 START = "0-0"
+#: The feed's work (encode, XADD, XREAD, decode) runs in batches at most this often,
+#: beside the call path rather than in the middle of the next call's decision: appending
+#: each event as it came put ~1.7 ms of loop work between a cluster call's decision and
+#: its continue's answer (two-PBX bench at 20 calls/s, 2026-12-02: StasisStart ->
+#: continue answered p50 7.0 ms, 5.3 ms with 50 ms batches; bench/RESULTS.md). Risk
+#: figures fed by the other instances lag this much more; caps and snapshots are not
+#: fed by the feed.
+LINGER_S = 0.05
 NEXT = "$"
 
 
@@ -57,9 +65,12 @@ class CallFeed:
 
     def __init__(self, client: aioredis.Redis, prefix: str = "og:", *,
                  maxlen: int = 1_000_000, batch: int = 500, backlog: int = 50_000,
-                 retry_s: float = 1.0, seen: int = 100_000,
+                 retry_s: float = 1.0, seen: int = 100_000, linger_s: float | None = None,
                  debt: FeedDebt | None = None) -> None:
         self.client = client
+        #: how long the publisher waits after an event for more to join its batch, and
+        #: the reader after a read (default ``LINGER_S``)
+        self.linger_s = LINGER_S if linger_s is None else linger_s
         #: where the events owed across a stop or a crash are written down (None: nowhere)
         self.debt = debt
         self.key = prefix + "calls"
@@ -112,16 +123,14 @@ class CallFeed:
         cannot take waits in the backlog (see the module docstring)."""
         try:
             while True:
-                wire = [encode(e) for e in await self._next(sub)
-                        if isinstance(e, (CallDecided, CallEnded))]
-                self._queue(wire)
+                self._queue(_wire(await self._next(sub)))
                 await self._flush()
         finally:
             sub.close()
 
     async def _next(self, sub: Subscription) -> list[Any]:
-        """The events waiting now (at least one; none after ``retry_s`` when the backlog
-        waits to be retried)."""
+        """The events waiting now, after ``linger_s`` (at least one; none after
+        ``retry_s`` when the backlog waits to be retried)."""
         if self.backlog:
             try:
                 async with asyncio.timeout(self.retry_s):
@@ -130,10 +139,19 @@ class CallFeed:
                 return []
         else:
             first = await sub.get()
+        if self.linger_s > 0:
+            try:
+                await self._linger()
+            except asyncio.CancelledError:  # stopping: the taken event is not lost
+                self._queue(_wire([first]))
+                raise
         events = [first]
         while len(events) < self.batch and not sub.queue.empty():
             events.append(sub.queue.get_nowait())
         return events
+
+    async def _linger(self) -> None:
+        await asyncio.sleep(self.linger_s)
 
     def _queue(self, wire: list[str]) -> None:
         self.backlog.extend(wire)
@@ -207,9 +225,7 @@ class CallFeed:
         start."""
         sub = self._sub
         while sub is not None and not sub.queue.empty():
-            event = sub.queue.get_nowait()
-            if isinstance(event, (CallDecided, CallEnded)):
-                self._queue([encode(event)])
+            self._queue(_wire([sub.queue.get_nowait()]))
         if not self.backlog:
             return
         try:
@@ -302,6 +318,13 @@ class CallFeed:
                     if len(seen) > self.max_seen:
                         seen.popitem(last=False)
                     yield event
+            if found and self.linger_s > 0:
+                await self._linger()
+
+
+def _wire(events: list[Any]) -> list[str]:
+    """The call events of a batch, encoded for the stream (other events are not shared)."""
+    return [encode(e) for e in events if isinstance(e, (CallDecided, CallEnded))]
 
 
 def _text(value: Any) -> str:

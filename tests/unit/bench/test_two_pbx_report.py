@@ -148,3 +148,35 @@ def test_each_instance_runs_in_cluster_mode_on_its_own_pbx(tmp_path: Path) -> No
     first = sandbox.new_instance("bench2", 700)
     assert inst.ports.sip == first.ports.sip + 50
     assert inst.ports.rtp_start > first.ports.rtp_end  # the pair's RTP ranges apart
+
+
+def test_an_embedded_instance_has_its_own_sqlite_store_and_no_cluster(tmp_path: Path) -> None:
+    from bench.two_pbx_harness import settings_toml
+    from outguard import config
+    from outguard.testing.pbxes import second_instance
+
+    inst = second_instance("bench2-b", 700)
+    path = tmp_path / "settings.toml"
+    path.write_text(settings_toml(inst, "pbx-b", str(tmp_path / "embedded-b.db"), None,
+                                  tmp_path / "spool", 250), encoding="utf-8")
+    settings = config.load(str(path), env={})
+    assert settings.store == str(tmp_path / "embedded-b.db")
+    assert not settings.cluster.redis
+
+
+def test_the_diagnosis_is_reported_per_variant_at_the_lowest_rate() -> None:
+    def run(variant: str, rate: float, decide: list[float]) -> dict[str, object]:
+        return Step(variant, "search", 1, rate, passed=True, handling_ms=[4.0, 6.0],
+                    stages_ms={"stage decide": decide}).to_json()
+
+    results = {
+        "info": {"git": "abc1234", "load_start": "1.0 1.0 1.0", "busy": 0.5, "steal": 0.0},
+        "config": {"variants": ["embedded", "cluster"]},
+        "steps": [run("embedded", 20, [0.5]), run("cluster", 20, [2.5]),
+                  run("cluster", 40, [9.0])],
+    }
+    text = render(results)
+    assert "screened steps at 20 calls/s" in text
+    assert "| embedded | stage decide | 1 | 0.50 |" in text
+    assert "| cluster | stage decide | 1 | 2.50 |" in text  # not the 40 calls/s step's
+    assert "| cluster | StasisStart -> continue answered | 2 | 4.00 |" in text

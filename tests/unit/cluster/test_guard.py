@@ -360,7 +360,10 @@ async def test_call_events_redis_could_not_take_are_shared_when_it_answers_again
         with caplog.at_level(logging.WARNING, logger="outguard.cluster.feed"):
             hub.publish(decided("c2"))
             hub.publish(ENDED_C2)
-            await eventually(lambda: feed.figures()["backlog"] == 2, "c2's events waiting")
+            # waiting once the append failed (not merely queued: the append may be under way)
+            await eventually(lambda: feed.figures()["backlog"] == 2 and any(
+                "cannot take events" in r.message for r in caplog.records),
+                "c2's events waiting for Redis")
             doomed_redis.restart()  # back (empty); no new call comes: the retry shares them
             await eventually(lambda: feed.figures()["backlog"] == 0, "the backlog shared")
         assert feed.figures() == {"published": 3, "backlog": 0, "late": 2, "dropped": 0,
@@ -380,13 +383,67 @@ async def test_past_its_bound_the_feed_backlog_drops_the_oldest_events_and_count
         with caplog.at_level(logging.WARNING, logger="outguard.cluster.feed"):
             for i in range(5):
                 hub.publish(decided(f"c{i}"))
-            await eventually(lambda: feed.dropped == 2, "the two oldest dropped")
+            await eventually(lambda: feed.dropped == 2 and any(
+                "cannot take events" in r.message for r in caplog.records),
+                "the two oldest dropped, the rest waiting for Redis")
         assert feed.figures()["backlog"] == 3
         assert sum("dropping the oldest" in r.message for r in caplog.records) == 1
         doomed_redis.restart()
         await eventually(lambda: feed.figures()["backlog"] == 0, "the backlog shared")
         assert await read_all(feed) == [("decision", f"c{i}") for i in (2, 3, 4)]
         assert (feed.published, feed.late, feed.dropped) == (3, 3, 2)
+
+
+@pytest.mark.parametrize("linger_s,want", [(0.05, 1), (0, 2)])
+async def test_call_events_that_come_while_the_publisher_lingers_join_its_batch(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, linger_s: float, want: int,
+) -> None:
+    async with publishing(redis_server, linger_s=linger_s) as (feed, hub):
+        batches, lingering, more = [], asyncio.Event(), asyncio.Event()
+        pipeline = feed.client.pipeline
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            batches.append(1)
+            return pipeline(*args, **kwargs)
+
+        async def linger() -> None:  # the linger, held until the test's events are in
+            lingering.set()
+            await more.wait()
+
+        monkeypatch.setattr(feed.client, "pipeline", counted)
+        monkeypatch.setattr(feed, "_linger", linger)
+        hub.publish(decided("c0"))
+        if linger_s:
+            await lingering.wait()
+        else:
+            await eventually(lambda: feed.published == 1, "c0 shared at once")
+        hub.publish(decided("c1"))  # the same call's end, the next call: milliseconds later
+        hub.publish(decided("c2"))
+        more.set()
+        await eventually(lambda: feed.published == 3, "the three shared")
+        assert len(batches) == want
+        assert await read_all(feed) == [("decision", f"c{i}") for i in range(3)]
+
+
+async def test_an_event_the_publisher_holds_when_it_is_stopped_is_still_appended(
+    redis_server: RedisServer,
+) -> None:
+    client = aioredis.Redis.from_url(redis_server.url, socket_timeout=2)
+    feed, hub = CallFeed(client, f"t{uuid.uuid4().hex[:10]}:", linger_s=60), EventHub()
+    task = asyncio.ensure_future(feed.publisher(hub))
+    try:
+        hub.publish(decided("c1"))
+        assert feed._sub is not None
+        await eventually(lambda: feed._sub is not None and feed._sub.queue.empty(),
+                         "c1 taken by the publisher, which waits for more")
+        await cancel_and_wait([task])
+        assert feed.published == 0
+        await feed.stop()
+        assert feed.published == 1
+        assert await read_all(feed) == [("decision", "c1")]
+    finally:
+        await cancel_and_wait([task])
+        await client.aclose()
 
 
 async def test_an_event_appended_twice_is_read_once(redis_server: RedisServer) -> None:
