@@ -44,7 +44,7 @@ from outguard.tasks import cancel_and_wait
 from rules.policy_types import Policy
 
 if TYPE_CHECKING:  # redis-py is only needed in cluster mode
-    from outguard.cluster.feed_debt import FeedDebt
+    from outguard.cluster.feed_debt import FeedMark
     from outguard.cluster.guard import GuardedCaps
 
 logger = logging.getLogger(__name__)
@@ -179,18 +179,18 @@ async def _cluster_enforcement(app: web.Application) -> AsyncIterator[Enforcer]:
     import redis.asyncio as aioredis
 
     from outguard.cluster.feed import CallFeed
-    from outguard.cluster.feed_debt import FeedDebt
+    from outguard.cluster.feed_debt import FeedMark
     from outguard.cluster.leader import AdvisoryLeader
 
     settings, screener, store = app[SETTINGS], app[SCREENER], app[STORE]
     client = aioredis.Redis.from_url(settings.cluster.redis, socket_timeout=5,
                                      socket_connect_timeout=2)
-    debt = FeedDebt(settings.spool_dir or default_spool_dir(settings.store))
-    feed = CallFeed(client, settings.cluster.prefix, debt=debt)
+    mark = FeedMark(settings.spool_dir or default_spool_dir(settings.store))
+    feed = CallFeed(client, settings.cluster.prefix, high_water=mark)
     app[FEED_FIGURES] = feed.figures
     leader = AdvisoryLeader(settings.store) if is_postgres_url(settings.store) else None
     loop = asyncio.get_running_loop()
-    await feed.recover(await owed_events(store, debt, settings.pbx_names()))
+    await feed.recover(await owed_events(store, mark, settings.pbx_names()))
     claims = app[CLAIMS] = PbxClaims(store, instance_name(settings))
     tasks = [loop.create_task(feed.publisher(screener.events)), loop.create_task(claims.run())]
     try:
@@ -222,16 +222,17 @@ def instance_name(settings: Settings) -> str:
     return settings.cluster.instance or f"{socket.gethostname()}:{settings.api.port}"
 
 
-async def owed_events(store: AsyncStore, debt: FeedDebt,
+async def owed_events(store: AsyncStore, mark: FeedMark,
                       pbxes: Sequence[str]) -> list[CallDecided | CallEnded]:
-    """The call events a previous run of this instance could not share on the call feed
-    (Redis could not take them before it stopped or died: ``FeedDebt``), derived again
-    from the call log; none when nothing is owed."""
+    """The call events of this instance's earlier runs that the call feed may lack (since
+    its high-water mark: ``FeedMark``; Redis may have been unable to take them before it
+    stopped or died, noticed or not), derived again from the call log; none at the first
+    start."""
     from outguard.cluster.feed_debt import MAX_DEBT_S, events_from_log
 
-    if debt.since is None:
+    if mark.since is None:
         return []
-    since = max(debt.since, time.time() - MAX_DEBT_S)
+    since = max(mark.since, time.time() - MAX_DEBT_S)
     inner, names = store.store, frozenset(pbxes)
     return await store.run(lambda: list(events_from_log(
         inner.iter_calls_since(since - MAX_CALL_AGE_S, allowed_only=False), since, names)))

@@ -23,11 +23,12 @@ already read (by kind and call id, over the last ``seen`` events), so a repeat n
 counts twice.
 
 Nothing the other instances need is lost when an instance stops, or is killed, while
-Redis cannot take its events: the first failure writes a durable debt (``FeedDebt``, in
-the instance's spool directory), a graceful stop tries once more and leaves the debt when
-it cannot, and the next start derives the owed events again from the call log and appends
-those the stream does not hold yet (``recover``); the debt is cleared once the backlog
-has been appended whole.
+Redis cannot take its events, whether or not a failed append had noticed it yet: the
+feed keeps a durable high-water mark (``FeedMark``, in the instance's spool directory),
+moved only once the backlog is appended whole with nothing dropped (at most every
+``mark_every_s``, in a thread: never a write per call); a graceful stop tries once more
+and moves it when everything is appended; every start derives the events since the mark
+again from the call log and appends those the stream does not hold yet (``recover``).
 """
 
 from __future__ import annotations
@@ -35,15 +36,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from outguard.callevents import CallDecided, CallEnded, CallEvent, decode, encode
-from outguard.cluster.feed_debt import SLACK_S, FeedDebt
+from outguard.cluster.feed_debt import SLACK_S, FeedMark
 from outguard.events import EventHub, Subscription
 
 logger = logging.getLogger(__name__)
@@ -66,13 +68,16 @@ class CallFeed:
     def __init__(self, client: aioredis.Redis, prefix: str = "og:", *,
                  maxlen: int = 1_000_000, batch: int = 500, backlog: int = 50_000,
                  retry_s: float = 1.0, seen: int = 100_000, linger_s: float | None = None,
-                 debt: FeedDebt | None = None) -> None:
+                 high_water: FeedMark | None = None, mark_every_s: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.client = client
         #: how long the publisher waits after an event for more to join its batch, and
         #: the reader after a read (default ``LINGER_S``)
         self.linger_s = LINGER_S if linger_s is None else linger_s
-        #: where the events owed across a stop or a crash are written down (None: nowhere)
-        self.debt = debt
+        #: the durable high-water mark of what the feed holds (None: kept nowhere)
+        self.high_water = high_water
+        self.mark_every_s = mark_every_s
+        self.clock = clock
         self.key = prefix + "calls"
         self.maxlen = maxlen
         self.batch = batch
@@ -89,8 +94,15 @@ class CallFeed:
         self._waiting = 0  # how many of the backlog's oldest waited through a failure
         self._dropped_in_outage = 0
         self._sub: Subscription | None = None
-        #: a debt of the last run is cleared only once ``recover`` has queued it
-        self._owed_queued = debt is None or debt.since is None
+        #: the mark moves only once ``recover`` has queued what the last run owed
+        self._owed_queued = high_water is None
+        #: when the publisher last found no event waiting (None: some were left)
+        self._drained_at: float | None = None
+        #: events were dropped (backlog full, subscription overflowed) since the mark:
+        #: it stays, so the next start derives them again from the call log
+        self._lost = False
+        self._mark_failed = False
+        self._closed_at = float("inf")  # when the publisher's subscription closed
         #: (kind, call id) of events this instance appended again from its call log: its
         #: own figures counted them in its start's replay, so its reader skips them
         self._own_repeats: set[tuple[str, str]] = set()
@@ -125,20 +137,22 @@ class CallFeed:
             while True:
                 self._queue(_wire(await self._next(sub)))
                 await self._flush()
+                await self._advance(sub)
         finally:
+            self._closed_at = self.clock()
             sub.close()
 
     async def _next(self, sub: Subscription) -> list[Any]:
-        """The events waiting now, after ``linger_s`` (at least one; none after
-        ``retry_s`` when the backlog waits to be retried)."""
-        if self.backlog:
-            try:
-                async with asyncio.timeout(self.retry_s):
-                    first = await sub.get()
-            except TimeoutError:
-                return []
-        else:
-            first = await sub.get()
+        """The events waiting now, after ``linger_s`` (none after ``retry_s`` when the
+        backlog waits to be retried, or after ``mark_every_s`` when none came: the mark
+        moves on an idle feed too)."""
+        try:
+            async with asyncio.timeout(self.retry_s if self.backlog
+                                       else max(self.mark_every_s, 0.1)):
+                first = await sub.get()
+        except TimeoutError:
+            self._drained_at = self.clock()
+            return []
         if self.linger_s > 0:
             try:
                 await self._linger()
@@ -148,6 +162,7 @@ class CallFeed:
         events = [first]
         while len(events) < self.batch and not sub.queue.empty():
             events.append(sub.queue.get_nowait())
+        self._drained_at = self.clock() if sub.queue.empty() else None
         return events
 
     async def _linger(self) -> None:
@@ -160,6 +175,7 @@ class CallFeed:
             return
         for _ in range(over):
             self.backlog.popleft()
+        self._lost = True
         self._waiting = max(0, self._waiting - over)
         self.dropped += over
         if not self._dropped_in_outage:
@@ -180,7 +196,6 @@ class CallFeed:
                     await pipe.execute()
                     break
                 except (RedisError, OSError) as exc:
-                    self._owe()
                     if attempt:
                         if not self._waiting:
                             logger.warning("call feed: Redis cannot take events (%s); up to"
@@ -190,8 +205,6 @@ class CallFeed:
                         return
             for _ in chunk:
                 self.backlog.popleft()
-            if not self.backlog and self.debt is not None and self._owed_queued:
-                self.debt.clear()  # everything owed is appended
             self.published += len(chunk)
             late = min(len(chunk), self._waiting)
             if late:
@@ -203,51 +216,67 @@ class CallFeed:
                                    self._dropped_in_outage)
                     self._dropped_in_outage = 0
 
-    def _owe(self) -> None:
-        """The backlog may not reach Redis: write the debt down (since its oldest event,
-        less the slack) before anything else can happen to this process."""
-        if self.debt is None or not self.backlog or self.debt.since is not None:
+    async def _advance(self, sub: Subscription) -> None:
+        """Move the mark to when the publisher last found no event waiting, if everything
+        taken since is appended, nothing was dropped, and the mark is ``mark_every_s``
+        old (written in a thread: the call path never waits for the disk)."""
+        drained = self._drained_at
+        if (self.high_water is None or drained is None or self.backlog or not self._owed_queued
+                or self._lost or sub.missed):
             return
+        through = self.high_water.through
+        if through is not None and drained - through < self.mark_every_s:
+            return
+        await self._write_mark(drained)
+
+    async def _write_mark(self, through: float) -> None:
+        assert self.high_water is not None
         try:
-            oldest = decode(self.backlog[0]).at
-        except ValueError:
-            oldest = 0.0
-        try:
-            self.debt.owe(oldest - SLACK_S)
+            await asyncio.to_thread(self.high_water.advance, through)
         except OSError as exc:
-            logger.error("call feed: cannot write %s (%s): events waiting for Redis are"
-                         " lost if this instance stops first", self.debt.path, exc)
+            if not self._mark_failed:
+                logger.error("call feed: cannot write %s (%s): the next start derives"
+                             " more of the call log again", self.high_water.path, exc)
+            self._mark_failed = True
+        else:
+            self._mark_failed = False
 
     async def stop(self, timeout_s: float = 2.0) -> None:
         """A graceful stop, once the publisher task is cancelled: take the events it had
         not read and try once more to append the backlog (at most ``timeout_s``); what is
-        left stays owed (``FeedDebt``), derived again from the call log at the next
+        left is owed (the mark stays), derived again from the call log at the next
         start."""
         sub = self._sub
         while sub is not None and not sub.queue.empty():
             self._queue(_wire([sub.queue.get_nowait()]))
-        if not self.backlog:
-            return
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._flush()
-        except TimeoutError:
-            pass
+        # every event published before now (and before the subscription closed, which
+        # the publisher's cancellation did) is in the backlog
+        now = min(self.clock(), self._closed_at)
         if self.backlog:
-            self._owe()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._flush()
+            except TimeoutError:
+                pass
+        if self.backlog:
             logger.warning("call feed: %d event(s) not shared at stop; owed from the call"
                            " log at the next start (%s)", len(self.backlog),
-                           self.debt.path if self.debt is not None else "no spool: lost")
+                           self.high_water.path if self.high_water is not None
+                           else "no spool: lost")
+        elif (self.high_water is not None and self._owed_queued and not self._lost
+              and not (sub is not None and sub.missed)):
+            await self._write_mark(now)
 
     async def recover(self, owed: list[CallDecided | CallEnded], scan: int = 200_000) -> int:
-        """Append the events a previous run owed (``FeedDebt``, derived again from the
-        call log) that the stream does not hold yet, before this run's own; this
-        instance's reader skips them (its replay counted them). Returns how many are
-        queued (appended by the publisher, now or when Redis answers)."""
+        """Append the events of the previous runs since the mark (``FeedMark``, derived
+        again from the call log) that the stream does not hold yet, before this run's
+        own; this instance's reader skips them (its replay counted them). Returns how
+        many are queued (appended by the publisher, now or when Redis answers)."""
         self._owed_queued = True
+        start = self.clock()  # this run's events come after: none was published yet
         if not owed:
-            if self.debt is not None and not self.backlog:
-                self.debt.clear()
+            if self.high_water is not None and not self.backlog:
+                await self._write_mark(start)
             return 0
         owed = sorted(owed, key=lambda e: e.at)
         keys = {(e.type, e.call_id) for e in owed}
@@ -262,10 +291,12 @@ class CallFeed:
         missing = [encode(e) for e in owed if (e.type, e.call_id) not in held]
         self.backlog.extendleft(reversed(missing))
         self.recovered += len(missing)
-        logger.warning("call feed: %d event(s) owed by the last run (%d already shared)"
-                       " are appended from the call log", len(missing), len(owed) - len(missing))
-        if not self.backlog and self.debt is not None:
-            self.debt.clear()
+        if missing:
+            logger.warning("call feed: %d event(s) of the last run missing from the feed"
+                           " (%d of %d since its mark) are appended from the call log",
+                           len(missing), len(missing), len(owed))
+        if not self.backlog and self.high_water is not None:
+            await self._write_mark(start)
         return len(missing)
 
     async def _held(self, keys: set[tuple[str, str]], since: float,

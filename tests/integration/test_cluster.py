@@ -304,7 +304,7 @@ class ClusterProcess(OutguardProcess):
         """This PBX's call-log rows, as PostgreSQL has them committed."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             cur = conn.execute(
-                "SELECT decision_id, verdict, ended_at, end_note FROM calls"
+                "SELECT decision_id, verdict, at, ended_at, end_note FROM calls"
                 " WHERE caller_id = %s ORDER BY at", (self.caller_id,))
             names = [d.name for d in cur.description or ()]
             return [dict(zip(names, row)) for row in cur.fetchall()]

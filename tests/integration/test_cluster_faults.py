@@ -2,8 +2,8 @@
 one PBX name is one Asterisk across the instances (a second Asterisk under a claimed name
 is refused, one Asterisk on two instances needs a Stasis application each); a call that
 went out unscreened (fail-open) holds its shared reservation; the call events of an
-instance stopped (gracefully or by kill -9) while Redis was down reach the other instance
-once it starts again."""
+instance stopped (gracefully or by kill -9) while Redis was down, or hung before a failed
+append noticed it, reach the other instance once it starts again."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from outguard import sandbox
-from outguard.cluster.feed_debt import FeedDebt
+from outguard.cluster.feed_debt import FeedMark
 from outguard.config import Settings
 from outguard.server import AMI, CLAIMS, STASIS, Parts, build_app, health
 from outguard.testing import sipp
@@ -177,14 +177,16 @@ async def test_a_fail_open_call_holds_its_shared_reservation_until_it_ends(
         await runner.cleanup()
 
 
-@pytest.mark.parametrize("stop", ["graceful", "kill -9"])
+@pytest.mark.parametrize("stop", ["graceful", "kill -9", "kill -9 before a failed append"])
 async def test_call_events_of_an_instance_stopped_while_redis_is_down_reach_the_other(
     clean_pbx: sandbox.Sandbox, pbx_b: sandbox.Sandbox, shared: Shared,  # noqa: F811
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str,
 ) -> None:
     """Redis stops; instance A screens calls (its caps fail open) and stops, gracefully
-    or killed, before Redis answers again; Redis comes back empty; A starts again: B's
-    figures get A's decisions and outcomes, each once."""
+    or killed, before Redis answers again; Redis comes back (empty after a crash); A starts
+    again: B's figures get A's decisions and outcomes, each once. In the last case Redis
+    hangs (SIGSTOP) rather than dies: A's first append of the calls' events is still
+    waiting for an answer (nothing has failed, nothing was noticed) when it is killed."""
     pbx_b.hangup_all()
     two = cluster_settings(pbx_b, shared, tmp_path / "spool-two", "cluster-open.toml")
     monkeypatch.setenv("OUTGUARD_ARI_PASSWORD", pbx_b.inst.ari_password)
@@ -194,9 +196,16 @@ async def test_call_events_of_an_instance_stopped_while_redis_is_down_reach_the_
     a = ClusterProcess(clean_pbx, tmp_path / "a", shared, 7200.0, policy="cluster-open.toml",
                        parts="ari,ami,api")
     a.start()
-    spool = FeedDebt(tmp_path / "a" / "spool")
+    spool = tmp_path / "a" / "spool"
+    hang = stop == "kill -9 before a failed append"
+    redis = shared.redis.proc
+    assert redis is not None
     try:
-        shared.redis.kill()
+        await eventually(lambda: FeedMark(spool).through is not None, "A's first mark")
+        if hang:
+            redis.send_signal(signal.SIGSTOP)
+        else:
+            shared.redis.kill()
         with sipp.Carrier(clean_pbx.inst, hold_ms=300):
             run = await asyncio.to_thread(
                 sipp.place_calls, clean_pbx.inst, "13800138070", count=3, rate=5,
@@ -209,20 +218,28 @@ async def test_call_events_of_an_instance_stopped_while_redis_is_down_reach_the_
 
         await eventually(ended, "A's three calls logged with their outcomes", interval=0.05)
         a.stop(signal.SIGTERM if stop == "graceful" else signal.SIGKILL)
-        assert FeedDebt(spool.path.parent).since is not None  # written down, durably
+        through = FeedMark(spool).through
+        first = min(r["at"] for r in a.rows())
+        assert through is not None and through <= first  # the mark stayed before them
         assert b.enforcer.risk("account", "a-owed").attempts == 0  # B never heard of them
-        shared.redis.restart()  # back, and empty
+        if hang:
+            redis.send_signal(signal.SIGCONT)  # A's hung append may land now, or not
+        else:
+            shared.redis.restart()  # back, and empty
         a.start()
         await eventually(lambda: b.enforcer.risk("account", "a-owed").ended == 3,
                          "A's calls, decisions and outcomes, in B's figures")
+        last = max(r["ended_at"] for r in a.rows())
+        await eventually(lambda: (FeedMark(spool).through or 0) > last,
+                         "A's mark past its calls once they are appended")
         figures = b.enforcer.risk("account", "a-owed")
         assert (figures.attempts, figures.allowed, figures.ended) == (3, 3, 3)
-        await eventually(lambda: FeedDebt(spool.path.parent).since is None,
-                         "A's debt cleared once appended")
         health = a.health()
         assert health is not None and health["status"] == "ok"
     finally:
         a.stop(signal.SIGKILL)
+        if redis.poll() is None:
+            redis.send_signal(signal.SIGCONT)
         if shared.redis.proc is None or shared.redis.proc.poll() is not None:
             shared.redis.restart()
         await runner_two.cleanup()

@@ -1,19 +1,21 @@
 """Call events an instance owed the call feed when it stopped, or was killed, while Redis
-could not take them: written down durably, derived again from the call log at the next
-start, appended once, on a real Redis."""
+could not take them (noticed or not): a durable high-water mark of what the feed holds,
+the events since it derived again from the call log at the next start, appended once, on
+a real Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from outguard.callevents import CallDecided, CallEnded, encode
+from outguard.callevents import CallDecided, CallEnded, decode, encode
 from outguard.cluster.feed import START, CallFeed
-from outguard.cluster.feed_debt import SLACK_S, FeedDebt, events_from_log
+from outguard.cluster.feed_debt import SLACK_S, FeedMark, events_from_log
 from outguard.events import EventHub
 from outguard.live import MAX_CALL_AGE_S
 from outguard.store.base import CallRecord, LoggedCall
@@ -34,19 +36,24 @@ def logged(call_id: str, at: float, *, verdict: str = "allow", rule: str = "",
                       cause=16 if ended_at is not None else None)
 
 
-def test_a_debt_is_durable_keeps_its_earliest_time_and_clears(tmp_path: Path) -> None:
-    debt = FeedDebt(tmp_path / "spool")
-    assert debt.since is None
-    debt.owe(NOW)
-    debt.owe(NOW + 50)  # a later debt does not move it
-    assert FeedDebt(tmp_path / "spool").since == NOW  # read back after a restart
-    debt.owe(NOW - 10)
-    assert FeedDebt(tmp_path / "spool").since == NOW - 10
-    debt.clear()
-    assert FeedDebt(tmp_path / "spool").since is None and not debt.path.exists()
-    debt.path.write_text("garbage")
-    unreadable = FeedDebt(tmp_path / "spool").since  # owed: the longest a call may last
-    assert unreadable is not None and time.time() - MAX_CALL_AGE_S - 5 < unreadable < time.time()
+def test_the_mark_is_durable_never_moves_back_and_honours_an_old_debt(tmp_path: Path) -> None:
+    mark = FeedMark(tmp_path / "spool")
+    assert mark.since is None and mark.through is None  # the first start: nothing owed
+    mark.advance(NOW)
+    mark.advance(NOW - 50)  # never back
+    again = FeedMark(tmp_path / "spool")  # read back after a restart
+    assert (again.through, again.since) == (NOW, NOW - SLACK_S)
+    mark.path.write_text("garbage")
+    unreadable = FeedMark(tmp_path / "spool").since  # owed: the longest a call may last
+    assert unreadable is not None
+    assert time.time() - MAX_CALL_AGE_S - SLACK_S - 5 < unreadable < time.time() - MAX_CALL_AGE_S
+    mark.path.unlink()
+    (tmp_path / "spool" / FeedMark.LEGACY).write_text('{"since": %s}' % (NOW - 500))
+    old = FeedMark(tmp_path / "spool")  # a debt an earlier version wrote
+    assert old.since == NOW - 500
+    old.advance(NOW)
+    assert FeedMark(tmp_path / "spool").since == NOW - SLACK_S
+    assert not (tmp_path / "spool" / FeedMark.LEGACY).exists()
 
 
 def test_the_owed_events_are_the_decisions_and_outcomes_since_the_debt() -> None:
@@ -76,37 +83,55 @@ def decided(call_id: str, at: float = NOW) -> CallDecided:
                        "ok", "", 0, (), 5, pbx="bj-1")
 
 
-async def test_a_stop_while_redis_is_down_leaves_a_debt_the_next_start_pays_once(
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_stop_while_redis_is_down_keeps_the_mark_the_next_start_pays_once(
     redis_server: RedisServer, tmp_path: Path,
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}:"
     spool = tmp_path / "spool"
+    FeedMark(spool).advance(NOW - 5)  # the last run's mark
     down = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.5,
                                    socket_connect_timeout=0.5)
-    feed, hub = CallFeed(down, prefix, retry_s=0.05, debt=FeedDebt(spool)), EventHub()
+    clock = Clock()
+    feed = CallFeed(down, prefix, retry_s=0.05, high_water=FeedMark(spool), mark_every_s=0,
+                    clock=clock)
+    hub = EventHub()
+    await feed.recover([])  # nothing owed from before: Redis is not asked
+    assert FeedMark(spool).through == NOW
     task = asyncio.ensure_future(feed.publisher(hub))
-    hub.publish(decided("c1", NOW))
-    hub.publish(decided("c2", NOW + 1))
-    await eventually(lambda: FeedDebt(spool).since is not None, "the debt written")
-    assert FeedDebt(spool).since == NOW - SLACK_S  # from its oldest waiting event
-    await feed.stop(timeout_s=0.5)  # a graceful stop: still down, the debt stays
+    clock.now = NOW + 3
+    hub.publish(decided("c1", NOW + 1))
+    hub.publish(decided("c2", NOW + 2))
+    await eventually(lambda: len(feed.backlog) == 2, "Redis refused the events")
+    clock.now = NOW + 10
+    await feed.stop(timeout_s=0.5)  # a graceful stop: still down, the mark stays
     await cancel_and_wait([task])
     await down.aclose()
-    assert FeedDebt(spool).since == NOW - SLACK_S
+    assert FeedMark(spool).since == NOW - SLACK_S
 
     client = aioredis.Redis.from_url(redis_server.url)
     other = CallFeed(client, prefix)  # another instance, reading the feed
     try:
-        await client.xadd(other.key, {"e": encode(decided("c1", NOW))})  # shared before
-        again = CallFeed(client, prefix, debt=FeedDebt(spool))  # the next start
-        owed: list[CallDecided | CallEnded] = [decided("c1", NOW), decided("c2", NOW + 1)]
+        await client.xadd(other.key, {"e": encode(decided("c1", NOW + 1))})  # shared before
+        clock.now = NOW + 20
+        again = CallFeed(client, prefix, high_water=FeedMark(spool), mark_every_s=0, clock=clock)
+        owed: list[CallDecided | CallEnded] = [decided("c1", NOW + 1), decided("c2", NOW + 2)]
         assert await again.recover(owed) == 1  # c1 is on the stream already
+        assert FeedMark(spool).through == NOW  # c2 not appended yet
         hub2 = EventHub()
         task = asyncio.ensure_future(again.publisher(hub2))
         try:
-            hub2.publish(decided("c3", NOW + 2))  # this run's own
+            clock.now = NOW + 21
+            hub2.publish(decided("c3", NOW + 21))  # this run's own
             await eventually(lambda: again.published == 2, "c2 and c3 appended")
-            assert FeedDebt(spool).since is None  # paid
+            await eventually(lambda: FeedMark(spool).through == NOW + 21, "the mark moved")
             assert again.figures()["recovered"] == 1
         finally:
             await cancel_and_wait([task])
@@ -114,6 +139,66 @@ async def test_a_stop_while_redis_is_down_leaves_a_debt_the_next_start_pays_once
         assert await read_until(again, "c3") == ["c3"]  # its own replay counted c1, c2
     finally:
         await client.aclose()
+
+
+async def test_a_kill_before_any_append_failed_loses_no_event(
+    redis_server: RedisServer, tmp_path: Path,
+) -> None:
+    """kill -9 while an append hangs on a Redis that stopped answering (nothing has
+    failed yet, nothing was written down since): the mark is from before, so the next
+    start appends the calls decided since, each once."""
+    prefix = f"t{uuid.uuid4().hex[:10]}:"
+    spool = tmp_path / "spool"
+    client = aioredis.Redis.from_url(redis_server.url, socket_timeout=30)
+    clock = Clock()
+    feed = CallFeed(client, prefix, high_water=FeedMark(spool), mark_every_s=0, clock=clock)
+    await feed.recover([])
+    hub = EventHub()
+    task = asyncio.ensure_future(feed.publisher(hub))
+    try:
+        clock.now = NOW + 1
+        hub.publish(decided("c1", NOW + 1))
+        await eventually(lambda: FeedMark(spool).through == NOW + 1, "c1 appended, marked")
+        assert redis_server.proc is not None
+        redis_server.proc.send_signal(signal.SIGSTOP)  # Redis stops answering
+        try:
+            clock.now = NOW + 2
+            hub.publish(decided("c2", NOW + 2))
+            hub.publish(decided("c3", NOW + 3))
+            await eventually(lambda: len(feed.backlog) == 2, "the append hanging")
+            task.cancel()  # kill -9: nothing more runs (no stop, no failure noticed)
+        finally:
+            redis_server.proc.send_signal(signal.SIGCONT)
+        await cancel_and_wait([task])
+    finally:
+        await client.aclose()
+    assert FeedMark(spool).through == NOW + 1  # nothing else was written
+
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        clock.now = NOW + 30
+        again = CallFeed(client, prefix, high_water=FeedMark(spool), mark_every_s=0, clock=clock)
+        since = FeedMark(spool).since
+        assert since is not None
+        log = [decided("c1", NOW + 1), decided("c2", NOW + 2), decided("c3", NOW + 3)]
+        owed = [e for e in log if e.at >= since]
+        assert [e.call_id for e in owed] == ["c1", "c2", "c3"]
+        await again.recover(owed)  # those the stream lacks (the hung append may have landed)
+        task = asyncio.ensure_future(again.publisher(EventHub()))
+        try:
+            await eventually(lambda: not again.backlog, "the missing events appended")
+        finally:
+            await cancel_and_wait([task])
+        assert set(await read_keys(client, again.key)) == {"c1", "c2", "c3"}
+        assert await read_until(CallFeed(client, prefix), "c3") == ["c1", "c2", "c3"]  # once
+    finally:
+        await client.aclose()
+
+
+async def read_keys(client: aioredis.Redis, key: str) -> list[str]:
+    """The call ids the stream holds, as appended (repeats included)."""
+    entries = await client.xrange(key)
+    return [decode(fields[b"e"]).call_id for _id, fields in entries]
 
 
 async def read_until(feed: CallFeed, last: str) -> list[str]:
