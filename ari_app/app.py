@@ -22,6 +22,7 @@ finds, follows and reconciles only that PBX's calls (``LiveCalls.on_channel(pbx,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -38,6 +39,7 @@ from ari_app.bridge import (
     outbound_id,
 )
 from ari_app.client import AriClient, AriError, AriUnavailable, ChannelGone
+from ari_app.replaced import Replaced
 from ari_app.settings import CallSettings
 from outguard import dialplan_vars as dv
 from outguard import faults, screening
@@ -125,6 +127,8 @@ class StasisApp:
         self.tracker = tracker
         self.connected = False
         self.last_error = ""  # why the last connection attempt failed (/health, serve)
+        #: another connection may take this target's Stasis application (ari_app.replaced)
+        self.replaced = Replaced(pbx, client.app, str(getattr(client, "base", "")))
         self.reconnects = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchers: dict[str, BridgeCall] = {}  # bridge mode: channel id -> call
@@ -149,8 +153,18 @@ class StasisApp:
             backoff.connecting()
             try:
                 await self._claim()
-                async for event in self.client.events(on_open=self._on_open):
-                    self.dispatch(event)
+                events = self.client.events(on_open=self._on_open)
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        if self.replaced.concerns(event):
+                            self.replaced.happened(event)
+                            break
+                        self.dispatch(event)
+                if self.replaced.problem:
+                    self.connected = False
+                    self.last_error = self.replaced.problem
+                    await self.replaced.wait_free(self.client.application)
+                    continue  # free again: register at once
                 logger.warning("ARI events WebSocket closed")
             except PbxConflict as err:  # logged by the claims; not used until resolved
                 self.last_error = str(err)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -261,7 +261,7 @@ class AriClient:
 
     async def events(
         self, on_open: Callable[[], None] | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Connect the events WebSocket and yield events until it closes.
 
         Registers the Stasis application (``on_open`` is called then); raises

@@ -346,6 +346,9 @@ async def health(request: web.Request) -> web.Response:
     claims = request.app.get(CLAIMS)
     if claims is not None:
         reasons.extend(claims.conflicts.values())  # each names both sides
+    for stasis in request.app.get(STASIS_BY_PBX, {}).values():
+        if stasis.replaced.problem:  # another connection took its Stasis application
+            reasons.append(stasis.replaced.problem)
     status = "starting" if screener.snapshot is None else "degraded" if reasons else "ok"
     body: dict[str, Any] = {
         "status": status,

@@ -119,6 +119,10 @@ class Scrape:
     #: (``outguard.pbx_claims``); None outside cluster mode
     pbx_refused: Mapping[str, int] | None = None
     pbx_conflicts: Mapping[str, int] = field(default_factory=dict)
+    #: by pbx, for each ARI target: how often another connection took its Stasis
+    #: application (ApplicationReplaced), and whether it stands aside now (0/1)
+    ari_replaced: Mapping[str, int] = field(default_factory=dict)
+    ari_standing_aside: Mapping[str, int] = field(default_factory=dict)
     #: open complaints from regulators' channels by (channel, deadline state)
     complaints: Mapping[tuple[str, str], int] = field(default_factory=dict)
     #: of those, by channel, the deadlines counted Monday-Friday (calendar_unknown)
@@ -196,6 +200,15 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
         yield _gauge("outguard_pbx_conflict",
                      "Targets of a PBX not used now because of such a conflict.", "pbx",
                      {k: float(v) for k, v in s.pbx_conflicts.items()})
+    if s.ari_replaced:
+        yield _counter("outguard_ari_app_replaced",
+                       "Times another connection registered an ARI target's Stasis"
+                       " application on its Asterisk (ApplicationReplaced), by PBX.", "pbx",
+                       {k: float(v) for k, v in s.ari_replaced.items()})
+        yield _gauge("outguard_ari_app_standing_aside",
+                     "1 while an ARI target stands aside because another connection holds"
+                     " its Stasis application, by PBX.", "pbx",
+                     {k: float(v) for k, v in s.ari_standing_aside.items()})
     due = GaugeMetricFamily(
         "outguard_complaints_open",
         "Open complaints from regulators' channels (12321, 12300, fcc, ofcom) by channel and "

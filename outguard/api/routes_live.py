@@ -15,13 +15,22 @@ from typing import Any
 
 from aiohttp import web
 
+from ari_app.app import StasisApp
 from outguard.api import context as cx
 from outguard import views
 from outguard.api.core import LIMITS, TOKEN_KEY, route
 from outguard.api.metrics import CONTENT_TYPE, Scrape, render
 from outguard.enforcement.deadlines import deadline_state
 from outguard.events import wire
-from outguard.server import CLAIMS, ENFORCER, FEED_FIGURES, PARTS, split_part, store_health
+from outguard.server import (
+    CLAIMS,
+    ENFORCER,
+    FEED_FIGURES,
+    PARTS,
+    STASIS_BY_PBX,
+    split_part,
+    store_health,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,7 @@ async def metrics(request: web.Request) -> web.Response:
             unknown[key[0]] = unknown.get(key[0], 0) + 1
     snap = screener.snapshot
     claims = request.app.get(CLAIMS)
+    stasis: dict[str, StasisApp] = request.app.get(STASIS_BY_PBX, {})
     enforcer = request.app.get(ENFORCER)
     health = await enforcer.health_summary() if enforcer is not None else {}
     scrape = Scrape(
@@ -72,7 +82,9 @@ async def metrics(request: web.Request) -> web.Response:
         caps=screener.shared.health if screener.shared is not None else None,
         feed=request.app[FEED_FIGURES]() if FEED_FIGURES in request.app else None,
         pbx_refused=dict(claims.refused) if claims is not None else None,
-        pbx_conflicts=_by_pbx(claims.conflicts) if claims is not None else {})
+        pbx_conflicts=_by_pbx(claims.conflicts) if claims is not None else {},
+        ari_replaced={pbx: a.replaced.times for pbx, a in stasis.items()},
+        ari_standing_aside={pbx: int(bool(a.replaced.problem)) for pbx, a in stasis.items()})
     body = render(request.app[cx.REGISTRY], request.app[cx.COLLECTOR], scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
                                             "X-Content-Type-Options": "nosniff"})

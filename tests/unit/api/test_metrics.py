@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from outguard import probes
-from outguard.api.metrics import SNAPSHOT_FIGURES
+from outguard.api.metrics import SNAPSHOT_FIGURES, Collector, Scrape, render
 from outguard.store.writer import Writer
 from tests.unit.api.conftest import Api
 from tests.unit.api.test_screening_routes import collected, place
@@ -123,3 +123,14 @@ def test_a_call_log_row_the_store_cannot_write_counts_as_a_store_write_error(
         writer.close()
     assert writer.rows_dropped == 1
     assert (_count("call_batch"), _count("call_row")) == (before[0] + 1, before[1] + 1)
+
+
+def test_a_stasis_application_taken_by_another_connection_is_counted_and_shown() -> None:
+    scrape = Scrape(ari_replaced={"bj-1": 2, "sh-1": 0},
+                    ari_standing_aside={"bj-1": 1, "sh-1": 0})
+    text = render(CollectorRegistry(), Collector(), scrape).decode()
+    samples = {(s.name, tuple(s.labels.items())): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("outguard_ari_app_replaced_total", (("pbx", "bj-1"),))] == 2
+    assert samples[("outguard_ari_app_standing_aside", (("pbx", "bj-1"),))] == 1
+    assert samples[("outguard_ari_app_standing_aside", (("pbx", "sh-1"),))] == 0

@@ -966,3 +966,60 @@ async def test_an_asterisk_under_a_pbx_name_another_asterisk_holds_is_never_used
             await asyncio.gather(task, return_exceptions=True)
     finally:
         await store.aclose()
+
+
+class TakenAri(FakeEntityAri):
+    """An Asterisk where another connection registers the application while outguard's
+    WebSocket is open (``take``), and keeps it until ``leave``."""
+
+    def __init__(self) -> None:
+        super().__init__("02:00:00:00:00:09")
+        self.taken = asyncio.Event()
+        self.held_by_other = False
+        self.listed = 0
+
+    async def events(self, on_open: Any = None) -> Any:
+        self.opened += 1
+        if on_open is not None:
+            on_open()
+        await self.taken.wait()
+        self.taken.clear()
+        self.held_by_other = True
+        yield {"type": "ApplicationReplaced", "application": self.app,
+               "timestamp": "2026-12-02T22:00:00.000+0000"}
+        await asyncio.Event().wait()  # the WebSocket stays open, silent
+        yield {}  # pragma: no cover - never reached
+
+    async def application(self) -> dict[str, Any]:
+        self.listed += 1
+        if not self.held_by_other:
+            raise AriError("GET", "/applications/outguard", 404, "Application not found")
+        return {"name": self.app, "channel_ids": []}
+
+
+async def test_an_application_taken_by_another_connection_stands_aside_until_it_is_free(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ApplicationReplaced: logged as an error naming the application, PBX and Asterisk;
+    the target stands aside (no reconnect that would take the calls back and forth) while
+    Asterisk lists the application; registers again once it is free."""
+    ari = TakenAri()
+    app = StasisApp(ari, FakeScreener(), CallSettings(), None, pbx="bj-1")  # type: ignore[arg-type]
+    app.replaced.poll_s = 0.01
+    task = asyncio.ensure_future(app.run())
+    try:
+        await eventually(lambda: app.connected, "connected")
+        ari.taken.set()
+        await eventually(lambda: ari.listed >= 3, "the application checked, still held")
+        assert ari.opened == 1 and not app.connected  # never took it back
+        assert app.replaced.times == 1 and app.last_error == app.replaced.problem
+        for part in ("pbx bj-1", "'outguard'", ari.base, "ApplicationReplaced"):
+            assert part in app.replaced.problem
+        assert any(r.levelname == "ERROR" and "stands aside" in r.getMessage()
+                   for r in caplog.records)
+        ari.held_by_other = False  # the other process has gone
+        await eventually(lambda: ari.opened == 2 and app.connected, "registered again")
+        assert app.replaced.problem == ""
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
