@@ -20,9 +20,12 @@ that are unsound in panoramisk 1.4:
 Asterisk processes one command at a time and loses commands written ahead of their
 reply (measured: pipelined SET VARIABLEs after the first never answer), so commands are
 strictly sequential, and there are few of them. The dialplan passes the who/why
-variables as AGI arguments (``AGI(url,${EXTEN},account,tenant,purpose,campaign,id,pbx)``,
-then the channel's ``OUTGUARD_DECISION_ID`` (see ``Screener._new_id``) and the dialplan's
-``OUTGUARD_PBX`` (see ``outguard.dialplan_pbx``);
+variables as AGI arguments (``AGI(url,${EXTEN},account,tenant,purpose,campaign,id,pbx,
+entity)``), then the channel's ``OUTGUARD_DECISION_ID`` (see ``Screener._new_id``), the
+dialplan's ``OUTGUARD_PBX`` (see ``outguard.dialplan_pbx``) and the Asterisk's
+``${ENTITYID}`` (in cluster mode the PBX name is claimed for the Asterisk whose calls come
+under it, ``outguard.pbx_claims``: another Asterisk's calls under that name get
+``OUTGUARD_VERDICT=failed``, reason ``agi_pbx_conflict``);
 an older dialplan that passes only the number costs one ``GET FULL VARIABLE`` more). A
 plainly allowed call is ONE round trip: ``SET VARIABLE OUTGUARD_VERDICT allow``, and
 ``[outguard-allow]`` sets the rest. Otherwise the verdict's token values go in one
@@ -64,6 +67,7 @@ from outguard.callfacts import ChannelFacts
 from outguard.dialplan_pbx import DialplanPbx
 from outguard.latency import LatencyRecorder
 from outguard.live import DEFAULT_PBX
+from outguard.pbx_claims import PbxClaims, PbxConflict
 from outguard.probes import SCREENING_FAILURES, agi_operation, roundtrip
 from outguard.screening import (
     CallTracker,
@@ -87,10 +91,14 @@ SCREEN_ROUTE = "screen"
 BACKLOG = 4096
 #: the who/why variables: AGI arguments 2-5, or (older dialplans) one GET FULL VARIABLE
 WHO_VARS = (dv.ACCOUNT, dv.TENANT, dv.PURPOSE, dv.CAMPAIGN)
-#: the AGI arguments after the who/why ones: the channel's OUTGUARD_DECISION_ID (index 5)
-#: and the dialplan's OUTGUARD_PBX (index 6)
+#: the AGI arguments after the who/why ones: the channel's OUTGUARD_DECISION_ID (index 5),
+#: the dialplan's OUTGUARD_PBX (index 6) and the Asterisk's ${ENTITYID} (index 7)
 CARRIED_ARG = len(WHO_VARS) + 1
 PBX_ARG = CARRIED_ARG + 1
+ENTITY_ARG = PBX_ARG + 1
+#: how long calls of an Asterisk refused its PBX name are answered without asking the
+#: store again
+REFUSED_S = 5.0
 FAILED = dv.FAILED
 
 
@@ -193,6 +201,7 @@ class FastAgiServer:
         pbxes: Sequence[str] = (DEFAULT_PBX,),
         pbx_hosts: Mapping[str, str] | None = None,
         dialplans: Mapping[str, DialplanPbx] | None = None,
+        claims: PbxClaims | None = None,
         budget_ms: float = 200.0,
         fail_mode: str = "closed",
         fail_cause: int = 34,
@@ -214,6 +223,11 @@ class FastAgiServer:
         self.dialplans = {pbx: DialplanPbx(pbx, pbx if screener.reserves else "")
                           for pbx in self.pbxes}
         self.dialplans.update(dialplans or {})
+        #: cluster mode: each PBX name is claimed for the Asterisk its calls come from
+        self.claims = claims
+        self._entities: dict[str, tuple[str, float]] = {}  # pbx -> (entity, last call)
+        self._refused: dict[tuple[str, str], float] = {}  # (pbx, entity) -> until
+        self._unnamed: set[str] = set()  # PBXes whose dialplan does not pass ${ENTITYID}
         self.budget_ms = budget_ms
         self.fail_mode, self.fail_cause = fail_mode, fail_cause  # for channels without
         self.header_timeout_s = header_timeout_s
@@ -395,8 +409,21 @@ class FastAgiServer:
             # the row names no PBX of the configuration: none could be told
             await self._failed(session, "agi_unknown_pbx", _facts(req, {}, DEFAULT_PBX))
             return
-        tracker = self.trackers.get(pbx)
         args = req.args
+        if self.claims is not None:
+            entity = args[ENTITY_ARG].strip() if len(args) > ENTITY_ARG else ""
+            held = self._entities.get(pbx)
+            if held is None or held[0] != entity:
+                conflict = await self._claim(pbx, entity, session)
+                if conflict:
+                    SCREENING_FAILURES.labels("agi", "dialplan").inc()
+                    # the row names no PBX of the configuration: its own is not this one
+                    await self._failed(session, "agi_pbx_conflict",
+                                       _facts(req, {}, DEFAULT_PBX))
+                    return
+            else:
+                self._entities[pbx] = (entity, time.monotonic())  # its claim stays renewed
+        tracker = self.trackers.get(pbx)
         if len(args) > len(WHO_VARS):
             who = dict(zip(WHO_VARS, (a.strip() for a in args[1:]), strict=False))
         else:  # a dialplan that passes only the number
@@ -427,6 +454,40 @@ class FastAgiServer:
             if decision.allowed and tracker is None:  # nobody else will see it end
                 self.screener.ended(decision.id, None)
             raise
+
+    async def _claim(self, pbx: str, entity: str, session: AgiSession) -> str:
+        """Cluster mode, the first call of an Asterisk under ``pbx`` (``entity``: its
+        ``${ENTITYID}``, the eighth AGI argument): claim the name for it
+        (``PbxClaims.claim_agi``). Returns why its calls are refused ("" when they are
+        screened); refused calls are answered for ``REFUSED_S`` without asking again."""
+        assert self.claims is not None
+        if not entity:
+            if pbx not in self._unnamed:
+                self._unnamed.add(pbx)
+                logger.warning("pbx %s: its FastAGI calls do not pass ${ENTITYID} (the eighth"
+                               " AGI argument, dialplan/outguard.conf): which Asterisk sends"
+                               " them cannot be checked against the PBX name's claim", pbx)
+            return ""
+        now = time.monotonic()
+        if now < self._refused.get((pbx, entity), float("-inf")):
+            return self.claims.conflicts.get((pbx, f"agi({entity})"), "refused")
+        peer = session.writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+
+        lease_s = self.claims.lease_s
+
+        def connected() -> bool:  # calls keep coming from it: its claim is renewed
+            held = self._entities.get(pbx)
+            return held is not None and held[0] == entity \
+                and time.monotonic() - held[1] < lease_s
+
+        try:
+            await self.claims.claim_agi(pbx, entity, address, connected)
+        except PbxConflict as err:
+            self._refused[(pbx, entity)] = now + REFUSED_S
+            return str(err)
+        self._entities[pbx] = (entity, time.monotonic())
+        return ""
 
     async def _decide(self, facts: ChannelFacts) -> Decision | Unscreened:
         return await screening.decide(self.screener, facts, self.budget_ms)

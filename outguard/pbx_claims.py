@@ -28,6 +28,14 @@ target also claims its application on its Asterisk for its instance (the same ta
 the same Asterisk is refused the same way; give it an application of its own (``app`` in
 its ``[[ari]]`` target, and ``Stasis(<app>)`` in the dialplan that sends it calls).
 
+FastAGI has no connection to an Asterisk to ask: the dialplan passes its ``${ENTITYID}``
+as an AGI argument, and the first call of each Asterisk under a PBX name claims the name
+for it (kind ``agi(<entity id>)``, renewed while its calls keep coming; later calls cost
+no store round trip). Calls of a second Asterisk under a live claim get verdict
+``failed`` (reason ``agi_pbx_conflict``: the dialplan's failure policy), with the same
+``/health``, metric and log as a refused target. A conflict that no target met again for
+a lease is no longer reported.
+
 When the store cannot answer, the claim cannot be checked: the target is used (calls keep
 being screened, as everything else keeps working from the snapshot) and a warning is
 logged; the claim is made at the next renewal.
@@ -77,6 +85,7 @@ class PbxClaims:
         self.conflicts: dict[tuple[str, str], str] = {}
         #: pbx -> claims refused so far (for /metrics)
         self.refused: dict[str, int] = {}
+        self._refused_at: dict[tuple[str, str], float] = {}  # last refusal, per conflict
 
     async def claim(self, pbx: str, kind: str, entity_id: str, where: str,
                     drop: Callable[[], Awaitable[None]] | None = None,
@@ -92,20 +101,47 @@ class PbxClaims:
             return
 
         def conflict(holder: tuple[str, str, str, float], now: float) -> str:
-            other_entity, other_instance, other_kind, seen_at = holder
-            return (
-                f"pbx {pbx!r}: the {kind} target at {where} reaches Asterisk {entity_id},"
-                f" but {self._who(other_instance)}'s {other_kind} target claims the name for"
-                f" Asterisk {other_entity} (renewed {max(0.0, now - seen_at):.0f} s ago):"
-                f" two Asterisk servers cannot share a PBX name (calls are found by pbx and"
-                f" channel, and cluster call ids are <uniqueid>@{pbx}); give each its own"
-                f" pbx name. This target is not used until then")
+            return self._name_taken(
+                pbx, f"the {kind} target at {where} reaches Asterisk {entity_id}", holder,
+                now, "This target is not used until then")
 
         async def again() -> None:
             await self.claim(pbx, kind, entity_id, where, drop, connected)
 
         await self._claim(pbx, kind, pbx, entity_id, kind, conflict,
                           _Held(again, drop, connected), where)
+
+    async def claim_agi(self, pbx: str, entity_id: str, peer: str,
+                        connected: Callable[[], bool]) -> None:
+        """Claim ``pbx`` for the Asterisk ``entity_id`` that FastAGI calls from ``peer``
+        name (``${ENTITYID}``, an AGI argument); ``PbxConflict`` when another Asterisk
+        holds it. One FastAGI server takes the calls of many Asterisks, so each one's claim
+        is a target of its own (kind ``agi(<entity id>)``): a second Asterisk under the
+        name never takes over the first's claim while it is renewed, i.e. while
+        ``connected()`` (its calls keep coming)."""
+        kind = f"agi({entity_id})"
+
+        def conflict(holder: tuple[str, str, str, float], now: float) -> str:
+            return self._name_taken(
+                pbx, f"FastAGI calls from {peer} come from Asterisk {entity_id}", holder,
+                now, "Its FastAGI calls get verdict failed (reason agi_pbx_conflict: the"
+                " dialplan's failure policy) until then")
+
+        async def again() -> None:
+            await self.claim_agi(pbx, entity_id, peer, connected)
+
+        await self._claim(pbx, kind, pbx, entity_id, kind, conflict,
+                          _Held(again, None, connected), f"FastAGI from {peer}")
+
+    def _name_taken(self, pbx: str, this: str, holder: tuple[str, str, str, float],
+                    now: float, consequence: str) -> str:
+        other_entity, other_instance, other_kind, seen_at = holder
+        return (
+            f"pbx {pbx!r}: {this}, but {self._who(other_instance)}'s {other_kind} target"
+            f" claims the name for Asterisk {other_entity} (renewed"
+            f" {max(0.0, now - seen_at):.0f} s ago): two Asterisk servers cannot share a PBX"
+            f" name (calls are found by pbx and channel, and cluster call ids are"
+            f" <uniqueid>@{pbx}); give each its own pbx name. {consequence}")
 
     async def claim_app(self, pbx: str, entity_id: str, app: str, where: str,
                         drop: Callable[[], Awaitable[None]] | None = None,
@@ -159,6 +195,7 @@ class PbxClaims:
         self._held.pop((pbx, kind), None)
         message = conflict(holder, now)
         self.refused[pbx] = self.refused.get(pbx, 0) + 1
+        self._refused_at[(pbx, kind)] = now
         if (pbx, kind) not in self.conflicts:
             logger.error("%s", message)
         self.conflicts[(pbx, kind)] = message
@@ -166,7 +203,14 @@ class PbxClaims:
 
     async def renew(self) -> None:
         """Renew the claims of the targets still connected (the others lapse); a target
-        whose renewal is refused is dropped."""
+        whose renewal is refused is dropped. A conflict no target ran into again for a
+        lease (a refused ARI/AMI target retries within seconds; an Asterisk whose FastAGI
+        calls were refused sends no more) is no longer reported."""
+        now = self.clock()
+        for key in list(self.conflicts):
+            if now - self._refused_at.get(key, now) > self.lease_s:
+                del self.conflicts[key]
+                self._refused_at.pop(key, None)
         for key, held in list(self._held.items()):
             if held.connected is not None and not held.connected():
                 del self._held[key]

@@ -298,6 +298,7 @@ async def _agi_ctx(app: web.Application) -> AsyncIterator[None]:
                            trackers=app.get(AMI_BY_PBX, {}),
                            pbxes=pbxes,
                            dialplans={pbx: dialplan_of(app, pbx) for pbx in pbxes},
+                           claims=app.get(CLAIMS),
                            pbx_hosts={t.pbx: t.host for t in settings.ami if t.enabled},
                            budget_ms=app[SETTINGS].calls.budget_ms,
                            fail_mode=app[SETTINGS].calls.fail_mode,

@@ -22,7 +22,7 @@ from aiohttp.test_utils import make_mocked_request
 from outguard import sandbox
 from outguard.cluster.feed_debt import FeedMark
 from outguard.config import Settings
-from outguard.server import AMI, CLAIMS, STASIS, Parts, build_app, health
+from outguard.server import AMI, CLAIMS, SCREENER, STASIS, STORE, Parts, build_app, health
 from outguard.testing import sipp
 from tests.integration.conftest import Running, start_outguard
 from tests.integration.test_cluster import (  # noqa: F401 - fixtures
@@ -135,6 +135,54 @@ async def test_one_asterisk_on_two_instances_needs_a_stasis_application_each(
         assert runner_one.app[STASIS].connected  # the first kept its application
     finally:
         await runner_one.cleanup()
+
+
+async def test_fastagi_calls_of_a_second_asterisk_under_a_claimed_pbx_name_fail_naming_both(
+    clean_pbx: sandbox.Sandbox, pbx_b: sandbox.Sandbox, shared: Shared,  # noqa: F811
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two FastAGI-only instances (no ARI or AMI target: both PBXes are "default"): the
+    dialplan passes ${ENTITYID}; the first Asterisk's calls claim the name, the second's
+    get verdict failed (agi_pbx_conflict, the dialplan's failure policy), never screened,
+    and its instance says why."""
+    pbx_b.hangup_all()
+
+    def agi_only(pbx: sandbox.Sandbox, spool: Path) -> Settings:
+        return dataclasses.replace(cluster_settings(pbx, shared, spool), ari=(), ami=())
+
+    parts = Parts(ari=False, ami=False, api=False)
+    runner_one = await start_outguard(clean_pbx, agi_only(clean_pbx, tmp_path / "spool-one"),
+                                      parts, monkeypatch)
+    runner_two = await start_outguard(pbx_b, agi_only(pbx_b, tmp_path / "spool-two"),
+                                      parts, monkeypatch)
+    try:
+        with sipp.Carrier(clean_pbx.inst, hold_ms=100):
+            run = await asyncio.to_thread(sipp.place_calls, clean_pbx.inst, "13800138060",
+                                          from_user="agent-agi", timeout_s=30)
+        assert run.only.final == 200
+        with sipp.Carrier(pbx_b.inst, hold_ms=100) as carrier:
+            refused = await asyncio.to_thread(sipp.place_calls, pbx_b.inst, "13800138061",
+                                              from_user="agent-agi", timeout_s=30)
+            assert carrier.invites() == []
+        assert refused.only.final == 503  # the sandbox dialplan fails closed (cause 34)
+        two = runner_two.app
+        assert (two[SCREENER].stats.decisions, two[SCREENER].stats.failed) == (0, 1)
+        (why,) = two[CLAIMS].conflicts.values()
+        for fragment in ["pbx 'default'", sandbox.entity_id(pbx_b.inst.name),
+                         sandbox.entity_id(clean_pbx.inst.name), "agi_pbx_conflict"]:
+            assert fragment in why
+        assert why in (await health_of(two))["reasons"]
+        store = two[STORE]
+        rows = await store.run(lambda: list(store.store.iter_calls()))
+        assert [(r.call.verdict, r.call.reason) for r in rows
+                if r.call.destination.endswith("13800138061")] == [("failed", "agi_pbx_conflict")]
+        one = runner_one.app
+        assert one[SCREENER].stats.decisions == 1 and one[CLAIMS].conflicts == {}
+        assert not [r for r in (await health_of(one))["reasons"] if "Asterisk" in r]
+    finally:
+        await runner_two.cleanup()
+        await runner_one.cleanup()
+        pbx_b.hangup_all()
 
 
 async def test_a_fail_open_call_holds_its_shared_reservation_until_it_ends(

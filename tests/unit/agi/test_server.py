@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,9 @@ from agi.protocol import FIELD_SEPARATOR, unquote
 from agi.server import FastAgiServer, which_pbx
 from outguard.callfacts import ChannelFacts
 from outguard.live import DEFAULT_PBX
+from outguard.pbx_claims import PbxClaims
+from outguard.store.aio import AsyncStore
+from outguard.store.sqlite import SQLiteStore
 from outguard import probes
 from outguard.service import Decision, ScreeningUnavailable
 from rules.model import CallAttempt, Verdict
@@ -569,3 +573,51 @@ async def test_a_call_whose_pbx_cannot_be_told_fails_to_the_dialplan_never_allow
     assert ("OUTGUARD_REASON", "agi_unknown_pbx") in assigned(commands)
     assert assigned(commands)[-1] == ("OUTGUARD_VERDICT", "failed")
     assert "screen?pbx=NAME" in caplog.text
+
+
+async def test_in_cluster_mode_fastagi_calls_of_a_second_asterisk_under_a_claimed_name_fail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The eighth AGI argument is the Asterisk's ${ENTITYID}: the first Asterisk whose
+    calls come under a PBX name claims it (one store round trip, then none); calls of
+    another Asterisk under that name get verdict failed (agi_pbx_conflict) naming both,
+    never screened, while the first's calls keep coming; once its claim lapses the name
+    is free."""
+    store = AsyncStore(SQLiteStore(tmp_path / "og.db"))
+    clock = [1000.0]
+    claims = PbxClaims(store, "og-a:8470", lease_s=30, clock=lambda: clock[0])
+    srv = FastAgiServer(ClusterScreener(), "127.0.0.1", 0, budget_ms=20,  # type: ignore[arg-type]
+                        claims=claims)
+    await srv.start()
+    assert srv._server is not None
+    port = srv._server.sockets[0].getsockname()[1]
+
+    def call(entity: str, uniqueid: str) -> bytes:
+        return env(**WHO_ARGS, agi_arg_6="", agi_arg_7="default", agi_arg_8=entity,
+                   agi_uniqueid=uniqueid)
+
+    try:
+        first = await fake_call(port, call("02:00:00:00:00:01", "1.1"))
+        assert first == ['SET VARIABLE OUTGUARD_VERDICT "allow"']
+        other = await fake_call(port, call("02:00:00:00:00:02", "2.1"))
+        assert ("OUTGUARD_REASON", "agi_pbx_conflict") in assigned(other)
+        assert assigned(other)[-1] == ("OUTGUARD_VERDICT", "failed")
+        assert [f.channel_id for f in srv.screener.facts] == ["1.1"]  # type: ignore[attr-defined]
+        (why,) = claims.conflicts.values()
+        assert "02:00:00:00:00:01" in why and "02:00:00:00:00:02" in why
+        assert "agi_pbx_conflict" in why and claims.refused == {"default": 1}
+        again = await fake_call(port, call("02:00:00:00:00:01", "1.2"))  # no store trip
+        assert again == ['SET VARIABLE OUTGUARD_VERDICT "allow"']
+        clock[0] += 31  # the conflict is not met again for a lease: no longer reported
+        await claims.renew()
+        assert claims.conflicts == {}
+        srv._entities.clear()  # the first Asterisk sends no more calls: its claim lapses
+        srv._refused.clear()
+        await claims.renew()
+        clock[0] += 31
+        taken = await fake_call(port, call("02:00:00:00:00:02", "2.2"))
+        assert taken == ['SET VARIABLE OUTGUARD_VERDICT "allow"']
+    finally:
+        await srv.stop()
+        await store.aclose()
+    assert "agi_pbx_conflict" in caplog.text
