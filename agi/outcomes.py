@@ -239,6 +239,7 @@ class AmiListener:
             on_event=self._on_event, on_connect=self._connected,
             on_login=self._claim if claims is not None else None,
         )
+        self.entity = ""  # its Asterisk's entity id, once read (cluster mode)
 
     async def _claim(self, client: AmiClient) -> None:
         """Before any event is used: this PBX name is this Asterisk's (``PbxClaims``), by
@@ -251,6 +252,7 @@ class AmiListener:
             raise
         except AmiError:
             entity = ""
+        self.entity = entity
         try:
             await self.claims.claim(self.pbx, "ami", entity, f"{client.host}:{client.port}",
                                     drop=client.drop, connected=lambda: client.connected)
@@ -286,8 +288,11 @@ class AmiListener:
         await self.client.close()
 
     async def _connected(self, client: AmiClient) -> None:
-        await self.dialplan.settle(lambda: _getvar(client, dv.PBX),
-                                   lambda v: _setvar(client, dv.PBX, v))
+        claims, entity = self.claims, self.entity
+        await self.dialplan.settle(
+            lambda name: _getvar(client, name), lambda name, v: _setvar(client, name, v),
+            (lambda name: claims.live_elsewhere(name, entity)) if claims is not None
+            else None)
         await self._reconcile(client)
 
     async def _reconcile(self, client: AmiClient) -> None:

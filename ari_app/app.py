@@ -129,6 +129,7 @@ class StasisApp:
         self.last_error = ""  # why the last connection attempt failed (/health, serve)
         #: another connection may take this target's Stasis application (ari_app.replaced)
         self.replaced = Replaced(pbx, client.app, str(getattr(client, "base", "")))
+        self.entity = ""  # its Asterisk's entity id, once read (cluster mode)
         self.reconnects = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchers: dict[str, BridgeCall] = {}  # bridge mode: channel id -> call
@@ -190,6 +191,7 @@ class StasisApp:
             entity = str((info.get("system") or {}).get("entity_id") or "")
         except AriError:
             entity = ""  # ARI answers, but not this: the name is not checked
+        self.entity = entity
         await self.claims.claim(self.pbx, "ari", entity, self.client.base,
                                 drop=self.client.drop_events,
                                 connected=lambda: self.connected)
@@ -202,8 +204,11 @@ class StasisApp:
         logger.info("connected to ARI of pbx %s as application %r", self.pbx,
                     self.client.app)
         self.spawn(self._filter_events())
-        self.spawn(self.dialplan.settle(lambda: self.client.get_global(dv.PBX),
-                                        lambda v: self.client.set_global(dv.PBX, v)))
+        claims, entity = self.claims, self.entity
+        self.spawn(self.dialplan.settle(
+            self.client.get_global, self.client.set_global,
+            (lambda name: claims.live_elsewhere(name, entity)) if claims is not None
+            else None))
         self.spawn(self.reconcile())
 
     async def _filter_events(self) -> None:

@@ -8,11 +8,19 @@ unique id (the global must be empty); cluster mode by ``<uniqueid>@<pbx>``
 (``cluster.model.cluster_call_id``), so there the global must be the PBX's name.
 
 Once per connect (ARI: ``/asterisk/variable``; AMI: ``Getvar`` / ``Setvar``) outguard
-reads the global, sets it when it is empty and a name is wanted, and otherwise checks it:
-a global that says something else (another PBX's name, a value left in ``[globals]`` for a
-cluster) is never overwritten; it is logged as an error and shown in ``/health``
-(``degraded``), and until it is right every allowed call of that PBX gets its variables
-from outguard (one more request or command): never a wrong decision id on a channel.
+reads the global, sets it when it is empty and a name is wanted, and otherwise checks it.
+outguard owns the values it sets: beside the global it sets ``OUTGUARD_PBX_SET`` to the
+same value. A global that says something else while that marker still equals it was set
+by an outguard for a name no longer configured for this Asterisk (the PBX renamed, or
+moved to another outguard's configuration, Asterisk not restarted since): it is replaced
+by what this outguard needs (emptied for an embedded one), with a warning; unless, in
+cluster mode, another instance holds a live claim of that name for this same Asterisk
+(one Asterisk attached under two names: replacing would only flip it back and forth).
+A value an administrator set (in ``[globals]``, by hand: the marker differs) and that
+case are never overwritten; they are logged as an error and shown in ``/health``
+(``degraded``), and until the value is right every allowed call of that PBX gets its
+variables from outguard (one more request or command): never a wrong decision id on a
+channel.
 """
 
 from __future__ import annotations
@@ -72,18 +80,38 @@ class DialplanPbx:
         self._wrong(value)
         return False
 
-    async def settle(self, read: Callable[[], Awaitable[str]],
-                     write: Callable[[str], Awaitable[None]]) -> None:
+    async def settle(self, read: Callable[[str], Awaitable[str]],
+                     write: Callable[[str, str], Awaitable[None]],
+                     live_elsewhere: Callable[[str], Awaitable[str]] | None = None) -> None:
         """Read the global (once per connect); set it when it is empty and a name is
-        wanted; otherwise check it. Never raises: a failure leaves the plain path off."""
+        wanted, or when an outguard set it to a name no longer in use here; otherwise
+        check it. ``read(name)`` / ``write(name, value)``: a global of this Asterisk;
+        ``live_elsewhere(value)``: who else claims that name for this Asterisk ("" for
+        nobody; cluster mode). Never raises: a failure leaves the plain path off."""
         self._settling = True
         try:
-            value = (await read()).strip()
-            if not value and self.expected:
-                await write(self.expected)
+            value = (await read(dv.PBX)).strip()
+            stale = bool(value) and value != self.expected \
+                and (await read(dv.PBX_SET)).strip() == value
+            if stale and live_elsewhere is not None:
+                holder = await live_elsewhere(value)
+                if holder:
+                    stale = False
+                    logger.error("pbx %s: the dialplan's global %s=%s was set by an outguard"
+                                 " and %s; not replaced", self.pbx, dv.PBX, value, holder)
+            if (not value and self.expected) or stale:
+                await write(dv.PBX, self.expected)
+                await write(dv.PBX_SET, self.expected)
                 self._set_at = time.monotonic()
-                logger.info("pbx %s: set the dialplan's global %s=%s", self.pbx, dv.PBX,
-                            self.expected)
+                if stale:
+                    logger.warning(
+                        "pbx %s: replaced the dialplan's global %s=%r, which an outguard set"
+                        " for a name no longer configured for this Asterisk (renamed, or"
+                        " moved to another configuration), by %r", self.pbx, dv.PBX, value,
+                        self.expected)
+                else:
+                    logger.info("pbx %s: set the dialplan's global %s=%s", self.pbx, dv.PBX,
+                                self.expected)
                 value = self.expected
         except Exception as exc:  # noqa: BLE001 - any failure: stay on the safe path
             self.found = None
@@ -104,6 +132,8 @@ class DialplanPbx:
         want = f"{self.expected!r} (this PBX's name: outguard runs in cluster mode)" \
             if self.expected else "empty (embedded outguard keys calls by the unique id)"
         self.problem = (f"the dialplan's global {dv.PBX} is {value!r}, not {want}: every "
-                        "allowed call costs one more request until it is fixed")
+                        "allowed call costs one more request until it is fixed (outguard"
+                        " replaces only a value it set itself, for a name no longer in use:"
+                        f" {dv.PBX_SET})")
         if first:
             logger.error("pbx %s: %s", self.pbx, self.problem)

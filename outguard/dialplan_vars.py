@@ -20,6 +20,9 @@ FAIL_CAUSE = "OUTGUARD_FAIL_CAUSE"  # Q.850 cause of a fail-closed hangup
 # the PBX's name in cluster mode, empty for an embedded outguard ([outguard-allow] builds
 # the decision id from it: outguard.dialplan_pbx).
 PBX = "OUTGUARD_PBX"
+#: the value outguard last set OUTGUARD_PBX to: a global that still equals it is
+#: outguard's own (replaced when the PBX's name changed), else an administrator's
+PBX_SET = "OUTGUARD_PBX_SET"
 
 #: Variables ARI should include in every channel snapshot (ari.conf ``channelvars``; the
 #: global OUTGUARD_PBX shows there too, so every call checks it)

@@ -169,6 +169,27 @@ class PbxClaims:
         await self._claim(pbx, "ari-app", f"{entity_id}/ari/{app}", self.instance, "ari",
                           conflict, _Held(again, drop, connected), where)
 
+    async def live_elsewhere(self, name: str, entity_id: str) -> str:
+        """Whether another instance's target holds a live claim of the PBX name ``name`` for the Asterisk ``entity_id``: who, or "". A
+        value of OUTGUARD_PBX that names it belongs to that target (the Asterisk is
+        attached under two names: not overwritten)."""
+        if not entity_id or not name:
+            return ""
+        now = self.clock()
+        try:
+            holder = await self.store.run(self.store.store.pbx_claim, name)
+        except StoreError as exc:
+            return f"the store cannot tell ({exc})"
+        if holder is None:
+            return ""
+        other_entity, other_instance, other_kind, seen_at = holder
+        if (other_entity != entity_id or seen_at < now - self.lease_s
+                or other_instance == self.instance):  # its own old name: renamed here
+            return ""
+        return (f"{self._who(other_instance)}'s {other_kind} target claims PBX name {name!r}"
+                f" for this Asterisk ({entity_id}, renewed {max(0.0, now - seen_at):.0f} s"
+                f" ago): one Asterisk attached under two PBX names")
+
     def _who(self, instance: str) -> str:
         if instance == self.instance:
             return f"this instance ({instance})"

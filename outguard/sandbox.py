@@ -28,6 +28,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from outguard import dialplan_vars as dv
 from outguard.errors import OutguardError
 from outguard.resources import resource_dir
 
@@ -469,12 +470,14 @@ class Sandbox:
         return int(match.group(1)) if match else 0
 
     def reset_globals(self) -> None:
-        """Empty the globals outguard sets at connect (``OUTGUARD_PBX``: a cluster-mode
-        test leaves its PBX name there, which an embedded outguard must not find)."""
-        status, body = ari_request(self.inst, "POST",
-                                   "/asterisk/variable?variable=OUTGUARD_PBX&value=")
-        if status >= 300:
-            raise RuntimeError(f"cannot reset OUTGUARD_PBX: {status} {body[:200]!r}")
+        """Empty the globals outguard sets at connect (``OUTGUARD_PBX`` and its owner
+        mark ``OUTGUARD_PBX_SET``: a cluster-mode test leaves its PBX name there, which an
+        embedded outguard must not find)."""
+        for name in (dv.PBX, dv.PBX_SET):
+            status, body = ari_request(self.inst, "POST",
+                                       f"/asterisk/variable?variable={name}&value=")
+            if status >= 300:
+                raise RuntimeError(f"cannot reset {name}: {status} {body[:200]!r}")
 
     def hangup_all(self, timeout: float = 10.0) -> None:
         """Hang up every channel and wait until none is left (a clean state per test)."""

@@ -418,6 +418,17 @@ class EnforcementMixin:
 
         return self._write(job)
 
+    def pbx_claim(self, pbx: str) -> tuple[str, str, str, float] | None:
+        """Who claims the PBX name ``pbx``: (entity id, instance, kind, seen_at), or None."""
+
+        def job(conn: sqlite3.Connection) -> tuple[str, str, str, float] | None:
+            row = conn.execute("SELECT entity_id, instance, kind, seen_at FROM pbx_claims"
+                               " WHERE pbx = ?", (pbx,)).fetchone()
+            return None if row is None else (str(row[0]), str(row[1]), str(row[2]),
+                                             float(row[3]))
+
+        return self._write(job)
+
     # -- audit ---------------------------------------------------------------------------
 
     def add_audit(self, actor: str, action: str, *, party_kind: str | None = None,

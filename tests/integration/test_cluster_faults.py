@@ -185,6 +185,57 @@ async def test_fastagi_calls_of_a_second_asterisk_under_a_claimed_pbx_name_fail_
         pbx_b.hangup_all()
 
 
+async def test_a_pbx_global_outguard_set_follows_a_rename_unless_its_name_is_in_use(
+    clean_pbx: sandbox.Sandbox, shared: Shared, tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OUTGUARD_PBX as outguard set it (OUTGUARD_PBX_SET equal to it) outlives outguard in
+    Asterisk: a second instance attaching the same Asterisk under another name while the
+    first still claims it leaves it (flagged); the instance restarted with its PBX renamed
+    replaces it; an embedded outguard moved onto the PBX empties it."""
+    from outguard.server import DIALPLANS
+    from tests.integration.conftest import ari, serving
+
+    def globals_now() -> tuple[str, str]:
+        return tuple(ari(clean_pbx, "GET", f"/asterisk/variable?variable={name}")["value"]
+                     for name in ("OUTGUARD_PBX", "OUTGUARD_PBX_SET"))  # type: ignore[return-value]
+
+    old = clean_pbx.inst.name
+    first = cluster_settings(clean_pbx, shared, tmp_path / "spool-a")
+    runner = await start_outguard(clean_pbx, first, Parts(agi=False, api=False), monkeypatch)
+    try:
+        await eventually(lambda: runner.app[DIALPLANS][old].found == old, "OUTGUARD_PBX set")
+        assert globals_now() == (old, old)
+        # another instance, the same Asterisk under another name (AMI only: the
+        # application is the first's): the value is the first's, live: left, flagged
+        moved = named(cluster_settings(clean_pbx, shared, tmp_path / "spool-b"), "moved-1")
+        other = await start_outguard(clean_pbx, moved, Parts(ari=False, agi=False, api=False),
+                                     monkeypatch)
+        try:
+            dialplan = other.app[DIALPLANS]["moved-1"]
+            await eventually(lambda: dialplan.found == old, "OUTGUARD_PBX checked")
+            assert dialplan.problem and globals_now() == (old, old)
+        finally:
+            await other.cleanup()
+    finally:
+        await runner.cleanup()
+    # the first instance again, its PBX renamed: the value it set follows the rename
+    renamed = named(cluster_settings(clean_pbx, shared, tmp_path / "spool-a"), "renamed-1")
+    runner = await start_outguard(clean_pbx, renamed, Parts(agi=False, api=False), monkeypatch)
+    try:
+        dialplan = runner.app[DIALPLANS]["renamed-1"]
+        await eventually(lambda: dialplan.found == "renamed-1", "OUTGUARD_PBX replaced")
+        assert dialplan.problem == "" and globals_now() == ("renamed-1", "renamed-1")
+    finally:
+        await runner.cleanup()
+    # the PBX moved to an embedded outguard: the value outguard set is emptied
+    async with serving(clean_pbx, tmp_path, Parts(agi=False), monkeypatch) as embedded:
+        dialplan = embedded.app[DIALPLANS][embedded.stasis.pbx]
+        await eventually(lambda: dialplan.found == "", "OUTGUARD_PBX emptied")
+        assert dialplan.problem == "" and globals_now() == ("", "")
+        assert (await health_of(embedded.app))["status"] == "ok"
+
+
 async def test_a_fail_open_call_holds_its_shared_reservation_until_it_ends(
     clean_pbx: sandbox.Sandbox, shared: Shared, tmp_path: Path,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,

@@ -231,27 +231,64 @@ def test_the_handlers_decision_id_names_the_call_it_closes(
     assert rec.ends[-1] == (f"{UID}@default-2", 17)
 
 
+class FakeGlobals:
+    """An AMI that answers Getvar / Setvar of globals."""
+
+    def __init__(self, **globals: str) -> None:
+        self.globals = dict(globals)
+
+    async def action(self, name: str, **headers: Any) -> Message:
+        if name == "Getvar":
+            return Message({"Response": "Success",
+                            "Value": self.globals.get(headers["Variable"], "")})
+        self.globals[headers["Variable"]] = headers["Value"]
+        return Message({"Response": "Success"})
+
+
+async def settled(dialplan: Any, ami: FakeGlobals, elsewhere: str | None = None) -> None:
+    from agi.outcomes import _getvar, _setvar
+
+    async def live_elsewhere(name: str) -> str:
+        return elsewhere or ""
+
+    await dialplan.settle(lambda n: _getvar(ami, n), lambda n, v: _setvar(ami, n, v),  # type: ignore[arg-type]
+                          live_elsewhere if elsewhere is not None else None)
+
+
 async def test_ami_sets_the_dialplans_pbx_global_when_empty_and_flags_another(
 ) -> None:
-    from agi.outcomes import _getvar, _setvar
     from outguard.dialplan_pbx import DialplanPbx
 
-    class FakeAmi:
-        def __init__(self, value: str | None) -> None:
-            self.globals = {} if value is None else {"OUTGUARD_PBX": value}
-
-        async def action(self, name: str, **headers: Any) -> Message:
-            if name == "Getvar":
-                return Message({"Response": "Success",
-                                "Value": self.globals.get(headers["Variable"], "")})
-            self.globals[headers["Variable"]] = headers["Value"]
-            return Message({"Response": "Success"})
-
     for value, found in ((None, "bj-1"), ("bj-1", "bj-1"), ("sh-1", "sh-1")):
-        ami = FakeAmi(value)
+        ami = FakeGlobals() if value is None else FakeGlobals(OUTGUARD_PBX=value)
         dialplan = DialplanPbx("bj-1", "bj-1")
-        await dialplan.settle(lambda: _getvar(ami, "OUTGUARD_PBX"),  # type: ignore[arg-type]
-                              lambda v: _setvar(ami, "OUTGUARD_PBX", v))  # type: ignore[arg-type]
+        await settled(dialplan, ami)
         assert (dialplan.found, ami.globals["OUTGUARD_PBX"]) == (found, value or "bj-1")
         assert (dialplan.call_id("1.5") is None) is (found != "bj-1")
         assert bool(dialplan.problem) is (found != "bj-1")
+
+
+@pytest.mark.parametrize(("expected", "marker", "elsewhere", "after"), [
+    ("bj-1", "sh-1", None, "bj-1"),  # outguard set it for the old name: replaced
+    ("", "sh-1", None, ""),  # the PBX moved to an embedded outguard: emptied
+    ("bj-1", "", None, "sh-1"),  # an administrator set it: flagged, kept
+    ("bj-1", "xx", None, "sh-1"),  # changed by hand after outguard set it: kept
+    ("bj-1", "sh-1", "instance og-b's ami target claims PBX name 'sh-1'", "sh-1"),
+], ids=["stale-own", "stale-own-embedded", "by-hand", "changed-by-hand", "in-use-elsewhere"])
+async def test_a_value_outguard_set_for_a_name_no_longer_in_use_is_replaced(
+    expected: str, marker: str, elsewhere: str | None, after: str,
+) -> None:
+    """OUTGUARD_PBX_SET records the value outguard set: a global that still equals it is
+    outguard's own and follows the configuration (renamed PBX, moved to another outguard),
+    unless another instance claims that name for this Asterisk; any other value is an
+    administrator's: flagged, never overwritten."""
+    from outguard.dialplan_pbx import DialplanPbx
+
+    ami = FakeGlobals(OUTGUARD_PBX="sh-1", OUTGUARD_PBX_SET=marker)
+    dialplan = DialplanPbx("bj-1", expected)
+    await settled(dialplan, ami, elsewhere)
+    assert ami.globals["OUTGUARD_PBX"] == after
+    replaced = after == expected
+    assert ami.globals["OUTGUARD_PBX_SET"] == (expected if replaced else marker)
+    assert bool(dialplan.problem) is not replaced
+    assert (dialplan.call_id("1.5") is not None) is replaced

@@ -264,7 +264,8 @@ async def test_in_cluster_mode_a_plain_allow_is_one_request_once_the_dialplan_kn
     await drain(app)
     assert ari.kinds("c1") == requests
     if requests == ["continue"]:
-        assert ari.globals == {"OUTGUARD_PBX": "bj-1"} and app.dialplan.problem == ""
+        assert ari.globals == {"OUTGUARD_PBX": "bj-1", "OUTGUARD_PBX_SET": "bj-1"}
+        assert app.dialplan.problem == ""
     else:
         assert ari.calls[0][2]["OUTGUARD_DECISION_ID"] == "c1@bj-1"
         assert app.dialplan.problem and ari.globals.get("OUTGUARD_PBX") == found

@@ -141,3 +141,18 @@ async def test_a_store_that_cannot_answer_lets_the_target_be_used(
         assert "cannot check its claim" in caplog.text and claims.conflicts == {}
     finally:
         await aio.aclose()
+
+
+async def test_a_name_another_instance_holds_live_for_this_asterisk_is_in_use_elsewhere(
+    claims_on: Callable[[str], PbxClaims],
+) -> None:
+    """What OUTGUARD_PBX's owner check asks (``DialplanPbx.settle``): is a name another
+    instance's live claim for this very Asterisk?"""
+    a, b = claims_on("og-a:8470"), claims_on("og-b:8470")
+    await a.claim("sh-1", "ami", E1, "10.0.0.1:5038")
+    assert "og-a:8470" in await b.live_elsewhere("sh-1", E1)  # one Asterisk, two names
+    assert await b.live_elsewhere("sh-1", E2) == ""  # another Asterisk's name
+    assert await a.live_elsewhere("sh-1", E1) == ""  # its own old name (renamed here)
+    assert await b.live_elsewhere("bj-9", E1) == ""  # nobody's
+    a.clock.t += 31  # type: ignore[attr-defined]
+    assert await b.live_elsewhere("sh-1", E1) == ""  # lapsed
