@@ -417,9 +417,10 @@ class FastAgiServer:
                 conflict = await self._claim(pbx, entity, session)
                 if conflict:
                     SCREENING_FAILURES.labels("agi", "dialplan").inc()
-                    # the row names no PBX of the configuration: its own is not this one
+                    # the row is not the name's: "<pbx>?<entity id>", so its id cannot
+                    # meet one of the calls of the Asterisk that holds the name
                     await self._failed(session, "agi_pbx_conflict",
-                                       _facts(req, {}, DEFAULT_PBX))
+                                       _facts(req, {}, f"{pbx}?{entity}"))
                     return
             else:
                 self._entities[pbx] = (entity, time.monotonic())  # its claim stays renewed

@@ -174,8 +174,9 @@ async def test_fastagi_calls_of_a_second_asterisk_under_a_claimed_pbx_name_fail_
         assert why in (await health_of(two))["reasons"]
         store = two[STORE]
         rows = await store.run(lambda: list(store.store.iter_calls()))
-        assert [(r.call.verdict, r.call.reason) for r in rows
-                if r.call.destination.endswith("13800138061")] == [("failed", "agi_pbx_conflict")]
+        assert [(r.call.verdict, r.call.reason, r.call.pbx) for r in rows
+                if r.call.destination.endswith("13800138061")] == [
+            ("failed", "agi_pbx_conflict", f"default?{sandbox.entity_id(pbx_b.inst.name)}")]
         one = runner_one.app
         assert one[SCREENER].stats.decisions == 1 and one[CLAIMS].conflicts == {}
         assert not [r for r in (await health_of(one))["reasons"] if "Asterisk" in r]
