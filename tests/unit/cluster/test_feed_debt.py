@@ -209,3 +209,36 @@ async def read_until(feed: CallFeed, last: str) -> list[str]:
             if event.call_id == last:
                 return seen
     raise AssertionError("unreachable")
+
+
+async def test_the_mark_stays_before_events_the_full_backlog_dropped(
+    redis_server: RedisServer, tmp_path: Path,
+) -> None:
+    """Events pushed out of the full backlog never reach the feed from this run: the mark
+    stays before them once Redis answers again, so the next start appends them."""
+    prefix = f"t{uuid.uuid4().hex[:10]}:"
+    spool = tmp_path / "spool"
+    down = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.5,
+                                   socket_connect_timeout=0.5)
+    up = aioredis.Redis.from_url(redis_server.url)
+    clock = Clock()
+    feed = CallFeed(down, prefix, backlog=1, retry_s=0.05, high_water=FeedMark(spool),
+                    mark_every_s=0, clock=clock)
+    await feed.recover([])
+    hub = EventHub()
+    task = asyncio.ensure_future(feed.publisher(hub))
+    try:
+        clock.now = NOW + 2
+        hub.publish(decided("c1", NOW + 1))
+        hub.publish(decided("c2", NOW + 2))
+        await eventually(lambda: feed.dropped == 1, "c1 dropped from the full backlog")
+        feed.client = up  # Redis answers again
+        await eventually(lambda: feed.published == 1, "c2 appended")
+        clock.now = NOW + 60
+        hub.publish(decided("c3", NOW + 60))
+        await eventually(lambda: feed.published == 2, "c3 appended")
+        assert FeedMark(spool).through == NOW  # before c1: the next start appends it
+    finally:
+        await cancel_and_wait([task])
+        await down.aclose()
+        await up.aclose()
