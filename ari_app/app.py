@@ -39,6 +39,7 @@ from ari_app.bridge import (
     outbound_id,
 )
 from ari_app.client import AriClient, AriError, AriUnavailable, ChannelGone
+from ari_app.replaced import EVENT as REPLACED_EVENT
 from ari_app.replaced import Replaced
 from ari_app.settings import CallSettings
 from outguard import dialplan_vars as dv
@@ -70,7 +71,7 @@ OUTBOUND_ARG = "outbound"
 #: (44 ChannelVarset, Dial, ChannelDialplan...) once its channel is subscribed, and
 #: decoding them was the largest part of outguard's CPU per call (bench/RESULTS.md).
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelDestroyed",
-               "PlaybackStarted", "PlaybackFinished")
+               "PlaybackStarted", "PlaybackFinished", REPLACED_EVENT)
 GONE_TTL_S = 120.0
 
 
@@ -159,11 +160,11 @@ class StasisApp:
                     async for event in events:
                         if self.replaced.concerns(event):
                             self.replaced.happened(event)
+                            self.connected = False  # its calls go elsewhere now
+                            self.last_error = self.replaced.problem
                             break
                         self.dispatch(event)
                 if self.replaced.problem:
-                    self.connected = False
-                    self.last_error = self.replaced.problem
                     await self.replaced.wait_free(self.client.application)
                     continue  # free again: register at once
                 logger.warning("ARI events WebSocket closed")
