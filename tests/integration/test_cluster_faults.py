@@ -295,7 +295,7 @@ async def test_call_events_of_an_instance_stopped_while_redis_is_down_reach_the_
     b = Running(runner_two.app, two, pbx_b)
     a = ClusterProcess(clean_pbx, tmp_path / "a", shared, 7200.0, policy="cluster-open.toml",
                        parts="ari,ami,api")
-    a.start()
+    a.start(timeout=90.0)
     spool = tmp_path / "a" / "spool"
     hang = stop == "kill -9 before a failed append"
     redis = shared.redis.proc
@@ -325,7 +325,7 @@ async def test_call_events_of_an_instance_stopped_while_redis_is_down_reach_the_
             redis.send_signal(signal.SIGCONT)  # A's hung append may land now, or not
         else:
             shared.redis.restart()  # back, and empty
-        a.start()
+        a.start(timeout=90.0)  # a start costs seconds of CPU: slow on a loaded host
         await eventually(lambda: b.enforcer.risk("account", "a-owed").ended == 3,
                          "A's calls, decisions and outcomes, in B's figures")
         last = max(r["ended_at"] for r in a.rows())
