@@ -22,7 +22,8 @@ target of a PBX, and several instances attached to the same Asterisk (e.g. two F
 servers a dialplan fails over between, each following outcomes over AMI): its unique ids
 are unique, so its calls stay apart whichever instance screens them. Over ARI, though,
 Asterisk gives a Stasis application's calls to one connection at a time (the last one
-to register it; the one before gets ``ApplicationReplaced`` and nothing more): an ARI
+to register it; the one before gets ``ApplicationReplaced`` and nothing more, which
+``ari_app.replaced`` watches for whoever the other client is): an ARI
 target also claims its application on its Asterisk for its instance (the same table, key
 ``<entity id>/ari/<app>``), and a second instance's ARI target of the same application on
 the same Asterisk is refused the same way; give it an application of its own (``app`` in

@@ -235,7 +235,8 @@ async def owed_events(store: AsyncStore, mark: FeedMark,
     since = max(mark.since, time.time() - MAX_DEBT_S)
     inner, names = store.store, frozenset(pbxes)
     return await store.run(lambda: list(events_from_log(
-        inner.iter_calls_since(since - MAX_CALL_AGE_S, allowed_only=False), since, names)))
+        inner.iter_calls_since(since - MAX_CALL_AGE_S, allowed_only=False, ended_since=since),
+        since, names)))
 
 
 async def _ari_ctx(app: web.Application) -> AsyncIterator[None]:

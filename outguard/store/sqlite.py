@@ -282,14 +282,24 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
         out.sort(key=lambda c: c.call.at)
         return out
 
-    def iter_calls_since(self, ts: float, *, allowed_only: bool = True) -> Iterator[LoggedCall]:
+    def iter_calls_since(self, ts: float, *, allowed_only: bool = True,
+                         ended_since: float | None = None) -> Iterator[LoggedCall]:
         """Stream logged calls with ``at >= ts`` in time order (for counter replay),
-        including calls still waiting in the spool."""
+        including calls still waiting in the spool. With ``ended_since``, a call decided
+        before then only if it ended since then (the call feed's recovery: the outcomes
+        of calls decided earlier; filtered in the query, not decoded)."""
         spooled = self._spooled_calls(ts, allowed_only)
+        if ended_since is not None:
+            spooled = [c for c in spooled if c.call.at >= ended_since
+                       or (c.ended_at is not None and c.ended_at >= ended_since)]
         seen = {c.call.decision_id for c in spooled}
         where = "at >= ?" + (f" AND {WENT_OUT_SQL}" if allowed_only else "")
+        params: tuple[float, ...] = (ts,)
+        if ended_since is not None:
+            where += " AND (at >= ? OR ended_at >= ?)"
+            params += (ended_since, ended_since)
         stored = (c for c in self._stream_calls(
-            f"SELECT {CALL_COLUMNS} FROM calls WHERE {where} ORDER BY at", (ts,)
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE {where} ORDER BY at", params
         ) if c.call.decision_id not in seen)
         yield from heapq.merge(stored, spooled, key=lambda c: c.call.at)
 

@@ -104,6 +104,23 @@ def test_close_commits_what_is_queued(open_store_at: Callable[..., SQLiteStore])
     assert len(list(store.iter_calls_since(0, allowed_only=False))) == 10
 
 
+def test_iter_calls_since_an_end_time_skips_earlier_calls_that_did_not_end_since(
+    store: SQLiteStore,
+) -> None:
+    """What the call feed's recovery reads: calls decided since ``ended_since``, and the
+    earlier ones that ended since then (their outcomes), nothing else."""
+    store.record_decision(_call(1, NOW - 600))  # ended long before
+    store.record_decision(_call(2, NOW - 500))  # ended since
+    store.record_decision(_call(3, NOW - 400))  # still up
+    store.record_decision(_call(4, NOW + 5, verdict="block"))  # decided since
+    store.record_outcome("d1", answered_at=None, ended_at=NOW - 300, duration=0, cause=16)
+    store.record_outcome("d2", answered_at=None, ended_at=NOW + 9, duration=0, cause=16)
+    store.flush()
+    got = store.iter_calls_since(NOW - 3600, allowed_only=False, ended_since=NOW)
+    assert [c.call.decision_id for c in got] == ["d2", "d4"]
+    assert len(list(store.iter_calls_since(NOW - 3600, allowed_only=False))) == 4
+
+
 def test_iter_calls_since_yields_allowed_calls_in_time_order(store: SQLiteStore) -> None:
     store.record_decision(_call(3, NOW - 10))
     store.record_decision(_call(1, NOW - 8 * DAY))
