@@ -112,10 +112,18 @@ _PLAIN_LINES: dict[str, tuple[re.Pattern[bytes], str, int]] = {
 }
 
 
+# Files already in E.164, one a line, in the shapes both regions' fast paths take the same
+# way (CN mobiles after +86, NANP numbers after +1), mixed as they come.
+_E164_SHAPE = rb"\+(?:86%s|1%s)" % (_CN_MOBILE.encode(), _NANP.encode())
+_E164_LINES = re.compile(rb"(?:%s\r?\n)*(?:%s\r?)?" % (_E164_SHAPE, _E164_SHAPE))
+
+
 def normalise_plain_lines(chunk: bytes, region: str) -> list[str | None] | None:
     """``normalise`` for a chunk of whole lines that are all bare national numbers of the
     fast path's first shape for ``region`` (CN: mobiles, ``13812345678``; US: NANP
-    numbers, ``2125550123``), one item per line; None when a line is anything else.
+    numbers, ``2125550123``), or all E.164 numbers of those two shapes (``+8613812345678``,
+    ``+12125550123``, in any mix; ``region`` CN or US), one item per line; None when a
+    line is anything else.
 
     An item is what ``normalise(line, region)`` returns for that line (the same fast
     path: the same block verdicts), or None where the line's block is not valid: there
@@ -126,19 +134,40 @@ def normalise_plain_lines(chunk: bytes, region: str) -> list[str | None] | None:
     if shape is None:
         return None
     lines_of, cc, length = shape
-    if lines_of.fullmatch(chunk) is None:
-        return None
+    if lines_of.fullmatch(chunk) is not None:
+        table, cut = plans.block_table(cc, length), length - 4
+        out: list[str | None] = []
+        for line in _lines(chunk):
+            verdict = table[int(line[:cut])] or (1 if _valid_block(cc, line) else 2)
+            out.append(cc + line if verdict == 1 else None)
+        return out
+    if _E164_LINES.fullmatch(chunk) is not None:
+        return _e164_lines(chunk)
+    return None
+
+
+def _lines(chunk: bytes) -> list[str]:
+    """The lines of an ASCII chunk, without their ends (CRLF or LF)."""
     text = chunk.decode("ascii")
     if "\r" in text:
         text = text.replace("\r", "")
     lines = text.split("\n")
     if not lines[-1]:
         lines.pop()
-    table, cut = plans.block_table(cc, length), length - 4
+    return lines
+
+
+def _e164_lines(chunk: bytes) -> list[str | None]:
+    """``normalise_plain_lines`` for a chunk of ``_E164_LINES``: the line itself where its
+    block is valid (+86: 7 digits after the code, +1: 6), else None."""
+    cn, us = plans.block_table("+86", 11), plans.block_table("+1", 10)
     out: list[str | None] = []
-    for line in lines:
-        verdict = table[int(line[:cut])] or (1 if _valid_block(cc, line) else 2)
-        out.append(cc + line if verdict == 1 else None)
+    for line in _lines(chunk):
+        if line[1] == "8":
+            verdict = cn[int(line[3:10])] or (1 if _valid_block("+86", line[3:]) else 2)
+        else:
+            verdict = us[int(line[2:8])] or (1 if _valid_block("+1", line[2:]) else 2)
+        out.append(line if verdict == 1 else None)
     return out
 
 

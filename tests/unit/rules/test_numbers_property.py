@@ -216,16 +216,37 @@ plain_us = st.builds(lambda a, b, c: f"{a}{b}{c}", st.integers(200, 999), st.int
                      st.integers(0, 9999).map(lambda n: f"{n:04d}"))
 
 
+# E.164 lines of the two shapes, and hostile near misses of them: the carrier-selection
+# 179, segments phonenumbers does not know, a +1 number that is not NANP, too short or
+# too long, full-width digits or plus, separators, a bare number among them, a trailing
+# space, the +86 of a fixed line, a NUL
+e164_line = st.one_of(
+    cn_mobiles().map(lambda n: "+86" + n),
+    plain_us.map(lambda n: "+1" + n),
+    st.sampled_from(["+8617963004961", "+8614000138000", "+8619999999999", "+10005550123",
+                     "+1212555012", "+121255501234", "+861380013800", "+86138001380001",
+                     "\uff0b8613800138000", "+86\uff11\uff13800138000", "+86 13800138000",
+                     "+86-138-0013-8000", "13800138000", "+8613800138000 ", "+861062345678",
+                     "+8613800\x00138000", "++8613800138000", "+"]),
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.data(), st.sampled_from(["CN", "US"]), st.booleans(), st.booleans())
+@given(st.data(), st.sampled_from(["CN", "US"]), st.sampled_from(["bare", "e164", "mixed"]),
+       st.booleans(), st.booleans())
 def test_plain_lines_agree_with_normalise_line_by_line(data: st.DataObject, region: str,
-                                                      crlf: bool, last_newline: bool) -> None:
-    lines = data.draw(st.lists(plain_cn if region == "CN" else plain_us, max_size=30))
+                                                      lane: str, crlf: bool,
+                                                      last_newline: bool) -> None:
+    bare_line = plain_cn if region == "CN" else plain_us
+    kind = {"bare": bare_line, "e164": e164_line, "mixed": st.one_of(bare_line, e164_line)}
+    lines = data.draw(st.lists(kind[lane], max_size=30))
     end = "\r\n" if crlf else "\n"
     chunk = (end.join(lines) + (end if last_newline and lines else "")).encode()
     got = numbers.normalise_plain_lines(chunk, region)
-    if not all(numbers._PLAIN_LINES[region][0].fullmatch(line.encode()) for line in lines):
-        assert got is None  # 179..., a CN shape in a US file: line by line
+    e164 = all(numbers._E164_LINES.fullmatch(line.encode()) for line in lines)
+    bare = all(numbers._PLAIN_LINES[region][0].fullmatch(line.encode()) for line in lines)
+    if not (e164 or bare):
+        assert got is None  # 179..., a CN shape in a US file, a mix: line by line
         return
     assert got is not None and len(got) == len(lines)
     for line, item in zip(lines, got):
@@ -234,12 +255,14 @@ def test_plain_lines_agree_with_normalise_line_by_line(data: st.DataObject, regi
                 numbers.normalise(line, region)
         else:
             assert item == numbers.normalise(line, region)
+            assert item == line or not e164  # E.164 already: the line itself
 
 
 @pytest.mark.parametrize("chunk", [
-    b"13800138000\n\n13800138001\n", b"13800138000\n# comment\n", b"+8613800138000\n",
+    b"13800138000\n\n13800138001\n", b"13800138000\n# comment\n", b"+86 13800138000\n",
     b"13800138000 \n", b"138 0013 8000\n", b"1380013800\n", b"13800138000\x00\n",
-    b"\xef\xbc\x91" + b"3800138000\n",
+    b"\xef\xbc\x91" + b"3800138000\n", b"+8613800138000\n13800138000\n",
+    b"+8613800138000\n\n", b"+8617963004961\n", b"+861062345678\n",
 ])
 def test_plain_lines_refuse_a_chunk_with_anything_else(chunk: bytes) -> None:
     assert numbers.normalise_plain_lines(chunk, "CN") is None

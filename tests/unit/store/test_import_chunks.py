@@ -1,7 +1,7 @@
 """Files of bare numbers are read a chunk at a time: the same result as line by line.
 
-The default normaliser takes whole chunks of bare national numbers at once
-(``rules.numbers.normalise_plain_lines``); any other normaliser sees every line. Importing
+The default normaliser takes whole chunks of bare national numbers, or of E.164 numbers,
+at once (``rules.numbers.normalise_plain_lines``); any other normaliser sees every line. Importing
 the same file both ways (chunks of a few bytes, so that every kind of line meets a chunk
 boundary) gives the same entries, counts and rejects (line numbers and messages).
 """
@@ -27,8 +27,11 @@ def line_by_line(raw: str, region: str) -> str:
 
 
 mobile = st.integers(13_000_000_000, 19_999_999_999).map(str)
+e164 = st.one_of(mobile.map(lambda n: "+86" + n),
+                st.sampled_from(["+12125550123", "+8614000138000", "+8617963004961",
+                                 "+10005550123", "+86\uff11\uff13800138000", "+861062345678"]))
 kinds = st.one_of(
-    mobile, mobile, mobile,
+    mobile, mobile, mobile, e164, e164, e164,
     st.sampled_from(["14000138000", "17963004961", "1380013800", ""]),  # bad segment, 179, short, blank
     st.sampled_from(["# a comment", "  13800138000  ", "+86 138-0013-8001", "x" * 90]),
     st.sampled_from(["1380013\x008000", "\xff\xfe13800138002"]),  # NUL, undecodable
@@ -67,8 +70,10 @@ def test_chunks_and_lines_give_the_same_import(rows: list[str], crlf: bool, chun
     assert chunked == lines
 
 
+@pytest.mark.parametrize("prefix", ["", "+86"], ids=["bare", "e164"])
 def test_a_big_file_of_bare_numbers_is_read_by_chunks(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      prefix: str) -> None:
     """The lane is taken (counted), and rejects in it keep their line numbers."""
     taken: list[int] = []
     plain = numbers.normalise_plain_lines
@@ -81,8 +86,8 @@ def test_a_big_file_of_bare_numbers_is_read_by_chunks(tmp_path: Path,
 
     monkeypatch.setattr(numbers, "normalise_plain_lines", counted)
     monkeypatch.setattr(imports, "CHUNK", 4096)
-    rows = [f"139{i:08d}" for i in range(5000)]
-    rows[3000] = "14000138000"  # a segment phonenumbers does not know
+    rows = [f"{prefix}139{i:08d}" for i in range(5000)]
+    rows[3000] = prefix + "14000138000"  # a segment phonenumbers does not know
     path = tmp_path / "big.txt"
     path.write_text("\n".join(rows) + "\n")
     store = SQLiteStore(tmp_path / "s.db")
