@@ -14,7 +14,8 @@ mobiles (the 8 prefixes of bench/pg_bench.py, random subscribers) and, in the sa
   read+validate+COPY, the load (deduplicated and ordered in one sort into the list's new
   leaf), the index build and swap, and the commit, with the CPU seconds of the outguard
   process and of the import's PostgreSQL backend;
-* the same file again (replace: nothing changes), and the file into SQLite.
+* the same file again (replace: nothing changes), then the list deleted; the file into
+  SQLite, and that list deleted.
 
 Every figure is printed with its ratio to the floors of the same run: on a shared host
 only the ratios compare across runs. Prints a Markdown section for bench/RESULTS.md.
@@ -151,19 +152,25 @@ def pg_import(url: str, path: Path) -> dict[str, float]:
         out["replace_load_s"] = marks["loaded"] - marks["copied"]
         out["replace_index_s"] = marks["indexed"] - marks["loaded"]
         assert again.total == result.total and again.added == 0, again
+        t0 = time.monotonic()
+        store.delete_list("bench")
+        out["delete_s"] = time.monotonic() - t0
     finally:
         store.close()
         PgStaging.begin, PgStaging.phase = begin, phase  # type: ignore[method-assign]
     return out
 
 
-def sqlite_import(path: Path, workdir: Path) -> float:
+def sqlite_import(path: Path, workdir: Path) -> tuple[float, float]:
+    """The import of the file into SQLite, and the delete of the list it made."""
     lite = SQLiteStore(workdir / "bench.db")
     try:
         lite.create_list("bench", "dnc")
         t0 = time.monotonic()
         lite.import_list("bench", path)
-        return time.monotonic() - t0
+        t1 = time.monotonic()
+        lite.delete_list("bench")
+        return t1 - t0, time.monotonic() - t1
     finally:
         lite.close()
         (workdir / "bench.db").unlink()
@@ -179,7 +186,8 @@ def run_size(pg: PostgresServer, n: int, workdir: Path, sqlite: bool) -> dict[st
         r |= copy_floor(url, e164)
         r |= read_floor(path)
         r |= pg_import(url, path)
-        r["sqlite_s"] = sqlite_import(path, workdir) if sqlite else float("nan")
+        r["sqlite_s"], r["sqlite_delete_s"] = sqlite_import(path, workdir) if sqlite \
+            else (float("nan"), float("nan"))
         r |= copy_floor(url, e164) | {"copy_s_before": r["copy_s"]}  # again: the floor drifts
         r["load_end"], r["busy"] = os.getloadavg()[0], busy_share(stat0, cpu_line())
     finally:
@@ -201,8 +209,8 @@ def report(rows: list[dict[str, float]], commit: str, offset: int, sizes: list[i
            "| numbers | load avg (start / end), host busy | COPY floor | read floor (CPU) |"
            " PostgreSQL import | x COPY floor | read+validate+COPY / sort+load / index+swap /"
            " commit | CPU outguard / backend (read, load, index) | replace, same file (load /"
-           " index) | SQLite import |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           " index) | delete the list | SQLite import, delete |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         floor = min(r["copy_s"], r["copy_s_before"])
         out.append(
@@ -212,7 +220,8 @@ def report(rows: list[dict[str, float]], commit: str, offset: int, sizes: list[i
             f" {r['index_s']:.1f} / {r['commit_s']:.1f} s | {r['client_cpu']:.1f} s /"
             f" {r['server_read_cpu']:.1f}, {r['server_load_cpu']:.1f},"
             f" {r['server_index_cpu']:.1f} s | {r['replace_s']:.1f} s ({r['replace_load_s']:.1f}"
-            f" / {r['replace_index_s']:.1f}) | {r['sqlite_s']:.1f} s |")
+            f" / {r['replace_index_s']:.1f}) | {r['delete_s']:.1f} s | {r['sqlite_s']:.1f} s,"
+            f" {r['sqlite_delete_s']:.1f} s |")
     return "\n".join(out) + "\n"
 
 

@@ -91,12 +91,18 @@ class ListsMixin:
     def delete_list(self, name: str, *, actor: str = "system") -> None:
         def job(conn: sqlite3.Connection) -> None:
             lid = list_id(conn, name)
-            removed = conn.execute("DELETE FROM list_entries WHERE list_id = ?", (lid,)).rowcount
+            removed = self._drop_entries(conn, lid)
             conn.execute("DELETE FROM lists WHERE id = ?", (lid,))
             write_audit(conn, actor, "list.delete", party_kind="list", party_key=name,
                         before={"entries": removed})
 
         self._write(job, changes_data=True)
+
+    def _drop_entries(self, conn: sqlite3.Connection, lid: int) -> int:
+        """Delete every entry of list ``lid`` in the caller's transaction (a list being
+        deleted); return how many there were. PostgreSQL drops the list's partition
+        instead (``PostgresStore``)."""
+        return int(conn.execute("DELETE FROM list_entries WHERE list_id = ?", (lid,)).rowcount)
 
     def add_entries(self, list_name: str, numbers: Sequence[str], *,
                     expires_at: datetime | None = None, source: str = "manual",

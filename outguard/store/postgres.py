@@ -174,3 +174,6 @@ class PostgresStore(SQLiteStore):
 
     def open_import(self) -> tuple[Any, Staging]:
         return pg_imports.open_import(self.url, self._connect_timeout_s)
+
+    def _drop_entries(self, conn: Any, lid: int) -> int:
+        return pg_imports.drop_entries(conn, lid)

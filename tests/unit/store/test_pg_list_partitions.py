@@ -20,8 +20,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from outguard.errors import StoreError
-from outguard.store import SQLiteStore, pg_imports, pg_schema
+from outguard.errors import ImportFailed, StoreError
+from outguard.store import SQLiteStore, imports, pg_imports, pg_schema
 from outguard.store.postgres import PostgresStore
 from tests.waiting import eventually
 
@@ -47,12 +47,12 @@ def _numbers(store: SQLiteStore, name: str) -> list[str]:
     return [e.e164 for e in store.iter_entries(name)]
 
 
-def _waiting(url: str, application: str) -> bool:
-    """Whether a session of ``application`` waits for a lock."""
+def _waiting(url: str, application: str, sessions: int = 1) -> bool:
+    """Whether (at least ``sessions``) sessions of ``application`` wait for a lock."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
                            " AND wait_event_type = 'Lock'", (application,)).fetchone()
-    return row is not None and row[0] > 0
+    return row is not None and row[0] >= sessions
 
 
 def _leaves(url: str) -> list[str]:
@@ -265,3 +265,197 @@ def test_an_add_keeps_the_rows_there_whichever_way_it_merges(
     assert {n: after[n] for n in before} == before
     new = after["+8613000000003"]
     assert (new.reason, new.source, new.expires_at) == ("file", "n.txt", None)
+
+
+# -- deleting a list drops its partition ---------------------------------------------------
+
+def _tables_of(url: str, lid: int) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p')"
+            " AND (relname = %s OR relname LIKE %s) ORDER BY 1",
+            (f"list_entries_{lid}", f"list_entries\\_{lid}\\_%"))]
+
+
+def test_deleting_a_list_drops_its_partition_and_audits_its_entries(
+    pg_url: str, pg_store: PostgresStore, tmp_path: Path
+) -> None:
+    pg_store.create_list("dnc", "dnc")
+    pg_store.create_list("other", "blacklist")
+    pg_store.import_list("dnc", _file(tmp_path, FILE_NUMBERS))
+    pg_store.add_entries("other", ["13900139000"])
+    lid = pg_store.get_list("dnc").id
+    assert len(_tables_of(pg_url, lid)) == 2  # the list's partition and its leaf
+    pg_store.delete_list("dnc", actor="alice")
+    assert _tables_of(pg_url, lid) == []
+    record = pg_store.list_audit(action="list.delete", newest_first=True)[0]
+    assert (record.actor, record.party_key, record.before) == \
+        ("alice", "dnc", {"entries": len(FILE_NUMBERS)})
+    assert _numbers(pg_store, "other") == ["+8613900139000"]
+    assert pg_store.count_entries("other") == 1
+    pg_store.create_list("dnc", "dnc")  # the name again: a new list, empty, that works
+    assert pg_store.count_entries("dnc") == 0
+    assert pg_store.add_entries("dnc", [FILE_NUMBERS[0]]) == 1
+
+
+def test_a_delete_waits_for_an_import_of_its_list_and_drops_what_it_made(
+    pg_url: str, pg_store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_store.create_list("dnc", "dnc")
+    pg_store.add_entries("dnc", ["+8613000000001"])
+    lid = pg_store.get_list("dnc").id
+    pause = Paused(monkeypatch)
+    importing, imported = _in_thread(
+        lambda: pg_store.import_list("dnc", _file(tmp_path, FILE_NUMBERS)))
+    assert pause.reached.wait(60)
+    deleting, deleted = _in_thread(lambda: pg_store.delete_list("dnc"))
+    asyncio.run(eventually(lambda: _waiting(pg_url, "outguard-writer"),
+                           "the delete to wait for the import", interval=0.05))
+    pause.release.set()
+    assert _join(importing, imported).total == len(FILE_NUMBERS)
+    _join(deleting, deleted)
+    record = pg_store.list_audit(action="list.delete", newest_first=True)[0]
+    assert record.before == {"entries": len(FILE_NUMBERS)}
+    assert _tables_of(pg_url, lid) == [] and _leaves(pg_url) == []
+
+
+def test_a_snapshot_begun_before_a_delete_reads_the_list_whole_and_holds_the_drop(
+    pg_url: str, pg_store: PostgresStore
+) -> None:
+    pg_store.create_list("dnc", "dnc")
+    pg_store.add_entries("dnc", ["+8613000000001", "+8613000000002"])
+    data = pg_store.load_store_data(datetime.now(timezone.utc))
+    deleting, deleted = _in_thread(lambda: pg_store.delete_list("dnc"))
+    asyncio.run(eventually(lambda: _waiting(pg_url, "outguard-writer"),
+                           "the delete to wait for the snapshot", interval=0.05))
+    assert sorted(e.e164 for e in data.entries) == ["+8613000000001", "+8613000000002"]
+    _join(deleting, deleted)
+    assert list(pg_store.load_store_data(datetime.now(timezone.utc)).entries) == []
+
+
+def test_an_add_to_a_list_being_deleted_waits_and_then_finds_no_list(
+    pg_url: str, pg_store: PostgresStore
+) -> None:
+    """Another instance's add (its own writer) to a list whose delete holds the lock waits
+    for the delete's commit and then fails as an add to a missing list; nothing is left."""
+    pg_store.create_list("dnc", "dnc")
+    pg_store.add_entries("dnc", ["+8613000000001"])
+    lid = pg_store.get_list("dnc").id
+    other = PostgresStore(pg_url, batch_interval=0.01)
+    holder = psycopg.connect(pg_url)  # holds the delete at its start: a reader's lock
+    try:
+        holder.execute("LOCK TABLE list_entries IN ACCESS SHARE MODE")
+        deleting, deleted = _in_thread(lambda: pg_store.delete_list("dnc"))
+        asyncio.run(eventually(lambda: _waiting(pg_url, "outguard-writer"),
+                               "the delete to wait for the reader", interval=0.05))
+        adding, added = _in_thread(lambda: other.add_entries("dnc", ["+8613000000002"]))
+        asyncio.run(eventually(lambda: _waiting(pg_url, "outguard-writer", sessions=2),
+                               "the add to wait for the delete", interval=0.05))
+        holder.rollback()
+        _join(deleting, deleted)
+        with pytest.raises(StoreError, match="not in lists"):
+            _join(adding, added)
+    finally:
+        holder.close()
+        other.close()
+    assert _tables_of(pg_url, lid) == []
+    assert pg_store._query("SELECT count(*) FROM list_entries WHERE list_id = ?", (lid,))[0][0] == 0
+
+
+# -- both engines: a replace keeps what it keeps ------------------------------------------
+
+@pytest.mark.parametrize("join", ["planned", "merge"])
+@pytest.mark.parametrize("shape", ["e164", "mixed"])
+def test_a_replace_keeps_the_kept_rows_dates_and_is_all_or_nothing(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str, join: str
+) -> None:
+    """Rows the file keeps keep their created_at and disconnected_at; the new ones are
+    stamped with the import; the others are gone; a bad file changes nothing. ``mixed``:
+    numbers of several lengths (mobiles, fixed lines, NANP) and a short code, whose
+    integer and text orders differ. ``merge``: PostgreSQL's merge join, taken for big
+    lists, on these small ones."""
+    if join == "merge":
+        if not isinstance(store, PostgresStore):
+            pytest.skip("PostgreSQL's join; SQLite's merge is one")
+        monkeypatch.setattr(pg_imports, "MERGE_JOIN_ROWS", 0)
+    extra = ["+861062345678", "+12025550123", "+86:95588"] if shape == "mixed" else []
+    old = [f"+86138{i:08d}" for i in range(0, 3000, 2)] + extra[:2]
+    new = [f"+86138{i:08d}" for i in range(0, 3000, 3)] + extra
+    store.create_list("dnc", "dnc")
+    store.import_list("dnc", _file(tmp_path, old, "old.txt"))
+
+    def mark(conn: Any) -> None:  # dates of their own on some rows, as a replace finds them
+        conn.execute("UPDATE list_entries SET created_at = 1000.0 + length(e164),"
+                     " disconnected_at = 5000.0 WHERE e164 LIKE '%6' OR e164 = ?",
+                     ("+12025550123",))
+
+    store._write(mark)
+    before = {e.e164: e for e in store.iter_entries("dnc")}
+    path = _file(tmp_path, [n.replace("+86:", "") for n in reversed(new)] + new[:5], "new.txt")
+    result = store.import_list("dnc", path)
+    after = {e.e164: e for e in store.iter_entries("dnc")}
+    assert sorted(after) == sorted(set(new))
+    kept = set(new) & set(old)
+    assert (result.added, result.removed, result.total) == \
+        (len(set(new) - kept), len(set(old) - kept), len(set(new)))
+    assert result.duplicates == 5
+    for number in kept:
+        assert (after[number].created_at, after[number].disconnected_at) == \
+            (before[number].created_at, before[number].disconnected_at), number
+    assert any(after[n].disconnected_at is not None for n in kept)
+    stamps = {after[n].created_at for n in set(new) - kept}
+    assert len(stamps) == 1 and stamps != {before[n].created_at for n in kept}
+    assert all(after[n].disconnected_at is None for n in set(new) - kept)
+    # a file with too many bad lines: refused, the list as it was
+    bad = tmp_path / "bad.txt"
+    bad.write_text("13800000001\nnot a number\nneither\n")
+    with pytest.raises(ImportFailed, match="bad.txt"):
+        store.import_list("dnc", bad)
+    assert {e.e164: e for e in store.iter_entries("dnc")} == after
+
+
+@pytest.mark.parametrize("mode", ["replace", "add"])
+def test_batches_of_integers_and_of_text_stage_alike(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Batches of E.164 numbers (staged as integers on PostgreSQL) and batches holding a
+    short code (staged as text) in one COPY: one list, in key order, each number once."""
+    monkeypatch.setattr(imports, "BATCH", 3)
+    monkeypatch.setattr(pg_imports, "REBUILD_ADD_SHARE", 0.0)
+    store.create_list("dnc", "dnc")
+    store.add_entries("dnc", ["+8613000000009", "95588"])
+    lines = ["13800000003", "13800000001", "+12025550123", "95588", "13800000001",
+             "010-62345678", "13800000002", "13800000002", "13800000004", "10086"]
+    result = store.import_list("dnc", _file(tmp_path, lines), mode=mode)
+    expected = {"+8613800000001", "+8613800000002", "+8613800000003", "+8613800000004",
+                "+12025550123", "+861062345678", "+86:95588", "+86:10086"}
+    if mode == "add":
+        expected |= {"+8613000000009"}
+    assert _numbers(store, "dnc") == sorted(expected)
+    assert (result.accepted, result.duplicates, result.total) == \
+        (8, 2 + (mode == "add"), len(expected))
+
+
+@pytest.mark.parametrize("junk", ["+ 8613800000001", "+08613800000001", "x8613800000001",
+                                  "+86 138 0000 0001", "+86138000000010000000000"])
+def test_a_replace_keeps_nothing_of_rows_another_normaliser_wrote(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, junk: str
+) -> None:
+    """A row whose text is not an E.164 number (written by a normaliser of the caller's)
+    is not the number its digits spell: a replace by the number drops the row and stamps
+    the number as new; the rows it keeps keep their dates (PostgreSQL's integer join reads
+    such a row as that integer, or cannot read it at all, and joins by text then)."""
+    monkeypatch.setattr(pg_imports, "MERGE_JOIN_ROWS", 0)
+    store.create_list("dnc", "dnc")
+    store.add_entries("dnc", ["+8613800000002"])
+    store.add_entries("dnc", [junk], normalise=lambda raw, region: raw)
+
+    def mark(conn: Any) -> None:
+        conn.execute("UPDATE list_entries SET created_at = 1000.0")
+
+    store._write(mark)
+    result = store.import_list("dnc", _file(tmp_path, ["13800000001", "13800000002"]))
+    after = {e.e164: e.created_at.timestamp() for e in store.iter_entries("dnc")}  # type: ignore[union-attr]
+    assert (result.added, result.removed, result.total) == (1, 1, 2)
+    assert after["+8613800000002"] == 1000.0 and after["+8613800000001"] > 1000.0
+    assert junk not in after
