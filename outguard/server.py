@@ -144,9 +144,12 @@ def shared_caps(settings: Settings, store: AsyncStore) -> GuardedCaps:
     cfg = settings.cluster
     # no socket timeout: the guard bounds every use of this client (asyncio.timeout),
     # and redis-py sends without a task per command (bench/RESULTS.md, issue 15)
+    # the call path's scripts go over one pipelined connection of its own (cluster.wire);
+    # one that has had no answer for 4x the budget (a probe's bound) is given up
     caps = RedisCaps.from_url(cfg.redis, prefix=cfg.prefix, ttl_s=cfg.slot_ttl_s,
                               timeout_s=None,
-                              connect_timeout_s=max(0.5, cfg.timeout_ms / 1000 * 2))
+                              connect_timeout_s=max(0.5, cfg.timeout_ms / 1000 * 2),
+                              stall_s=max(1.0, cfg.timeout_ms / 1000 * 4))
     return GuardedCaps(caps, history=store.store.iter_allowed_calls_since,
                        timeout_s=cfg.timeout_ms / 1000)
 

@@ -15,6 +15,10 @@ buckets, destinations per minute), so a window counts the same calls on both and
 on the side of blocking. ``rebuild`` replays allowed calls from the call log into an
 emptied Redis (idempotent per call id as well).
 
+The call path's scripts go over a connection of their own (``cluster.wire``: one socket,
+commands pipelined, replies parsed as they arrive), not redis-py's pool: redis-py spent
+more CPU per command than Redis spends running the script (bench/RESULTS.md).
+
 Times are the instances' clocks (epoch seconds): keep them in sync (NTP).
 Needs one Redis >= 7 or Valkey primary (not Redis Cluster: keys are not hash-tagged).
 """
@@ -22,7 +26,7 @@ Needs one Redis >= 7 or Valkey primary (not Redis Cluster: keys are not hash-tag
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -31,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from outguard.cluster.model import CallKeys, Reservation
+from outguard.cluster.wire import Wire, pack
 from rules.deferred import CapSpec
 from rules.policy_validate import CAP_SCOPES
 
@@ -39,18 +44,8 @@ __all__ = ["CapSpec", "CallKeys", "CountsIncomplete", "Reservation", "RedisCaps"
 logger = logging.getLogger(__name__)
 
 SCOPES = CAP_SCOPES
+PING = pack(("PING",))
 SCRIPT = resources.files("outguard.cluster").joinpath("reserve.lua").read_text(encoding="utf-8")
-
-
-def _pack(args: Sequence[str | int]) -> bytes:
-    """One command in Redis's protocol (an array of bulk strings), in one piece: the
-    bytes redis-py's packer writes for the same arguments."""
-    parts = [f"*{len(args)}\r\n"]
-    for arg in args:
-        text = arg if isinstance(arg, str) else repr(arg)
-        size = len(text) if text.isascii() else len(text.encode())
-        parts.append(f"${size}\r\n{text}\r\n")
-    return "".join(parts).encode()
 
 
 class CountsIncomplete(RedisError):
@@ -63,11 +58,19 @@ class RedisCaps:
 
     ``day_offset_s`` shifts the calendar day of ``distinct_callees`` as in
     ``InMemoryCounters`` (28800 for Asia/Shanghai midnight).
+
+    The scripts (reserve, release, take, refresh, count) and the probe go over ``wire``
+    (``cluster.wire``: one pipelined connection, the call path's) when there is one, else
+    over ``client``'s pool; ``client`` (redis-py) does the rest (the rebuild's pipelines,
+    the epoch marker, tests' and tools' reads). ``script`` is the text it loads (an
+    older one runs beside it in the rolling-upgrade test).
     """
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "og:", ttl_s: float = 7200.0,
-                 dedup_s: int = 86400, day_offset_s: int = 0) -> None:
+    def __init__(self, client: aioredis.Redis, *, wire: Wire | None = None, prefix: str = "og:",
+                 ttl_s: float = 7200.0, dedup_s: int = 86400, day_offset_s: int = 0) -> None:
         self.client = client
+        self.wire = wire
+        self.script = SCRIPT
         self.prefix = prefix
         self.ttl_s = ttl_s
         self.dedup_s = dedup_s
@@ -76,20 +79,30 @@ class RedisCaps:
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float | None = 0.5,
-                 connect_timeout_s: float | None = None, **options: Any) -> RedisCaps:
-        """A client of its own. ``timeout_s`` is redis-py's socket timeout on every read
-        and write; None sets none, and then every call must be bounded by its caller
+                 connect_timeout_s: float | None = None, stall_s: float | None = None,
+                 wire: bool = True, **options: Any) -> RedisCaps:
+        """Clients of its own: the call path's ``Wire`` (unless ``wire`` is False, or
+        the URL is ``rediss://``: TLS goes through redis-py) and redis-py's for the rest.
+        ``timeout_s`` bounds every command (redis-py's socket timeout on every read and
+        write); None sets none, and then every call must be bounded by its caller
         (``GuardedCaps`` bounds each with ``asyncio.timeout``; redis-py then sends
         without ``asyncio.wait_for``, a task per command on Python 3.11).
         ``connect_timeout_s`` bounds opening a connection (default: ``timeout_s``, or
-        0.5 s without one)."""
+        0.5 s without one); ``stall_s``: how long the wire's oldest command may wait for
+        its answer before the connection is given up (``Wire``)."""
         connect = connect_timeout_s if connect_timeout_s is not None else (timeout_s or 0.5)
         client = aioredis.Redis.from_url(url, socket_timeout=timeout_s,
                                          socket_connect_timeout=connect)
-        return cls(client, **options)
+        line = Wire(url, connect_timeout_s=connect, timeout_s=timeout_s, stall_s=stall_s) \
+            if wire and Wire.supports(url) else None
+        return cls(client, wire=line, **options)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        try:
+            if self.wire is not None:
+                await self.wire.aclose()
+        finally:
+            await self.client.aclose()
 
     def _day(self, now: float) -> str:
         return str(int((now + self.day_offset_s) // 86400))
@@ -101,8 +114,8 @@ class RedisCaps:
         for attempt in range(3):
             try:
                 if self._sha is None:
-                    self._sha = await self.client.script_load(SCRIPT)
-                return await self._evalsha(_pack(("EVALSHA", self._sha, 0, self.prefix, *args)))
+                    self._sha = await self._script_load()
+                return await self._evalsha(pack(("EVALSHA", self._sha, 0, self.prefix, *args)))
             except NoScriptError:
                 self._sha = None
             except RedisConnectionError:
@@ -110,13 +123,20 @@ class RedisCaps:
                     raise
         raise NoScriptError("the reservation script could not be loaded")
 
+    async def _script_load(self) -> str:
+        if self.wire is not None:
+            return _text(await self.wire.call(pack(("SCRIPT", "LOAD", self.script))))
+        return str(await self.client.script_load(self.script))
+
     async def _evalsha(self, packed: bytes) -> Any:
-        """Send one packed command on a pooled connection and read its answer: what
-        ``client.evalsha`` does, without redis-py's per-command machinery (argument
-        encoding one by one, retry wrapper, observability hooks), a third of the client's
-        CPU per call. Errors are redis-py's own (``NoScriptError``, ``ConnectionError``);
-        a connection cut mid-command (a timeout, a cancellation) is closed by redis-py,
-        never handed back with an answer pending."""
+        """Send one packed command and read its answer: over the wire when there is one,
+        else on a pooled connection of redis-py's, as ``client.evalsha`` does it without
+        redis-py's per-command machinery (argument encoding one by one, retry wrapper,
+        observability hooks). Errors are redis-py's own (``NoScriptError``,
+        ``ConnectionError``); a connection cut mid-command (a timeout, a cancellation) is
+        closed by redis-py, never handed back with an answer pending."""
+        if self.wire is not None:
+            return await self.wire.call(packed)
         pool = self.client.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
@@ -126,11 +146,19 @@ class RedisCaps:
             await pool.release(conn)
 
     async def ping(self) -> bool:
-        """True when Redis answers (one retry on a dropped connection)."""
-        try:
-            return bool(await self.client.ping())
-        except RedisConnectionError:
-            return bool(await self.client.ping())
+        """True when Redis answers on the call path's connection and on redis-py's (the
+        rebuild and the epoch marker use it); one retry each on a dropped connection,
+        which also replaces a connection a restarted Redis left dead."""
+        if self.wire is not None and not await _again_if_dropped(self._wire_ping):
+            return False
+        return await _again_if_dropped(self._pool_ping)
+
+    async def _wire_ping(self) -> bool:
+        assert self.wire is not None
+        return bool(await self.wire.call(PING) == b"PONG")
+
+    async def _pool_ping(self) -> bool:
+        return bool(await self.client.ping())
 
     # -- the call path ---------------------------------------------------------------------
 
@@ -208,9 +236,9 @@ class RedisCaps:
         the counters, pipelined; a call already counted is skipped. Returns how many were
         newly counted."""
         try:
-            self._sha = await self.client.script_load(SCRIPT)  # Redis may have restarted
+            self._sha = await self.client.script_load(self.script)  # Redis may have restarted
         except RedisConnectionError:
-            self._sha = await self.client.script_load(SCRIPT)
+            self._sha = await self.client.script_load(self.script)
         added = 0
         pipe = self.client.pipeline(transaction=False)
         pending = 0
@@ -224,6 +252,13 @@ class RedisCaps:
         if pending:
             added += sum(int(x) for x in await pipe.execute())
         return added
+
+
+async def _again_if_dropped(probe: Callable[[], Awaitable[bool]]) -> bool:
+    try:
+        return await probe()
+    except RedisConnectionError:
+        return await probe()
 
 
 def _text(value: Any) -> str:

@@ -24,16 +24,29 @@
 -- counters are complete only once it is set (``RedisCaps.mark_complete``, after a
 -- rebuild from the call log).
 -- Slots expire unless refreshed: the calls of an instance that died stop counting
--- after ttl_s. Counts are cardinalities and sums of increments: never negative.
+-- after ttl_s (a reserve counts the slots whose expiry is later than now; a refresh
+-- removes the expired ones of the keys it touches). Counts are cardinalities and sums
+-- of increments: never negative.
+--
+-- Redis calls: a reserve with six caps makes ~40 (it made ~80 up to 9f97332): a bucket
+-- hash's oldest bucket and expiry are touched only on the bucket's first call, an
+-- expiry is pushed with one EXPIRE GT (NX only for a key without one), a callee set's
+-- only when it gains a callee, and a destination without counts is one EXISTS. The keys,
+-- fields and expiries are the same as before, so instances of both versions can share a
+-- Redis during a rolling upgrade (tests/unit/cluster/test_script_upgrade.py).
 
 local P = ARGV[1]
 local op = ARGV[2]
 local RES = {{1, 120}, {60, 1500}, {3600, 26}, {86400, 8}}  -- hours: sums of minutes
 local DEST_RES = {{60, 8 * 1440}, {3600, 192}}  -- minutes (1/min, 5/h caps), hours
 
+-- A key lives at least ``seconds`` from now: its expiry is pushed later (GT; a key with
+-- none is left alone by GT), or set when it has none (NX: a new key). One call when the
+-- expiry moves, two otherwise.
 local function expire_at_least(key, seconds)
-  redis.call('EXPIRE', key, seconds, 'NX')
-  redis.call('EXPIRE', key, seconds, 'GT')
+  if redis.call('EXPIRE', key, seconds, 'GT') == 0 then
+    redis.call('EXPIRE', key, seconds, 'NX')
+  end
 end
 
 local function bucket_sum(key, res, window, now)
@@ -97,12 +110,14 @@ local function legacy_dest_key(tenant, dest) return P .. 'd:' .. tenant .. ':' .
 local function callee_key(account, day) return P .. 'u:' .. account .. ':' .. day end
 local function conc_key(scope, key) return P .. 'c:' .. scope .. ':' .. key end
 
-local function live_count(key, now)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  return redis.call('ZCARD', key)
+-- The slots still valid: scored by their expiry, later than now (``now_s``: the time as
+-- the caller sent it). Expired slots (a dead instance's) are removed by ``refresh``;
+-- a set nobody refreshes any more expires whole.
+local function live_count(key, now_s)
+  return redis.call('ZCOUNT', key, '(' .. now_s, '+inf')
 end
 
-local function count(scope, key, window, now, day)
+local function count(scope, key, window, now, day, now_s)
   if scope == 'account' or scope == 'caller_id' or scope == 'tenant' then
     if window < 120 then return bucket_sum(rate_key(scope, key, 1), 1, window, now) end
     if window < 89940 then
@@ -113,43 +128,52 @@ local function count(scope, key, window, now, day)
     -- key is "tenant\0destination"
     local sep = string.find(key, '\0', 1, true)
     local tenant, dest = string.sub(key, 1, sep - 1), string.sub(key, sep + 1)
-    return minute_sum(dest_key(tenant, dest, 60), dest_key(tenant, dest, 3600), window, now)
-      + bucket_sum(legacy_dest_key(tenant, dest), 3600, window, now)
+    local mkey, hkey = dest_key(tenant, dest, 60), dest_key(tenant, dest, 3600)
+    local legacy = legacy_dest_key(tenant, dest)
+    -- most callees have no count yet (a new number on the list): one look, no reads
+    if redis.call('EXISTS', mkey, hkey, legacy) == 0 then return 0 end
+    return minute_sum(mkey, hkey, window, now) + bucket_sum(legacy, 3600, window, now)
   elseif scope == 'distinct_callees' then
     return redis.call('SCARD', callee_key(key, day))
   elseif scope == 'concurrent_account' then
-    return live_count(conc_key('account', key), now)
+    return live_count(conc_key('account', key), now_s)
   elseif scope == 'concurrent_tenant' then
-    return live_count(conc_key('tenant', key), now)
+    return live_count(conc_key('tenant', key), now_s)
   end
   return redis.error_reply('unknown cap scope ' .. scope)
+end
+
+-- One call into a bucket hash: its bucket counts one more. Only the first call of a
+-- bucket (HINCRBY answers 1: counts only ever grow by one) moves anything else: the
+-- bucket ``keep`` before it goes, and the key lives until this bucket has left every
+-- window ((b + keep + 1) * res). Every later call of the bucket would set the same
+-- expiry and delete the same field again, so it does nothing more.
+local function count_in(key, res, keep, now)
+  local b = math.floor(now / res)
+  if redis.call('HINCRBY', key, b, 1) == 1 then
+    local ttl = (b + keep + 1) * res - math.floor(now)
+    if redis.call('EXPIRE', key, ttl, 'GT') == 0 then
+      if redis.call('EXPIRE', key, ttl, 'NX') == 1 then return end  -- a new key: no old field
+    end
+    redis.call('HDEL', key, b - keep)
+  end
 end
 
 local function record(now, day, tenant, account, caller_id, destination)
   for _, party in ipairs({{'account', account}, {'caller_id', caller_id}, {'tenant', tenant}}) do
     if party[2] ~= '' then
       for _, r in ipairs(RES) do
-        local res, keep = r[1], r[2]
-        local b = math.floor(now / res)
-        local key = rate_key(party[1], party[2], res)
-        redis.call('HINCRBY', key, b, 1)
-        redis.call('HDEL', key, b - keep)
-        local ttl = (b + keep + 1) * res - math.floor(now)
-        if ttl > 0 then expire_at_least(key, ttl) end
+        count_in(rate_key(party[1], party[2], r[1]), r[1], r[2], now)
       end
     end
   end
   for _, r in ipairs(DEST_RES) do
-    local res, keep = r[1], r[2]
-    local dkey = dest_key(tenant, destination, res)
-    local db = math.floor(now / res)
-    redis.call('HINCRBY', dkey, db, 1)
-    redis.call('HDEL', dkey, db - keep)
-    expire_at_least(dkey, (db + keep + 1) * res - math.floor(now))
+    count_in(dest_key(tenant, destination, r[1]), r[1], r[2], now)
   end
+  -- the account's callees of the day: read only on that day, so the set outlives it when
+  -- it lives two days from its first callee (and from each new one)
   local ckey = callee_key(account, day)
-  redis.call('SADD', ckey, destination)
-  expire_at_least(ckey, 2 * 86400)
+  if redis.call('SADD', ckey, destination) == 1 then expire_at_least(ckey, 2 * 86400) end
 end
 
 -- The call is allowed and counted: it takes one live-call slot per concurrency key and
@@ -189,7 +213,7 @@ if op == 'reserve' then
     local rule, scope, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local window, limit, enforce = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
     i = i + 6
-    local n = count(scope, key, window, now, day)
+    local n = count(scope, key, window, now, day, ARGV[4])
     if n >= limit then
       if enforce == '1' then
         redis.call('HSET', ckey, 'verdict', 'block', 'rule', rule, 'count', n, 'limit', limit,
@@ -207,7 +231,8 @@ if op == 'reserve' then
 elseif op == 'release' then
   local call_id = ARGV[3]
   local ckey = P .. 'call:' .. call_id
-  local state = redis.call('HGET', ckey, 'state')
+  local seen = redis.call('HMGET', ckey, 'state', 'slots')
+  local state = seen[1]
   if state ~= 'live' then
     if not state then
       -- never reserved (or forgotten): remember the release so a late reserve is a no-op
@@ -219,8 +244,7 @@ elseif op == 'release' then
     end
     return 0
   end
-  local slots = redis.call('HGET', ckey, 'slots') or ''
-  for key in string.gmatch(slots, '[^\n]+') do
+  for key in string.gmatch(seen[2] or '', '[^\n]+') do
     redis.call('ZREM', key, call_id)
   end
   redis.call('HSET', ckey, 'state', 'released')
@@ -234,6 +258,7 @@ elseif op == 'refresh' then
     return -1
   end
   local alive = 0
+  local swept = {}
   for i = 5, #ARGV, 3 do
     local call_id, tenant, account = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local ckey = P .. 'call:' .. call_id
@@ -253,6 +278,10 @@ elseif op == 'refresh' then
     if state == 'live' then
       local slots = redis.call('HGET', ckey, 'slots') or ''
       for key in string.gmatch(slots, '[^\n]+') do
+        if not swept[key] then  -- the slots of calls nobody refreshed (a dead instance's)
+          redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[3])
+          swept[key] = true
+        end
         -- GT, not XX: a slot that expired while its call is still up (an instance
         -- restarted, or Redis lagged) is taken again; a released call is never re-added
         redis.call('ZADD', key, 'GT', now + ttl, call_id)
@@ -294,6 +323,6 @@ elseif op == 'take' then
   return 1
 
 elseif op == 'count' then
-  return count(ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[3]), ARGV[7])
+  return count(ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[3]), ARGV[7], ARGV[3])
 end
 return redis.error_reply('unknown op ' .. tostring(op))

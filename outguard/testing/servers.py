@@ -112,10 +112,16 @@ class RedisServer:
     name: str = "test"
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     workdir: Path | None = None
+    unix_socket: bool = False  # listen on ``socket_path`` too
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def socket_path(self) -> Path:
+        assert self.workdir is not None and self.unix_socket
+        return self.workdir / "redis.sock"
 
     def start(self, timeout: float = 20.0) -> None:
         if _port_open(self.port):
@@ -125,7 +131,9 @@ class RedisServer:
         self.proc = subprocess.Popen(  # noqa: S603
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--dir", str(self.workdir), "--logfile", str(log)],
+             "--dir", str(self.workdir), "--logfile", str(log),
+             *(("--unixsocket", str(self.socket_path), "--unixsocketperm", "700")
+               if self.unix_socket else ())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )

@@ -17,11 +17,15 @@ NOW = 1_764_000_000.0
 DAY = 86400
 
 
-@pytest.fixture
-async def caps(redis_server: RedisServer) -> AsyncIterator[RedisCaps]:
-    """A RedisCaps on the session's Redis, with a key prefix of the test's own."""
+@pytest.fixture(params=["wire", "pool"])
+async def caps(redis_server: RedisServer, request: pytest.FixtureRequest
+               ) -> AsyncIterator[RedisCaps]:
+    """A RedisCaps on the session's Redis, with a key prefix of the test's own: the
+    scripts over the call path's own connection (``cluster.wire``), or over redis-py's
+    pool (what a ``rediss://`` URL uses)."""
     c = RedisCaps.from_url(redis_server.url, prefix=f"t{uuid.uuid4().hex[:10]}:", ttl_s=60,
-                           timeout_s=10)
+                           timeout_s=10, wire=request.param == "wire")
+    assert (c.wire is not None) == (request.param == "wire")
     await c.mark_complete(NOW)
     try:
         yield c
@@ -103,6 +107,20 @@ async def test_slots_of_a_dead_instance_expire_after_the_ttl_unless_refreshed(ca
     assert await caps.count("concurrent_tenant", "t1", 0, NOW + 111) == 0
     assert await caps.release("c0", NOW + 120) is True  # a late hangup: still no negative
     assert await caps.count("concurrent_tenant", "t1", 0, NOW + 120) == 0
+
+
+async def test_a_refresh_removes_the_expired_slots_nobody_refreshes(caps: RedisCaps) -> None:
+    """A reserve counts only the slots still valid (it writes nothing to count them); the
+    expired ones of a dead instance go at the next refresh of a call on the same key."""
+    cap = CapSpec("conc", "concurrent_tenant", "t1", 0, 10)
+    for i in range(3):
+        assert (await caps.reserve(call(i), [cap], NOW)).allowed
+    key = caps.prefix + "c:tenant:t1"
+    assert (await caps.reserve(call(3), [cap], NOW + 61)).allowed  # c0-c2 expired at NOW + 60
+    assert await caps.count("concurrent_tenant", "t1", 0, NOW + 61) == 1
+    assert await caps.client.zcard(key) == 4  # counted out, not yet removed
+    assert await caps.refresh([("c3", "t1", "a1")], NOW + 62) == 1
+    assert [m.decode() for m in await caps.client.zrange(key, 0, -1)] == ["c3"]
 
 
 async def test_a_call_still_up_after_redis_was_emptied_takes_its_slots_again_at_refresh(
@@ -247,13 +265,3 @@ def test_an_unknown_scope_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown cap scope"):
         CapSpec("x", "per_planet", "a1", 60, 1)
 
-
-def test_commands_are_packed_as_redis_py_packs_them() -> None:
-    """The call path packs its EVALSHA itself: the bytes redis-py's packer writes."""
-    from redis.asyncio.connection import Connection
-
-    from outguard.cluster.caps import _pack
-
-    args = ("EVALSHA", "a" * 40, 0, "og:", "reserve", "call-1", repr(1733140000.25), 86400,
-            "租户", "agent\u00e9", "", "+8613800138000", 6, "rule", 1_000_000)
-    assert _pack(args) == b"".join(Connection().pack_command(*args))

@@ -210,11 +210,12 @@ async def test_calls_up_take_their_slots_only_once_another_instance_has_rebuilt_
     assert await place(g, log, 5, [LENIENT])
     live += keys(5)
     doomed_redis.restart()
-    await g.caps.client.set(g.caps.prefix + "rebuilding", "1")  # another instance rebuilds
-    assert await g.check() is True
-    assert await slots(g) == []  # nothing taken on incomplete counts
     other = RedisCaps.from_url(doomed_redis.url, prefix=g.caps.prefix, timeout_s=5)
-    try:  # the other instance's rebuild from the (shared) call log, then its marker
+    try:
+        await other.client.set(g.caps.prefix + "rebuilding", "1")  # another instance rebuilds
+        assert await g.check() is True
+        assert await slots(g) == []  # nothing taken on incomplete counts
+        # the other instance's rebuild from the (shared) call log, then its marker
         await other.rebuild(log)
         await other.mark_complete(NOW + 50)
         await other.client.delete(other.prefix + "rebuilding")
@@ -257,6 +258,10 @@ async def test_the_service_client_has_no_socket_timeout_yet_every_round_trip_is_
     instead of waiting for it; once it answers, what was remembered is reconciled."""
     async with service_caps(doomed_redis, tmp_path) as (g, _):
         assert g.caps.client.connection_pool.connection_kwargs["socket_timeout"] is None
+        # the call path's own connection: no timeout of its own either; one whose oldest
+        # command waited past 4x the budget is given up at the next command
+        assert g.caps.wire is not None and g.caps.wire.timeout_s is None
+        assert g.caps.wire.stall_s == 1.0
         assert await g.check() is True
         assert (await g.reserve(call(0), [STRICT, LENIENT], NOW)).allowed
         with frozen(doomed_redis):
