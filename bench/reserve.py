@@ -2,22 +2,33 @@
 
     .venv/bin/python bench/reserve.py --calls 3000
 
-Two Screeners over the same policy (six caps that apply to every call: caller ID per day,
+Three Screeners over the same policy (six caps that apply to every call: caller ID per day,
 account per hour and per minute, destination per day, distinct callees, concurrent calls;
 limits high enough that every call is allowed, so every cluster decision is a round trip)
-and a SQLite store each: one embedded (``screen``, caps in memory), one in cluster mode
+and a SQLite store each: one embedded (``screen``, caps in memory) and two in cluster mode
 (``screen_reserving`` against a redis-server this script starts on 127.0.0.1, port 17000 +
-OUTGUARD_TEST_OFFSET, default 900). Calls alternate between the two in rounds of 100, so
-both see the same load; each call ends right after it is decided (its release goes out in
-the background, as in service). Prints a Markdown section for bench/RESULTS.md with the
-commit; the figures that matter are the ratios within the run.
+OUTGUARD_TEST_OFFSET, default 900, each on a key prefix of its own):
+
+- "now": the caps as ``outguard serve`` wires them (``outguard.server.shared_caps``: the
+  call path's pipelined connection, ``cluster.wire``; this checkout's script; the guard's
+  default budget, 250 ms);
+- "before": the client and script of git ``BEFORE`` (9f97332, the reservation over
+  redis-py's pool, the script before its calls were cut), loaded from git, behind the
+  same guard (left out when git cannot show it: ``--no-before``).
+
+Calls go round-robin between the three in rounds of 100 (the order turning every round),
+so all see the same load; each call ends right after it is decided (its release goes out
+in the background, as in service) and a round ends when its releases are told. Per side:
+latency, CPU of this process and of redis-server, Redis's own time in the scripts (INFO
+commandstats, per round), the garbage collector's pauses. Prints a Markdown section for
+bench/RESULTS.md with the commit; the figures that matter are the ratios within the run.
 
     .venv/bin/python bench/reserve.py --socket-timeout-ab --calls 3000
 
-only measures the reservation as the service sends it (``GuardedCaps`` over ``RedisCaps``)
-on two clients of one redis-server, with and without redis-py's socket timeout (which
-sends each command through ``asyncio.wait_for``: a task per command on Python 3.11),
-interleaved in one run: latency and CPU per reserve+release on both sides.
+only measures the reservation on redis-py's pool (``GuardedCaps`` over ``RedisCaps``
+without its wire) on two clients of one redis-server, with and without redis-py's socket
+timeout (which sends each command through ``asyncio.wait_for``: a task per command on
+Python 3.11), interleaved in one run: latency and CPU per reserve+release on both sides.
 """
 
 from __future__ import annotations
@@ -25,12 +36,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
+import importlib.util
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis import __version__ as redis_version
@@ -38,7 +54,9 @@ from redis import __version__ as redis_version
 from outguard.callfacts import ChannelFacts
 from outguard.cluster.caps import CallKeys, CapSpec, RedisCaps
 from outguard.cluster.guard import GuardedCaps
-from outguard.service import Screener
+from outguard.config import AmiConfig, AriConfig, ClusterConfig, Settings
+from outguard.server import shared_caps
+from outguard.service import Decision, Screener
 from outguard.store.aio import AsyncStore
 from outguard.store.sqlite import SQLiteStore
 from outguard.testing.servers import REDIS_BASE_PORT, RedisServer
@@ -57,6 +75,10 @@ for rule, scope, window in CAPS:
 
 
 DAY = 86400
+#: the code "before" is loaded from (the reservation as it was when issue 15's goal was
+#: measured at p99 5.2 ms)
+BEFORE = "9f97332"
+SIDES = ("embedded", "before", "now")
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -76,64 +98,201 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(url: str, calls: int, workdir: Path, redis_pid: int) -> dict[str, float]:
+def before_caps_module(rev: str = BEFORE) -> ModuleType | None:
+    """``outguard.cluster.caps`` and its script as they were at ``rev`` (None when git
+    cannot show them: not a checkout, or a shallow one)."""
+    shown = {}
+    for path in ("outguard/cluster/caps.py", "outguard/cluster/reserve.lua"):
+        got = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+        if got.returncode:
+            return None
+        shown[path] = got.stdout
+    tmp = Path(tempfile.mkdtemp(prefix="outguard-bench-before-"))
+    source = tmp / "caps_before.py"
+    source.write_text(shown["outguard/cluster/caps.py"])
+    spec = importlib.util.spec_from_file_location("caps_before", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.SCRIPT = shown["outguard/cluster/reserve.lua"]  # type: ignore[attr-defined]
+    return module
+
+
+def service_settings(url: str, prefix: str) -> Settings:
+    return Settings(cluster=ClusterConfig(redis=url, prefix=prefix),
+                    ari=(AriConfig(pbx="bench"),), ami=(AmiConfig(pbx="bench"),))
+
+
+class GcPauses:
+    """Time spent in the garbage collector, by generation, while ``side`` is set."""
+
+    def __init__(self) -> None:
+        self.side = ""
+        self.paused: dict[str, list[float]] = {}
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self.side:
+            self.paused.setdefault(f"{self.side}:{info['generation']}", []).append(
+                (time.perf_counter() - self._start) * 1e6)
+
+
+def history(calls: int, now: float) -> list[tuple[str, str, str, str, str, float]]:
+    """``calls`` allowed calls of the day before ``now`` by the accounts and caller IDs
+    the measured calls use (the call log's rows a rebuild replays), oldest first."""
+    rng = random.Random(15)
+    rows = [(f"h{j}", "default", f"a{rng.randrange(200)}", f"+861088{rng.randrange(50):06d}",
+             f"+86139{rng.randrange(10**8):08d}", now - rng.uniform(0, DAY)) for j in range(calls)]
+    return sorted(rows, key=lambda row: row[5])
+
+
+async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
+                  before: ModuleType | None, past: int = 0) -> dict[str, dict[str, float]]:
     policy = parse_policy(POLICY)
-    local_store = AsyncStore(SQLiteStore(workdir / "local.db"))
-    shared_store = AsyncStore(SQLiteStore(workdir / "shared.db"))
-    caps = RedisCaps.from_url(url, prefix="bench:", timeout_s=5)
-    guard = GuardedCaps(caps, history=shared_store.store.iter_allowed_calls_since,
-                        timeout_s=5)
-    local = Screener(local_store, policy)
-    cluster = Screener(shared_store, policy, shared=guard)
-    await local.start()
-    await cluster.start()
-    in_memory: list[float] = []
-    reserving: list[float] = []
+    stores = {side: AsyncStore(SQLiteStore(workdir / f"{side}.db")) for side in SIDES}
+    guards: dict[str, GuardedCaps] = {"now": shared_caps(service_settings(url, "now:"),
+                                                         stores["now"])}
+    if before is not None:
+        old = before.RedisCaps.from_url(url, prefix="before:", timeout_s=None,
+                                        connect_timeout_s=0.5)
+        guards["before"] = GuardedCaps(old, history=stores["before"].store.iter_allowed_calls_since,
+                                       timeout_s=guards["now"].timeout_s)
+    screeners = {"embedded": Screener(stores["embedded"], policy)}
+    for side, guard in guards.items():
+        screeners[side] = Screener(stores[side], policy, shared=guard)
+    sides = [s for s in SIDES if s in screeners]
+    for screener in screeners.values():
+        await screener.start()
+    if past:  # a day of calls already counted: the hashes as big as in service
+        rows = history(past, time.time())
+        for guard in guards.values():
+            await guard.caps.rebuild(rows)
+    admin = aioredis.Redis.from_url(url)
+    got: dict[str, dict[str, Any]] = {s: {"lat": [], "cpu": 0.0, "redis": 0.0, "script_us": 0.0,
+                                          "scripts": 0, "failed": 0} for s in sides}
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+
+    async def one(side: str, i: int, tag: str) -> tuple[Decision, float]:
+        screener = screeners[side]
+        t0 = time.perf_counter()
+        if side == "embedded":
+            d = screener.screen(facts(i, tag))
+        else:
+            d = await screener.screen_reserving(facts(i, tag))
+        return d, (time.perf_counter() - t0) * 1e6
+
+    async def script_time() -> tuple[float, int]:
+        stat = (await admin.info("commandstats")).get("cmdstat_evalsha", {})
+        return float(stat.get("usec", 0)), int(stat.get("calls", 0))
+
     try:
-        for i in range(200):  # warm up both: caches, the script loaded, the connection open
-            local.ended(local.screen(facts(i, "wl")).id, 16)
-            cluster.ended((await cluster.screen_reserving(facts(i, "wc"))).id, 16)
-        await caps.client.config_resetstat()
-        cpu = {"mem": 0.0, "res": 0.0, "redis": 0.0}
-        for start in range(0, calls, 100):
-            c0 = time.process_time()
-            for i in range(start, min(calls, start + 100)):
-                t0 = time.perf_counter()
-                d = local.screen(facts(i, "l"))
-                in_memory.append((time.perf_counter() - t0) * 1e6)
-                assert d.allowed, d.verdict
-                local.ended(d.id, 16)
-            c1, r1 = time.process_time(), proc_cpu(redis_pid)
-            for i in range(start, min(calls, start + 100)):
-                t0 = time.perf_counter()
-                d = await cluster.screen_reserving(facts(i, "c"))
-                reserving.append((time.perf_counter() - t0) * 1e6)
-                assert d.allowed, d.verdict
-                cluster.ended(d.id, 16)
-            await asyncio.sleep(0)  # let the releases go out
-            cpu["mem"] += c1 - c0
-            cpu["res"] += time.process_time() - c1
-            cpu["redis"] += proc_cpu(redis_pid) - r1
-        stats = await caps.client.info("commandstats")
-        script_us = float(stats.get("cmdstat_evalsha", {}).get("usec_per_call", 0.0))
-        scripts = float(stats.get("cmdstat_evalsha", {}).get("calls", 0.0))
+        for side in sides:  # warm up: caches, the scripts loaded, the connections open
+            for i in range(200):
+                d, _ = await one(side, i, f"w{side}")
+                screeners[side].ended(d.id, 16)
+            if side != "embedded":
+                await screeners[side].shared_told()
+        for n, start in enumerate(range(0, calls, 100)):
+            order = sides[n % len(sides):] + sides[:n % len(sides)]
+            for side in order:
+                screener, g = screeners[side], got[side]
+                usec0, scripts0 = await script_time()
+                c0, r0 = time.process_time(), proc_cpu(redis_pid)
+                pauses.side = side
+                for i in range(start, min(calls, start + 100)):
+                    d, us = await one(side, i, side[0])
+                    g["lat"].append(us)
+                    if not d.allowed:  # past the guard's budget: failed by the caps' policy
+                        g["failed"] += 1
+                    screener.ended(d.id, 16)
+                if side != "embedded":
+                    await screener.shared_told()  # the round's releases are its cost too
+                pauses.side = ""
+                g["cpu"] += time.process_time() - c0
+                g["redis"] += proc_cpu(redis_pid) - r0
+                usec1, scripts1 = await script_time()
+                g["script_us"] += usec1 - usec0
+                g["scripts"] += scripts1 - scripts0
         ping: list[float] = []
         for _ in range(min(calls, 2000)):
             t0 = time.perf_counter()
-            await caps.client.ping()
+            await admin.ping()
             ping.append((time.perf_counter() - t0) * 1e6)
     finally:
-        await local.stop()
-        await cluster.stop()
-        await local_store.aclose()
-        await shared_store.aclose()
-        await caps.aclose()
-    return {"calls": calls,
-            "mem_p50": pct(in_memory, 50), "mem_p99": pct(in_memory, 99),
-            "res_p50": pct(reserving, 50), "res_p99": pct(reserving, 99),
-            "ping_p50": pct(ping, 50), "ping_p99": pct(ping, 99), "script_us": script_us,
-            "scripts": scripts, "mem_cpu_us": cpu["mem"] / calls * 1e6,
-            "res_cpu_us": cpu["res"] / calls * 1e6, "redis_cpu_us": cpu["redis"] / calls * 1e6}
+        gc.callbacks.remove(pauses)
+        for screener in screeners.values():
+            await screener.stop()
+        for store in stores.values():
+            await store.aclose()
+        for guard in guards.values():
+            await guard.caps.aclose()
+        await admin.aclose()
+    out: dict[str, dict[str, float]] = {}
+    for side, g in got.items():
+        lat = g["lat"]
+        gen2 = pauses.paused.get(f"{side}:2", [])
+        young = pauses.paused.get(f"{side}:0", []) + pauses.paused.get(f"{side}:1", [])
+        out[side] = {
+            "calls": len(lat), "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
+            "p999": pct(lat, 99.9), "over_1ms": sum(x > 1000 for x in lat) / len(lat) * 100,
+            "cpu_us": g["cpu"] / len(lat) * 1e6, "redis_cpu_us": g["redis"] / len(lat) * 1e6,
+            "script_us": g["script_us"] / max(1, g["scripts"]),
+            "scripts": g["scripts"], "failed": g["failed"],
+            "gc2_n": len(gen2), "gc2_max": max(gen2, default=0.0),
+            "gc01_n": len(young), "gc01_max": max(young, default=0.0),
+        }
+    out["ping"] = {"p50": pct(ping, 50), "p99": pct(ping, 99)}
+    return out
+
+
+def print_measure(r: dict[str, dict[str, float]], offset: int, calls: int,
+                  commit: str, past: int) -> None:
+    load = os.getloadavg()
+    labels = {"embedded": "embedded: `Screener.screen`, caps in memory",
+              "before": f"cluster before ({BEFORE}): redis-py's pool, the script before",
+              "now": f"cluster now ({commit}): `screen_reserving` as `outguard serve` wires it"}
+    rows = []
+    for side in SIDES:
+        if side not in r:
+            continue
+        x = r[side]
+        rows.append(
+            f"| {labels[side]} | {x['p50']:.0f} / {x['p90']:.0f} / {x['p99']:.0f} / "
+            f"{x['p999']:.0f} us | {x['over_1ms']:.1f}% | {x['cpu_us']:.0f} us | "
+            f"{x['redis_cpu_us']:.0f} us | "
+            + (f"{x['script_us']:.0f} us ({x['scripts']:.0f})" if side != "embedded" else "-")
+            + f" | {x['gc2_n']:.0f}, max {x['gc2_max']:.0f} us / {x['gc01_n']:.0f},"
+            f" max {x['gc01_max']:.0f} us |")
+    ratios = ""
+    if "before" in r:
+        b, n = r["before"], r["now"]
+        ratios = (f"\nnow / before: p50 {n['p50'] / b['p50']:.2f}x, p99 {n['p99'] / b['p99']:.2f}x,"
+                  f" outguard CPU per call {n['cpu_us'] / b['cpu_us']:.2f}x, redis-server CPU"
+                  f" per call {n['redis_cpu_us'] / b['redis_cpu_us']:.2f}x, Redis's time per"
+                  f" script {n['script_us'] / b['script_us']:.2f}x.")
+    failed = ", ".join(f"{s} {r[s]['failed']:.0f}" for s in ("before", "now") if s in r)
+    table = "\n".join(rows)
+    print(f"""## Decide with a Redis reservation vs in memory (bench/reserve.py)
+
+Command: `OUTGUARD_TEST_OFFSET={offset} .venv/bin/python bench/reserve.py --calls {calls}\
+{f" --history {past}" if past else ""}`; {f"{past} calls of the past day counted first (each side)" if past else "fresh keys"};
+code: git {commit}; Python {sys.version.split()[0]}, redis-py {redis_version}; \
+{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average \
+{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared 2-core host). Six caps apply to every
+call; every call is allowed unless Redis missed the guard's 250 ms budget (failed by the
+caps' policy: {failed}); {calls} calls each way, round-robin in rounds of 100, a round
+ending when its releases are told. CPU and Redis's time per call include the release.
+
+| path | p50 / p90 / p99 / p99.9 | calls over 1 ms | outguard CPU per call | redis-server CPU per call | Redis's time per script (scripts) | GC gen 2 / gen 0-1 pauses |
+|---|---|---|---|---|---|---|
+{table}
+
+Bare PING to the same Redis (redis-py), same run: p50 {r['ping']['p50']:.0f} us, p99 \
+{r['ping']['p99']:.0f} us.{ratios}
+""")
 
 
 # ---------------------------------------------------------------- socket timeout A/B
@@ -242,6 +401,12 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=3000)
     ap.add_argument("--socket-timeout-ab", action="store_true",
                     help="only the A/B of redis-py's socket timeout on the reservation")
+    ap.add_argument("--history", type=int, default=0, metavar="N",
+                    help="first count N calls of the past day (the accounts and caller IDs"
+                         " of the measured calls), so Redis's hashes are as big as in"
+                         " service (default 0: fresh keys)")
+    ap.add_argument("--no-before", action="store_true",
+                    help=f"leave out the client and script of {BEFORE} (loaded from git)")
     ap.add_argument("--timeout-ms", type=float, default=250.0,
                     help="the guard's bound ([cluster] timeout_ms) in the A/B (default 250)")
     args = ap.parse_args()
@@ -259,38 +424,15 @@ def main() -> None:
             redis.stop()
         print_ab(ab, offset, args.calls, commit, args.timeout_ms / 1000)
         return
+    before = None if args.no_before else before_caps_module()
     try:
         with tempfile.TemporaryDirectory(prefix="outguard-bench-") as tmp:
             assert redis.proc is not None
-            r = asyncio.run(measure(redis.url, args.calls, Path(tmp), redis.proc.pid))
+            r = asyncio.run(measure(redis.url, args.calls, Path(tmp), redis.proc.pid, before,
+                                    args.history))
     finally:
         redis.stop()
-    load = os.getloadavg()
-    print(f"""## Decide with a Redis reservation vs in memory (bench/reserve.py)
-
-Command: `OUTGUARD_TEST_OFFSET={offset} .venv/bin/python bench/reserve.py --calls {args.calls}`;
-code: git {commit}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average
-{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared 2-core host). Six caps apply to every
-call; every call is allowed; {r['calls']:.0f} calls each way, alternating in rounds of 100.
-
-| path | p50 | p99 |
-|---|---|---|
-| embedded: `Screener.screen`, caps in memory | {r['mem_p50']:.0f} us | {r['mem_p99']:.0f} us |
-| cluster: `Screener.screen_reserving`, one EVALSHA to redis-server on 127.0.0.1 | {r['res_p50']:.0f} us | {r['res_p99']:.0f} us |
-| bare PING to the same Redis, same run | {r['ping_p50']:.0f} us | {r['ping_p99']:.0f} us |
-| ratio cluster / embedded | {r['res_p50'] / r['mem_p50']:.1f}x | {r['res_p99'] / r['mem_p99']:.1f}x |
-
-Redis's own time in the script (INFO commandstats, EVALSHA usec_per_call, reserves and
-releases together, {r['scripts']:.0f} scripts): {r['script_us']:.0f} us per script.
-
-CPU per call (the time the host gave each side, whatever the wait for it):
-
-| per call | CPU |
-|---|---|
-| embedded: the outguard process (decision, call log) | {r['mem_cpu_us']:.0f} us |
-| cluster: the outguard process (decision, call log, reserve and release in redis-py) | {r['res_cpu_us']:.0f} us |
-| cluster: redis-server (reserve and release scripts, its event loop) | {r['redis_cpu_us']:.0f} us |
-""")
+    print_measure(r, offset, args.calls, commit, args.history)
 
 
 if __name__ == "__main__":
