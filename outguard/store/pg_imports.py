@@ -14,8 +14,9 @@ the import's one transaction, then takes one of two ways:
   primary key and expiry index in bulk (a sort, then the B-tree written bottom-up), where
   inserting into the list's live index cost a B-tree descent, a page split now and then and
   the WAL of each of 10M keys. The old leaf is detached and dropped in the same transaction.
-  A replace finds the rows it keeps by a merge join of the staged numbers with the old leaf,
-  both in key order (``_replace_rows``).
+  A replace finds the rows it keeps by joining the staged numbers with the old leaf (the
+  planner's hash join: a merge join in number order measured cheaper alone but slower in
+  the whole 10M replace, bench/RESULTS.md).
 * **row by row** (an add smaller than half the list): the deduplicated staging is merged
   with ``INSERT ... ON CONFLICT DO NOTHING``, as on SQLite (``imports._merge``).
 
@@ -71,9 +72,6 @@ _E164_LINES = re.compile(r"(?:\+[1-9][0-9]{0,17}\n)*")  # each fits a bigint
 #: an add rebuilds the list when it brings at least this share of the list's size: past
 #: it, rewriting every row in bulk costs less than inserting the new ones into the index
 REBUILD_ADD_SHARE = 0.5
-#: a replace joins the staged numbers and the old leaf by merge join (bounded memory) when
-#: both have at least this many rows (numbers staged, duplicates included; rows listed)
-MERGE_JOIN_ROWS = 1_000_000
 SESSION_SETTINGS = ("temp_buffers = '256MB'",)
 MERGE_SETTINGS = ("work_mem = '256MB'", "maintenance_work_mem = '512MB'", "enable_hashagg = off",
                   "jit = off")
@@ -190,51 +188,6 @@ class PgStaging:
         return sql.SQL('(SELECT DISTINCT coalesce(e164, \'+\' || n) COLLATE "C" AS e164'
                        " FROM staging_raw ORDER BY 1)")
 
-    def _replace_rows(self, leaf: sql.Identifier, columns: sql.Composable,
-                      old: sql.Identifier, before: int, fresh: tuple[Any, ...]) -> int:
-        """A replace's load: the staged numbers once each into ``leaf``, with the
-        ``created_at`` and ``disconnected_at`` of the old leaf's rows they keep; how many.
-
-        Big lists are joined by a **merge join**: both sides in key order (the staged
-        numbers in their one sort; the old leaf sorted by the same key, cheaply, since a
-        leaf an import wrote is in that order already), in bounded memory, no side
-        materialised. A hash join of 10M numbers took the old leaf (~0.8 GB as a hash
-        table) past the memory a hash may take and wrote and read both sides again in
-        batches. Where either side is small (under ``MERGE_JOIN_ROWS``) the planner
-        chooses (a hash of the small side, or index probes into the old leaf).
-
-        The key is ``n``, the number as an integer, when every staged number is ``+`` and
-        digits: the old rows' text is cast (a short code keyed NULL; a row is kept only
-        where its text is the staged number's, so a cast that reads another text as the
-        same integer keeps nothing). A list holding anything else a cast refuses (another
-        normaliser's output) is joined again by its text, as are staged numbers that are
-        not all digits."""
-        raw = self.conn.raw
-        if min(self.staged, before) >= MERGE_JOIN_ROWS:
-            for setting in ("enable_hashjoin", "enable_nestloop", "enable_material"):
-                raw.execute(f"SET LOCAL {setting} = off")
-        by_text = sql.SQL(
-            "INSERT INTO {leaf} ({cols}) SELECT %s, s.e164, %s, coalesce(o.created_at, %s), %s,"
-            " %s, %s, o.disconnected_at FROM {staged} s LEFT JOIN {old} o ON o.e164 = s.e164"
-        ).format(leaf=leaf, cols=columns, staged=self._distinct(), old=old)
-        if not self.digits_only:
-            return int(raw.execute(by_text, fresh).rowcount)
-        by_integer = sql.SQL(
-            "INSERT INTO {leaf} ({cols}) SELECT %s, s.e164, %s, coalesce(o.created_at, %s),"
-            " %s, %s, %s, o.disconnected_at FROM (SELECT n, ('+' || n) COLLATE \"C\" AS e164"
-            " FROM (SELECT DISTINCT n FROM staging_raw ORDER BY n) d) s LEFT JOIN"
-            " (SELECT CASE WHEN strpos(e164, ':') = 0 THEN substr(e164, 2)::bigint END AS n,"
-            " e164, created_at, disconnected_at FROM {old}) o ON o.n = s.n AND o.e164 = s.e164"
-        ).format(leaf=leaf, cols=columns, old=old)
-        raw.execute("SAVEPOINT by_integer")
-        try:
-            made = raw.execute(by_integer, fresh)
-        except psycopg.errors.DataError:  # a row's text is not an integer after its "+"
-            raw.execute("ROLLBACK TO SAVEPOINT by_integer")
-            made = raw.execute(by_text, fresh)
-        raw.execute("RELEASE SAVEPOINT by_integer")
-        return int(made.rowcount)
-
     def merge(self, lid: int, mode: str, values: tuple[Any, ...]) -> Merged:
         """Apply the staged numbers to list ``lid`` inside the caller's transaction.
         ``values``: expires_at, created_at (now), source, reason, evidence."""
@@ -287,7 +240,12 @@ class PgStaging:
             total = accepted = added = made.rowcount
             removed = 0
         elif mode == "replace":
-            total = accepted = self._replace_rows(leaf, columns, old, before, fresh)
+            raw.execute("ANALYZE staging_raw")  # the join's plan needs the sizes
+            made = raw.execute(sql.SQL(
+                "INSERT INTO {} ({}) SELECT %s, s.e164, %s, coalesce(o.created_at, %s), %s, %s,"
+                " %s, o.disconnected_at FROM {} s LEFT JOIN {} o ON o.e164 = s.e164"
+            ).format(leaf, columns, self._distinct(), old), fresh)
+            total = accepted = made.rowcount
             # the rows this import added are those stamped with its time (a kept row keeps
             # the created_at of its first import)
             added = int(_value(raw, sql.SQL("SELECT count(*) FROM {} WHERE created_at = %s")

@@ -364,20 +364,14 @@ def test_an_add_to_a_list_being_deleted_waits_and_then_finds_no_list(
 
 # -- both engines: a replace keeps what it keeps ------------------------------------------
 
-@pytest.mark.parametrize("join", ["planned", "merge"])
 @pytest.mark.parametrize("shape", ["e164", "mixed"])
 def test_a_replace_keeps_the_kept_rows_dates_and_is_all_or_nothing(
-    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str, join: str
+    store: SQLiteStore, tmp_path: Path, shape: str
 ) -> None:
     """Rows the file keeps keep their created_at and disconnected_at; the new ones are
     stamped with the import; the others are gone; a bad file changes nothing. ``mixed``:
     numbers of several lengths (mobiles, fixed lines, NANP) and a short code, whose
-    integer and text orders differ. ``merge``: PostgreSQL's merge join, taken for big
-    lists, on these small ones."""
-    if join == "merge":
-        if not isinstance(store, PostgresStore):
-            pytest.skip("PostgreSQL's join; SQLite's merge is one")
-        monkeypatch.setattr(pg_imports, "MERGE_JOIN_ROWS", 0)
+    integer and text orders differ."""
     extra = ["+861062345678", "+12025550123", "+86:95588"] if shape == "mixed" else []
     old = [f"+86138{i:08d}" for i in range(0, 3000, 2)] + extra[:2]
     new = [f"+86138{i:08d}" for i in range(0, 3000, 3)] + extra
@@ -439,13 +433,11 @@ def test_batches_of_integers_and_of_text_stage_alike(
 @pytest.mark.parametrize("junk", ["+ 8613800000001", "+08613800000001", "x8613800000001",
                                   "+86 138 0000 0001", "+86138000000010000000000"])
 def test_a_replace_keeps_nothing_of_rows_another_normaliser_wrote(
-    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, junk: str
+    store: SQLiteStore, tmp_path: Path, junk: str
 ) -> None:
     """A row whose text is not an E.164 number (written by a normaliser of the caller's)
     is not the number its digits spell: a replace by the number drops the row and stamps
-    the number as new; the rows it keeps keep their dates (PostgreSQL's integer join reads
-    such a row as that integer, or cannot read it at all, and joins by text then)."""
-    monkeypatch.setattr(pg_imports, "MERGE_JOIN_ROWS", 0)
+    the number as new; the rows it keeps keep their dates."""
     store.create_list("dnc", "dnc")
     store.add_entries("dnc", ["+8613800000002"])
     store.add_entries("dnc", [junk], normalise=lambda raw, region: raw)
