@@ -27,6 +27,7 @@ calls of its own PBX, so a Uniqueid that another PBX also uses is never confused
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ from typing import Protocol
 
 from agi.ami import AmiClient, AmiError, AmiTargetRefused, AmiUnavailable
 from outguard import dialplan_vars as dv
+from outguard.callevents import FAIL_CLOSED, FAIL_OPEN
 from outguard.config import AmiConfig
 from outguard.dialplan_pbx import DialplanPbx
 from outguard.pbx_claims import PbxClaims, PbxConflict
@@ -69,7 +71,12 @@ class Outcomes(Protocol):
     def answered(self, decision_id: str, at: float | None = None) -> None: ...
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
-              note: str | None = None) -> bool: ...
+              note: str | None = None, answered_at: float | None = None) -> bool: ...
+
+    def latest_on(self, pbx: str, channel_id: str) -> str | None: ...
+
+    async def not_carried_out(self, decision_id: str, policy: str, cause: int | None,
+                              at: float | None = None) -> bool | None: ...
 
 
 #: how far the CDR's answer time may stray from the one Dial's talk time gives before the
@@ -149,6 +156,7 @@ class OutcomeTracker:
         self.pbx = pbx  # the PBX whose events this tracker reads
         self._gone: dict[str, tuple[Ended, float]] = {}  # ends of untracked channels
         self.ended_count = 0
+        self._corrections: set[asyncio.Task[None]] = set()
 
     def _call(self, uniqueid: str) -> str | None:
         call = self.outcomes.live.on_channel(self.pbx, uniqueid) if uniqueid else None
@@ -176,7 +184,51 @@ class OutcomeTracker:
         if event.get("Event") != "UserEvent" or event.get("UserEvent") != ENDED_EVENT:
             return
         uniqueid = _uniqueid(event)
+        logger.debug("%s on pbx %s: %s", ENDED_EVENT, self.pbx,
+                     {k: v for k, v in event.items() if k not in ("Event", "Privilege")})
         ended = Ended.from_event(event)
+        undone = self._undone(event, uniqueid)
+        if undone is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._correct(undone, event, uniqueid, ended))
+            self._corrections.add(task)
+            task.add_done_callback(self._corrections.discard)
+            return
+        self._close(event, uniqueid, ended)
+
+    def _undone(self, event: Mapping[str, str], uniqueid: str) -> tuple[str, str] | None:
+        """(decision id, failure policy) when the event says the channel's latest decision
+        was never carried out: the dialplan's failure branch ran (``Verdict``, the
+        channel's OUTGUARD_VERDICT, is ``failed`` or ``unscreened``) and the decision the
+        channel holds (``DecisionId``) is not outguard's latest for it. An older hangup
+        handler sends no ``Verdict``: nothing is corrected."""
+        applied = event.get("Verdict")
+        if applied not in (dv.FAILED, dv.UNSCREENED) or not uniqueid:
+            return None
+        latest = self.outcomes.latest_on(self.pbx, uniqueid)
+        if latest is None or latest == str(event.get("DecisionId", "") or ""):
+            return None
+        return latest, FAIL_OPEN if applied == dv.UNSCREENED else FAIL_CLOSED
+
+    async def _correct(self, undone: tuple[str, str], event: Mapping[str, str],
+                       uniqueid: str, ended: Ended) -> None:
+        decision_id, policy = undone
+        try:
+            went_out = await self.outcomes.not_carried_out(decision_id, policy, ended.cause)
+        except Exception:
+            logger.exception("correcting the undone decision %s failed", decision_id)
+            went_out = None
+        if went_out is None:  # nothing to correct: the event is an ordinary end
+            self._close(event, uniqueid, ended)
+        elif went_out:
+            self._end(decision_id, ended)
+
+    async def corrected(self) -> None:
+        """Wait for the corrections of undone decisions under way (tests, tools)."""
+        while self._corrections:
+            await asyncio.gather(*self._corrections)
+
+    def _close(self, event: Mapping[str, str], uniqueid: str, ended: Ended) -> None:
         call_id = self._named(event, uniqueid) or self._call(uniqueid)
         if call_id is not None:
             self._end(call_id, ended)
@@ -198,8 +250,11 @@ class OutcomeTracker:
         self.ended_count += 1
         if ended.answered_at is not None:
             self.outcomes.answered(decision_id, ended.answered_at)
+            # the handler's answer time, whatever answer was recorded before (a reconcile's
+            # first sight of the channel up after a restart comes later than the answer)
             self.outcomes.ended(decision_id, ended.cause,
-                                round(ended.answered_at + ended.billsec, 6), note=note)
+                                round(ended.answered_at + ended.billsec, 6), note=note,
+                                answered_at=ended.answered_at)
         else:
             self.outcomes.ended(decision_id, ended.cause, note=note)
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from outguard.live import DEFAULT_PBX
 
 __all__ = ["CallDecided", "CallAnswered", "CallEnded", "CallEvent", "as_dict", "encode",
-           "decode", "FAILED", "FAIL_OPEN", "FAIL_CLOSED", "verdict_of", "went_out"]
+           "decode", "FAILED", "FAIL_OPEN", "FAIL_CLOSED", "NOT_CARRIED_OUT", "verdict_of", "went_out"]
 
 #: the call log's verdict of a call outguard could not screen
 FAILED = "failed"
@@ -34,6 +34,10 @@ FAILED = "failed"
 #: "" when none could be applied (the channel was gone before outguard could answer)
 FAIL_OPEN = "fail-open"
 FAIL_CLOSED = "fail-closed"
+#: the reason of a failed call whose decision never reached the channel: the dialplan's
+#: failure branch answered it instead (outguard died before answering, or its answer was
+#: lost), as the hangup handler's event told (``Screener.not_carried_out``)
+NOT_CARRIED_OUT = "decision_not_carried_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +134,7 @@ def as_dict(event: CallEvent) -> dict[str, Any]:
             "caller_id": event.caller_id, "destination": event.destination,
             "verdict": event.verdict, "rule": event.rule,
             "reason": event.reason, "message": event.message, "shadow": list(event.shadow),
-            "decision_us": event.decision_us,
+            "decision_us": event.decision_us, "redo": event.redo,
         }
     if isinstance(event, CallAnswered):
         return {"type": event.type, "decision_id": event.call_id, "pbx": event.pbx,

@@ -22,10 +22,19 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as evolve
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from outguard.callevents import FAIL_OPEN, CallAnswered, CallDecided, CallEnded, CallEvent
+from outguard.callevents import (
+    FAIL_OPEN,
+    NOT_CARRIED_OUT,
+    CallAnswered,
+    CallDecided,
+    CallEnded,
+    CallEvent,
+    went_out,
+)
 from outguard.callfacts import ChannelFacts, build_attempt, channel_problems
 from outguard.cluster.model import CallKeys, CapHealth, Reservation, cluster_call_id
 from outguard.errors import OutguardError
@@ -39,7 +48,7 @@ from outguard.live import (
     LiveCalls,
 )
 from outguard.store.aio import AsyncStore
-from outguard.store.base import AccountMapping, CallRecord, match_account
+from outguard.store.base import AccountMapping, CallRecord, LoggedCall, match_account
 from outguard.tasks import cancel_and_wait
 from rules.counters import InMemoryCounters
 from rules.deferred import CapDemands, CapSpec, CountedCaps, defer_caps, settle
@@ -61,6 +70,10 @@ FAILED_ROW_WAIT_S = 1.0
 #: decision ids (and each channel's latest) remembered so that a channel screened twice
 #: gets a second id, or its undone decision's (``Screener._new_id``)
 RECENT_IDS = 100_000
+#: how far back the call log's decisions are remembered at start (``remember_recent``):
+#: a channel still waiting (ARI: in Stasis; FastAGI: retrying) is screened again well
+#: within it, and its undone decision is then known as such
+RECENT_S = 1800.0
 
 
 class SharedCaps(Protocol):
@@ -104,6 +117,18 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.verdict.allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Redo:
+    """A decision's id and what it replaces (``Screener._new_id``): ``redo``, an earlier
+    decision of that id known never carried out; ``replace``, its row is written as a
+    replacement; ``counted``, the earlier decision's call that went out (counted)."""
+
+    decision_id: str
+    redo: bool
+    replace: bool
+    counted: LiveCall | None
 
 
 @dataclass
@@ -195,6 +220,7 @@ class Screener:
                     replayed, REPLAY_S // 86400)
         self.hits.load(await self.store.load_rule_hits())
         self._hits_saved = self.hits.counts()
+        await self.remember_recent()
         await self.restore_live_calls()
         await self.rebuild()
         self._unsubscribe = self.store.subscribe(lambda _version: self.request_rebuild())
@@ -204,6 +230,15 @@ class Screener:
         if self.shared is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(self._release_slots()))
             self._tasks.append(asyncio.get_running_loop().create_task(self._keep_slots()))
+
+    async def remember_recent(self) -> int:
+        """The decisions the call log holds of the last :data:`RECENT_S` (a process that
+        died made some) are this process's to know: a channel screened again after one
+        that was never carried out is a redo (``_new_id``)."""
+        rows = await self.store.decided_since(self.clock() - RECENT_S, RECENT_IDS)
+        for pbx, channel_id, decision_id in rows:
+            self._remember((pbx, channel_id), decision_id)
+        return len(rows)
 
     async def restore_live_calls(self) -> int:
         """Calls in progress when outguard stopped (the call log's open rows) hold their
@@ -411,11 +446,10 @@ class Screener:
         snap = self._current()
         started = time.perf_counter_ns()
         now = self.clock()
-        decision_id, redo, counted, attempt, problems = self._attempt(facts, now)
+        redo, attempt, problems = self._attempt(facts, now)
         verdict = (refuse_channel(problems, snap) if problems
                    else decide(attempt, snap, self.counts))
-        return self._conclude(facts, decision_id, attempt, verdict, now, started,
-                              redo=redo, counted=counted)
+        return self._conclude(facts, redo, attempt, verdict, now, started)
 
     async def screen_reserving(self, facts: ChannelFacts) -> Decision:
         """Decide for one new channel in cluster mode: every rule but the caps from the
@@ -424,10 +458,11 @@ class Screener:
         snap = self._current()
         started = time.perf_counter_ns()
         now = self.clock()
-        decision_id, redo, counted, attempt, problems = self._attempt(facts, now)
+        redo, attempt, problems = self._attempt(facts, now)
+        decision_id = redo.decision_id
         if problems:
-            return self._conclude(facts, decision_id, attempt, refuse_channel(problems, snap),
-                                 now, started, redo=redo, counted=counted)
+            return self._conclude(facts, redo, attempt, refuse_channel(problems, snap),
+                                  now, started)
         demands = CapDemands()
         verdict = decide(attempt, snap, demands)
         if verdict.allowed and self.shared is not None:
@@ -439,8 +474,7 @@ class Screener:
                              blocked_by="" if answer.allowed else answer.rule_id,
                              count=answer.count, shadow=answer.shadow,
                              unavailable=answer.unavailable)
-        return self._conclude(facts, decision_id, attempt, verdict, now, started,
-                              redo=redo, counted=counted)
+        return self._conclude(facts, redo, attempt, verdict, now, started)
 
     async def counts_for(self, dry_run: Callable[[Counters], object], now: float) -> Counters:
         """The counters a dry run (``checking.dry_run``) reads: this process's (embedded
@@ -464,9 +498,9 @@ class Screener:
             raise ScreeningUnavailable("no screening snapshot loaded yet")
         return snap
 
-    def _new_id(self, facts: ChannelFacts) -> tuple[str, bool]:
-        """The decision's id, and whether it replaces the row of an earlier decision of the
-        same id that was never carried out (a redo).
+    def _new_id(self, facts: ChannelFacts) -> tuple[str, bool, bool]:
+        """The decision's id, whether it replaces an earlier decision of the same id that
+        was never carried out (a redo), and whether its row is written as a replacement.
 
         The call log is keyed by the channel's unique id, which the dialplan knows too (no
         decision-id variable to send); in cluster mode by the unique id at its PBX (the
@@ -484,12 +518,17 @@ class Screener:
           decision carried out; or another PBX's channel whose unique id collides with one
           already used).
 
-        What this process decided is remembered (``_latest``, ``_decided``; the calls
-        restored from the call log at start too); what a dead process decided is known
-        from the channel (waiting, carried) and replaced by id in the store."""
+        What this process decided is remembered (``_latest``, ``_decided``), and so is what
+        the call log holds of the last :data:`RECENT_S` (``remember_recent``, at start):
+        a redo is reported (``CallDecided.redo``, the metrics, the log) only when an
+        earlier decision of the channel is known that way. Whether the row is written as
+        a replacement is the channel's word alone (third value): a FastAGI channel that
+        holds no decision id (``carried == ""``: every first screening) or one found
+        waiting replaces a row of its id, if the call log has one, that is not known here
+        (older than that), and a first screening simply inserts."""
         cid = facts.channel_id
         if not cid:
-            return uuid.uuid4().hex, False
+            return uuid.uuid4().hex, False, False
         base = cid if self.shared is None else cluster_call_id(cid, facts.pbx)
         key = (facts.pbx, cid)
         latest = self._latest.get(key)
@@ -500,13 +539,17 @@ class Screener:
         undone = facts.waiting or carried == "" or (
             carried is not None and latest is not None and carried != latest)
         if ours is not None and undone:
-            decision_id, redo = ours, True
+            decision_id, redo, replace = ours, latest is not None, True
         elif base not in self._decided and latest is None and carried is None:
-            decision_id, redo = base, False
+            decision_id, redo, replace = base, False, False
         else:
-            decision_id, redo = uuid.uuid4().hex, False
+            decision_id, redo, replace = uuid.uuid4().hex, False, False
         self._remember(key, decision_id)
-        return decision_id, redo
+        if redo:
+            logger.warning("%s on %s: decided again; its earlier decision %s was never "
+                           "carried out (outguard stopped first) and is replaced",
+                           facts.channel_name or cid, facts.pbx, decision_id)
+        return decision_id, redo, replace
 
     def _remember(self, key: tuple[str, str], decision_id: str) -> None:
         self._decided[decision_id] = None
@@ -517,40 +560,48 @@ class Screener:
         while len(self._latest) > RECENT_IDS:
             self._latest.popitem(last=False)
 
-    def _attempt(self, facts: ChannelFacts,
-                 now: float) -> tuple[str, bool, bool, CallAttempt, list[str]]:
-        """The decision id, whether it is a redo, whether the call it replaces was counted,
-        the attempt, and what is wrong with the channel's variables."""
-        decision_id, redo = self._new_id(facts)
-        counted = self._close_earlier(facts, decision_id if redo else None)
+    def _attempt(self, facts: ChannelFacts, now: float) -> tuple[Redo, CallAttempt, list[str]]:
+        """The decision's id and what it replaces, the attempt, and what is wrong with the
+        channel's variables."""
+        decision_id, redo, replace = self._new_id(facts)
+        counted = self._close_earlier(facts, decision_id if replace else None)
         attempt = build_attempt(
             facts, datetime.fromtimestamp(now, UTC), decision_id,
             self._resolve_account, self._tenant_of, self.default_tenant,
         )
-        return decision_id, redo, counted, attempt, channel_problems(facts)
+        return Redo(decision_id, redo, replace, counted), attempt, channel_problems(facts)
 
-    def _close_earlier(self, facts: ChannelFacts, redone: str | None) -> bool:
+    def _close_earlier(self, facts: ChannelFacts, redone: str | None) -> LiveCall | None:
         """A call still live on the channel, screened again, ends here; or, when it is the
         decision being redone (``redone``), it is dropped without an end: it never went
-        out, and its row is replaced. True when the dropped call went out (it is counted
-        already: the redo does not count it again)."""
+        out, and its row is replaced. Returns the dropped call: it is counted already (the
+        redo does not count it again; a redo that does not let it out takes it back)."""
         if not facts.channel_id:
-            return False
+            return None
         earlier = self.live.on_channel(facts.pbx, facts.channel_id)
         if earlier is None:
-            return False
+            return None
         if earlier.call_id == redone:
             self.live.release(earlier.call_id)  # its shared slot stays for the redo
-            return True
+            return earlier
         self.ended(earlier.call_id, None)
-        return False
+        return None
 
-    def _conclude(self, facts: ChannelFacts, decision_id: str, attempt: CallAttempt,
-                 verdict: Verdict, now: float, started: int, *, redo: bool = False,
-                 counted: bool = False) -> Decision:
+    def _uncount(self, call: LiveCall, at: float) -> None:
+        """A counted call that does not go out after all (its decision was never carried
+        out, and the redo does not let it out): embedded, the rate counters take it back;
+        in cluster mode its shared slots are given back."""
+        if self.shared is None:
+            self.counters.forget(call.tenant, call.account, call.caller_id,
+                                 call.destination, call.started)
+        self._give_back(call.call_id, at)
+
+    def _conclude(self, facts: ChannelFacts, redo: Redo, attempt: CallAttempt,
+                 verdict: Verdict, now: float, started: int) -> Decision:
         """Take the allowed call's local slots, count the decision, publish it. A redo of a
-        call that was counted (it went out by its first decision) is not counted again;
-        if it no longer goes out, its shared slot is given back."""
+        call that was counted (its undone decision allowed it) is not counted again; if it
+        no longer goes out, that count is taken back."""
+        decision_id = redo.decision_id
         caller_id = verdict.caller_id_e164 or attempt.caller_id
         destination = verdict.destination_e164 or attempt.destination
         if verdict.allowed:
@@ -569,10 +620,10 @@ class Screener:
             reason=verdict.reason, message=verdict.message,
             cause=0 if verdict.allowed else verdict.cause, shadow=verdict.shadow,
             decision_us=elapsed_us, purpose=attempt.purpose.value,
-            campaign=attempt.campaign or "", pbx=facts.pbx, redo=redo,
-        ), count=not counted)
-        if counted and not verdict.allowed:
-            self._give_back(decision_id, now)
+            campaign=attempt.campaign or "", pbx=facts.pbx, redo=redo.redo,
+        ), count=redo.counted is None, replace=redo.replace)
+        if redo.counted is not None and not verdict.allowed:
+            self._uncount(redo.counted, now)
         return decision
 
     def failed(self, facts: ChannelFacts, reason: str, policy: str,
@@ -586,7 +637,7 @@ class Screener:
         missing from it. Never raises; returns
         the row's id."""
         now = self.clock()
-        decision_id, redo = self._new_id(facts)
+        decision_id, redo, replace = self._new_id(facts)
         tenant, account = facts.tenant or self.default_tenant, facts.account
         destination, purpose, campaign = facts.dialed, "", facts.campaign
         caller_id = facts.caller_id
@@ -605,7 +656,7 @@ class Screener:
         except Exception:  # noqa: BLE001 - an invalid caller ID is recorded as it came
             caller_id = facts.caller_id
         went_out = policy == FAIL_OPEN
-        counted = self._close_earlier(facts, decision_id if redo else None)
+        counted = self._close_earlier(facts, decision_id if replace else None)
         if went_out:
             self.live.reserve(LiveCall(
                 call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter,
@@ -623,9 +674,9 @@ class Screener:
             message=f"outguard could not screen the call ({reason})",
             cause=0 if went_out or cause is None else cause, shadow=(), decision_us=0,
             purpose=purpose, campaign=campaign, pbx=facts.pbx, failed=True, redo=redo,
-        ), count=not counted)
-        if counted and not went_out:
-            self._give_back(decision_id, now)
+        ), count=counted is None, replace=replace)
+        if counted is not None and not went_out:
+            self._uncount(counted, now)
         return decision_id
 
     async def failed_durably(self, facts: ChannelFacts, reason: str, policy: str,
@@ -646,6 +697,67 @@ class Screener:
             logger.warning("the failed call %s may not be in the call log: %s", call_id, exc)
         return call_id
 
+    def latest_on(self, pbx: str, channel_id: str) -> str | None:
+        """The id of the latest decision known for this channel (``_new_id``)."""
+        return self._latest.get((pbx, channel_id)) if channel_id else None
+
+    async def not_carried_out(self, decision_id: str, policy: str, cause: int | None,
+                              at: float | None = None) -> bool | None:
+        """The channel never carried out this decision: the hangup handler's event says
+        the dialplan's failure branch answered it instead (``policy``: FAIL_OPEN, the call
+        went out unscreened; FAIL_CLOSED, it was refused with ``cause``), for outguard died
+        before its answer reached the channel, or the answer was lost, and the dialplan
+        did not screen again. The decision's row is replaced (its id kept) by what was
+        really done, as a failed screening's row (reason :data:`NOT_CARRIED_OUT`), and only
+        a call that went out counts: an undone allow that was refused is taken back, an
+        undone block let out counts and is followed to its end like a fail-open call.
+        Returns whether the call went out (its outcome then closes the row); None, and
+        nothing done, when the call log has no such decision or its row is a failed one
+        already (outguard's own failure answer: nothing to correct)."""
+        try:
+            await self.store.flush_async()
+            logged: LoggedCall = await self.store.get_call(decision_id)
+        except Exception as exc:  # noqa: BLE001 - not found, or the store cannot answer
+            logger.warning("decision %s was never carried out, but its row cannot be read to"
+                           " correct it: %s", decision_id, exc)
+            return None
+        c = logged.call
+        if c.verdict == "failed":
+            return None
+        now = self.clock() if at is None else at
+        out = policy == FAIL_OPEN
+        was_out = went_out(c.verdict, c.rule)
+        logger.warning("decision %s (%s, %s) for %s on %s was never carried out; the dialplan's"
+                       " failure policy %s answered the call: its row says so now",
+                       decision_id, c.verdict, c.reason, c.channel_id, c.pbx, policy)
+        call = self.live.get(decision_id)
+        if was_out and not out:  # counted, never went out
+            if call is not None:
+                self.live.release(decision_id)
+            self._uncount(LiveCall(
+                call_id=decision_id, channel_id=c.channel_id, adapter=c.adapter, pbx=c.pbx,
+                tenant=c.tenant, account=c.account, caller_id=c.caller_id,
+                destination=c.destination, started=c.at), now)
+        elif out and call is None:  # let out unscreened: followed to its end, counted
+            self.live.reserve(LiveCall(
+                call_id=decision_id, channel_id=c.channel_id, adapter=c.adapter, pbx=c.pbx,
+                tenant=c.tenant, account=c.account, caller_id=c.caller_id,
+                destination=c.destination, started=c.at))
+            if self.shared is not None and not was_out:
+                self._releases.put_nowait((decision_id, c.at, CallKeys(
+                    decision_id, c.tenant, c.account, c.caller_id, c.destination)))
+        self.stats.failed += 1
+        self.publish(CallDecided(
+            call_id=decision_id, channel_id=c.channel_id, adapter=c.adapter, at=c.at,
+            tenant=c.tenant, account=c.account, caller_id=c.caller_id,
+            destination=c.destination, allowed=out, rule=policy, reason=NOT_CARRIED_OUT,
+            message=(f"outguard decided {c.verdict} ({c.reason}), but the decision never "
+                     f"reached the channel: the dialplan's failure policy answered the call"),
+            cause=0 if out or cause is None else cause, shadow=(), decision_us=c.decision_us,
+            purpose=c.purpose, campaign=c.campaign, pbx=c.pbx, failed=True, redo=True,
+        ), count=out and not was_out, replace=True)
+        return out
+
     def answered(self, decision_id: str, at: float | None = None) -> None:
         """The call was answered (the first report counts, later ones are ignored). The
         answer time goes to the call log at once: a restart before the end keeps it."""
@@ -658,14 +770,20 @@ class Screener:
                                       call.account, call.pbx))
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
-              note: str | None = None) -> bool:
+              note: str | None = None, answered_at: float | None = None) -> bool:
         """A call that was let through ended: release its slots and record the outcome,
         exactly once (True the first time, False after). ``note`` says how the end was
         known when no hangup was seen; the duration of such a call is unknown (None) when
-        it was answered before outguard lost sight of it."""
+        it was answered before outguard lost sight of it. ``answered_at``: the answer time
+        the end's report gives (the hangup handler's, from Asterisk's own figures), which
+        is preferred to one recorded before: after a restart the reconcile records the
+        time it first saw a continue-mode channel up, later than its answer (a call held
+        6 s once logged as 0.6 s)."""
         call = self.live.release(decision_id)
         if call is None:
             return False
+        if answered_at is not None and call.answered_at != answered_at:
+            call = evolve(call, answered_at=answered_at)
         end = self.clock() if at is None else at
         self._give_back(decision_id, end)
         duration: float | None = 0.0
@@ -686,20 +804,22 @@ class Screener:
 
     # -- the one place a call event goes out ----------------------------------------------
 
-    def publish(self, event: CallEvent, *, count: bool = True) -> None:
+    def publish(self, event: CallEvent, *, count: bool = True, replace: bool = False) -> None:
         """Publish a call event once: the call log and the rate counters take it now, in
         order; the hub's subscribers (risk figures, metrics, live stream) at their pace.
-        ``count=False``: a redo of a call the counters hold already."""
-        self._log_call(event)
+        ``count=False``: a redo of a call the counters hold already; ``replace``: the
+        decision's row replaces a row of its id left by an undone decision, if any."""
+        self._log_call(event, replace)
         if isinstance(event, CallDecided) and event.allowed and count:
             self.counters.record(event.tenant, event.account, event.caller_id,
                                  event.destination, event.at)
         self.events.publish(event)
 
-    def _log_call(self, event: CallEvent) -> None:
+    def _log_call(self, event: CallEvent, replace: bool = False) -> None:
         """The call log's share of an event (enqueued: never blocks)."""
         if isinstance(event, CallDecided):
-            self.store.record_decision(CallRecord.from_decided(event), redo=event.redo)
+            self.store.record_decision(CallRecord.from_decided(event),
+                                       redo=replace or event.redo)
             if not event.allowed:  # blocked, or failed and not let out: over now
                 self.store.record_outcome(event.call_id, answered_at=None, ended_at=event.at,
                                           duration=0.0, cause=event.cause or None)

@@ -99,6 +99,18 @@ class _Series:
         totals = self.totals
         return totals[hi - 1] - (totals[lo - 1] if lo else self.dropped)
 
+    def remove(self, ts: float) -> None:
+        """Take back one call counted at ``ts`` (its bucket, if still held)."""
+        b = int(ts // self.res)
+        i = bisect_left(self.starts, b)
+        if i < len(self.starts) and self.starts[i] == b and self.count_at(i) > 0:
+            totals = self.totals
+            for j in range(i, len(totals)):
+                totals[j] -= 1
+
+    def count_at(self, i: int) -> int:
+        return self.totals[i] - (self.totals[i - 1] if i else self.dropped)
+
     def idle(self, now: float) -> bool:
         return not self.starts or self.starts[-1] < int(now // self.res) - self.keep
 
@@ -112,6 +124,10 @@ class _Party:
     def add(self, ts: float) -> None:
         for s in self.series:
             s.add(ts)
+
+    def remove(self, ts: float) -> None:
+        for s in self.series:
+            s.remove(ts)
 
     def count(self, window_s: int, now: float) -> int:
         """From the finest series whose retention covers the window."""
@@ -157,7 +173,9 @@ class InMemoryCounters:
         self._track_callees = "distinct_callees" in tracked
         self._parties: dict[tuple[str, str], _Party] = {}
         self._dests: dict[str, DestCounts] = {}  # per tenant
-        self._callees: dict[tuple[str, int], set[int]] = {}  # (account, day) -> dest_key()s
+        #: (account, day) -> {dest_key(): calls}: the calls, so that one taken back
+        #: (``forget``) leaves a callee called again that day counted
+        self._callees: dict[tuple[str, int], dict[int, int]] = {}
         self._last_prune = -1e18
 
     # write side -----------------------------------------------------------------------
@@ -185,10 +203,33 @@ class InMemoryCounters:
                 dests = self._dests[tenant] = DestCounts(_DEST_KEEP_S)
             dests.add(destination_e164, ts)
         if self._track_callees:
-            self._callees.setdefault((account, self._day(ts)), set()).add(
-                dest_key(destination_e164))
+            callees = self._callees.setdefault((account, self._day(ts)), {})
+            ckey = dest_key(destination_e164)
+            callees[ckey] = callees.get(ckey, 0) + 1
         if ts - self._last_prune > self._prune_every_s:
             self._prune(max(ts, self._clock()), destinations=False)
+
+    def forget(self, tenant: str, account: str, caller_id: str, destination_e164: str,
+               at: float) -> None:
+        """Take back one call ``record`` counted at ``at`` with these keys: a decision that
+        was never carried out (``outguard.service``: only calls that went out count).
+        Buckets already dropped are left alone."""
+        keys = {"account": account, "caller_id": caller_id, "tenant": tenant}
+        for scope in self._party_scopes:
+            party = self._parties.get((scope, keys[scope])) if keys[scope] else None
+            if party is not None:
+                party.remove(at)
+        dests = self._dests.get(tenant) if self._track_dests else None
+        held = dests.remove(destination_e164, at) if dests is not None else (
+            not self._track_dests)
+        # the callee only when its call was held (the destination counts say so)
+        callees = self._callees.get((account, self._day(at))) if self._track_callees else None
+        ckey = dest_key(destination_e164)
+        if held and callees is not None and ckey in callees:
+            if callees[ckey] > 1:
+                callees[ckey] -= 1
+            else:
+                del callees[ckey]
 
     def rebuild(self, rows: Iterable[CallRow | tuple[str, str, str, str, float]]) -> int:
         """Replay historical allowed calls (oldest first is fastest); returns the count."""

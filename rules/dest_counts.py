@@ -85,6 +85,32 @@ class DestCounts:
         if self._since_prune[shard] >= PRUNE_EVERY:
             self._prune_shard(shard, bucket)
 
+    def remove(self, e164: str, ts: float) -> bool:
+        """Take back one call ``add`` counted (a decision never carried out); False when
+        no call to ``e164`` is held in that minute."""
+        key = dest_key(e164)
+        bucket = int(ts // BUCKET_S) + 1
+        keys, buckets = self._keys[key % SHARDS], self._buckets[key % SHARDS]
+        if keys is None or buckets is None:
+            return False
+        i = bisect_left(keys, key)
+        if i == len(keys) or keys[i] != key:
+            return False
+        older, newer = buckets[i] >> 32, buckets[i] & _LOW
+        more = self._more.get(key)
+        if newer == bucket:
+            newer, older = older, (more.pop() if more else 0)
+        elif older == bucket:
+            older = more.pop() if more else 0
+        elif more is not None and bucket in more:
+            more.remove(bucket)
+        else:
+            return False
+        if more is not None and not more:
+            del self._more[key]
+        buckets[i] = (older << 32) | newer  # an empty entry goes at the next sweep
+        return True
+
     def count(self, e164: str, window_s: int, now: float) -> int:
         """Calls to ``e164`` in minute buckets overlapping (now - window_s, now]."""
         key = dest_key(e164)

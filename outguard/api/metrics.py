@@ -64,6 +64,7 @@ class Collector:
 
     def __init__(self) -> None:
         self.decisions: dict[tuple[str, str, str], int] = {}  # (verdict, reason, pbx)
+        self.redone: dict[str, int] = {}  # decisions that replaced an undone one, by pbx
         self.buckets = [0] * len(BUCKETS)
         self.latency_sum = 0.0
         self.latency_count = 0
@@ -75,6 +76,8 @@ class Collector:
         if isinstance(event, CallDecided):
             key = (event.verdict, event.reason, event.pbx)
             self.decisions[key] = self.decisions.get(key, 0) + 1
+            if event.redo:
+                self.redone[event.pbx] = self.redone.get(event.pbx, 0) + 1
             if event.failed:  # no decision was taken: no decision latency to count
                 return
             seconds = event.decision_us / 1e6
@@ -141,6 +144,10 @@ def families(c: Collector, s: Scrape) -> Iterator[Metric]:
     for (verdict, reason, pbx), n in sorted(c.decisions.items()):
         decisions.add_metric([verdict, reason, pbx], n)
     yield decisions
+    yield _counter("outguard_decisions_redone",
+                   "Decisions that replaced an earlier decision of the same call that was "
+                   "never carried out (outguard stopped between deciding and answering), by "
+                   "PBX; each is in outguard_decisions_total too.", "pbx", c.redone)
     cumulative = [(f"{bound:g}", float(n)) for bound, n in zip(BUCKETS, c.buckets)]
     yield HistogramMetricFamily(
         "outguard_decision_latency_seconds", "Time to decide one call (CPU, in process).",

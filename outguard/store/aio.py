@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
@@ -437,6 +438,21 @@ class AsyncStore:
         return int(await self.run(
             lambda: counters.rebuild(self.store.iter_counter_rows_since(since))
         ))
+
+    async def decided_since(self, since: float,
+                            limit: int) -> list[tuple[str, str, str]]:
+        """The last ``limit`` decisions logged since ``since`` (spooled ones included), as
+        (pbx, channel id, decision id), oldest first; those without a channel left out."""
+
+        def read() -> list[tuple[str, str, str]]:
+            rows: deque[tuple[str, str, str]] = deque(maxlen=limit)
+            for logged in self.store.iter_calls_since(since, allowed_only=False):
+                c = logged.call
+                if c.channel_id:
+                    rows.append((c.pbx, c.channel_id, c.decision_id))
+            return list(rows)
+
+        return await self.run(read)
 
     # -- change notification ----------------------------------------------------------
 

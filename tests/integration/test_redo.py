@@ -18,6 +18,7 @@ import pytest
 from outguard import faults, sandbox
 from outguard.store.sqlite import SQLiteStore
 from outguard.testing import sipp
+from tests.integration.conftest import callee_hangs_up, carrier_legs
 from tests.integration.test_restart import OutguardProcess
 from tests.waiting import eventually
 
@@ -118,5 +119,56 @@ async def test_a_failed_calls_row_is_durable_before_the_failure_policy_is_carrie
         rows = og.rows()
         assert [(r["decision_id"], r["verdict"], r["cause"]) for r in rows] == [
             (first[0]["decision_id"], "allow", 16)], rows
+    finally:
+        og.stop()
+
+
+@pytest.mark.parametrize("first_blocked", [True, False], ids=["undone-block", "undone-allow"])
+async def test_a_decision_never_carried_out_without_a_retry_is_logged_as_what_was_done(
+    clean_pbx: sandbox.Sandbox, tmp_path: Path, first_blocked: bool,
+) -> None:
+    """FastAGI with no retry (OUTGUARD_AGI_RETRIES unset): outguard is killed after
+    deciding (and logging) the call, before answering; the dialplan's failure branch lets
+    the call out unscreened (OUTGUARD_FAIL_MODE=open). The next outguard is up before the
+    call ends and hears the hangup handler's event (Verdict: unscreened, no decision id on
+    the channel): the decision's row becomes what was done (failed, fail-open,
+    decision_not_carried_out), closed by the real outcome, and the call counts."""
+    inst = clean_pbx.inst
+    og = OutguardProcess(clean_pbx, tmp_path, "agi,ami,api")
+    if first_blocked:
+        listed(og.db, on=True)
+    og.env[faults.ENV] = faults.AFTER_DECISION
+    og.start()
+    try:
+        with sipp.Carrier(inst, callee_hangs_up=False, limit_s=120):
+            call = asyncio.ensure_future(asyncio.to_thread(
+                sipp.place_calls, inst, NUMBER, from_user="agent-agi", account="a-undone",
+                fail_mode="open", timeout_s=90))
+            proc = og.proc
+            assert proc is not None
+            await eventually(lambda: proc.poll() is not None,
+                             "outguard to die at the fault point", timeout=60)
+            first = og.rows()
+            assert [r["verdict"] for r in first] == [
+                "block" if first_blocked else "allow"], og.output()
+            del og.env[faults.ENV]
+            og.start()  # up (AMI connected) while the unscreened call is still connected
+            await eventually(lambda: next(iter(carrier_legs(clean_pbx)), {}).get("state")
+                             == "Up", "the unscreened call to be answered")
+            callee_hangs_up(clean_pbx, next(iter(carrier_legs(clean_pbx))))
+            run = await call
+        assert run.finals() == [200], og.output()
+        await eventually(lambda: [r["reason"] for r in og.rows()] == ["decision_not_carried_out"]
+                         and og.rows()[0]["ended_at"], "the row corrected and closed")
+        rows = og.rows()
+        assert len(rows) == 1, rows
+        row = rows[0]
+        assert row["decision_id"] == first[0]["decision_id"]
+        assert (row["verdict"], row["rule"], row["cause"], row["end_note"]) == (
+            "failed", "fail-open", 16, None), (row, og.output())
+        assert row["answered_at"] is not None and row["duration"] is not None, row
+        assert "was never carried out" in og.output()
+        await eventually(lambda: (og.health() or {}).get("live_calls") == 0,
+                         "the call to be released")
     finally:
         og.stop()

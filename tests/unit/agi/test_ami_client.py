@@ -261,7 +261,7 @@ async def test_after_a_reconnect_calls_that_ended_meanwhile_are_released(
         def answered(self, decision_id: str, at: float | None = None) -> None: ...
 
         def ended(self, decision_id: str, cause: int | None, at: float | None = None,
-                  note: str | None = None) -> bool:
+                  note: str | None = None, answered_at: float | None = None) -> bool:
             if self.live.release(decision_id) is None:
                 return False
             ended.append((decision_id, cause))

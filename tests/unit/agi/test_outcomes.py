@@ -40,7 +40,7 @@ class Recorder:
         self.answers.append((decision_id, at))
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
-              note: str | None = None) -> bool:
+              note: str | None = None, answered_at: float | None = None) -> bool:
         if self.live.release(decision_id) is None:
             return False
         self.ends.append((decision_id, cause))

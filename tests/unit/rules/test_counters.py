@@ -135,3 +135,50 @@ def test_tracking_some_scopes_counts_those_alone() -> None:
     assert c.distinct_callees("a1", T0) == 0
     with pytest.raises(ValueError, match="unknown counter scopes"):
         InMemoryCounters(track=("campaign",))
+
+
+@pytest.mark.parametrize(
+    ("offsets", "forgotten"),
+    [
+        pytest.param([0], 0, id="the-only-call"),
+        pytest.param([0, -10, -3700], -10, id="one-of-several"),
+        pytest.param([0, 0, 0], 0, id="one-of-three-in-one-bucket"),
+        pytest.param([0, -2 * 86400], -2 * 86400, id="days-ago"),
+    ],
+)
+def test_a_forgotten_call_no_longer_counts_anywhere(offsets: list[int], forgotten: int) -> None:
+    """A decision never carried out is taken back: every window, the callee's count and
+    the distinct callees are as if only the other calls had been recorded."""
+    times = [T0 + o for o in offsets]
+    c = filled(times)
+    c.forget("t1", "a1", "+861088886666", "+8613700137000", T0 + forgotten)
+    rest = list(times)
+    rest.remove(T0 + forgotten)
+    expected = filled(rest) if rest else InMemoryCounters(clock=Clock())
+    for window in (60, 3600, 86400, 7 * 86400):
+        for scope, key in (("account", "a1"), ("caller_id", "+861088886666"), ("tenant", "t1")):
+            assert c.attempts(scope, key, window, T0) == expected.attempts(scope, key, window, T0)
+        assert (c.destination_attempts("t1", "+8613700137000", window, T0)
+                == expected.destination_attempts("t1", "+8613700137000", window, T0))
+    assert c.distinct_callees("a1", T0) == expected.distinct_callees("a1", T0)
+
+
+def test_forgetting_keeps_a_callee_called_again_that_day() -> None:
+    c = InMemoryCounters(clock=Clock())
+    c.record("t1", "a1", "x", "+8613700000001", T0 - 60)
+    c.record("t1", "a1", "x", "+8613700000001", T0)
+    c.record("t1", "a1", "x", "+8613700000002", T0)
+    c.forget("t1", "a1", "x", "+8613700000001", T0)
+    assert c.distinct_callees("a1", T0) == 2
+    c.forget("t1", "a1", "x", "+8613700000002", T0)
+    assert c.distinct_callees("a1", T0) == 1
+    assert c.attempts("account", "a1", 3600, T0) == 1
+
+
+def test_forgetting_a_call_never_recorded_changes_nothing() -> None:
+    c = filled([T0])
+    c.forget("t1", "a1", "+861088886666", "+8613700137000", T0 - 3600)
+    c.forget("t9", "a9", "y", "+8613700000009", T0)
+    assert c.attempts("account", "a1", 86400, T0) == 1
+    assert c.destination_attempts("t1", "+8613700137000", 86400, T0) == 1
+    assert c.distinct_callees("a1", T0) == 1

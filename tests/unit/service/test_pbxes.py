@@ -247,7 +247,7 @@ class Outcomes:
         pass
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
-              note: str | None = None) -> bool:
+              note: str | None = None, answered_at: float | None = None) -> bool:
         if self.live.release(decision_id) is None:
             return False
         self.ends.append((decision_id, cause, note))

@@ -125,7 +125,10 @@ async def test_a_retried_fastagi_screening_replaces_the_decision_it_never_answer
             await died(screener)
             clock.t += 1
             screener = await started(path, clock)  # and once more after a restart
-            third = screener.screen(facts(adapter="agi", carried=""))
+            with screener.events.subscribe(100) as after:
+                third = screener.screen(facts(adapter="agi", carried=""))
+                event = after.queue.get_nowait()
+                assert isinstance(event, CallDecided) and event.redo  # known from the log
             assert third.allowed and third.id == first.id and screener.live_calls() == 1
             clock.t += 10
             assert screener.ended(third.id, 16)
@@ -138,7 +141,14 @@ async def test_a_retried_fastagi_screening_replaces_the_decision_it_never_answer
                     seen.append(event)
         finally:
             await died(screener)
-    assert [e.redo for e in seen] == [True, True]  # the first process's, seen here
+    # the first process's: its first screening is no redo (nothing to replace), its retry is
+    assert [e.redo for e in seen] == [False, True]
+    from outguard.api.metrics import Collector
+
+    collector = Collector()
+    for e in seen:
+        collector.add(e)
+    assert collector.redone == {DEFAULT_PBX: 1}
 
 
 async def test_a_channel_screened_again_after_a_decision_carried_out_gets_a_row_of_its_own(
@@ -200,3 +210,65 @@ async def test_a_failed_screening_of_a_waiting_channel_replaces_the_undone_decis
                                34, None)]
     finally:
         await died(second)
+
+
+async def test_a_first_screening_is_never_a_redo_whatever_the_dialplan_passes(
+    tmp_path: Path,
+) -> None:
+    """``redo`` means an earlier decision of the id was undone: a first FastAGI screening
+    (the new dialplan passes an empty OUTGUARD_DECISION_ID), a first ARI one, a channel
+    found waiting that nobody decided for (the process died before deciding), an older
+    dialplan: none is a redo, in the event, the metrics or the log."""
+    from outguard.api.metrics import Collector
+
+    path, clock = tmp_path / "og.db", Clock()
+    screener = await started(path, clock)
+    collector = Collector()
+    try:
+        with screener.events.subscribe(100) as sub:
+            for n, kw in enumerate([dict(adapter="agi", carried=""), dict(),
+                                    dict(waiting=True), dict(adapter="agi", carried=None)]):
+                screener.screen(facts(f"pbx-1.{n}", account=f"a{n}", **kw))
+            events = [sub.queue.get_nowait() for _ in range(4)]
+        assert [e.redo for e in events if isinstance(e, CallDecided)] == [False] * 4
+        for e in events:
+            collector.add(e)
+        assert collector.redone == {}
+    finally:
+        await died(screener)
+
+
+async def test_a_redo_that_blocks_takes_back_the_count_of_the_undone_allow(
+    tmp_path: Path,
+) -> None:
+    """Embedded counters: the undone decision allowed the call (counted), the redo blocks
+    it: it never went out, so it no longer counts (in this process, and after a restart
+    where the replay counted the undone row); a redo that allows it again counts it once."""
+    path, clock = tmp_path / "og.db", Clock()
+    screener = await started(path, clock)
+    await screener.store.create_list("dnc", "dnc")
+
+    def counted() -> int:
+        return screener.counters.attempts("account", "a1", 3600, clock.t)
+
+    try:
+        screener.screen(facts(adapter="agi", carried=""))
+        assert counted() == 1
+        again = screener.screen(facts(adapter="agi", carried=""))  # allowed again
+        assert again.allowed and counted() == 1
+        await listed(screener, on=True)
+        blocked = screener.screen(facts(adapter="agi", carried=""))
+        assert not blocked.allowed and counted() == 0
+        assert screener.counters.destination_attempts(
+            "default", "+8613800138000", 3600, clock.t) == 0
+        await listed(screener, on=False)
+        screener.screen(facts("pbx-1.2", adapter="agi", carried=""))  # another call
+        await died(screener)
+        clock.t += 1
+        screener = await started(path, clock)  # replayed: pbx-1.2 counts, undone
+        assert counted() == 1
+        await listed(screener, on=True)
+        assert not screener.screen(facts("pbx-1.2", adapter="agi", carried="")).allowed
+        assert counted() == 0
+    finally:
+        await died(screener)
