@@ -607,6 +607,24 @@ class StasisApp:
                 except (AriError, AriUnavailable) as err:
                     logger.info("reconcile: bridge %s not destroyed: %s", bid, err)
 
+    async def _answer_time(self, call: LiveCall) -> float | None:
+        """When a continued call found up after a restart was answered: its channel's CDR
+        answer time (the record of the Dial that connected it), asked once; a kill -9
+        before the answer reached the call log loses it, and the time outguard first sees
+        the channel up is later than the answer (a call held 6 s once logged as 0.6 s).
+        None (the reconcile's own time is taken: a lower bound of the duration) when
+        Asterisk cannot tell or tells something outside the call's life."""
+        try:
+            text = await self.client.channel_var(call.channel_id, "CDR(answer,u)")
+            answered = float(text)
+        except (AriError, AriUnavailable, ValueError) as err:
+            logger.info("reconcile: no answer time for call %s on %s: %s", call.call_id,
+                        call.channel_id, err or "none")
+            return None
+        if not call.started - 1.0 <= answered <= self.screener.clock():
+            return None
+        return answered
+
     async def _reconcile_call(self, call: LiveCall, listed: dict[str, dict[str, Any]],
                               bridges: list[dict[str, Any]]) -> None:
         cid = call.channel_id
@@ -658,5 +676,5 @@ class StasisApp:
         # (continue mode with AMI: the hangup handler's event ends the call, whichever
         # outguard process is connected when it comes; nothing to ask of ARI)
         if outbound is None and not in_stasis:
-            if channel.get("state") == "Up":
-                self.screener.answered(call.call_id)  # when first seen: a lower bound
+            if channel.get("state") == "Up" and call.answered_at is None:
+                self.screener.answered(call.call_id, await self._answer_time(call))

@@ -167,6 +167,12 @@ class AriClient:
         result: dict[str, Any] = await self.request("GET", f"/channels/{channel_id}")
         return result
 
+    async def channel_var(self, channel_id: str, name: str) -> str:
+        """A channel's variable, or a dialplan function read on it (``CDR(answer,u)``)."""
+        result = await self.request("GET", f"/channels/{channel_id}/variable",
+                                    params={"variable": name})
+        return str((result or {}).get("value") or "")
+
     async def channels(self) -> list[dict[str, Any]]:
         """Every channel Asterisk has now (one request, for reconcile)."""
         result: list[dict[str, Any]] = await self.request("GET", "/channels")

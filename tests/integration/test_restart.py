@@ -125,6 +125,15 @@ class OutguardProcess:
             conn.close()
 
 
+def forget_answer(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("UPDATE calls SET answered_at = NULL")
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def carrier_channel(pbx: sandbox.Sandbox) -> dict[str, Any] | None:
     return next(iter(carrier_legs(pbx)), None)
 
@@ -155,6 +164,11 @@ async def test_a_restart_with_a_connected_call_cuts_nothing_and_closes_its_row(
                                "the answer in the call log")
             answered = time.monotonic()
             og.stop(sig)  # outguard goes away with the call connected
+            if sig is signal.SIGKILL and mode == "continue":
+                # the worst a kill -9 leaves (seen under load): the answer, logged in a
+                # batch after the channel came up, never reached the store; the next
+                # process must not take the time it first sees the channel up for it
+                forget_answer(og.db)
             og.start()
             health = og.health()
             assert health is not None and health["live_calls"] == 1, og.output()  # holds its slot
@@ -181,7 +195,8 @@ async def test_a_restart_with_a_connected_call_cuts_nothing_and_closes_its_row(
         row = allowed[0]
         assert row["cause"] == 16 and row["end_note"] is None, row
         assert row["answered_at"] is not None
-        assert held - 0.5 <= row["duration"] <= ended + 0.5, (held, ended, row)  # rounding
+        assert held - 0.5 <= row["duration"] <= ended + 0.5, (  # rounding
+            held, ended, row, og.output())
         assert [(r["verdict"], r["reason"]) for r in rows if r["verdict"] == "block"] == [
             ("block", "concurrency_cap")]
     finally:

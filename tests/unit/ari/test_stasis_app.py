@@ -44,6 +44,7 @@ class FakeAri:
         self.on_play: Any = None
         self.fail_with: Exception | None = None  # every request raises it (Asterisk down)
         self.globals: dict[str, str] = {}
+        self.cdr_answer: dict[str, str] = {}  # CDR(answer,u) by channel
 
     async def _do(self, *call: Any) -> None:
         await asyncio.sleep(0)
@@ -58,6 +59,10 @@ class FakeAri:
 
     async def subscribe_channel(self, cid: str) -> None:
         await self._do("subscribe", cid)
+
+    async def channel_var(self, cid: str, name: str) -> str:
+        await self._do("var", cid, name)
+        return self.cdr_answer.get(cid, "") if name == "CDR(answer,u)" else ""
 
     async def get_global(self, name: str) -> str:
         await self._do("get_global", name)
@@ -117,6 +122,7 @@ class FakeScreener:
         self.live = InMemoryLiveCalls()
         self.prefix = prefix  # "": the decision id is the channel's unique id
         self.answered_ids: list[str] = []
+        self.answered_at: list[float | None] = []
         self.ended_ids: list[tuple[str, int | None]] = []
         self.seen: list[Any] = []
         self.notes: list[str | None] = []
@@ -166,9 +172,13 @@ class FakeScreener:
     def answered(self, decision_id: str, at: float | None = None) -> None:
         if self.live.answered(decision_id, 1.0) is not None:
             self.answered_ids.append(decision_id)
+            self.answered_at.append(at)
+
+    def clock(self) -> float:
+        return 1_800_000_100.0
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
-              note: str | None = None) -> bool:
+              note: str | None = None, answered_at: float | None = None) -> bool:
         if self.live.release(decision_id) is None:
             return False
         self.ended_ids.append((decision_id, cause))
@@ -573,11 +583,41 @@ async def test_after_a_restart_a_continued_call_is_followed_again_not_hung_up() 
                            "dialplan": {"context": "outguard-dial", "app_name": "Dial"}}}
     await app.reconcile()
     await drain(app)
-    assert ari.calls == [("subscribe", "c1")]
+    assert ari.calls == [("subscribe", "c1"), ("var", "c1", "CDR(answer,u)")]
     assert screener.answered_ids == ["d-c1"]
+    assert screener.answered_at == [None]  # Asterisk told nothing: the reconcile's own time
     app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c1"}, "cause": 16})
     assert screener.ended_ids == [("d-c1", 16)]
     assert screener.notes == [None]
+
+
+@pytest.mark.parametrize(
+    ("cdr", "answered_at"),
+    [
+        pytest.param("1800000040.250000", 1_800_000_040.25, id="the-cdrs-answer"),
+        pytest.param("0", None, id="not-answered-per-cdr"),
+        pytest.param("", None, id="nothing"),
+        pytest.param("1800000900.0", None, id="in-the-future"),
+    ],
+)
+async def test_after_a_restart_an_up_call_unanswered_in_the_log_takes_its_cdr_answer_time(
+    cdr: str, answered_at: float | None,
+) -> None:
+    """outguard was killed before the answer reached the call log: the answer time is the
+    channel's CDR answer (the Dial that connected it), not the time outguard first sees it
+    up (later: a call held 6 s logged as 0.6 s), when Asterisk's figure is a sane one."""
+    screener = FakeScreener()
+    app, ari = make(screener)
+    screener.live.restore([LiveCall(
+        call_id="d-c1", channel_id="c1", adapter="ari", tenant="t", account="a",
+        caller_id="01088886666", destination="13800138000", started=1_800_000_030.0)])
+    ari.app_channels = ["c1"]
+    ari.channel_map = {"c1": {"id": "c1", "state": "Up",
+                           "dialplan": {"context": "outguard-dial", "app_name": "Dial"}}}
+    ari.cdr_answer["c1"] = cdr
+    await app.reconcile()
+    await drain(app)
+    assert screener.answered_at == [answered_at]
 
 
 async def test_after_a_restart_a_call_whose_channel_is_gone_closes_as_unknown() -> None:
