@@ -87,6 +87,9 @@ class SharedCaps(Protocol):
 
     async def release(self, call_id: str, now: float) -> bool: ...
 
+    async def void(self, call: CallKeys, at: float) -> bool:
+        """Take back a counted call that never went out (its counts and slots)."""
+
     async def take(self, call: CallKeys, now: float) -> bool:
         """Count a call that went out unscreened (fail-open) and take its slots."""
 
@@ -203,8 +206,10 @@ class Screener:
             shared.hold(self._live_keys)
         self.slot_ttl_s = slot_ttl_s
         #: what the shared caps are told beside the call path, in order: a call that went
-        #: out unscreened to count (its keys), a call that ended to release (None)
-        self._releases: asyncio.Queue[tuple[str, float, CallKeys | None]] = asyncio.Queue()
+        #: out unscreened to count (its keys), a call that ended to release (None), a
+        #: counted call that never went out to take back (its keys, void)
+        self._releases: asyncio.Queue[tuple[str, float, CallKeys | None, bool]] = (
+            asyncio.Queue())
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -323,9 +328,12 @@ class Screener:
         far (tests, tools)."""
         await self._releases.join()
 
-    async def _tell_shared(self, call_id: str, at: float, keys: CallKeys | None) -> None:
+    async def _tell_shared(self, call_id: str, at: float, keys: CallKeys | None,
+                           void: bool) -> None:
         assert self.shared is not None
-        if keys is not None:
+        if keys is not None and void:
+            await self.shared.void(keys, at)
+        elif keys is not None:
             await self.shared.take(keys, at)
         else:
             await self.shared.release(call_id, at)
@@ -590,11 +598,15 @@ class Screener:
     def _uncount(self, call: LiveCall, at: float) -> None:
         """A counted call that does not go out after all (its decision was never carried
         out, and the redo does not let it out): embedded, the rate counters take it back;
-        in cluster mode its shared slots are given back."""
+        in cluster mode the shared caps take back its counts and free its slots (in the
+        background, once: ``SharedCaps.void``)."""
         if self.shared is None:
             self.counters.forget(call.tenant, call.account, call.caller_id,
                                  call.destination, call.started)
-        self._give_back(call.call_id, at)
+        else:
+            self._releases.put_nowait((call.call_id, call.started, CallKeys(
+                call.call_id, call.tenant, call.account, call.caller_id, call.destination),
+                True))
 
     def _conclude(self, facts: ChannelFacts, redo: Redo, attempt: CallAttempt,
                  verdict: Verdict, now: float, started: int) -> Decision:
@@ -665,7 +677,7 @@ class Screener:
             ))
             if self.shared is not None:  # counted cluster-wide too, before its release
                 self._releases.put_nowait((decision_id, now, CallKeys(
-                    decision_id, tenant, account, caller_id, destination)))
+                    decision_id, tenant, account, caller_id, destination), False))
         self.stats.failed += 1
         self.publish(CallDecided(
             call_id=decision_id, channel_id=facts.channel_id, adapter=facts.adapter, at=now,
@@ -745,7 +757,7 @@ class Screener:
                 destination=c.destination, started=c.at))
             if self.shared is not None and not was_out:
                 self._releases.put_nowait((decision_id, c.at, CallKeys(
-                    decision_id, c.tenant, c.account, c.caller_id, c.destination)))
+                    decision_id, c.tenant, c.account, c.caller_id, c.destination), False))
         self.stats.failed += 1
         self.publish(CallDecided(
             call_id=decision_id, channel_id=c.channel_id, adapter=c.adapter, at=c.at,
@@ -800,7 +812,7 @@ class Screener:
     def _give_back(self, decision_id: str, at: float) -> None:
         """Cluster mode: the call's shared slots are released (in the background, once)."""
         if self.shared is not None:
-            self._releases.put_nowait((decision_id, at, None))
+            self._releases.put_nowait((decision_id, at, None, False))
 
     # -- the one place a call event goes out ----------------------------------------------
 

@@ -206,6 +206,14 @@ class RedisCaps:
         """The call ended: free its slots. True the first time, False after (a no-op)."""
         return bool(await self._run("release", call_id, repr(float(now))))
 
+    async def void(self, call: CallKeys, at: float) -> bool:
+        """A call counted at ``at`` (reserved, taken or replayed) that never went out
+        after all: take its counts back and free its slots. True the first time, False
+        after, or for a call never counted (idempotent per call id)."""
+        return bool(await self._run("void", call.call_id, repr(float(at)), self._day(at),
+                                    call.tenant, call.account, call.caller_id,
+                                    call.destination))
+
     async def refresh(self, calls: Iterable[tuple[str, str, str]], now: float) -> int:
         """Extend the slots of the calls still up, (call id, tenant, account) each, by
         ``ttl_s`` (a call Redis forgot, emptied, or knows only from a replay takes its

@@ -106,6 +106,22 @@ class GuardedCaps:
             await self._back()
         return released
 
+    async def void(self, call: CallKeys, at: float) -> bool:
+        """A counted call that never went out (``RedisCaps.void``). While Redis cannot
+        answer, its slots are released when Redis returns, as an ended call's; its counts
+        stay (a rebuild from the call log, which no longer says it went out, drops them).
+        Never raises."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                voided = await self.caps.void(call, at)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down(exc)
+            self.health.releases.add(call.call_id)
+            return False
+        if not self.health.available:
+            await self._back()
+        return voided
+
     async def refresh(self, calls: Sequence[tuple[str, str, str]], now: float) -> int:
         """Extend the slots of the calls still up, (call id, tenant, account) each (-1
         when Redis cannot answer: the next refresh that reaches it takes them again)."""

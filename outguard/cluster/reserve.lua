@@ -10,6 +10,8 @@
 --   take     call_id now ttl_s dedup_s day tenant account caller_id destination
 --            (a call that went out unscreened: counted and slotted whatever the caps say;
 --            -1: not rebuilt yet)
+--   void     call_id at day tenant account caller_id destination
+--            (a counted call that never went out after all: its counts taken back)
 --   count    now scope key window_s day
 --
 -- What a reservation is: the call's rate buckets (account, caller ID, tenant at 1 s /
@@ -176,6 +178,30 @@ local function record(now, day, tenant, account, caller_id, destination)
   if redis.call('SADD', ckey, destination) == 1 then expire_at_least(ckey, 2 * 86400) end
 end
 
+-- A call ``record`` counted at ``at`` is taken back: each bucket it went into loses one
+-- (never below zero; a bucket already dropped is left alone). Its callee stays in the
+-- account's set for the day: a set cannot tell whether another call reached it.
+local function unrecord(at, tenant, account, caller_id, destination)
+  for _, party in ipairs({{'account', account}, {'caller_id', caller_id}, {'tenant', tenant}}) do
+    if party[2] ~= '' then
+      for _, r in ipairs(RES) do
+        local key = rate_key(party[1], party[2], r[1])
+        local b = math.floor(at / r[1])
+        if tonumber(redis.call('HGET', key, b) or 0) > 0 then
+          redis.call('HINCRBY', key, b, -1)
+        end
+      end
+    end
+  end
+  for _, r in ipairs(DEST_RES) do
+    local dkey = dest_key(tenant, destination, r[1])
+    local db = math.floor(at / r[1])
+    if tonumber(redis.call('HGET', dkey, db) or 0) > 0 then
+      redis.call('HINCRBY', dkey, db, -1)
+    end
+  end
+end
+
 -- The call is allowed and counted: it takes one live-call slot per concurrency key and
 -- its call record says so (live, released once on its outcome).
 local function take_slots(ckey, call_id, tenant, account, now, ttl, dedup, shadow)
@@ -320,6 +346,22 @@ elseif op == 'take' then
     return 1
   end
   take_slots(ckey, call_id, ARGV[8], ARGV[9], now, ttl, dedup, '')
+  return 1
+
+elseif op == 'void' then
+  -- A counted call whose decision was never carried out and that did not go out after
+  -- all (decided again and refused, or refused by the dialplan's failure branch): its
+  -- counts are taken back and its slots freed, once (idempotent per call id); a call
+  -- never counted here is left alone. Only calls that went out count.
+  local call_id, at = ARGV[3], tonumber(ARGV[4])
+  local ckey = P .. 'call:' .. call_id
+  local seen = redis.call('HMGET', ckey, 'verdict', 'slots')
+  if seen[1] ~= 'allow' then return 0 end
+  unrecord(at, ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+  for key in string.gmatch(seen[2] or '', '[^\n]+') do
+    redis.call('ZREM', key, call_id)
+  end
+  redis.call('HSET', ckey, 'verdict', 'void', 'state', 'released')
   return 1
 
 elseif op == 'count' then

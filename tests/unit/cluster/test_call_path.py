@@ -383,3 +383,27 @@ async def test_a_call_decided_again_on_another_instance_counts_once_and_holds_on
             held.id, False, "no_170")
         await three.stop()
         assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 0
+
+
+async def test_a_redo_that_refuses_an_undone_allow_takes_its_count_back_in_redis(
+    cluster: Cluster,
+) -> None:
+    """Only calls that went out count, in cluster mode as embedded: the undone decision
+    allowed the call (reserved: counted, a slot), the redo refuses it (the number is now
+    blocked): Redis takes its counts back and frees its slot; a redo that allows it again
+    counts it once."""
+    one = await cluster.start("one")
+    undone = dataclasses.replace(facts(1), carried="")
+    first = await one.screen_reserving(undone)
+    again = await one.screen_reserving(undone)  # the dialplan's retry: allowed again
+    assert first.allowed and again.allowed and again.id == first.id
+    await one.shared_told()
+    async with cluster.reader() as reader:
+        assert await reader.count("caller_id", "+861088886666", DAY, cluster.clock.t) == 1
+    refused = await one.screen_reserving(dataclasses.replace(undone, dialed="17000000000"))
+    assert not refused.allowed and refused.id == first.id
+    await one.shared_told()
+    async with cluster.reader() as reader:
+        assert await reader.count("caller_id", "+861088886666", DAY, cluster.clock.t) == 0
+        assert await reader.count("account", "a1", 3600, cluster.clock.t) == 0
+        assert await reader.count("concurrent_account", "a1", 0, cluster.clock.t) == 0

@@ -265,3 +265,23 @@ def test_an_unknown_scope_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown cap scope"):
         CapSpec("x", "per_planet", "a1", 60, 1)
 
+
+async def test_a_voided_call_no_longer_counts_anywhere_once(caps: RedisCaps) -> None:
+    """A counted call that never went out: its rate counts (every resolution), its
+    destination's and its slot are taken back, once; a call never counted is left alone;
+    counts never go negative."""
+    cap = CapSpec("acct", "concurrent_account", "a1", 0, 5)
+    kept, voided = call(1, dest="+8613900000001"), call(2, dest="+8613900000001")
+    assert (await caps.reserve(kept, [cap], NOW)).allowed
+    assert (await caps.reserve(voided, [cap], NOW + 1)).allowed
+    assert await caps.void(voided, NOW + 1)
+    assert not await caps.void(voided, NOW + 1)  # once
+    assert not await caps.void(call(3), NOW + 1)  # never counted
+    for window in (60, 3600, DAY, 7 * DAY):
+        assert await caps.count("caller_id", "+8610", window, NOW + 2) == 1
+        assert await caps.count("account", "a1", window, NOW + 2) == 1
+    assert await caps.count("destination", "+8613900000001", 3600, NOW + 2, "t1") == 1
+    assert await caps.count("concurrent_account", "a1", 0, NOW + 2) == 1
+    assert await caps.void(kept, NOW)
+    assert await caps.count("account", "a1", DAY, NOW + 2) == 0
+    assert not await caps.release(voided.call_id, NOW + 3)  # its slot is gone already
