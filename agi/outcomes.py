@@ -45,6 +45,10 @@ from outguard.live import DEFAULT_PBX, UNKNOWN_AFTER_RESTART, UNKNOWN_WHILE_AWAY
 logger = logging.getLogger(__name__)
 
 ENDED_EVENT = "OutguardEnded"
+#: what the hangup handler sends (logged at DEBUG as it came; the channel's own headers,
+#: which carry the numbers, are not)
+HANDLER_FIELDS = ("Uniqueid", "DecisionId", "Verdict", "Cause", "Answered", "Billsec",
+                  "Talked", "At")
 GONE_TTL_S = 120.0
 
 #: AMI whitelist filters (POSIX regular expressions over each event's text; an event
@@ -185,7 +189,7 @@ class OutcomeTracker:
             return
         uniqueid = _uniqueid(event)
         logger.debug("%s on pbx %s: %s", ENDED_EVENT, self.pbx,
-                     {k: v for k, v in event.items() if k not in ("Event", "Privilege")})
+                     {k: event.get(k) for k in HANDLER_FIELDS if k in event})
         ended = Ended.from_event(event)
         undone = self._undone(event, uniqueid)
         if undone is not None:
