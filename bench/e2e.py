@@ -130,6 +130,18 @@ def callee_numbers(n: int) -> Iterator[str]:
         yield str(CALLEE_BASE + (i * SCATTER) % 100_000_000)
 
 
+def fresh_work(work: Path, list_numbers: int, callees: int) -> Path:
+    """An emptied work directory with the listed numbers (``listed.txt``, returned) and
+    the callees' SIPp injection file (``callees.csv``)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    numbers = work / "listed.txt"
+    numbers.write_text("".join(n + "\n" for n in listed_numbers(list_numbers)),
+                       encoding="ascii")
+    write_injection(work / "callees.csv", callee_numbers(callees))
+    return numbers
+
+
 def write_injection(path: Path, numbers: Iterator[str]) -> Path:
     """A SIPp injection file: one dialed number per call, used in order, then again."""
     with open(path, "w", encoding="ascii") as fh:
@@ -510,13 +522,8 @@ class Bench:
             if shutil.which(tool) is None:
                 raise SystemExit(f"{tool} is missing: apt-get install -y "
                                  f"{'sip-tester' if tool == 'sipp' else 'tshark'}")
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir(parents=True)
         t0 = time.perf_counter()
-        numbers = self.work / "listed.txt"
-        numbers.write_text("".join(n + "\n" for n in listed_numbers(cfg.list_numbers)),
-                           encoding="ascii")
-        write_injection(self.work / "callees.csv", callee_numbers(cfg.callees))
+        numbers = fresh_work(self.work, cfg.list_numbers, cfg.callees)
         write_injection(self.work / "callees-memory.csv", callee_numbers(cfg.memory_callees))
         logger.info("seeding outguard's store with %d listed numbers", cfg.list_numbers)
         ari_db = self.work / "ari.db"

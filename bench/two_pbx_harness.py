@@ -27,11 +27,11 @@ from bench.e2e import (
     call_figures,
     callee_numbers,
     carrier_args,
+    fresh_work,
     listed_numbers,
     reap_leftovers,
     start_capture,
     wait_drained,
-    write_injection,
 )
 from bench.procstat import (
     cpu_share,
@@ -173,13 +173,8 @@ class TwoPbxBench:
         if unknown:
             raise SystemExit(f"unknown variant(s) {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(ENDPOINTS)}")
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir(parents=True)
         t0 = time.perf_counter()
-        numbers = self.work / "listed.txt"
-        numbers.write_text("".join(n + "\n" for n in listed_numbers(cfg.list_numbers)),
-                           encoding="ascii")
-        write_injection(self.work / "callees.csv", callee_numbers(cfg.callees))
+        numbers = fresh_work(self.work, cfg.list_numbers, cfg.callees)
         self.redis = RedisServer(REDIS_BASE_PORT + cfg.offset + SERVERS_SHIFT, f"{cfg.name}")
         self.redis.start()
         self.pg = PostgresServer(PG_BASE_PORT + cfg.offset + SERVERS_SHIFT, f"{cfg.name}")
