@@ -153,10 +153,26 @@ class AgiSession:
             raise AgiProtocolError(f"SET VARIABLE {name} failed: {reply.code} {reply.text}")
 
     async def set_tokens(self, variables: dict[str, str]) -> None:
-        """Several token values in one ``EXEC MSet``, in order."""
-        reply = await self.command(mset(variables))
-        if reply.code != 200 or reply.result == "-1":
-            raise AgiProtocolError(f"MSet failed: {reply.code} {reply.text}")
+        """Set ``variables``, the last one last (the verdict: a session cut short never
+        leaves a verdict without its details): token values in one ``EXEC MSet``, any
+        other value (free text, an id built from what a dialplan passed) first, one
+        ``SET VARIABLE`` each, quoted and escaped (MSet splits on commas and strips
+        quotes). The last one goes on its own after the MSet when it is not a token."""
+        if not variables:
+            return
+        *rest, (last, last_value) = variables.items()
+        tokens = {name: value for name, value in rest if is_token(value)}
+        for name, value in rest:
+            if name not in tokens:
+                await self.set_var(name, value)
+        if is_token(last_value):
+            tokens[last] = last_value
+        if tokens:
+            reply = await self.command(mset(tokens))
+            if reply.code != 200 or reply.result == "-1":
+                raise AgiProtocolError(f"MSet failed: {reply.code} {reply.text}")
+        if last not in tokens:
+            await self.set_var(last, last_value)
 
     async def get_vars(self, names: tuple[str, ...]) -> dict[str, str]:
         """Several variables in one round trip; one each only when a value contains the
@@ -512,15 +528,9 @@ class FastAgiServer:
         if not decision.allowed and announcement:
             variables[dv.ANNOUNCEMENT] = announcement
         # free text (the message) one by one, quoted and escaped; then the tokens in one
-        # MSet, the verdict last: a session cut short never leaves a verdict without its
-        # details
+        # MSet, the verdict last (set_tokens)
         verdict = variables.pop(dv.VERDICT)
-        tokens = {name: value for name, value in variables.items() if is_token(value)}
-        for name, value in variables.items():
-            if name not in tokens:
-                await session.set_var(name, value)
-        tokens[dv.VERDICT] = verdict
-        await session.set_tokens(tokens)
+        await session.set_tokens({**variables, dv.VERDICT: verdict})
 
 
 def carried_of(args: Sequence[str]) -> str | None:

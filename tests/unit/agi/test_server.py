@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from agi.protocol import FIELD_SEPARATOR, unquote
-from agi.server import FastAgiServer, which_pbx
+from agi.protocol import FIELD_SEPARATOR, AgiReply, unquote
+from agi.server import AgiSession, FastAgiServer, which_pbx
 from outguard.callfacts import ChannelFacts
 from outguard.live import DEFAULT_PBX
 from outguard.pbx_claims import PbxClaims
@@ -218,6 +218,11 @@ class ClusterScreener(FakeScreener):
     async def screen_reserving(self, facts: ChannelFacts) -> Decision:
         decision = self.screen(facts)
         return dataclasses.replace(decision, id=f"{facts.channel_id}@{facts.pbx}")
+
+    def failed(self, facts: ChannelFacts, reason: str, policy: str,
+               cause: int | None = None) -> str:
+        super().failed(facts, reason, policy, cause)
+        return f"{facts.channel_id}@{facts.pbx}"  # as cluster_call_id
 
 
 @pytest.mark.parametrize(("pbx_global", "plain"), [
@@ -621,3 +626,55 @@ async def test_in_cluster_mode_fastagi_calls_of_a_second_asterisk_under_a_claime
         await srv.stop()
         await store.aclose()
     assert "agi_pbx_conflict" in caplog.text
+
+
+@pytest.mark.parametrize("entity", ["02:00:00:00:00:02", 'x?y, "z"\\w'],
+                         ids=["an-entity-id", "hostile"])
+async def test_a_conflicting_asterisks_failed_verdict_carries_its_decision_id_whatever_it_holds(
+    tmp_path: Path, entity: str,
+) -> None:
+    """The row of a call refused for a PBX name conflict is "<uniqueid>@<pbx>?<entity>":
+    not a value MSet can carry (it split a real call's commands once: "not a token
+    assignment for MSet"). Every value that is not a token is set on its own, quoted,
+    and the verdict still comes last."""
+    store = AsyncStore(SQLiteStore(tmp_path / "og.db"))
+    claims = PbxClaims(store, "og-a:8470", lease_s=30, clock=lambda: 1000.0)
+    srv = FastAgiServer(ClusterScreener(), "127.0.0.1", 0, budget_ms=20,  # type: ignore[arg-type]
+                        claims=claims)
+    await srv.start()
+    assert srv._server is not None
+    port = srv._server.sockets[0].getsockname()[1]
+    try:
+        first = await fake_call(port, env(**WHO_ARGS, agi_arg_6="", agi_arg_7="default",
+                                          agi_arg_8="02:00:00:00:00:01", agi_uniqueid="1.1"))
+        assert first == ['SET VARIABLE OUTGUARD_VERDICT "allow"']
+        other = await fake_call(port, env(**WHO_ARGS, agi_arg_6="", agi_arg_7="default",
+                                          agi_arg_8=entity, agi_uniqueid="2.1"))
+    finally:
+        await srv.stop()
+        await store.aclose()
+    got = assigned(other)
+    assert ("OUTGUARD_DECISION_ID", f"2.1@default?{entity}") in got
+    assert ("OUTGUARD_REASON", "agi_pbx_conflict") in got
+    assert got[-1] == ("OUTGUARD_VERDICT", "failed")
+    assert any(c.startswith("SET VARIABLE OUTGUARD_DECISION_ID ") for c in other)
+
+
+async def test_set_tokens_sets_the_last_variable_last_whatever_the_values() -> None:
+    """The verdict is set last even when it, or a value before it, is not a token."""
+    sent: list[str] = []
+
+    class Session(AgiSession):
+        async def command(self, line: str) -> AgiReply:  # type: ignore[override]
+            sent.append(line)
+            return AgiReply(200, result="0")
+
+    session = Session.__new__(Session)
+    await session.set_tokens({"A": "1", "B": "a,b", "C": "2", "D": "x y"})
+    assert sent == ['SET VARIABLE B "a,b"', 'EXEC MSet "A=1,C=2"', 'SET VARIABLE D "x y"']
+    sent.clear()
+    await session.set_tokens({"A": "1", "D": "ok"})
+    assert sent == ['EXEC MSet "A=1,D=ok"']
+    sent.clear()
+    await session.set_tokens({})
+    assert sent == []
