@@ -285,3 +285,37 @@ async def test_a_voided_call_no_longer_counts_anywhere_once(caps: RedisCaps) -> 
     assert await caps.void(kept, NOW)
     assert await caps.count("account", "a1", DAY, NOW + 2) == 0
     assert not await caps.release(voided.call_id, NOW + 3)  # its slot is gone already
+
+
+async def test_a_day_of_calls_in_time_order_counts_as_in_memory_and_hashes_stay_small(
+    caps: RedisCaps,
+) -> None:
+    """Calls as they come (time moving on, idle seconds, minutes and hours between them),
+    counted as they go: every window counts what the in-memory counters count at every
+    step, while the buckets every window has left are swept (a per-second hash kept one
+    field per idle second before: ~500 after a day of 500 calls, every read scanning
+    them), and hashes small enough are read whole."""
+    rng = random.Random(7)
+    at = NOW
+    clock = [at]
+    local = InMemoryCounters(clock=lambda: clock[0])
+    for i in range(1500):
+        at += rng.choice((0.0, 0.4, 1.0, 3.0, 9.0, 40.0, 130.0, 900.0, 4000.0))
+        clock[0] = at
+        account = f"a{rng.randrange(2)}"
+        assert (await caps.reserve(CallKeys(f"d{i}", "t1", account, "+8610", "+8613900000001"),
+                                   [], at)).allowed
+        local.record("t1", account, "+8610", "+8613900000001", at)
+        if i % 25 == 0:
+            for window in (1, 59, 119, 600, 3600, 7261, 89939, DAY):
+                for scope, key in (("account", "a0"), ("tenant", "t1"), ("caller_id", "+8610")):
+                    assert await caps.count(scope, key, window, at) == \
+                        local.attempts(scope, key, window, at), (i, scope, key, window)
+                assert await caps.count("destination", "+8613900000001", window, at,
+                                        tenant="t1") == local.destination_attempts(
+                    "t1", "+8613900000001", window, at), (i, window)
+    assert at - NOW > 3 * DAY
+    for key, keep in (("r:tenant:t1:1", 120), ("r:account:a0:1", 120),
+                      ("r:caller_id:+8610:3600", 26), ("r:caller_id:+8610:86400", 8)):
+        fields = await caps.client.hlen(caps.prefix + key)
+        assert 0 < fields <= keep + 1 + max(8, (keep + 1) // 4), (key, fields)

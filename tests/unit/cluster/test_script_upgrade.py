@@ -9,7 +9,8 @@ the same, and so is what Redis holds at the end: the same keys, counts, callee s
 slots and call records, each key with an expiry (the same, give or take the seconds the
 test took). Hash fields that every window has left behind are not compared: the previous
 script deleted the field ``keep`` buckets back on every call, the current one on a
-bucket's first call, and a replay of an old call may write one in between (never read)."""
+bucket's first call and sweeps the rest once a hash holds too many, and a replay of an
+old call may write one in between (never read)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ from outguard.testing.servers import RedisServer
 BEFORE = (Path(__file__).with_name("reserve_before.lua")).read_text(encoding="utf-8")
 NOW = 1_764_000_000.0
 DAY = 86400
-#: bucket hashes by their resolution suffix: how many buckets back any window reads
-KEEP = {"1": 120, "60": 1500, "3600": 192, "86400": 8}
+#: bucket hashes by their kind ("r": rates, "d": destinations) and resolution suffix: how
+#: many buckets back any window reads
+KEEP = {("r", "1"): 120, ("r", "60"): 1500, ("r", "3600"): 26, ("r", "86400"): 8,
+        ("d", "60"): 8 * 1440, ("d", "3600"): 192}
 TTL_SLACK_S = 60  # the seconds the test itself may take between two runs' writes
 REPLAY_AGE_S = 3 * 3600  # the oldest call a replay counts, before the op's time
 
@@ -111,10 +114,11 @@ async def held(caps: RedisCaps, now: float) -> dict[str, tuple[Any, int]]:
         if kind == "hash":
             fields = {k.decode(): v.decode().replace(caps.prefix, "")  # slots name keys
                       for k, v in (await client.hgetall(key)).items()}
-            res = key.rsplit(":", 1)[-1]
-            if res in KEEP and ":call:" not in key and all(f.lstrip("-").isdigit() for f in fields):
+            keep = KEEP.get((key.removeprefix(caps.prefix)[:1], key.rsplit(":", 1)[-1]))
+            if keep is not None and ":call:" not in key and all(
+                    f.lstrip("-").isdigit() for f in fields):
                 newest = max(int(f) for f in fields)
-                fields = {f: v for f, v in fields.items() if int(f) > newest - KEEP[res]}
+                fields = {f: v for f, v in fields.items() if int(f) > newest - keep}
             content = fields
         elif kind == "set":
             content = sorted(m.decode() for m in await client.smembers(key))
