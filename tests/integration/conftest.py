@@ -164,7 +164,7 @@ async def start_outguard(
 ) -> web.AppRunner:
     monkeypatch.setenv("OUTGUARD_ARI_PASSWORD", pbx.inst.ari_password)
     monkeypatch.setenv("OUTGUARD_AMI_PASSWORD", pbx.inst.ami_password)
-    runner = web.AppRunner(build_app(settings, parts))
+    runner = leaks.BoundedRunner(build_app(settings, parts))
     await runner.setup()
     leaks.STARTED.append(runner)
     app = runner.app

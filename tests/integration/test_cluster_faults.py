@@ -24,6 +24,7 @@ from outguard.cluster.feed_debt import FeedMark
 from outguard.config import Settings
 from outguard.server import AMI, CLAIMS, SCREENER, STASIS, STORE, Parts, build_app, health
 from outguard.testing import sipp
+from tests import leaks
 from tests.integration.conftest import Running, start_outguard
 from tests.integration.test_cluster import (  # noqa: F401 - fixtures
     ClusterProcess,
@@ -64,7 +65,7 @@ async def test_a_second_asterisk_under_a_claimed_pbx_name_is_refused_naming_both
     two = named(cluster_settings(pbx_b, shared, tmp_path / "spool-two"), name)
     monkeypatch.setenv("OUTGUARD_ARI_PASSWORD", pbx_b.inst.ari_password)
     monkeypatch.setenv("OUTGUARD_AMI_PASSWORD", pbx_b.inst.ami_password)
-    runner_two = web.AppRunner(build_app(two, Parts(agi=False)))
+    runner_two = leaks.BoundedRunner(build_app(two, Parts(agi=False)))
     try:
         with caplog.at_level(logging.ERROR, logger="outguard.pbx_claims"):
             await runner_two.setup()
@@ -107,7 +108,7 @@ async def test_one_asterisk_on_two_instances_needs_a_stasis_application_each(
         # the same Asterisk, the same name, the same application: the ARI target refused,
         # the AMI target (following outcomes) used
         same = cluster_settings(clean_pbx, shared, tmp_path / "spool-two")
-        runner = web.AppRunner(build_app(same, Parts(agi=False)))
+        runner = leaks.BoundedRunner(build_app(same, Parts(agi=False)))
         await runner.setup()
         try:
             app = runner.app
@@ -124,7 +125,7 @@ async def test_one_asterisk_on_two_instances_needs_a_stasis_application_each(
         # with an application of its own, it is used
         own = named(cluster_settings(clean_pbx, shared, tmp_path / "spool-three"),
                     clean_pbx.inst.name, app=f"{clean_pbx.inst.app}-2")
-        runner = web.AppRunner(build_app(own, Parts(agi=False)))
+        runner = leaks.BoundedRunner(build_app(own, Parts(agi=False)))
         await runner.setup()
         try:
             await eventually(lambda: runner.app[STASIS].connected and runner.app[AMI].connected,

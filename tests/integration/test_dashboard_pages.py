@@ -24,6 +24,7 @@ from outguard.config import ApiConfig, Settings
 from outguard.server import SCREENER, Parts, build_app
 from outguard.store import open_store
 from outguard.store.base import CallRecord
+from tests import leaks
 from tests.integration.test_dashboard import _need_chromium
 from tests.integration.webdriver import Browser, browser, free_port
 from tests.unit.api.conftest import POLICY, seed_tokens
@@ -73,7 +74,7 @@ async def dash(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dash]:
     settings = Settings(store=str(db), default_tenant="t1", policy=str(POLICY),
                         spool_dir=tempfile.mkdtemp(prefix="spool-", dir=tmp),
                         api=ApiConfig(port=port))
-    runner = web.AppRunner(build_app(settings, Parts(ari=False, agi=False, ami=False)))
+    runner = leaks.BoundedRunner(build_app(settings, Parts(ari=False, agi=False, ami=False)))
     await runner.setup()
     try:
         screener = runner.app[SCREENER]

@@ -18,6 +18,7 @@ from outguard.config import AmiConfig, AriConfig, Settings
 from outguard.server import AMI_BY_PBX, PARTS, STASIS_BY_PBX, Parts, build_app
 from outguard.store.base import LoggedCall
 from outguard.testing import sipp
+from tests import leaks
 from tests.integration.conftest import Running, settings_for
 from tests.waiting import eventually
 
@@ -61,7 +62,7 @@ async def both(
         ari=(ari_a, ari_b), ami=(ami_a, ami_b))
     clean_pbx.cli(f"dialplan set global OUTGUARD_AGI {agi_url(clean_pbx, 'pbx-a')}")
     pbx_b.cli(f"dialplan set global OUTGUARD_AGI {agi_url(clean_pbx, 'pbx-b')}")
-    runner = web.AppRunner(build_app(settings, Parts(api=False)))
+    runner = leaks.BoundedRunner(build_app(settings, Parts(api=False)))
     await runner.setup()
     try:
         await eventually(lambda: all_connected(runner.app), "both PBXes' ARI and AMI connected")
