@@ -25,6 +25,7 @@ channel.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -54,7 +55,10 @@ class DialplanPbx:
         self.found: str | None = None  # None: not read yet, or the read failed
         #: why plain allows cost one more request ("" when the global is right)
         self.problem = "not checked yet"
-        self._settling = False
+        self._settling = 0  # settles under way or waiting for the lock
+        #: the ARI app and the AMI listener of one PBX both settle at connect: one at a
+        #: time, so neither decides from a read the other's writes made stale
+        self._settle_lock = asyncio.Lock()
         self._set_at = float("-inf")  # when outguard last set the global (monotonic)
 
     def call_id(self, uniqueid: str, reported: str | None = None) -> str | None:
@@ -87,8 +91,18 @@ class DialplanPbx:
         wanted, or when an outguard set it to a name no longer in use here; otherwise
         check it. ``read(name)`` / ``write(name, value)``: a global of this Asterisk;
         ``live_elsewhere(value)``: who else claims that name for this Asterisk ("" for
-        nobody; cluster mode). Never raises: a failure leaves the plain path off."""
-        self._settling = True
+        nobody; cluster mode). Never raises: a failure leaves the plain path off.
+        Settles of one PBX run one at a time (its ARI app and AMI listener both settle)."""
+        self._settling += 1
+        try:
+            async with self._settle_lock:
+                await self._settle(read, write, live_elsewhere)
+        finally:
+            self._settling -= 1
+
+    async def _settle(self, read: Callable[[str], Awaitable[str]],
+                      write: Callable[[str, str], Awaitable[None]],
+                      live_elsewhere: Callable[[str], Awaitable[str]] | None) -> None:
         try:
             value = (await read(dv.PBX)).strip()
             stale = bool(value) and value != self.expected \
@@ -119,8 +133,6 @@ class DialplanPbx:
             logger.warning("pbx %s: %s; allowed calls get their variables from outguard",
                            self.pbx, self.problem)
             return
-        finally:
-            self._settling = False
         if value == self.expected:
             self.found, self.problem = value, ""
             return

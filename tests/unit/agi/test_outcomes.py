@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -292,3 +293,39 @@ async def test_a_value_outguard_set_for_a_name_no_longer_in_use_is_replaced(
     assert ami.globals["OUTGUARD_PBX_SET"] == (expected if replaced else marker)
     assert bool(dialplan.problem) is not replaced
     assert (dialplan.call_id("1.5") is not None) is replaced
+
+
+
+class SlowGlobals(FakeGlobals):
+    """A view of shared globals over a connection whose n-th request lets other tasks run
+    ``yields[n]`` times first (as a real ARI or AMI round trip does, fast or slow)."""
+
+    def __init__(self, shared: dict[str, str], yields: list[int]) -> None:
+        super().__init__()
+        self.globals, self.yields = shared, list(yields)
+
+    async def action(self, name: str, **headers: Any) -> Message:
+        for _ in range(self.yields.pop(0) if self.yields else 1):
+            await asyncio.sleep(0)
+        return await super().action(name, **headers)
+
+
+@pytest.mark.parametrize("expected", ["", "bj-1"], ids=["embedded", "cluster"])
+async def test_the_ari_app_and_the_ami_listener_settling_at_once_agree_on_what_they_set(
+    expected: str,
+) -> None:
+    """A PBX's ARI app and AMI listener both settle its OUTGUARD_PBX at connect, on one
+    record: one that read the global before the other replaced it, and the marker after,
+    must not take the replaced value for an administrator's and flag a global that is
+    right (an embedded outguard left with every allowed call costing one more request:
+    test_cluster_faults' rename test, once in a suite run)."""
+    from outguard.dialplan_pbx import DialplanPbx
+
+    shared = {"OUTGUARD_PBX": "sh-1", "OUTGUARD_PBX_SET": "sh-1"}
+    fast = SlowGlobals(shared, [1, 1, 1, 1])
+    slow = SlowGlobals(shared, [0, 10])  # reads the global first, the marker last
+    dialplan = DialplanPbx("bj-1", expected)
+    await asyncio.gather(settled(dialplan, fast), settled(dialplan, slow))
+    assert (shared["OUTGUARD_PBX"], shared["OUTGUARD_PBX_SET"]) == (expected,) * 2
+    assert (dialplan.found, dialplan.problem) == (expected, "")
+    assert dialplan.call_id("1.5") is not None
