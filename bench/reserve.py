@@ -16,6 +16,10 @@ OUTGUARD_TEST_OFFSET, default 900, each on a key prefix of its own):
   redis-py's pool, the script before its calls were cut), loaded from git, behind the
   same guard (left out when git cannot show it: ``--no-before``).
 
+``--store postgresql``: the cluster sides' call log goes to a PostgreSQL server this script
+starts on 127.0.0.1 (port 14000 + OUTGUARD_TEST_OFFSET, a database per side, the service's
+spool beside it), as cluster mode runs; the embedded side keeps its SQLite store.
+
 Calls go round-robin between the three in rounds of 100 (the order turning every round),
 so all see the same load; each call ends right after it is decided (its release goes out
 in the background, as in service) and a round ends when its releases are told. Per side:
@@ -57,9 +61,11 @@ from outguard.cluster.guard import GuardedCaps
 from outguard.config import AmiConfig, AriConfig, ClusterConfig, Settings
 from outguard.server import shared_caps
 from outguard.service import Decision, Screener
+from outguard.store import open_store
 from outguard.store.aio import AsyncStore
+from outguard.store.spool import default_spool_dir
 from outguard.store.sqlite import SQLiteStore
-from outguard.testing.servers import REDIS_BASE_PORT, RedisServer
+from outguard.testing.servers import PG_BASE_PORT, REDIS_BASE_PORT, PostgresServer, RedisServer
 from rules.policy import parse_policy
 
 POLICY = """
@@ -148,10 +154,21 @@ def history(calls: int, now: float) -> list[tuple[str, str, str, str, str, float
     return sorted(rows, key=lambda row: row[5])
 
 
+def side_store(side: str, workdir: Path, pg: PostgresServer | None) -> AsyncStore:
+    """A side's store: SQLite in ``workdir``; a cluster side's on ``pg`` when given (opened
+    as ``outguard serve`` opens it: ``open_store`` with the default spool beside it)."""
+    if pg is None or side == "embedded":
+        return AsyncStore(SQLiteStore(workdir / f"{side}.db"))
+    url = pg.create_database(f"reserve_{side}")
+    spool = workdir / Path(default_spool_dir(url)).name
+    return AsyncStore(open_store(url, spool_dir=str(spool)))
+
+
 async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
-                  before: ModuleType | None, past: int = 0) -> dict[str, dict[str, float]]:
+                  before: ModuleType | None, past: int = 0,
+                  pg: PostgresServer | None = None) -> dict[str, dict[str, float]]:
     policy = parse_policy(POLICY)
-    stores = {side: AsyncStore(SQLiteStore(workdir / f"{side}.db")) for side in SIDES}
+    stores = {side: side_store(side, workdir, pg) for side in SIDES}
     guards: dict[str, GuardedCaps] = {"now": shared_caps(service_settings(url, "now:"),
                                                          stores["now"])}
     if before is not None:
@@ -248,8 +265,15 @@ async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
     return out
 
 
+def pg_version(pg: PostgresServer) -> str:
+    try:
+        return pg.psql("SHOW server_version").strip().split()[0]
+    except Exception:  # noqa: BLE001 - only a label
+        return "?"
+
+
 def print_measure(r: dict[str, dict[str, float]], offset: int, calls: int,
-                  commit: str, past: int) -> None:
+                  commit: str, past: int, store: str = "sqlite") -> None:
     load = os.getloadavg()
     labels = {"embedded": "embedded: `Screener.screen`, caps in memory",
               "before": f"cluster before ({BEFORE}): redis-py's pool, the script before",
@@ -278,7 +302,8 @@ def print_measure(r: dict[str, dict[str, float]], offset: int, calls: int,
     print(f"""## Decide with a Redis reservation vs in memory (bench/reserve.py)
 
 Command: `OUTGUARD_TEST_OFFSET={offset} .venv/bin/python bench/reserve.py --calls {calls}\
-{f" --history {past}" if past else ""}`; {f"{past} calls of the past day counted first (each side)" if past else "fresh keys"};
+{f" --history {past}" if past else ""}{" --store postgresql" if store != "sqlite" else ""}`; {f"{past} calls of the past day counted first (each side)" if past else "fresh keys"};
+call log: {"the cluster sides' on PostgreSQL " + store + " (127.0.0.1, the test harness's cluster: fsync off), the embedded side's on SQLite" if store != "sqlite" else "SQLite, each side its own"};
 code: git {commit}; Python {sys.version.split()[0]}, redis-py {redis_version}; \
 {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average \
 {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared 2-core host). Six caps apply to every
@@ -407,6 +432,10 @@ def main() -> None:
                          " service (default 0: fresh keys)")
     ap.add_argument("--no-before", action="store_true",
                     help=f"leave out the client and script of {BEFORE} (loaded from git)")
+    ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="where the cluster sides' call log goes: a SQLite file each"
+                         " (default) or a PostgreSQL server started here (as cluster mode"
+                         " runs)")
     ap.add_argument("--timeout-ms", type=float, default=250.0,
                     help="the guard's bound ([cluster] timeout_ms) in the A/B (default 250)")
     args = ap.parse_args()
@@ -425,14 +454,21 @@ def main() -> None:
         print_ab(ab, offset, args.calls, commit, args.timeout_ms / 1000)
         return
     before = None if args.no_before else before_caps_module()
+    pg, store = None, "sqlite"
     try:
+        if args.store == "postgresql":
+            pg = PostgresServer(PG_BASE_PORT + offset, "bench-reserve")
+            pg.start()
+            store = pg_version(pg)
         with tempfile.TemporaryDirectory(prefix="outguard-bench-") as tmp:
             assert redis.proc is not None
             r = asyncio.run(measure(redis.url, args.calls, Path(tmp), redis.proc.pid, before,
-                                    args.history))
+                                    args.history, pg))
     finally:
         redis.stop()
-    print_measure(r, offset, args.calls, commit, args.history)
+        if pg is not None:
+            pg.stop()
+    print_measure(r, offset, args.calls, commit, args.history, store)
 
 
 if __name__ == "__main__":
