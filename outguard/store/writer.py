@@ -79,6 +79,47 @@ MAX_HELD_ROWS = 200_000
 _STORE_FAULTS = frozenset({3, 5, 6, 8, 10, 11, 13, 14, 26})
 
 
+def statement_runs(
+    batch: list[tuple[int, tuple[Any, ...]]],
+) -> list[tuple[int, list[tuple[Any, ...]]]]:
+    """A batch of call-log rows as the fewest runs of one statement that write what the
+    rows in their order write: between two redos, every decision (INSERT OR IGNORE: rows
+    of their own) before every outcome (UPDATE of one row), each kind in its order; a
+    redo (which takes its row whole, an outcome before it included) stays where it is.
+
+    Decisions and outcomes come interleaved (a call's outcome follows soon after the next
+    calls' decisions); written in that order, every row was a statement of its own, and
+    on PostgreSQL a round trip of its own (the writer's CPU per call ~9x SQLite's,
+    ``bench/reserve.py --store postgresql``). The one write the grouping changes: an
+    outcome enqueued before its decision in one batch closes the row instead of finding
+    none."""
+    runs: list[tuple[int, list[tuple[Any, ...]]]] = []
+    calls: list[tuple[Any, ...]] = []
+    outcomes: list[tuple[Any, ...]] = []
+
+    def close_segment() -> None:
+        if calls:
+            runs.append((_CALL, calls.copy()))
+            calls.clear()
+        if outcomes:
+            runs.append((_OUTCOME, outcomes.copy()))
+            outcomes.clear()
+
+    for kind, row in batch:
+        if kind == _CALL:
+            calls.append(row)
+        elif kind == _OUTCOME:
+            outcomes.append(row)
+        else:  # _REDO
+            close_segment()
+            if runs and runs[-1][0] == _REDO:
+                runs[-1][1].append(row)
+            else:
+                runs.append((_REDO, [row]))
+    close_segment()
+    return runs
+
+
 def connect(path: str, *, timeout_s: float = 5.0) -> sqlite3.Connection:
     """Open a connection with outguard's pragmas (WAL, synchronous=NORMAL, busy_timeout)."""
     conn = sqlite3.connect(
@@ -393,14 +434,8 @@ class Writer:
     def _write_batch(self, conn: sqlite3.Connection, batch: list[tuple[int, tuple[Any, ...]]]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            run: list[tuple[Any, ...]] = []
-            run_kind = batch[0][0]
-            for kind, row in batch:  # keep order: an outcome follows its decision
-                if kind != run_kind:
-                    conn.executemany(_STATEMENTS[run_kind], run)
-                    run, run_kind = [], kind
-                run.append(row)
-            conn.executemany(_STATEMENTS[run_kind], run)
+            for kind, rows in statement_runs(batch):
+                conn.executemany(_STATEMENTS[kind], rows)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -7,8 +7,12 @@ import time
 from datetime import datetime, timezone
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from outguard.store import CallRecord, SQLiteStore
+from outguard.store.writer import statement_runs
 from rules.counters import InMemoryCounters
 from rules.model import CallAttempt, Verdict
 
@@ -63,6 +67,60 @@ def test_a_redo_replaces_the_row_of_a_decision_never_carried_out_on_both_engines
         NOW + 10, NOW + 40, 16)
     assert store.get_call("d2").call == _call(2, NOW)
     assert [c.call.decision_id for c in store.open_calls()] == ["d2"]
+
+
+def test_a_batch_of_interleaved_decisions_and_outcomes_is_one_statement_run_of_each(
+    open_store_at: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Decisions and outcomes arrive interleaved; a batch writes them as one run of each
+    statement between redos (on PostgreSQL every run was a round trip: 2 a call), and
+    writes what they write in their order: an outcome before a redo of its id is the
+    redone row's no longer; one after it closes it; one enqueued before its own decision
+    closes the row too (before: it found no row)."""
+    from dataclasses import replace
+
+    from outguard.store import writer
+
+    seen: list[list[tuple[int, int]]] = []
+
+    def spied(batch: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, list[tuple[Any, ...]]]]:
+        runs = statement_runs(batch)
+        seen.append([(kind, len(rows)) for kind, rows in runs])
+        return runs
+
+    monkeypatch.setattr(writer, "statement_runs", spied)
+    store = open_store_at(batch_interval=30)
+    for i in range(1, 41):
+        store.record_decision(_call(i, NOW + i))
+        if i > 1:  # the previous call's outcome after this call's decision
+            store.record_outcome(f"d{i - 1}", answered_at=None, ended_at=NOW + i, duration=0,
+                                 cause=16)
+    store.record_outcome("d41", answered_at=None, ended_at=NOW + 50, duration=0, cause=17)
+    store.record_decision(_call(41, NOW + 41))  # its outcome came first (same batch)
+    store.record_outcome("d40", answered_at=None, ended_at=NOW + 50, duration=0, cause=21)
+    again = replace(_call(40, NOW + 60), account="a2")
+    store.record_decision(again, redo=True)
+    store.record_decision(_call(42, NOW + 42))
+    store.record_outcome("d42", answered_at=NOW + 61, ended_at=NOW + 70, duration=9, cause=16)
+    store.flush()
+    CALL, OUTCOME, REDO = writer._CALL, writer._OUTCOME, writer._REDO
+    assert seen == [[(CALL, 41), (OUTCOME, 41), (REDO, 1), (CALL, 1), (OUTCOME, 1)]]
+    assert [store.get_call(f"d{i}").cause for i in range(1, 40)] == [16] * 39
+    assert store.get_call("d41").cause == 17
+    redone = store.get_call("d40")
+    assert redone.call == again and (redone.ended_at, redone.cause) == (None, None)
+    assert (store.get_call("d42").duration, store.get_call("d42").cause) == (9, 16)
+
+
+def test_statement_runs_keep_each_kinds_order_and_every_redo_in_place() -> None:
+    from outguard.store.writer import _CALL as C, _OUTCOME as O, _REDO as R
+
+    batch = [(C, ("a",)), (O, ("x",)), (C, ("b",)), (O, ("y",)), (R, ("r1",)), (R, ("r2",)),
+             (O, ("z",)), (C, ("c",)), (R, ("r3",))]
+    assert statement_runs(batch) == [
+        (C, [("a",), ("b",)]), (O, [("x",), ("y",)]), (R, [("r1",), ("r2",)]),
+        (C, [("c",)]), (O, [("z",)]), (R, [("r3",)])]
+    assert statement_runs([]) == []
 
 
 def test_rows_are_enqueued_without_waiting_for_sqlite_then_written_in_batches(
