@@ -8,7 +8,8 @@ An embedded Screener over the demo policy (rules/presets/demo.toml) and its "dnc
 (imported into a SQLite store first), started as the service starts it (the snapshot
 built); then ``gc.collect()`` (a full pass: what Python runs now and then on its own,
 on the thread that allocates, i.e. the event loop) timed ``--passes`` times, the heap
-frozen, and timed again. A full pass holds the loop: every decision waiting behind it
+frozen, and timed again; then once more after a snapshot rebuild (the snapshot in
+force is no longer the frozen one). A full pass holds the loop: every decision waiting behind it
 waits that long. Prints a Markdown section for bench/RESULTS.md with the commit.
 """
 
@@ -58,11 +59,15 @@ async def measure(numbers: int, passes: int, tmp: Path) -> dict[str, object]:
         before = full_passes(passes)
         frozen = freeze_startup_heap()
         after = full_passes(passes)
+        await screener.rebuild()  # a change anywhere: a new snapshot, not frozen
+        gc.collect()  # the old one's cycles, if any
+        refreshed = full_passes(passes)
     finally:
         await screener.stop()
         await store.aclose()
         gc.unfreeze()
-    return {"tracked": tracked, "frozen": frozen, "before": before, "after": after}
+    return {"tracked": tracked, "frozen": frozen, "before": before, "after": after,
+            "refreshed": refreshed}
 
 
 def main() -> None:
@@ -76,9 +81,9 @@ def main() -> None:
                             text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="outguard-bench-gc-") as tmp:
         r = asyncio.run(measure(args.numbers, args.passes, Path(tmp)))
-    before, after = r["before"], r["after"]
-    assert isinstance(before, list) and isinstance(after, list)
-    b, a = median(before) or 0.0, median(after) or 0.0
+    before, after, refreshed = r["before"], r["after"], r["refreshed"]
+    assert isinstance(before, list) and isinstance(after, list) and isinstance(refreshed, list)
+    b, a, f = median(before) or 0.0, median(after) or 0.0, median(refreshed) or 0.0
     load = os.getloadavg()
     print(f"""## A full garbage-collector pass in a started outguard (bench/gc_pause.py)
 
@@ -93,8 +98,10 @@ policy, its "dnc" list holding {args.numbers:,} numbers, started (snapshot built
 |---|---|---|
 | as started | {b:.1f} ms | {max(before):.1f} ms |
 | frozen after the start | {a:.2f} ms | {max(after):.2f} ms |
+| frozen, then the snapshot rebuilt (a change anywhere) | {f:.2f} ms | {max(refreshed):.2f} ms |
 
-frozen / as started: {a / b if b else float('nan'):.3f}x.
+frozen / as started: {a / b if b else float('nan'):.3f}x; after a rebuild \
+{f / b if b else float('nan'):.3f}x.
 """)
 
 
