@@ -22,7 +22,8 @@ spool beside it), as cluster mode runs; the embedded side keeps its SQLite store
 
 Calls go round-robin between the three in rounds of 100 (the order turning every round),
 so all see the same load; each call ends right after it is decided (its release goes out
-in the background, as in service) and a round ends when its releases are told. Per side:
+in the background, as in service) and a round ends when its releases are told. The
+start's heap is frozen before the first call, as ``outguard serve`` freezes it. Per side:
 latency, CPU of this process and of redis-server, Redis's own time in the scripts (INFO
 commandstats, per round), the garbage collector's pauses. Prints a Markdown section for
 bench/RESULTS.md with the commit; the figures that matter are the ratios within the run.
@@ -59,7 +60,7 @@ from outguard.callfacts import ChannelFacts
 from outguard.cluster.caps import CallKeys, CapSpec, RedisCaps
 from outguard.cluster.guard import GuardedCaps
 from outguard.config import AmiConfig, AriConfig, ClusterConfig, Settings
-from outguard.server import shared_caps
+from outguard.server import freeze_startup_heap, shared_caps
 from outguard.service import Decision, Screener
 from outguard.store import open_store
 from outguard.store.aio import AsyncStore
@@ -186,6 +187,8 @@ async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
         rows = history(past, time.time())
         for guard in guards.values():
             await guard.caps.rebuild(rows)
+        del rows
+    freeze_startup_heap()  # as ``outguard serve`` does once started (all sides alike)
     admin = aioredis.Redis.from_url(url)
     got: dict[str, dict[str, Any]] = {s: {"lat": [], "cpu": 0.0, "redis": 0.0, "script_us": 0.0,
                                           "scripts": 0, "failed": 0} for s in sides}
@@ -240,6 +243,7 @@ async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
             ping.append((time.perf_counter() - t0) * 1e6)
     finally:
         gc.callbacks.remove(pauses)
+        gc.unfreeze()
         for screener in screeners.values():
             await screener.stop()
         for store in stores.values():
