@@ -469,6 +469,19 @@ class Sandbox:
         match = re.search(r"(\d+) active channel", out)
         return int(match.group(1)) if match else 0
 
+    def wait_channels(self, count: int = 0, timeout_s: float = 60.0) -> int:
+        """``channels()`` once it is ``count``, or what it is at the deadline: Asterisk
+        destroys a call's channels on its own time after the BYE and its answer, which a
+        SIPp run that just returned may not have waited for (more so on a loaded
+        machine). For synchronous tests; an asynchronous one polls ``channels`` without
+        blocking its loop."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            now = self.channels()
+            if now == count or time.monotonic() >= deadline:
+                return now
+            time.sleep(0.05)
+
     def reset_globals(self) -> None:
         """Empty the globals outguard sets at connect (``OUTGUARD_PBX`` and its owner
         mark ``OUTGUARD_PBX_SET``: a cluster-mode test leaves its PBX name there, which an

@@ -235,7 +235,24 @@ class Carrier:
         return users
 
     def ended(self) -> list[tuple[int, str]]:
-        return [(int(w[1]), w[2]) for w in _parse_log(self.log) if w[0] == "END"]
+        """(call number, "local" / "remote": who hung up) of each call whose scenario is
+        done, as far as the log is written (a line being written is left for later)."""
+        return [(int(w[1]), w[2]) for w in _parse_log(self.log)
+                if w[0] == "END" and len(w) >= 3 and w[1].isdigit()]
+
+    def wait_ended(self, calls: int, timeout_s: float = 60.0) -> list[tuple[int, str]]:
+        """``ended()`` once ``calls`` calls are in it, or what it holds at the deadline.
+
+        The carrier logs a call's end when its own scenario completes, which may come
+        after the agent's run returned: Asterisk answers one leg's BYE and sends the
+        other its own, each on its own time, so right after ``place_calls`` the carrier's
+        end may not be written yet (more so on a loaded machine)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = self.ended()
+            if len(got) >= calls or time.monotonic() >= deadline:
+                return got
+            time.sleep(0.01)
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None,

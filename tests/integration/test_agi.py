@@ -24,6 +24,7 @@ from outguard.screening import Unscreened
 from outguard.testing import sipp
 from tests.integration import block_reasons
 from tests.integration.conftest import ChannelVariables, Running, settings_for, start_outguard
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ async def test_allowed_call_connects_and_its_outcome_is_recorded(outguard_agi: R
     assert row.cause == 16
     assert og.screener.live.concurrent("account", "a1") == 0
     assert og.screener.live_calls() == 0
-    assert og.pbx.channels() == 0
+    await eventually(lambda: og.pbx.channels() == 0, "no channel left up", interval=0.05)
 
 
 async def test_agent_hangup_is_recorded_with_its_cause(outguard_agi: Running) -> None:
@@ -278,7 +279,7 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
     assert logged[0].ended_at is not None and logged[0].answered_at is None
     assert og.screener.live_calls() == 0
     assert og.screener.live.concurrent("account", "a-gone") == 0
-    assert og.pbx.channels() == 0
+    await eventually(lambda: og.pbx.channels() == 0, "no channel left up", interval=0.05)
 
 
 # ---------------------------------------------------------------- failure paths

@@ -10,6 +10,7 @@ import pytest
 
 from outguard.testing import sipp
 from tests.integration.conftest import Running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -47,4 +48,4 @@ async def test_every_call_has_one_closed_row_in_every_mode(outguard_all: Running
         else:
             assert (row.call.verdict, row.cause) == ("block", 21), row
     assert sorted(row.call.adapter for row in logged) == ["agi"] * 5 + ["ari"] * 10
-    assert og.pbx.channels() == 0
+    await eventually(lambda: og.pbx.channels() == 0, "no channel left up", interval=0.05)

@@ -19,12 +19,12 @@ def test_direct_call_connects_and_far_end_hangup_tears_it_down(
     with sipp.Carrier(clean_pbx.inst, hold_ms=200) as carrier:
         run = sipp.place_calls(clean_pbx.inst, "13800138000", from_user="agent-direct")
         assert carrier.invites() == ["13800138000"]
-        assert carrier.ended() == [(1, "local")]
+        assert carrier.wait_ended(1) == [(1, "local")]
     call = run.only
     assert run.returncode == 0, run.output
     assert call.final == 200
     assert call.ended_by == "remote"
-    assert clean_pbx.channels() == 0
+    assert clean_pbx.wait_channels(0) == 0
 
 
 def test_direct_call_agent_hangup_reaches_the_carrier(clean_pbx: sandbox.Sandbox) -> None:
@@ -33,10 +33,10 @@ def test_direct_call_agent_hangup_reaches_the_carrier(clean_pbx: sandbox.Sandbox
             clean_pbx.inst, "+8613800138000", from_user="agent-direct",
             agent_hangs_up_after_ms=100,
         )
-        assert carrier.ended() == [(1, "remote")]
+        assert carrier.wait_ended(1) == [(1, "remote")]
     assert run.only.final == 200
     assert run.only.ended_by == "local"
-    assert clean_pbx.channels() == 0
+    assert clean_pbx.wait_channels(0) == 0
 
 
 def test_several_calls_in_a_row_all_connect(clean_pbx: sandbox.Sandbox) -> None:

@@ -105,3 +105,38 @@ def free_tcp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_carriers_end_logged_after_the_agents_run_returned_is_waited_for(
+    tmp_path: Path,
+) -> None:
+    """The carrier logs a call's end when its own scenario completes, which may trail the
+    agent's run (Asterisk sends each leg its BYE on its own time): ``wait_ended`` waits for
+    it (test_sandbox_call's agent-hangup test read [] once in a CI run under load); a line
+    still being written is not read; past the deadline, what is there."""
+    import threading
+
+    carrier = sipp.Carrier(Instance("t", Ports()))
+    carrier.log = tmp_path / "carrier.log"
+    carrier.log.write_text("INVITE 1 +8613800138000 5 x c1\nEND")  # END being written
+    assert carrier.ended() == []
+    late = threading.Timer(0.3, lambda: carrier.log.write_text(
+        "INVITE 1 +8613800138000 5 x c1\nEND 1 remote 912\n"))
+    late.start()
+    try:
+        assert carrier.wait_ended(1, timeout_s=30) == [(1, "remote")]
+        assert carrier.wait_ended(2, timeout_s=0.05) == [(1, "remote")]
+    finally:
+        late.cancel()
+        carrier.__exit__(None, None, None)  # its work directory
+
+
+def test_the_pbxs_channels_are_waited_for_until_asterisk_destroyed_them() -> None:
+    from outguard.sandbox import Sandbox
+
+    counts = iter([2, 1, 0, 5])
+    pbx = Sandbox.__new__(Sandbox)
+    pbx.channels = lambda: next(counts)  # type: ignore[method-assign]
+    assert pbx.wait_channels(0, timeout_s=30) == 0
+    pbx.channels = lambda: 1  # type: ignore[method-assign]
+    assert pbx.wait_channels(0, timeout_s=0.05) == 1
