@@ -324,14 +324,17 @@ class CallFeed:
         """Every event after ``after``, as they come (forever); reconnects after errors."""
         position = after
         seen: OrderedDict[tuple[str, str], None] = OrderedDict.fromkeys(self._own_repeats)
+        reader = asyncio.current_task()
         while True:
             try:
                 found: Any = await self.client.xread({self.key: position}, count=self.batch,
                                                      block=block_ms)
             except (RedisError, OSError) as exc:
+                _still_cancelled(reader)
                 logger.warning("call feed: reading failed (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1.0)
                 continue
+            _still_cancelled(reader)
             for _key, entries in found or ():
                 for entry_id, fields in entries:
                     position = _text(entry_id)
@@ -351,6 +354,16 @@ class CallFeed:
                     yield event
             if found and self.linger_s > 0:
                 await self._linger()
+
+
+def _still_cancelled(task: asyncio.Task[Any] | None) -> None:
+    """Raise the cancellation of ``task`` when one is pending that the blocking read
+    swallowed (it came back with an answer, an empty one or an error instead of
+    CancelledError): the reader's task would otherwise block on the next read and its
+    stop wait forever (enforcement's stop hung so once after a Redis outage, awaiting
+    this reader, in a CI run)."""
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError("cancelled while reading the call feed")
 
 
 def _wire(events: list[Any]) -> list[str]:

@@ -98,3 +98,49 @@ async def _until(check: object, timeout: float = 5.0) -> None:
     while not check():  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+class _SwallowingClient:
+    """A client whose blocking read comes back with an empty answer, or an error, when
+    its task is cancelled, instead of raising CancelledError."""
+
+    def __init__(self, error: bool) -> None:
+        self.error = error
+        self.reads = 0
+        self.swallow = True
+
+    async def xread(self, *args: object, **kwargs: object) -> list[object]:
+        self.reads += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if not self.swallow:
+                raise
+            if self.error:
+                raise ConnectionError("Connection closed by server.") from None
+            return []
+        return []
+
+
+async def test_a_reader_cancelled_inside_a_read_that_swallows_the_cancel_still_stops() -> None:
+    """Enforcement's stop cancels the task reading the feed and waits for it: a read that
+    turns the cancellation into an empty answer or an error must not leave the reader
+    reading on (its stop then never returned: a CI run's teardown after a Redis outage)."""
+    for error in (False, True):
+        client = _SwallowingClient(error)
+        feed = CallFeed(client, "t:")  # type: ignore[arg-type]
+
+        async def read() -> None:
+            async for _ in feed.events(START):
+                pass
+
+        task = asyncio.ensure_future(read())
+        try:
+            await _until(lambda: client.reads == 1)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=10)
+            assert task in done and task.cancelled() and client.reads == 1
+        finally:  # a reader left reading (the defect): stopped for good
+            client.swallow = False
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
