@@ -140,7 +140,9 @@ class StasisApp:
         #: what is left: every call that reached outguard gets an answer and a row)
         self._undecided: dict[str, _Undecided] = {}
         self._answering: dict[str, asyncio.Task[Any]] = {}
-        self._gone: dict[str, float] = {}  # recently destroyed channels (race guard)
+        #: channels recently destroyed or hung up by this process (race guard: a listing
+        #: taken before their end still shows them, in Stasis)
+        self._gone: dict[str, float] = {}
         self._playbacks: dict[str, asyncio.Future[None]] = {}
         #: StasisStart received -> continue/hangup answered by Asterisk, per call
         self.handling = LatencyRecorder()
@@ -276,8 +278,7 @@ class StasisApp:
             if call is not None:
                 self.screener.answered(call.call_id)
         if kind == "ChannelDestroyed":
-            self._forget_gone()
-            self._gone[cid] = time.monotonic()
+            self._mark_gone(cid)
             call = self.screener.call_on_channel(self.pbx, cid)
             if call is not None and watcher is None:  # a bridged call ends in BridgeCall
                 self.screener.ended(call.call_id, int(event.get("cause") or 0) or None)
@@ -287,6 +288,10 @@ class StasisApp:
 
     def unwatch(self, channel_id: str) -> None:
         self._watchers.pop(channel_id, None)
+
+    def _mark_gone(self, cid: str) -> None:
+        self._forget_gone()
+        self._gone[cid] = time.monotonic()
 
     def _forget_gone(self) -> None:
         if len(self._gone) > 1000:
@@ -339,6 +344,7 @@ class StasisApp:
                 self.handling.add(time.perf_counter() - received)
         except ChannelGone:
             logger.info("channel %s to %s hung up while outguard was deciding", cid, mask(dialed))
+            self._mark_gone(cid)
             self._release(cid)
         except (AriError, AriUnavailable) as err:
             # never leave the channel waiting in Stasis: hang it up (its hangup handler
@@ -379,7 +385,7 @@ class StasisApp:
         sound = decision.verdict.announcement
         if sound and self.settings.announce != "off":
             await self._announce(cid, sound)
-        await self.client.hangup(cid, decision.verdict.cause)
+        await self.hang_up(cid, decision.verdict.cause)
 
     async def _announce(self, cid: str, sound: str) -> None:
         if self.settings.announce == "early":
@@ -435,7 +441,7 @@ class StasisApp:
                                                        dialed, 1)
             else:
                 await self.client.set_vars(cid, failure_vars(dv.FAILED, reason, call_id or cid))
-                await self.client.hangup(cid, cause)
+                await self.hang_up(cid, cause)
         except ChannelGone:
             if stopping:  # gone: nobody will screen it again
                 self.screener.failed(facts, screening.CHANNEL_GONE, "")
@@ -480,9 +486,21 @@ class StasisApp:
         if call is not None:
             self.screener.ended(call.call_id, None)
 
-    async def _hangup_quietly(self, cid: str, cause: int) -> None:
+    async def hang_up(self, cid: str, cause: int | None) -> None:
+        """Hang a channel up; once Asterisk took the request (or says the channel is gone)
+        it counts as gone here: its ChannelDestroyed may come after a reconcile's listing
+        that still shows it waiting in Stasis, and a channel hung up is never screened
+        again."""
         try:
             await self.client.hangup(cid, cause)
+        except ChannelGone:
+            self._mark_gone(cid)
+            raise
+        self._mark_gone(cid)
+
+    async def _hangup_quietly(self, cid: str, cause: int) -> None:
+        try:
+            await self.hang_up(cid, cause)
         except (ChannelGone, AriError, AriUnavailable):
             pass
 
@@ -531,7 +549,15 @@ class StasisApp:
         * channels waiting in Stasis that were never decided are screened now (StasisStart
           is not replayed).
         * empty outguard bridges (an earlier process's pool) are kept for the next calls.
+
+        Calls go on while the listing is asked for and read: it is older than what this
+        process saw meanwhile. A call decided since it was asked is not judged by it (its
+        channel is not listed yet: it is not a call that ended while outguard was away);
+        a channel this process hung up or continued meanwhile is still listed in Stasis
+        (it is not waiting, and screening it again would answer a second time: a continue
+        refused, and the live call hung up for it).
         """
+        asked_at = self.screener.clock()
         try:
             listed = {c["id"]: c for c in await self.client.channels()}
             waiting = (await self.client.application()).get("channel_ids", [])
@@ -541,7 +567,8 @@ class StasisApp:
             return
         await self._pool_empty_bridges(list(bridges.values()))
         for call in self.screener.live.calls(self.pbx):  # this PBX's calls only
-            if call.adapter == "ari" and call.channel_id not in self._handling:
+            if (call.adapter == "ari" and call.channel_id not in self._handling
+                    and call.started < asked_at):
                 await self._reconcile_call(call, listed, list(bridges.values()))
         for cid in waiting:
             channel = listed.get(cid)
@@ -643,7 +670,6 @@ class StasisApp:
             if outbound is not None:  # bridge mode: its carrier leg must not stay up
                 await self._hangup_quietly(outbound["id"], 16)
                 await self._drop_bridges(bridges, outbound["id"])
-                self._gone[outbound["id"]] = time.monotonic()
             return
         in_stasis = (channel.get("dialplan") or {}).get("app_name") == "Stasis"
         if outbound is not None:
@@ -653,6 +679,13 @@ class StasisApp:
                         "bridged" if bridge else "answered" if outbound_up else "ringing")
             self._adopt(call, outbound_up=outbound_up, caller_up=channel.get("state") == "Up",
                         bridge=bridge)
+        elif in_stasis and not call.restored:
+            # this process carried the decision out (a continue that failed hangs the
+            # channel up and ends the call): the listing was taken before the channel
+            # left Stasis
+            logger.debug("reconcile: call %s on %s listed in Stasis after its continue",
+                         call.call_id, cid)
+            return
         elif in_stasis:
             if channel.get("state") == "Up":  # bridged, and the callee gone meanwhile
                 self.screener.ended(call.call_id, None, note=UNKNOWN_AFTER_RESTART)

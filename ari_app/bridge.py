@@ -258,7 +258,7 @@ class BridgeCall:
 
     async def _hangup(self, channel: str, cause: int) -> None:
         try:
-            await self.app.client.hangup(channel, cause)
+            await self.app.hang_up(channel, cause)
         except (AriError, AriUnavailable):  # ChannelGone included: already gone is fine
             pass
 

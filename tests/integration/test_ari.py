@@ -431,6 +431,91 @@ async def test_channel_hung_up_during_the_decision_leaves_nothing_behind(
     await eventually(lambda: outguard.pbx.channels() == 0, "no channel left up", interval=0.05)
 
 
+class HeldListing:
+    """The app's listing of Asterisk's channels taken when asked for (a reconcile's first
+    request) and handed over once ``release`` is set: calls go on meanwhile, as they do
+    while a reconnect's reconcile waits for Asterisk under load."""
+
+    def __init__(self, og: Running) -> None:
+        self.taken = asyncio.Event()
+        self.release = asyncio.Event()
+        real = og.stasis.client.channels
+
+        async def held() -> list[dict[str, Any]]:
+            listed = await real()
+            self.taken.set()
+            await self.release.wait()
+            return listed
+
+        og.stasis.client.channels = held  # type: ignore[method-assign]
+
+
+async def test_a_call_decided_during_a_reconcile_keeps_its_slot_and_its_real_end(
+    outguard: Running,
+) -> None:
+    """The reconcile asked for the channels before the call began: its channel is not in
+    the listing, which must not close it as a call that ended while outguard was away
+    (its slot freed while it is up, its row closed with an unknown end)."""
+    listing = HeldListing(outguard)
+    reconciling = asyncio.create_task(outguard.stasis.reconcile())
+    await asyncio.wait_for(listing.taken.wait(), 10)
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=2500) as carrier:
+        calling = asyncio.create_task(outguard.call(ALLOWED, account="a-r1"))
+        await eventually(lambda: outguard.pbx.channels() >= 2, "the call connected",
+                         interval=0.02)
+        listing.release.set()
+        await reconciling
+        assert outguard.screener.live.concurrent("account", "a-r1") == 1
+        run = await calling
+        ends = await asyncio.to_thread(carrier.wait_ended, 1)
+    assert run.only.final == 200 and [who for _, who in ends] == ["local"]
+    await outguard.released("a-r1")
+    [row] = await outguard.logged()
+    assert row.end_note is None and row.cause == 16
+    assert row.duration is not None and row.duration > 2.0, row
+
+
+async def test_a_call_continued_after_a_reconcile_listed_it_is_not_screened_again(
+    outguard: Running,
+) -> None:
+    """Decided before the reconcile asked; its continue reached Asterisk after the channel
+    was listed in Stasis. Taken for a channel still waiting, it was screened again, its
+    second continue refused (409: not in Stasis) and the live call hung up for it."""
+    listing = HeldListing(outguard)
+    client = outguard.stasis.client
+    real_continue = client.continue_in_dialplan
+    decided, go_on = asyncio.Event(), asyncio.Event()
+
+    async def held_continue(cid: str, context: str, exten: str, priority: int) -> None:
+        decided.set()
+        await go_on.wait()
+        await real_continue(cid, context, exten, priority)
+
+    client.continue_in_dialplan = held_continue  # type: ignore[method-assign]
+    with sipp.Carrier(outguard.pbx.inst, hold_ms=1500) as carrier:
+        calling = asyncio.create_task(outguard.call(ALLOWED, account="a-r2"))
+        await asyncio.wait_for(decided.wait(), 15)
+        reconciling = asyncio.create_task(outguard.stasis.reconcile())
+        await asyncio.wait_for(listing.taken.wait(), 10)  # the channel listed in Stasis
+        client.continue_in_dialplan = real_continue  # type: ignore[method-assign]
+        go_on.set()
+        await eventually(lambda: carrier.invites() == [ALLOWED], "the call dialled out",
+                         interval=0.02)
+        listing.release.set()
+        await reconciling
+        run = await calling
+        ends = await asyncio.to_thread(carrier.wait_ended, 1)
+    # not cut: the callee hung up after its 1.5 s, the agent heard it then
+    assert [who for _, who in ends] == ["local"]
+    assert run.only.final == 200 and run.only.ended_by == "remote"
+    assert run.only.final_ms is not None and run.only.ended_ms is not None
+    assert run.only.ended_ms - run.only.final_ms > 1300, run.only
+    await outguard.released("a-r2")
+    [row] = await outguard.logged()  # one decision, not a second one
+    assert row.call.verdict == "allow" and row.cause == 16 and row.end_note is None
+    assert row.duration is not None and row.duration > 1.0, row
+
+
 async def test_asterisk_restart_the_app_reconnects_and_screens_the_next_call(
     outguard: Running,
 ) -> None:

@@ -128,6 +128,7 @@ class FakeScreener:
         self.notes: list[str | None] = []
         #: the calls screening failed for: (channel, reason, failure policy, cause)
         self.failures: list[tuple[str, str, str, int | None]] = []
+        self.now = 1_800_000_100.0  # the registry's clock: a millisecond on at every look
 
     async def wait_ready(self, timeout_s: float) -> bool:
         return self.snapshot is not None
@@ -147,7 +148,7 @@ class FakeScreener:
             self.live.reserve(LiveCall(
                 call_id=attempt.call_id, channel_id=facts.channel_id, adapter="ari",
                 tenant="t", account="a", caller_id=facts.caller_id,
-                destination=facts.dialed, started=0.0, pbx=facts.pbx))
+                destination=facts.dialed, started=self.clock(), pbx=facts.pbx))
         return Decision(self.prefix + facts.channel_id, self.verdict, attempt, 10)
 
     def failed(self, facts: Any, reason: str, policy: str, cause: int | None = None) -> str:
@@ -158,7 +159,7 @@ class FakeScreener:
             self.live.reserve(LiveCall(
                 call_id=call_id, channel_id=facts.channel_id, adapter="ari", tenant="t",
                 account="a", caller_id=facts.caller_id, destination=facts.dialed,
-                started=0.0, pbx=facts.pbx))
+                started=self.clock(), pbx=facts.pbx))
         return call_id
 
     async def failed_durably(self, facts: Any, reason: str, policy: str,
@@ -175,7 +176,8 @@ class FakeScreener:
             self.answered_at.append(at)
 
     def clock(self) -> float:
-        return 1_800_000_100.0
+        self.now += 0.001
+        return self.now
 
     def ended(self, decision_id: str, cause: int | None, at: float | None = None,
               note: str | None = None, answered_at: float | None = None) -> bool:
@@ -561,6 +563,123 @@ async def test_a_fresh_stasis_start_is_not_a_channel_found_waiting() -> None:
     app.dispatch(start("c1"))
     await drain(app)
     assert [f.waiting for f in screener.seen] == [False]
+
+
+class SlowListingAri(FakeAri):
+    """Asterisk under load: a listing of channels is taken when it is asked for and reaches
+    outguard once ``answer`` is set (calls go on meanwhile); a continue waits for
+    ``continuing`` and takes the channel out of Stasis; a second continue is refused, as
+    Asterisk refuses to continue a channel no longer in Stasis (409)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.continuing = asyncio.Event()
+        self.continuing.set()
+        self.asked = False
+
+    def waiting_in_stasis(self, cid: str) -> None:
+        self.app_channels.append(cid)
+        self.channel_map[cid] = {
+            "id": cid, "name": "PJSIP/agent-00000007", "state": "Ring",
+            "caller": {"number": "01088886666"},
+            "dialplan": {"context": "outguard-ari", "exten": "13800138000",
+                         "app_name": "Stasis"}}
+
+    async def channels(self) -> list[dict[str, Any]]:
+        # as they are now (nested dicts copied: a continue changes the channel's dialplan)
+        listed = [{k: dict(v) if isinstance(v, dict) else v for k, v in c.items()}
+                  for c in await super().channels()]
+        self.asked = True
+        await self.answer.wait()
+        return listed
+
+    async def continue_in_dialplan(self, cid: str, context: str, ext: str, prio: int) -> None:
+        await self.continuing.wait()
+        channel = self.channel_map.get(cid)
+        if channel is not None and channel["dialplan"]["app_name"] != "Stasis":
+            self.calls.append(("continue", cid, context, ext, prio))
+            raise AriError("POST", f"/channels/{cid}/continue", 409,
+                           "Channel not in Stasis application")
+        await super().continue_in_dialplan(cid, context, ext, prio)
+        if channel is not None:
+            channel["dialplan"] = {"context": context, "exten": ext, "app_name": "Dial"}
+
+
+def make_slow(screener: FakeScreener) -> tuple[StasisApp, SlowListingAri]:
+    ari = SlowListingAri()
+    app = StasisApp(ari, screener, CallSettings(), None)  # type: ignore[arg-type]
+    app.dialplan.seen(app.dialplan.expected)
+    return app, ari
+
+
+async def test_a_call_decided_while_a_reconcile_lists_channels_is_not_ended_as_gone() -> None:
+    """The listing was asked for before the call's StasisStart: its channel is not in it,
+    which does not make it a call that ended while outguard was away (its slots released,
+    its row closed with an unknown end while it is up)."""
+    screener = FakeScreener()
+    app, ari = make_slow(screener)
+    reconciling = asyncio.create_task(app.reconcile())
+    await eventually(lambda: ari.asked, "the listing asked for")
+    app.dispatch(start("c9"))
+    await eventually(lambda: ("continue", "c9", "outguard-dial", "13800138000", 1) in ari.calls,
+                     "the call continued")
+    await drain(app)
+    ari.answer.set()
+    await reconciling
+    await drain(app)
+    assert screener.ended_ids == [] and screener.notes == []
+    assert [c.channel_id for c in screener.live.calls()] == ["c9"]
+    app.dispatch({"type": "ChannelDestroyed", "channel": {"id": "c9"}, "cause": 16})
+    assert screener.ended_ids == [("d-c9", 16)]  # its real end, with its cause
+
+
+async def test_a_call_continued_after_the_listing_was_taken_is_not_screened_again() -> None:
+    """Decided before the reconcile asked, continued after Asterisk listed it in Stasis:
+    the listing is old news. Screened again, its second continue was refused (the
+    channel had left Stasis) and the live call was hung up for it."""
+    screener = FakeScreener()
+    app, ari = make_slow(screener)
+    ari.waiting_in_stasis("c9")
+    ari.continuing.clear()
+    app.dispatch(start("c9"))
+    await eventually(lambda: screener.live.on_channel(DEFAULT_PBX, "c9") is not None,
+                     "the call decided")
+    reconciling = asyncio.create_task(app.reconcile())
+    await eventually(lambda: ari.asked, "the listing taken")
+    ari.continuing.set()
+    await drain(app)
+    assert ari.channel_map["c9"]["dialplan"]["app_name"] == "Dial"
+    ari.answer.set()
+    await reconciling
+    await drain(app)
+    assert [c for c in ari.calls if c[0] == "hangup"] == []
+    assert [c[0] for c in ari.calls if c[1] == "c9"].count("continue") == 1
+    assert len(screener.seen) == 1 and screener.ended_ids == []
+
+
+@pytest.mark.parametrize("how", ["blocked", "gone"])
+async def test_a_channel_answered_while_the_reconcile_lists_is_not_found_waiting(
+    how: str,
+) -> None:
+    """Listed waiting in Stasis, then its StasisStart handled before the listing came back:
+    hung up (blocked) or found gone (404), its ChannelDestroyed not here yet. Screening it
+    again would write a second decision for one attempt (a phantom call in the call log,
+    in the risk figures and the reports) and hang it up twice."""
+    screener = FakeScreener(DNC if how == "blocked" else ALLOW)
+    app, ari = make_slow(screener)
+    ari.waiting_in_stasis("c7")
+    reconciling = asyncio.create_task(app.reconcile())
+    await eventually(lambda: ari.asked, "the listing taken")
+    if how == "gone":
+        ari.gone.add("c7")
+    app.dispatch(start("c7"))
+    await drain(app)
+    ari.answer.set()
+    await reconciling
+    await drain(app)
+    assert len(screener.seen) == 1
+    assert len([c for c in ari.calls if c[0] == "hangup"]) == (how == "blocked")
 
 
 def restored(screener: FakeScreener, cid: str, call_id: str = "", *,
