@@ -450,19 +450,22 @@ class HeldListing:
         og.stasis.client.channels = held  # type: ignore[method-assign]
 
 
+@pytest.mark.parametrize("agent", ["agent", "agent-bridge"], ids=["continue", "bridge"])
 async def test_a_call_decided_during_a_reconcile_keeps_its_slot_and_its_real_end(
-    outguard: Running,
+    outguard: Running, agent: str,
 ) -> None:
     """The reconcile asked for the channels before the call began: its channel is not in
     the listing, which must not close it as a call that ended while outguard was away
-    (its slot freed while it is up, its row closed with an unknown end)."""
+    (its slot freed while it is up, its row closed with an unknown end). A bridged call is
+    its handler's until it ends, which a reconcile leaves alone: the same outcome."""
     listing = HeldListing(outguard)
     reconciling = asyncio.create_task(outguard.stasis.reconcile())
     await asyncio.wait_for(listing.taken.wait(), 10)
     with sipp.Carrier(outguard.pbx.inst, hold_ms=2500) as carrier:
-        calling = asyncio.create_task(outguard.call(ALLOWED, account="a-r1"))
-        await eventually(lambda: outguard.pbx.channels() >= 2, "the call connected",
-                         interval=0.02)
+        calling = asyncio.create_task(outguard.call(ALLOWED, from_user=agent, account="a-r1"))
+        await eventually(lambda: outguard.pbx.channels() >= 2
+                         and outguard.screener.live.concurrent("account", "a-r1") == 1,
+                         "the call connected", interval=0.02)
         listing.release.set()
         await reconciling
         assert outguard.screener.live.concurrent("account", "a-r1") == 1
