@@ -22,7 +22,11 @@ spool beside it), as cluster mode runs; the embedded side keeps its SQLite store
 
 Calls go round-robin between the three in rounds of 100 (the order turning every round),
 so all see the same load; each call ends right after it is decided (its release goes out
-in the background, as in service) and a round ends when its releases are told. The
+in the background, as in service) and a round ends when its releases are told and its
+call log is written (so no side's writer thread works in another side's round). Calls
+run back to back (the next starts when the one before is decided: the most the loop can
+do, every core busy) or, with ``--rate N``, started N a second on each side (open loop,
+as calls arrive in service; they overlap when one is slower than the interval). The
 start's heap is frozen before the first call, as ``outguard serve`` freezes it. Per side:
 latency, CPU of this process and of redis-server, Redis's own time in the scripts (INFO
 commandstats, per round), the garbage collector's pauses. Prints a Markdown section for
@@ -167,7 +171,8 @@ def side_store(side: str, workdir: Path, pg: PostgresServer | None) -> AsyncStor
 
 async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
                   before: ModuleType | None, past: int = 0,
-                  pg: PostgresServer | None = None) -> dict[str, dict[str, float]]:
+                  pg: PostgresServer | None = None,
+                  rate: float = 0) -> dict[str, dict[str, float]]:
     policy = parse_policy(POLICY)
     stores = {side: side_store(side, workdir, pg) for side in SIDES}
     guards: dict[str, GuardedCaps] = {"now": shared_caps(service_settings(url, "now:"),
@@ -215,6 +220,30 @@ async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
                 screeners[side].ended(d.id, 16)
             if side != "embedded":
                 await screeners[side].shared_told()
+            await stores[side].flush_async()
+
+        async def decided(side: str, i: int) -> None:
+            d, us = await one(side, i, side[0])
+            got[side]["lat"].append(us)
+            if not d.allowed:  # past the guard's budget: failed by the caps' policy
+                got[side]["failed"] += 1
+            screeners[side].ended(d.id, 16)
+
+        async def paced(side: str, start: int, stop: int) -> None:
+            """The round's calls started at ``rate`` a second, each as a task of its own
+            (they overlap when one is slower than the interval); the lag of each start
+            behind its due time is kept (the loop's timer rounds up to 1 ms)."""
+            loop = asyncio.get_running_loop()
+            begun, tasks = loop.time(), []
+            for k, i in enumerate(range(start, stop)):
+                due = begun + k / rate
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
+                lag.append((loop.time() - due) * 1e6)
+                tasks.append(asyncio.ensure_future(decided(side, i)))
+            await asyncio.gather(*tasks)
+
+        lag: list[float] = []
         for n, start in enumerate(range(0, calls, 100)):
             order = sides[n % len(sides):] + sides[:n % len(sides)]
             for side in order:
@@ -222,14 +251,17 @@ async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
                 usec0, scripts0 = await script_time()
                 c0, r0 = time.process_time(), proc_cpu(redis_pid)
                 pauses.side = side
-                for i in range(start, min(calls, start + 100)):
-                    d, us = await one(side, i, side[0])
-                    g["lat"].append(us)
-                    if not d.allowed:  # past the guard's budget: failed by the caps' policy
-                        g["failed"] += 1
-                    screener.ended(d.id, 16)
+                stop = min(calls, start + 100)
+                if rate:
+                    await paced(side, start, stop)
+                else:
+                    for i in range(start, stop):
+                        await decided(side, i)
                 if side != "embedded":
                     await screener.shared_told()  # the round's releases are its cost too
+                # and so is the round's call log: written before the next side's round
+                # starts (else one side's writer thread works in another's round)
+                await stores[side].flush_async()
                 pauses.side = ""
                 g["cpu"] += time.process_time() - c0
                 g["redis"] += proc_cpu(redis_pid) - r0
@@ -266,6 +298,8 @@ async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
             "gc01_n": len(young), "gc01_max": max(young, default=0.0),
         }
     out["ping"] = {"p50": pct(ping, 50), "p99": pct(ping, 99)}
+    if lag:
+        out["lag"] = {"p50": pct(lag, 50), "p99": pct(lag, 99)}
     return out
 
 
@@ -277,7 +311,7 @@ def pg_version(pg: PostgresServer) -> str:
 
 
 def print_measure(r: dict[str, dict[str, float]], offset: int, calls: int,
-                  commit: str, past: int, store: str = "sqlite") -> None:
+                  commit: str, past: int, store: str = "sqlite", rate: float = 0) -> None:
     load = os.getloadavg()
     labels = {"embedded": "embedded: `Screener.screen`, caps in memory",
               "before": f"cluster before ({BEFORE}): redis-py's pool, the script before",
@@ -306,14 +340,17 @@ def print_measure(r: dict[str, dict[str, float]], offset: int, calls: int,
     print(f"""## Decide with a Redis reservation vs in memory (bench/reserve.py)
 
 Command: `OUTGUARD_TEST_OFFSET={offset} .venv/bin/python bench/reserve.py --calls {calls}\
-{f" --history {past}" if past else ""}{" --store postgresql" if store != "sqlite" else ""}`; {f"{past} calls of the past day counted first (each side)" if past else "fresh keys"};
+{f" --history {past}" if past else ""}{" --store postgresql" if store != "sqlite" else ""}\
+{f" --rate {rate:g}" if rate else ""}`; {f"{past} calls of the past day counted first (each side)" if past else "fresh keys"};
+{f"calls started at {rate:g} a second (open loop: a call does not wait for the one before; start lag behind the due time p50 {r['lag']['p50']:.0f} / p99 {r['lag']['p99']:.0f} us)" if rate else "calls back to back (the next starts when the one before is decided)"};
 call log: {"the cluster sides' on PostgreSQL " + store + " (127.0.0.1, the test harness's cluster: fsync off), the embedded side's on SQLite" if store != "sqlite" else "SQLite, each side its own"};
 code: git {commit}; Python {sys.version.split()[0]}, redis-py {redis_version}; \
 {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average \
 {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared 2-core host). Six caps apply to every
 call; every call is allowed unless Redis missed the guard's 250 ms budget (failed by the
 caps' policy: {failed}); {calls} calls each way, round-robin in rounds of 100, a round
-ending when its releases are told. CPU and Redis's time per call include the release.
+ending when its releases are told and its call log written. CPU and Redis's time per call
+include the release and the call-log write.
 
 | path | p50 / p90 / p99 / p99.9 | calls over 1 ms | outguard CPU per call | redis-server CPU per call | Redis's time per script (scripts) | GC gen 2 / gen 0-1 pauses |
 |---|---|---|---|---|---|---|
@@ -440,6 +477,10 @@ def main() -> None:
                     help="where the cluster sides' call log goes: a SQLite file each"
                          " (default) or a PostgreSQL server started here (as cluster mode"
                          " runs)")
+    ap.add_argument("--rate", type=float, default=0, metavar="CALLS_PER_S",
+                    help="start calls at this rate, each side (open loop: a call does not"
+                         " wait for the one before), instead of back to back (default 0:"
+                         " back to back, the most the loop can do)")
     ap.add_argument("--timeout-ms", type=float, default=250.0,
                     help="the guard's bound ([cluster] timeout_ms) in the A/B (default 250)")
     args = ap.parse_args()
@@ -467,12 +508,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="outguard-bench-") as tmp:
             assert redis.proc is not None
             r = asyncio.run(measure(redis.url, args.calls, Path(tmp), redis.proc.pid, before,
-                                    args.history, pg))
+                                    args.history, pg, args.rate))
     finally:
         redis.stop()
         if pg is not None:
             pg.stop()
-    print_measure(r, offset, args.calls, commit, args.history, store)
+    print_measure(r, offset, args.calls, commit, args.history, store, args.rate)
 
 
 if __name__ == "__main__":
