@@ -125,7 +125,7 @@ async def _screener_ctx(app: web.Application) -> AsyncIterator[None]:
     shared = shared_caps(settings, app[STORE]) if settings.cluster.redis else None
     screener = Screener(app[STORE], read_policy(settings),
                         default_tenant=settings.default_tenant, shared=shared,
-                        slot_ttl_s=settings.cluster.slot_ttl_s)
+                        slot_ttl_s=settings.cluster.slot_ttl_s, follows=followed_pbxes(settings))
     try:
         await screener.start()
         app[SCREENER] = screener
@@ -134,6 +134,13 @@ async def _screener_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         if shared is not None:
             await shared.caps.aclose()
+
+
+def followed_pbxes(settings: Settings) -> list[str] | None:
+    """The PBXes whose calls this instance follows to their end, restored after a restart:
+    in cluster mode its ARI and AMI targets' (the call log is shared; other PBXes' calls
+    are their instances'); None in embedded mode (every call of its own call log)."""
+    return settings.pbx_names() if settings.cluster.redis else None
 
 
 def shared_caps(settings: Settings, store: AsyncStore) -> GuardedCaps:

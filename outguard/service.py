@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as evolve
 from datetime import UTC, datetime
@@ -171,8 +171,13 @@ class Screener:
         live: LiveCalls | None = None,
         shared: SharedCaps | None = None,
         slot_ttl_s: float = 7200.0,
+        follows: Collection[str] | None = None,
     ) -> None:
         self.store = store
+        #: the PBXes whose calls this process follows to their end (its ARI and AMI
+        #: targets'): a restart restores only their calls from the call log. None: every
+        #: call of the log (embedded mode: the call log is this process's alone)
+        self.follows = frozenset(follows) if follows is not None else None
         self.policy = policy
         self.default_tenant = default_tenant
         self.clock = clock
@@ -257,6 +262,11 @@ class Screener:
                 self.store.record_outcome(c.decision_id, answered_at=logged.answered_at,
                                           ended_at=now, duration=None, cause=None,
                                           note=NEVER_SEEN_ENDING)
+                continue
+            if self.follows is not None and c.pbx not in self.follows:
+                # another PBX's call in the shared call log (cluster mode): its instance
+                # follows it; held here it would never be seen ending, and 6 h on this
+                # process would close it "never seen ending" and publish that end
                 continue
             restored.append(LiveCall(
                 call_id=c.decision_id, channel_id=c.channel_id, adapter=c.adapter,

@@ -275,7 +275,9 @@ class SQLiteStore(PartiesMixin, ListsMixin, EnforcementMixin, ConsentMixin, Heal
                 calls.setdefault(str(row[0]), list(row) + [None, None, None, None, None])
             elif kind == REDO:  # replaces the row, outcome included
                 calls[str(row[0])] = list(row) + [None, None, None, None, None]
-            elif str(row[5]) in calls:  # (answered_at, ended_at, duration, cause, note, id)
+            elif str(row[5]) in calls and calls[str(row[5])][14] is None:
+                # (answered_at, ended_at, duration, cause, note, id); the first end wins,
+                # as the store writes it (writer.UPDATE_OUTCOME)
                 calls[str(row[5])][13:18] = row[:5]
         out = [row_to_call(tuple(r)) for r in calls.values()
                if float(r[12]) >= ts and (not allowed_only or went_out(r[7], r[8] or ""))]

@@ -59,11 +59,15 @@ REDO_CALL = (
     # unique id collides: that row is kept, as a plain insert would keep it)
     " WHERE calls.channel_id = excluded.channel_id AND calls.pbx = excluded.pbx"
 )
-#: a call's outcome is written once: the first report wins (a hangup handler's event for
-#: a call another outguard process decided, or for a blocked call, changes nothing)
+#: a call's end is written once: the first report wins. An answer (ended_at NULL) and then
+#: the end update an open row; a row already ended takes nothing more: a second report of
+#: its end (another process's: an instance that restored the call from the shared call
+#: log, two instances following one PBX over AMI, a late "never seen ending") or an answer
+#: after it, which would reopen the row (ended_at NULL: restored as live at a restart).
+#: A redo clears the outcome itself (REDO_CALL). The same statement on both engines.
 UPDATE_OUTCOME = (
     "UPDATE calls SET answered_at = ?, ended_at = ?, duration = ?, cause = ?, end_note = ?"
-    " WHERE decision_id = ?"
+    " WHERE decision_id = ? AND ended_at IS NULL"
 )
 
 #: _CALL, _OUTCOME, _REDO match spool.CALL / OUTCOME / REDO

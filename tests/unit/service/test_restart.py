@@ -4,6 +4,7 @@ so they hold their concurrency slots, and closes their rows once their end is kn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -139,3 +140,46 @@ async def test_readiness_is_an_event_set_by_the_first_snapshot(tmp_path: Path) -
         assert await waiting is True
     finally:
         await stop(screener, store)
+
+
+async def test_in_cluster_mode_a_restart_restores_only_the_calls_of_the_pbxes_it_follows(
+    started: tuple[Path, Clock],
+) -> None:
+    """The call log is shared in cluster mode: an instance serving PBX "a" found PBX "b"'s
+    calls open in it too (up, followed by their own instance). Held here they were never
+    seen ending: 6 h on this instance closed them "never seen ending" and published that
+    end (a second end of each in the cluster's call feed)."""
+    path, clock = started
+    first, store = await screener_on(path, clock)
+    on_a = first.screen(dataclasses.replace(facts("a-1.1"), pbx="a"))
+    on_b = first.screen(dataclasses.replace(facts("b-1.1", account="a2"), pbx="b"))
+    assert on_a.allowed and on_b.allowed
+    await store.flush_async()
+    await stop(first, store)
+
+    store = AsyncStore(SQLiteStore(path))
+    second = Screener(store, parse_policy(POLICY), clock=clock, follows=["a"])
+    await second.start()
+    try:
+        assert [c.call_id for c in second.live.calls()] == [on_a.id]
+        assert second.call_on_channel("b", "b-1.1") is None
+        clock.t += MAX_CALL_AGE_S + 60
+        assert [c.call_id for c in second.live.expired(clock.t)] == [on_a.id]
+        # b's row is its instance's to close
+        assert {c.call.decision_id for c in await store.open_calls()} == {on_a.id, on_b.id}
+    finally:
+        await stop(second, store)
+
+
+def test_serve_follows_its_targets_pbxes_in_cluster_mode_and_every_call_embedded() -> None:
+    from outguard.config import AmiConfig, AriConfig, ClusterConfig, Settings
+    from outguard.server import followed_pbxes
+
+    targets = {"ari": (AriConfig(pbx="bj-1"),
+                       AriConfig(pbx="bj-2", url="http://127.0.0.2:8088/ari")),
+               "ami": (AmiConfig(pbx="bj-1"),
+                       AmiConfig(pbx="sh-1", host="127.0.0.3", enabled=False))}
+    assert followed_pbxes(Settings(**targets)) is None  # type: ignore[arg-type]
+    cluster = Settings(cluster=ClusterConfig(redis="redis://127.0.0.1:1/0"),
+                       **targets)  # type: ignore[arg-type]
+    assert followed_pbxes(cluster) == ["bj-1", "bj-2"]

@@ -39,6 +39,30 @@ def test_decisions_and_outcomes_are_committed_on_flush(store: SQLiteStore) -> No
     assert (row.answered_at, row.ended_at, row.duration, row.cause) == (NOW + 2, NOW + 30, 28, 16)
 
 
+def test_a_calls_end_is_written_once_the_first_report_wins_on_both_engines(
+    open_store_at: Callable[..., SQLiteStore],
+) -> None:
+    """Two processes may report one call's end (cluster mode: an instance that restored
+    another's call from the shared call log, two instances following one PBX over AMI):
+    the end written first stays. A late report (an end "never seen ending" 6 h on, an
+    answer after the end) used to overwrite it, or reopen the row (ended_at NULL again:
+    restored as live at the next start)."""
+    one, other = open_store_at(batch_interval=0.01), open_store_at(batch_interval=0.01)
+    one.record_decision(_call(1, NOW))
+    one.record_outcome("d1", answered_at=NOW + 2, ended_at=None, duration=None, cause=None)
+    one.record_outcome("d1", answered_at=NOW + 2, ended_at=NOW + 30, duration=28, cause=16)
+    one.flush()
+    other.record_outcome("d1", answered_at=None, ended_at=NOW + 6 * 3600, duration=None,
+                         cause=None, note="never seen ending")
+    other.record_outcome("d1", answered_at=NOW + 9, ended_at=None, duration=None, cause=None)
+    other.flush()
+    for store in (one, other):
+        row = store.get_call("d1")
+        assert (row.answered_at, row.ended_at, row.duration, row.cause, row.end_note) == (
+            NOW + 2, NOW + 30, 28, 16, None)
+    assert "d1" not in {c.call.decision_id for c in other.open_calls()}
+
+
 def test_a_redo_replaces_the_row_of_a_decision_never_carried_out_on_both_engines(
     store: SQLiteStore,
 ) -> None:

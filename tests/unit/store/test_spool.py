@@ -230,3 +230,39 @@ def test_a_spooled_redo_replaces_its_row_when_the_spool_is_written(tmp_path: Pat
         assert [c.call.decision_id for c in store.open_calls()] == ["d000001"]
     finally:
         store.close()
+
+
+def test_a_spooled_call_keeps_its_first_end_in_the_spool_and_after_it_is_written(
+    tmp_path: Path,
+) -> None:
+    """The first end reported wins (writer.UPDATE_OUTCOME) on the spool's path too: what
+    the spool says while the store refuses writes (replays, open calls) and what the
+    store holds once it takes them agree."""
+    store = SQLiteStore(tmp_path / "og.db", spool_dir=tmp_path / "spool", retry_s=3600)
+    first = (NOW + 2, NOW + 30, 28.0, 16, None)
+    try:
+        store.writer.submit(lambda conn: conn.execute("PRAGMA query_only = 1")).result()
+        store.record_decision(_call(1))
+        store.record_outcome("d000001", answered_at=NOW + 2, ended_at=None, duration=None,
+                             cause=None)
+        store.record_outcome("d000001", answered_at=NOW + 2, ended_at=NOW + 30, duration=28,
+                             cause=16)
+        store.record_outcome("d000001", answered_at=None, ended_at=NOW + 99, duration=None,
+                             cause=None, note="never seen ending")
+        store.record_outcome("d000001", answered_at=NOW + 50, ended_at=None, duration=None,
+                             cause=None)
+        store.flush()
+        assert store.write_health()["spool_rows"] == 5
+        [spooled] = store.iter_calls_since(NOW - 1)
+        assert (spooled.answered_at, spooled.ended_at, spooled.duration, spooled.cause,
+                spooled.end_note) == first
+        assert store.open_calls() == []
+    finally:
+        store.close()  # a last retry on a fresh connection: the store takes the rows
+    again = SQLiteStore(tmp_path / "og.db", spool_dir=tmp_path / "spool")
+    try:
+        row = again.get_call("d000001")
+        assert (row.answered_at, row.ended_at, row.duration, row.cause, row.end_note) == first
+        assert again.open_calls() == []
+    finally:
+        again.close()
