@@ -243,8 +243,8 @@ class OutcomeTracker:
         """After a (re)connect: end this PBX's calls reserved before ``asked_at`` (the
         registry's clock) whose channel is not in ``live`` (CoreShowChannels), their cause
         unknown. Calls restored from the call log after a restart included."""
-        lost = [c for c in self.outcomes.live.calls(self.pbx)
-                if c.started < asked_at and c.channel_id and c.channel_id not in live]
+        lost = [c for c in self.outcomes.live.calls(self.pbx, started_before=asked_at)
+                if c.channel_id and c.channel_id not in live]
         for call in lost:
             self._end(call.call_id, UNKNOWN,
                       UNKNOWN_AFTER_RESTART if call.restored else UNKNOWN_WHILE_AWAY)

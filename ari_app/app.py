@@ -566,9 +566,9 @@ class StasisApp:
             logger.warning("reconcile: cannot list Asterisk's channels: %s", err)
             return
         await self._pool_empty_bridges(list(bridges.values()))
-        for call in self.screener.live.calls(self.pbx):  # this PBX's calls only
-            if (call.adapter == "ari" and call.channel_id not in self._handling
-                    and call.started < asked_at):
+        # this PBX's calls only, decided before the listing was asked for
+        for call in self.screener.live.calls(self.pbx, started_before=asked_at):
+            if call.adapter == "ari" and call.channel_id not in self._handling:
                 await self._reconcile_call(call, listed, list(bridges.values()))
         for cid in waiting:
             channel = listed.get(cid)

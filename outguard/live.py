@@ -113,7 +113,8 @@ class LiveCalls(Protocol):
 
     def on_channel(self, pbx: str, channel_id: str) -> LiveCall | None: ...
 
-    def calls(self, pbx: str | None = None) -> list[LiveCall]: ...
+    def calls(self, pbx: str | None = None, *,
+              started_before: float | None = None) -> list[LiveCall]: ...
 
     def expired(self, now: float) -> list[LiveCall]: ...
 
@@ -179,10 +180,14 @@ class InMemoryLiveCalls:
         call_id = self._by_channel.get((pbx, channel_id))
         return self._calls.get(call_id) if call_id is not None else None
 
-    def calls(self, pbx: str | None = None) -> list[LiveCall]:
-        if pbx is None:
-            return list(self._calls.values())
-        return [c for c in self._calls.values() if c.pbx == pbx]
+    def calls(self, pbx: str | None = None, *,
+              started_before: float | None = None) -> list[LiveCall]:
+        """The calls up (of ``pbx``); ``started_before``: only those decided before then
+        (a reconcile judges only the calls its listing of channels can know of: one
+        decided after it asked for the listing is not in it, and did not end)."""
+        return [c for c in self._calls.values()
+                if (pbx is None or c.pbx == pbx)
+                and (started_before is None or c.started < started_before)]
 
     def expired(self, now: float) -> list[LiveCall]:
         horizon = now - self.max_age_s

@@ -79,6 +79,19 @@ def test_calls_older_than_the_one_maximum_age_expire() -> None:
     assert [c.call_id for c in live.expired(T0)] == ["old"]
 
 
+def test_a_reconcile_lists_only_the_calls_of_its_pbx_decided_before_it_asked() -> None:
+    from dataclasses import replace
+
+    live = InMemoryLiveCalls()
+    live.reserve(call("before", started=T0 - 1))
+    live.reserve(call("at", started=T0))  # decided in the instant it asked: not before
+    live.reserve(call("after", started=T0 + 1))
+    live.reserve(replace(call("other-pbx", started=T0 - 1), pbx="b"))
+    assert [c.call_id for c in live.calls(DEFAULT_PBX, started_before=T0)] == ["before"]
+    assert [c.call_id for c in live.calls(started_before=T0)] == ["before", "other-pbx"]
+    assert len(live.calls()) == 4 and len(live.calls(DEFAULT_PBX)) == 3
+
+
 def test_call_counts_read_rates_from_the_counters_and_concurrency_from_the_registry() -> None:
     rates = InMemoryCounters(clock=lambda: T0)
     rates.record("t1", "a1", "+8610", "+86138", T0)
