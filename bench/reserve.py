@@ -229,6 +229,8 @@ async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
                 got[side]["failed"] += 1
             screeners[side].ended(d.id, 16)
 
+        lag: list[float] = []
+
         async def paced(side: str, start: int, stop: int) -> None:
             """The round's calls started at ``rate`` a second, each as a task of its own
             (they overlap when one is slower than the interval); the lag of each start
@@ -243,7 +245,6 @@ async def measure(url: str, calls: int, workdir: Path, redis_pid: int,
                 tasks.append(asyncio.ensure_future(decided(side, i)))
             await asyncio.gather(*tasks)
 
-        lag: list[float] = []
         for n, start in enumerate(range(0, calls, 100)):
             order = sides[n % len(sides):] + sides[:n % len(sides)]
             for side in order:
@@ -336,13 +337,18 @@ def print_measure(r: dict[str, dict[str, float]], offset: int, calls: int,
                   f" per call {n['redis_cpu_us'] / b['redis_cpu_us']:.2f}x, Redis's time per"
                   f" script {n['script_us'] / b['script_us']:.2f}x.")
     failed = ", ".join(f"{s} {r[s]['failed']:.0f}" for s in ("before", "now") if s in r)
+    pacing = "calls back to back (the next starts when the one before is decided)"
+    if rate:
+        pacing = (f"calls started at {rate:g} a second (open loop: a call does not wait for"
+                  f" the one before; start lag behind the due time p50"
+                  f" {r['lag']['p50']:.0f} / p99 {r['lag']['p99']:.0f} us)")
     table = "\n".join(rows)
     print(f"""## Decide with a Redis reservation vs in memory (bench/reserve.py)
 
 Command: `OUTGUARD_TEST_OFFSET={offset} .venv/bin/python bench/reserve.py --calls {calls}\
 {f" --history {past}" if past else ""}{" --store postgresql" if store != "sqlite" else ""}\
 {f" --rate {rate:g}" if rate else ""}`; {f"{past} calls of the past day counted first (each side)" if past else "fresh keys"};
-{f"calls started at {rate:g} a second (open loop: a call does not wait for the one before; start lag behind the due time p50 {r['lag']['p50']:.0f} / p99 {r['lag']['p99']:.0f} us)" if rate else "calls back to back (the next starts when the one before is decided)"};
+{pacing};
 call log: {"the cluster sides' on PostgreSQL " + store + " (127.0.0.1, the test harness's cluster: fsync off), the embedded side's on SQLite" if store != "sqlite" else "SQLite, each side its own"};
 code: git {commit}; Python {sys.version.split()[0]}, redis-py {redis_version}; \
 {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average \

@@ -94,9 +94,9 @@ def statement_runs(
     Decisions and outcomes come interleaved (a call's outcome follows soon after the next
     calls' decisions); written in that order, every row was a statement of its own, and
     on PostgreSQL a round trip of its own (the writer's CPU per call 227 us against
-    SQLite's 27; grouped 53 us, its server's 147 -> 67 us: ``bench/calllog_writer.py``). The one write the grouping changes: an
-    outcome enqueued before its decision in one batch closes the row instead of finding
-    none."""
+    SQLite's 27; grouped 53 us, its server's 147 -> 67 us: ``bench/calllog_writer.py``).
+    The one write the grouping changes: an outcome enqueued before its decision in one
+    batch closes the row instead of finding none."""
     runs: list[tuple[int, list[tuple[Any, ...]]]] = []
     calls: list[tuple[Any, ...]] = []
     outcomes: list[tuple[Any, ...]] = []
